@@ -1,0 +1,5 @@
+"""`python -m cloudorch` runs the CLI."""
+
+from cloudorch.cli import main
+
+raise SystemExit(main())

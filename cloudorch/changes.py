@@ -1,0 +1,152 @@
+"""Changesets: what `plan` computed and `apply` carries out.
+
+A `ChangeSet` is an ordered list of `Change`s (create / update / replace / delete / no-op per
+address) plus what it was made against (state lineage and serial, a hash of the plan file and
+variables) so that a saved changeset refuses to apply when the world moved. It holds data only;
+computing it is the planner's job, carrying it out the applier's.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from cloudorch import __version__
+from cloudorch.errors import ConfigError, StalePlanError
+
+CHANGESET_FORMAT = 1
+
+#: how a value that will only be known after apply is shown
+KNOWN_AFTER_APPLY = "(known after apply)"
+#: how a sensitive value is shown
+SENSITIVE = "(sensitive)"
+
+
+class Action(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "no-op": " "}[self.value]
+
+
+class PropertyDiff(BaseModel):
+    """One property that differs between state (or the cloud) and the plan file."""
+
+    path: str = Field(description="Property name, dotted for nested values: `tags.owner`.")
+    before: Any = Field(None, description="Value now (masked when sensitive).")
+    after: Any = Field(None, description="Value wanted; an unresolved `${...}` string when unknown.")
+    unknown: bool = Field(False, description="The new value is known only after apply.")
+    sensitive: bool = False
+    force_new: bool = Field(False, description="Changing it replaces the resource.")
+
+
+class Change(BaseModel):
+    """What will happen to one address."""
+
+    address: str = Field(description="`name` or `name[key]`, prefixed `stage.` inside release stages.")
+    type: str = Field(description="Resource type, e.g. `aws.s3_bucket`.")
+    provider: str = Field(description="Provider block key: `aws` or an alias such as `aws.west`.")
+    action: Action
+    id: str | None = Field(None, description="Cloud id from state; None for a create.")
+    before: dict[str, Any] | None = Field(None, description="Properties now; None for a create.")
+    after: dict[str, Any] | None = Field(
+        None,
+        description="Properties wanted; None for a delete. Values listed in `after_unknown` hold the "
+        "unresolved `${...}` expression and are resolved at apply time.",
+    )
+    after_unknown: list[str] = Field(default_factory=list, description="Property paths known only after apply.")
+    diff: list[PropertyDiff] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list, description="Why: force-new property, --replace, gone, ...")
+    depends_on: list[str] = Field(default_factory=list, description="Addresses this change waits for.")
+    sensitive: list[str] = Field(default_factory=list, description="Property names whose values are masked.")
+    create_before_destroy: bool = False
+    drift: bool = Field(False, description="The difference comes from a change made outside cloudorch.")
+
+    @property
+    def is_change(self) -> bool:
+        return self.action is not Action.NOOP
+
+
+class ChangeSet(BaseModel):
+    """The result of `plan`; saved with `plan -o FILE` and applied with `apply FILE`."""
+
+    format_version: int = CHANGESET_FORMAT
+    cloudorch_version: str = __version__
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    plan_name: str
+    plan_file: str = Field(description="Path of the plan file, as given on the command line.")
+    plan_hash: str = Field(description="sha256 of the plan file text and the variable values.")
+    state_key: str = Field("default", description="Which state document (plan name, stage).")
+    state_lineage: str | None = Field(None, description="Lineage of the state planned against; None if empty.")
+    state_serial: int = Field(0, description="Serial of the state planned against.")
+    destroy: bool = False
+    variables: dict[str, Any] = Field(default_factory=dict, description="Variable values (sensitive masked).")
+    changes: list[Change] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict, description="Output expressions, resolved at apply.")
+    policy_results: list[dict[str, Any]] = Field(default_factory=list, description="Filled by policy checks.")
+    refreshed: bool = True
+
+    def counts(self) -> dict[str, int]:
+        out = {a.value: 0 for a in Action}
+        for c in self.changes:
+            out[c.action.value] += 1
+        return out
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.is_change for c in self.changes)
+
+    def by_address(self) -> dict[str, Change]:
+        return {c.address: c for c in self.changes}
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(self.model_dump_json(indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> ChangeSet:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"saved plan {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(
+                f"{path} is not a saved cloudorch plan: {exc}",
+                hint="make one with `cloudorch plan PLAN_FILE -o FILE`",
+            ) from exc
+        if not isinstance(raw, dict) or raw.get("format_version") != CHANGESET_FORMAT:
+            raise StalePlanError(
+                f"{path} was saved by another version of cloudorch (format {raw.get('format_version')!r})"
+                if isinstance(raw, dict)
+                else f"{path} is not a saved cloudorch plan",
+                hint="run `cloudorch plan -o FILE` again",
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{path} is not a valid saved plan: {exc.errors()[0]['msg']}") from exc
+
+    @staticmethod
+    def looks_saved(path: Path) -> bool:
+        """A saved changeset is JSON; a plan file is YAML (cheap sniff for `apply FILE`)."""
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(64).lstrip()
+        except OSError:
+            return False
+        return head.startswith(b"{") and b'"format_version"' in head
