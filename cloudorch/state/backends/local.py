@@ -1,0 +1,406 @@
+"""The default state backend: files under the plan's `.cloudorch/` directory.
+
+Layout: `state/<key>.json` (current), `history/<key>/<serial>.json` (previous versions, last N),
+`locks/<key>.lock` (O_CREAT|O_EXCL lock with a lease), `journal/<key>.jsonl` (apply journal).
+Writes never copy old bytes: the previous version enters history by hard link (rename where
+links are unsupported), and the new one lands by temp file, fsync, rename, directory fsync.
+Compare-and-swap here is a guard against stale writers; mutual exclusion is the lock's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloudorch.errors import StateError
+from cloudorch.state.backends.base import HistoryEntry, StateBackend
+from cloudorch.state.durable import atomic_write, create_exclusive, fsync_dir, write_temp
+from cloudorch.state.lock import (
+    DEFAULT_LEASE_SECONDS,
+    LockHandle,
+    LockHeldError,
+    LockInfo,
+    lock_mismatch,
+    unknown_holder,
+)
+from cloudorch.state.model import State, now_iso
+from cloudorch.state.statefile import (
+    StateHeader,
+    decode_state,
+    encode_state,
+    header_peek_size,
+    read_header_bytes,
+)
+
+DEFAULT_HISTORY_LIMIT = 20
+# A lock file that cannot be parsed is normally one being written this instant; after this long
+# its writer died between create and write, and the lock is stale.
+UNREADABLE_LOCK_GRACE_SECONDS = 5.0
+UNREADABLE_LOCK_ID = "unreadable"
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_HISTORY_NAME_RE = re.compile(r"^(\d+)\.json$")
+# Filesystems without hard links make us fall back to rename (still zero bytes copied).
+_NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+class LocalBackend(StateBackend):
+    """State for one key in a local `.cloudorch/` directory (`root`)."""
+
+    def __init__(
+        self,
+        root: Path,
+        key: str,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        poll_interval: float = 0.05,
+    ) -> None:
+        if not _KEY_RE.match(key):
+            raise StateError(
+                f"state key {key!r} cannot name a file",
+                hint="Use letters, digits, '_', '-' and '.', not starting with '.' (`shop`, `shop.prod`).",
+            )
+        if history_limit < 0:
+            raise StateError(f"history limit must be 0 or more, not {history_limit}")
+        self.root = Path(root)
+        self.key = key
+        self.history_limit = history_limit
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.state_path = self.root / "state" / f"{key}.json"
+        self.history_dir = self.root / "history" / key
+        self.lock_path = self.root / "locks" / f"{key}.lock"
+        self._journal_path = self.root / "journal" / f"{key}.jsonl"
+        self.bytes_written = 0
+        """Bytes of state documents this backend wrote (lock files and the journal excluded)."""
+
+    # -- state -----------------------------------------------------------------------------
+
+    def read(self) -> State | None:
+        data = _read_or_none(self.state_path)
+        if data is None:
+            serials = self._history_serials()
+            if serials:
+                raise StateError(
+                    f"state file {self._show(self.state_path)} is missing but its history holds "
+                    f"serials up to {serials[-1]}; a write was interrupted or the file was deleted",
+                    hint=self._restore_hint(),
+                )
+            return None
+        return self._decode(data, self.state_path)
+
+    def write(self, state: State, expected_serial: int | None) -> None:
+        self._ensure_dirs()
+        stored = self._stored_header()
+        self._check_swap(state, stored, expected_serial)
+        state.written_at = now_iso()
+        data, _ = encode_state(state)
+        tmp = write_temp(self.state_path.parent, self.state_path.name, data)
+        try:
+            if stored is not None and self.history_limit > 0:
+                self._archive_current(stored.serial)
+            os.replace(tmp, self.state_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        fsync_dir(self.state_path.parent)
+        self.bytes_written += len(data)
+        self._prune_history()
+
+    def history(self) -> list[HistoryEntry]:
+        entries: list[HistoryEntry] = []
+        current = self._header_or_none(self.state_path)
+        if current is not None:
+            entries.append(_entry(current, current=True))
+        for serial in self._history_serials():
+            if current is not None and serial == current.serial:
+                continue
+            header = self._header_or_none(self.history_dir / f"{serial}.json")
+            if header is not None:
+                entries.append(_entry(header, current=False))
+        entries.sort(key=lambda e: (e.serial, e.current), reverse=True)
+        return entries
+
+    def read_version(self, serial: int) -> State:
+        path = self.history_dir / f"{serial}.json"
+        data = _read_or_none(path)
+        if data is None:
+            current = self._header_or_none(self.state_path)
+            if current is not None and current.serial == serial:
+                state = self.read()
+                assert state is not None
+                return state
+            available = ", ".join(str(e.serial) for e in self.history()) or "none"
+            raise StateError(
+                f"state {self.key} has no version with serial {serial}",
+                hint=f"Versions kept: {available} (the last {self.history_limit} are kept).",
+            )
+        return self._decode(data, path)
+
+    # -- lock ------------------------------------------------------------------------------
+
+    def lock(self, info: LockInfo, timeout: float) -> LockHandle:
+        self._ensure_dirs()
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = self.poll_interval
+        took_over: LockInfo | None = None
+        while True:
+            mine = info.with_lease(self.lease_seconds)
+            if create_exclusive(self.lock_path, mine.to_json().encode()):
+                return LockHandle(
+                    mine,
+                    took_over=took_over,
+                    lease_seconds=self.lease_seconds,
+                    renew=self._renew_lock,
+                    release=self._release_lock,
+                )
+            took_over = None
+            found = self._read_lock()
+            if found is None:  # released between our create and our read: try again now
+                continue
+            holder, raw = found
+            if self._is_stale(holder, raw):
+                if self._remove_lock_if(raw.__eq__):
+                    took_over = holder
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockHeldError(f"state {self.key} ({self._show(self.state_path)})", holder)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 0.5)
+
+    def force_unlock(self, lock_id: str) -> None:
+        current = self.current_lock()
+        what = f"state {self.key}"
+        if current is None or current.id != lock_id:
+            raise lock_mismatch(what, lock_id, current)
+        if not self._remove_lock_if(lambda raw: (_lock_id(raw) or UNREADABLE_LOCK_ID) == lock_id):
+            raise lock_mismatch(what, lock_id, self.current_lock())
+
+    def current_lock(self) -> LockInfo | None:
+        found = self._read_lock()
+        return None if found is None else found[0]
+
+    # -- misc ------------------------------------------------------------------------------
+
+    def journal_path(self) -> Path:
+        return self._journal_path
+
+    def describe(self) -> str:
+        return f"local {self._show(self.state_path)}"
+
+    # -- internals: state ------------------------------------------------------------------
+
+    def _ensure_dirs(self) -> None:
+        for directory in (
+            self.state_path.parent,
+            self.history_dir,
+            self.lock_path.parent,
+            self._journal_path.parent,
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def _decode(self, data: bytes, path: Path) -> State:
+        try:
+            return decode_state(data, self._show(path))
+        except StateError as exc:
+            raise StateError(
+                exc.message, hint=exc.hint if "newer" in exc.message else self._restore_hint()
+            ) from exc
+
+    def _restore_hint(self) -> str:
+        serials = self._history_serials()
+        if not serials:
+            return (
+                "cloudorch never uses a state it cannot verify, and this state has no history to restore "
+                "from. Put back a backup of the file, or move it aside and re-import the resources."
+            )
+        return (
+            "cloudorch never uses a state it cannot verify. Restore a previous version from "
+            f"{self._show(self.history_dir)}/ (serials {serials[0]}..{serials[-1]}; "
+            "`cloudorch state history` lists them), or put back a backup of the file."
+        )
+
+    def _stored_header(self) -> StateHeader | None:
+        try:
+            with open(self.state_path, "rb") as fh:
+                prefix = fh.read(header_peek_size())
+                whole = None if b',"state":' in prefix else prefix + fh.read()
+        except FileNotFoundError:
+            return None
+        try:
+            return read_header_bytes(prefix, whole, self._show(self.state_path))
+        except StateError as exc:
+            raise StateError(exc.message, hint=self._restore_hint()) from exc
+
+    def _header_or_none(self, path: Path) -> StateHeader | None:
+        """For listings: an unreadable file is left out (reading it by serial raises)."""
+        try:
+            with open(path, "rb") as fh:
+                prefix = fh.read(header_peek_size())
+                whole = None if b',"state":' in prefix else prefix + fh.read()
+            return read_header_bytes(prefix, whole, self._show(path))
+        except (OSError, StateError):
+            return None
+
+    def _check_swap(self, state: State, stored: StateHeader | None, expected_serial: int | None) -> None:
+        where = self._show(self.state_path)
+        retry = "Another process wrote this state since you read it: read it again (re-run plan) and retry."
+        if expected_serial is None:
+            if stored is not None:
+                raise StateError(
+                    f"refusing to write {where}: expected no state yet, but it holds serial {stored.serial}",
+                    hint=retry,
+                )
+            return
+        if stored is None:
+            raise StateError(
+                f"refusing to write {where}: expected serial {expected_serial}, but no state is stored",
+                hint="The state was removed since you read it; check its history before retrying.",
+            )
+        if stored.serial != expected_serial:
+            raise StateError(
+                f"refusing to write {where}: expected serial {expected_serial}, "
+                f"but it is at serial {stored.serial}",
+                hint=retry,
+            )
+        if stored.lineage != state.lineage:
+            raise StateError(
+                f"refusing to write {where}: its lineage is {stored.lineage}, "
+                f"this state's is {state.lineage}",
+                hint="This state belongs to a different plan or stage; check the backend and state key.",
+            )
+        if state.serial <= expected_serial:
+            raise StateError(
+                f"refusing to write {where}: new serial {state.serial} "
+                f"must be greater than {expected_serial}",
+                hint="The caller bumps `serial` before writing (internal error; please report it).",
+            )
+
+    def _archive_current(self, serial: int) -> None:
+        """Move the current version into history without copying its bytes."""
+        target = self.history_dir / f"{serial}.json"
+        staged = self.history_dir / f".{serial}.json.link-{uuid.uuid4().hex[:8]}"
+        try:
+            os.link(self.state_path, staged)
+        except OSError as exc:
+            if exc.errno not in _NO_LINK_ERRNOS:
+                raise
+            # No hard links here: rename instead. A crash before the new file lands leaves no
+            # current state, which `read()` reports (never mistaking it for "no state yet").
+            os.replace(self.state_path, target)
+        else:
+            os.replace(staged, target)
+        fsync_dir(self.history_dir)
+
+    def _history_serials(self) -> list[int]:
+        try:
+            names = os.listdir(self.history_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(int(m.group(1)) for name in names if (m := _HISTORY_NAME_RE.match(name)))
+
+    def _prune_history(self) -> None:
+        serials = self._history_serials()
+        excess = len(serials) - self.history_limit
+        for serial in serials[: max(excess, 0)]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.history_dir / f"{serial}.json")
+
+    # -- internals: lock -------------------------------------------------------------------
+
+    def _read_lock(self) -> tuple[LockInfo, bytes] | None:
+        try:
+            raw = self.lock_path.read_bytes()
+            mtime = self.lock_path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        try:
+            return LockInfo.from_json(raw), raw
+        except ValueError:
+            since = datetime.fromtimestamp(mtime, UTC).isoformat(timespec="milliseconds")
+            return unknown_holder(UNREADABLE_LOCK_ID, since), raw
+
+    def _is_stale(self, holder: LockInfo, raw: bytes) -> bool:
+        if holder.id == UNREADABLE_LOCK_ID and _lock_id(raw) is None:
+            try:
+                age = time.time() - self.lock_path.stat().st_mtime
+            except FileNotFoundError:
+                return False
+            return age > UNREADABLE_LOCK_GRACE_SECONDS
+        return holder.lease_expired() or holder.holder_is_dead()
+
+    def _remove_lock_if(self, still_wanted: Callable[[bytes], bool]) -> bool:
+        """Race-safe removal: move the lock file aside atomically, then check it is the one we
+        meant. If another process replaced it meanwhile, put theirs back (link fails if a third
+        one appeared; its holder's renewal then finds its lock gone and reports it lost)."""
+        aside = self.lock_path.with_name(f".{self.lock_path.name}.aside-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(self.lock_path, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            if still_wanted(aside.read_bytes()):
+                fsync_dir(self.lock_path.parent)
+                return True
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, self.lock_path)
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(aside)
+
+    def _renew_lock(self, renewed: LockInfo) -> bool:
+        for attempt in range(3):  # the file may be briefly aside while another process checks it
+            found = self._read_lock()
+            if found is not None:
+                if found[0].id != renewed.id:
+                    return False
+                atomic_write(self.lock_path, renewed.to_json().encode())
+                return True
+            if attempt < 2:
+                time.sleep(0.02)
+        return False
+
+    def _release_lock(self, info: LockInfo) -> None:
+        self._remove_lock_if(lambda raw: _lock_id(raw) == info.id)
+
+    def _show(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(path)
+
+
+def _lock_id(raw: bytes) -> str | None:
+    try:
+        return LockInfo.from_json(raw).id
+    except ValueError:
+        return None
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _entry(header: StateHeader, *, current: bool) -> HistoryEntry:
+    return HistoryEntry(
+        serial=header.serial,
+        lineage=header.lineage,
+        written_at=header.written_at,
+        resource_count=header.resource_count,
+        checksum=header.checksum,
+        current=current,
+    )

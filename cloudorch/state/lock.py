@@ -1,0 +1,239 @@
+"""The state lock's identity and lease, independent of where the lock lives.
+
+`LockInfo` says who holds a lock (id, user, host, pid, command, since, lease expiry); `LockHandle`
+is what a backend returns from `lock()`: a context manager whose daemon thread renews the lease
+every lease/3 until released. Backends decide how a lock is stored and taken; this module never
+touches files or the network.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from cloudorch.errors import StateError, StateLockedError
+
+DEFAULT_LEASE_SECONDS = 60.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back to the uid
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds (or wants) a state lock. Times are ISO 8601 UTC."""
+
+    id: str
+    user: str
+    host: str
+    pid: int
+    command: str
+    started_at: str
+    expires_at: str | None = None
+
+    @classmethod
+    def new(cls, command: str) -> LockInfo:
+        """A fresh lock request for this process: a new uuid id, this user, host and pid, now."""
+        return cls(
+            id=str(uuid.uuid4()),
+            user=current_user(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            command=command,
+            started_at=_iso(_now()),
+        )
+
+    def with_lease(self, seconds: float) -> LockInfo:
+        """A copy whose lease runs `seconds` from now."""
+        return replace(self, expires_at=_iso(_now() + timedelta(seconds=seconds)))
+
+    def lease_expired(self, now: datetime | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        try:
+            expires = datetime.fromisoformat(self.expires_at)
+        except ValueError:
+            return True
+        return (now or _now()) >= expires
+
+    def holder_is_dead(self) -> bool:
+        """True only when we can tell for sure: same host and no such process."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, owned by someone else
+            return False
+        except OSError:  # pragma: no cover - platforms without signal 0
+            return False
+        return False
+
+    def describe(self) -> str:
+        """`ann@build-3 pid 4242 (cloudorch apply) since 2024-05-01T10:00:00.000+00:00`."""
+        return f"{self.user}@{self.host} pid {self.pid} ({self.command}) since {self.started_at}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> LockInfo:
+        """Parse a stored lock; raises ValueError when it is not a complete lock document."""
+        data: Any = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("lock document is not an object")
+        try:
+            return cls(
+                id=str(data["id"]),
+                user=str(data["user"]),
+                host=str(data["host"]),
+                pid=int(data["pid"]),
+                command=str(data["command"]),
+                started_at=str(data["started_at"]),
+                expires_at=None if data.get("expires_at") is None else str(data["expires_at"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"lock document is incomplete: {exc}") from exc
+
+
+class LockHeldError(StateLockedError):
+    """The lock is held by someone else; `holder` says who (exit code 4)."""
+
+    def __init__(self, what: str, holder: LockInfo) -> None:
+        super().__init__(
+            f"{what} is locked by {holder.describe()}",
+            hint=(
+                "Wait for that command to finish. If you are sure it is gone, "
+                f"release the lock with: cloudorch force-unlock {holder.id}"
+            ),
+        )
+        self.holder = holder
+
+
+class LockHandle:
+    """A held lock. Use as a context manager or call `release()`; renews its lease while held.
+
+    `took_over` is the stale lock this one replaced (dead holder or expired lease), so the CLI can
+    say so. `lost` becomes True if renewal found the lock no longer ours (force-unlocked or taken
+    over after a long pause); the holder should stop writing state.
+    """
+
+    def __init__(
+        self,
+        info: LockInfo,
+        *,
+        took_over: LockInfo | None,
+        lease_seconds: float,
+        renew: Callable[[LockInfo], bool],
+        release: Callable[[LockInfo], None],
+    ) -> None:
+        self._info = info
+        self.took_over = took_over
+        self.lease_seconds = lease_seconds
+        self._renew = renew
+        self._release = release
+        self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._released = False
+        self.lost = False
+        self.renewals = 0
+        self.renew_error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._renew_loop, name=f"cloudorch-lease-{info.id[:8]}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def info(self) -> LockInfo:
+        with self._mutex:
+            return self._info
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def renew_now(self) -> bool:
+        """Extend the lease immediately; False if the lock is no longer ours."""
+        with self._mutex:
+            if self._released or self.lost:
+                return False
+            renewed = self._info.with_lease(self.lease_seconds)
+            try:
+                ok = self._renew(renewed)
+            except Exception as exc:  # keep trying next period; the lease has slack for 2 misses
+                self.renew_error = exc
+                return True
+            if ok:
+                self._info = renewed
+                self.renewals += 1
+            else:
+                self.lost = True
+            return ok
+
+    def release(self) -> None:
+        """Stop renewing and remove the lock if it is still ours. Safe to call twice."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=self.lease_seconds)
+        with self._mutex:
+            if self._released:
+                return
+            self._released = True
+            if not self.lost:
+                self._release(self._info)
+
+    def _renew_loop(self) -> None:
+        interval = max(self.lease_seconds / 3.0, 0.01)
+        while not self._stop.wait(interval):
+            if not self.renew_now():
+                return
+
+    def __enter__(self) -> LockHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def unknown_holder(lock_id: str, started_at: str) -> LockInfo:
+    """Stands in for a lock document that cannot be read (being written, or damaged)."""
+    return LockInfo(
+        id=lock_id, user="unknown", host="unknown", pid=0, command="unknown", started_at=started_at
+    )
+
+
+def lock_mismatch(what: str, lock_id: str, current: LockInfo | None) -> StateError:
+    if current is None:
+        return StateError(f"{what} is not locked; nothing to unlock", hint="No action is needed.")
+    return StateError(
+        f"lock id {lock_id} does not match the lock on {what} "
+        f"(id {current.id}, held by {current.describe()})",
+        hint=f"Check the id; to release that lock run: cloudorch force-unlock {current.id}",
+    )

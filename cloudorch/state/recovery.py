@@ -1,0 +1,92 @@
+"""Recovery: fold what a killed apply's journal says finished into a State.
+
+Finished create/update/replace (any action but `delete` that carries `record`) set
+`resources[address]`; a finished `delete` removes it. In-flight operations (started, never
+finished) are reported, not guessed at: the engine reads those resources back from the cloud.
+This module does not bump serials or write state; the caller does, under the lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from cloudorch.errors import StateError
+from cloudorch.state.journal import JournalReplay
+from cloudorch.state.model import ResourceRecord, State
+
+
+@dataclass
+class RecoveryReport:
+    """What `apply_replay` changed and what still needs a look."""
+
+    recovered: list[str] = field(default_factory=list)
+    """Addresses set from a finished create/update/replace, in journal order."""
+    removed: list[str] = field(default_factory=list)
+    """Addresses removed by a finished delete."""
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    """Payloads of operations the journal says failed (nothing to fold)."""
+    in_flight: list[dict[str, Any]] = field(default_factory=list)
+    """Payloads of operations started but never finished: their outcome in the cloud is unknown."""
+    ended_cleanly: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.recovered or self.removed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recovered": self.recovered,
+            "removed": self.removed,
+            "failed": self.failed,
+            "in_flight": self.in_flight,
+            "ended_cleanly": self.ended_cleanly,
+        }
+
+
+def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
+    """Fold the finished operations of `replay` into `state` (in place) and report."""
+    header = replay.header or {}
+    lineage = header.get("lineage")
+    if isinstance(lineage, str) and lineage != state.lineage:
+        raise StateError(
+            f"journal {replay.path} belongs to state lineage {lineage}, not {state.lineage}",
+            hint="The journal is from another plan or stage; check the state key before recovering.",
+        )
+    report = RecoveryReport(in_flight=list(replay.in_flight), ended_cleanly=replay.ended_cleanly)
+    for entry in replay.completed:
+        if entry.event != "finished":
+            report.failed.append(entry.op)
+            continue
+        address = str(entry.op["address"])
+        if entry.op.get("action") == "delete":
+            state.resources.pop(address, None)
+            _note(report.removed, address)
+            _forget(report.recovered, address)
+            continue
+        raw = entry.op.get("record")
+        if raw is None:
+            continue  # e.g. a no-op or read: nothing to fold
+        try:
+            state.resources[address] = ResourceRecord.model_validate(raw)
+        except ValidationError as exc:
+            raise StateError(
+                f"journal {replay.path}: operation {entry.op.get('op')} on {address} "
+                "carries an invalid record",
+                hint="Recover this resource by hand (import it) and remove the journal.",
+            ) from exc
+        _note(report.recovered, address)
+        _forget(report.removed, address)
+    return report
+
+
+def _note(addresses: list[str], address: str) -> None:
+    if address not in addresses:
+        addresses.append(address)
+
+
+def _forget(addresses: list[str], address: str) -> None:
+    if address in addresses:
+        addresses.remove(address)
