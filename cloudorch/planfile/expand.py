@@ -1,0 +1,168 @@
+"""Expanding a plan's resources into instances: one per for_each key, addressed `name[key]`.
+
+This module owns `Instance` and the rules for referring to instances (`${resources.web[eu].arn}`
+for a for_each resource, `${resources.web.arn}` otherwise). It resolves `var`, `env` and
+`each` but leaves `${resources...}` for the engine; it does not build the graph or find cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cloudorch.errors import ConfigError, Location
+from cloudorch.planfile.expressions import (
+    ExpressionError,
+    Reference,
+    escape,
+    find_refs,
+    iter_strings,
+    navigate,
+    resolve_partial,
+)
+from cloudorch.planfile.load import did_you_mean
+from cloudorch.planfile.model import Lifecycle, PlanSpec
+from cloudorch.planfile.source import paused_gc
+
+_INSTANCE_ROOTS = frozenset({"var", "env", "each"})
+
+
+@dataclass
+class Instance:
+    """One resource instance after for_each expansion.
+
+    `properties` is a template: `var`, `env` and `each` are resolved, `${resources...}` (and
+    `${stage...}`/`${release...}`) remain, and literal `${` stay escaped as `$${`. Always pass
+    it through `resolve(properties, lookup)` before use. Treat it as read-only: instances
+    share unchanged containers with the plan and with each other.
+    """
+
+    address: str
+    name: str
+    key: str | None
+    type: str
+    provider: str
+    properties: dict[str, Any]
+    depends_on: list[str]
+    lifecycle: Lifecycle
+    location: Location
+
+
+def instance_address(name: str, key: str | None) -> str:
+    return name if key is None else f"{name}[{key}]"
+
+
+def _ref_location(plan: PlanSpec, base: tuple[str | int, ...], value: Any, text: str) -> Location:
+    """Where the string holding `text` was written under `base` (searched only on error)."""
+    for sub, s in iter_strings(value):
+        if text in s:
+            return plan.location(*base, *sub)
+    return plan.location(*base)
+
+
+def check_resource_refs(
+    plan: PlanSpec, refs: list[Reference], base: tuple[str | int, ...], value: Any
+) -> None:
+    """Resource references must name an existing instance: `name[key]` iff `name` has for_each."""
+    for ref in refs:
+        if ref.root != "resources":
+            continue
+        try:
+            target, key, attr = ref.resource_target()
+        except ExpressionError as exc:  # pragma: no cover - load_plan already rejects it
+            raise ConfigError(str(exc), location=_ref_location(plan, base, value, ref.text)) from None
+        if target not in plan.resources:
+            raise ConfigError(
+                f"`{ref.text}` refers to resource `{target}`, which is not in this plan",
+                location=_ref_location(plan, base, value, ref.text),
+                hint=did_you_mean(target, list(plan.resources)) or "declare it under `resources:`",
+            )
+        keys = plan.for_each_keys.get(target)
+        if keys is None and key is not None:
+            raise ConfigError(
+                f"`{ref.text}`: resource `{target}` has no for_each, so it has no instance `{key}`",
+                location=_ref_location(plan, base, value, ref.text),
+                hint=f"write `${{resources.{target}.ATTR}}`",
+            )
+        if keys is not None:
+            if key is None:
+                example = next(iter(keys), "KEY")
+                raise ConfigError(
+                    f"`{ref.text}`: resource `{target}` has for_each; say which instance",
+                    location=_ref_location(plan, base, value, ref.text),
+                    hint=f"use `${{resources.{target}[{example}]{_attr_text(attr)}}}`",
+                )
+            if key not in keys:
+                known = ", ".join(list(keys)[:10])
+                raise ConfigError(
+                    f"`{ref.text}`: resource `{target}` has no instance `{key}`",
+                    location=_ref_location(plan, base, value, ref.text),
+                    hint=did_you_mean(key, list(keys)) or f"its keys are: {known}",
+                )
+
+
+def _attr_text(attr: tuple[str | int, ...]) -> str:
+    return "".join(f"[{a}]" if isinstance(a, int) else f".{a}" for a in attr) or ".ATTR"
+
+
+def expand(plan: PlanSpec) -> list[Instance]:
+    """Every resource instance of the plan, in file order (for_each keys in their order)."""
+    with paused_gc():
+        return _expand(plan)
+
+
+def _expand(plan: PlanSpec) -> list[Instance]:
+    out: list[Instance] = []
+    values = plan.variable_values
+    env_values = plan.env_values
+    for name, spec in plan.resources.items():
+        base = ("resources", name, "properties")
+        props = spec.properties
+        refs = find_refs(props)
+        check_resource_refs(plan, refs, base, props)
+        deps = list(
+            dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")])
+        )
+        needs_resolve = any(r.root in _INSTANCE_ROOTS for r in refs)
+        location = plan.location("resources", name)
+        provider = spec.provider or spec.type.partition(".")[0]
+        keys = plan.for_each_keys.get(name)
+        items: list[tuple[str | None, Any]] = list(keys.items()) if keys is not None else [(None, None)]
+        for key, each_value in items:
+
+            def lookup(ref: Reference, key: str | None = key, each_value: Any = each_value) -> Any:
+                if ref.root == "var":
+                    return navigate(values[str(ref.path[0])], ref.path[1:], ref.text)
+                if ref.root == "env":
+                    return env_values[str(ref.path[0])]
+                if ref.path[0] == "key":
+                    return key
+                return navigate(each_value, ref.path[1:], ref.text)
+
+            if needs_resolve:
+                try:
+                    resolved = resolve_partial(props, lookup, _INSTANCE_ROOTS)
+                except ExpressionError as exc:
+                    raise ConfigError(
+                        f"{exc} (instance `{instance_address(name, key)}`)",
+                        location=_ref_location(plan, base, props, str(exc).split("`")[1]),
+                        hint="check the for_each value or variable it refers to",
+                    ) from None
+            else:
+                resolved = props
+            out.append(
+                Instance(
+                    address=instance_address(name, key),
+                    name=name,
+                    key=key,
+                    type=spec.type,
+                    provider=provider,
+                    properties=resolved if isinstance(resolved, dict) else escape(resolved),
+                    depends_on=list(deps),
+                    lifecycle=spec.lifecycle,
+                    location=location,
+                )
+            )
+    for name, output in plan.outputs.items():
+        check_resource_refs(plan, find_refs(output.value), ("outputs", name), output.value)
+    return out

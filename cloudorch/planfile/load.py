@@ -1,0 +1,486 @@
+"""Loading a plan file: YAML -> validated models -> `PlanSpec` with variables chosen.
+
+This module owns turning every way a plan file can be wrong into one located `ConfigError`
+(file, line, column, field path, hint): syntax, version, unknown keys, wrong types, bad
+references to variables, env vars, resources and `each`. Resource types are checked later by
+`cloudorch.planfile.typecheck`, which needs the provider registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from cloudorch.errors import ConfigError, Location
+from cloudorch.planfile.expressions import (
+    ExpressionError,
+    Reference,
+    iter_strings,
+    navigate,
+    parse_template,
+    resolve,
+    resolve_partial,
+)
+from cloudorch.planfile.model import (
+    NAME_PATTERN,
+    PROVIDER_KEY_PATTERN,
+    RESOURCE_KEYS,
+    TOP_LEVEL_KEYS,
+    Lifecycle,
+    OutputSpec,
+    PlanFileModel,
+    PlanSpec,
+    VariableSpec,
+)
+from cloudorch.planfile.source import FieldPath, SourceMap, dotted, parse_yaml, paused_gc
+from cloudorch.planfile.variables import choose_values
+
+_NAME_RE = re.compile(NAME_PATTERN)
+_PROVIDER_KEY_RE = re.compile(PROVIDER_KEY_PATTERN)
+_VAR_ENV = frozenset({"var", "env"})
+_FORBIDDEN_KEY_CHARS = frozenset("[]\"'")
+_SYNTAX_HINT = "references look like `${var.name}` or `${resources.web.arn}`; write `$${` for a literal `${`"
+
+_FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
+    "top": TOP_LEVEL_KEYS,
+    "resource": RESOURCE_KEYS,
+    "variable": tuple(VariableSpec.model_fields),
+    "lifecycle": tuple(Lifecycle.model_fields),
+    "output": tuple(OutputSpec.model_fields),
+}
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def load_plan(
+    path: Path,
+    *,
+    vars: Mapping[str, str] | None = None,
+    var_files: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> PlanSpec:
+    """Read, validate and prepare a plan file; raise a located ConfigError on any bad input."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read plan file: {exc.strerror}",
+            location=Location(str(path)),
+            hint="pass the path of a plan file, e.g. `-f plans/shop.yaml`",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("plan file is not UTF-8 text", location=Location(str(path))) from exc
+    return load_plan_text(text, path, vars=vars or {}, var_files=var_files, env=env)
+
+
+def load_plan_text(
+    text: str,
+    path: Path,
+    *,
+    vars: Mapping[str, str] | None = None,
+    var_files: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> PlanSpec:
+    """Like `load_plan`, for text already read (tests, stdin)."""
+    with paused_gc():
+        return _load(text, path, vars=vars or {}, var_files=var_files, env=env)
+
+
+def _load(
+    text: str,
+    path: Path,
+    *,
+    vars: Mapping[str, str],
+    var_files: Sequence[Path],
+    env: Mapping[str, str] | None,
+) -> PlanSpec:
+    data, source_map = parse_yaml(text, str(path))
+    model = _validate_model(data, source_map)
+    _check_names(model, source_map)
+    values = choose_values(model.variables, vars=vars or {}, var_files=var_files, plan_source=source_map)
+    checker = _ReferenceChecker(model, values, os.environ if env is None else env, source_map)
+    checker.check_all()
+    plan = PlanSpec(
+        version=model.version,
+        name=model.name,
+        variables=model.variables,
+        providers={},
+        resources=model.resources,
+        outputs={},
+        stages=None,
+        release=None,
+        policies=None,
+        backend=None,
+        path=path,
+        text=text,
+        variable_values=values,
+        env_values=checker.env_values,
+        source_map=source_map,
+    )
+    lookup = checker.lookup
+    plan.providers = {k: resolve(v, lookup) for k, v in model.providers.items()}
+    plan.backend = resolve(model.backend, lookup)
+    plan.outputs = {
+        k: o.model_copy(update={"value": resolve_partial(o.value, lookup, _VAR_ENV)})
+        for k, o in model.outputs.items()
+    }
+    plan.stages = resolve_partial(model.stages, lookup, _VAR_ENV)
+    plan.release = resolve_partial(model.release, lookup, _VAR_ENV)
+    plan.policies = resolve_partial(model.policies, lookup, _VAR_ENV)
+    plan.for_each_keys = checker.for_each_keys
+    return plan
+
+
+# --------------------------------------------------------------------------- shape
+
+
+def _validate_model(data: Any, source_map: SourceMap) -> PlanFileModel:
+    if data is None:
+        raise ConfigError(
+            "plan file is empty", location=Location(source_map.file, 1, 1), hint="start it with `version: 1`"
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"a plan file must be a mapping, not a {type(data).__name__}",
+            location=source_map.location(()),
+            hint="start it with `version: 1`, then `resources:`",
+        )
+    if "version" not in data:
+        raise ConfigError(
+            "plan file has no `version`", location=source_map.location(()), hint="add `version: 1` at the top"
+        )
+    if data["version"] != 1 or isinstance(data["version"], bool):
+        raise ConfigError(
+            f"unsupported plan file version {data['version']!r}",
+            location=source_map.location(("version",)),
+            hint="this cloudorch reads `version: 1`",
+        )
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(
+                f"unknown top-level key `{key}`",
+                location=source_map.location((key,)),
+                hint=did_you_mean(str(key), TOP_LEVEL_KEYS) or "known keys: " + ", ".join(TOP_LEVEL_KEYS),
+            )
+    try:
+        return PlanFileModel.model_validate(data)
+    except ValidationError as exc:
+        raise _from_validation_error(exc.errors()[0], source_map, len(exc.errors())) from None
+
+
+def _model_of(loc: FieldPath) -> str | None:
+    """Which model a pydantic error location points into (for did-you-mean on unknown fields)."""
+    if len(loc) == 1:
+        return "top"
+    if len(loc) == 3 and loc[0] == "resources":
+        return "resource"
+    if len(loc) == 4 and loc[0] == "resources" and loc[2] == "lifecycle":
+        return "lifecycle"
+    if len(loc) == 3 and loc[0] == "variables":
+        return "variable"
+    if len(loc) == 3 and loc[0] == "outputs":
+        return "output"
+    return None
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "literal_error": None,
+}
+
+
+def _from_validation_error(err: ErrorDetails, source_map: SourceMap, count: int = 1) -> ConfigError:
+    loc: FieldPath = tuple(err["loc"])
+    location = source_map.location(loc)
+    kind = err["type"]
+    more = f" (and {count - 1} more error{'s' if count > 2 else ''})" if count > 1 else ""
+    field = dotted(loc)
+    if kind == "extra_forbidden":
+        model = _model_of(loc)
+        known = _FIELDS_BY_MODEL.get(model or "", ())
+        where = f"resource `{loc[1]}`" if model == "resource" else f"`{dotted(loc[:-1])}`"
+        return ConfigError(
+            f"unknown field `{loc[-1]}` in {where}{more}",
+            location=location,
+            hint=did_you_mean(str(loc[-1]), known)
+            or ("known fields: " + ", ".join(known) if known else None),
+        )
+    if kind == "missing":
+        return ConfigError(
+            f"missing required field `{loc[-1]}` in `{dotted(loc[:-1])}`{more}",
+            location=source_map.location(loc[:-1]),
+            hint=f"add `{loc[-1]}:`",
+        )
+    want = _TYPE_WORDS.get(kind)
+    if want:
+        got = _describe(err.get("input"))
+        return ConfigError(
+            f"`{field}` must be {want}, got {got}{more}",
+            location=location,
+            hint="quote a value to make it a string" if want == "a string" else f"write {want} here",
+        )
+    return ConfigError(f"`{field}`: {err['msg']}{more}", location=location, hint=None)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a bool ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _check_names(model: PlanFileModel, source_map: SourceMap) -> None:
+    for section, names in (
+        ("resources", model.resources),
+        ("variables", model.variables),
+        ("outputs", model.outputs),
+    ):
+        for name in names:
+            if not _NAME_RE.match(name):
+                raise ConfigError(
+                    f"invalid name `{name}` in {section}",
+                    location=source_map.location((section, name)),
+                    hint="names start with a letter or `_` and hold letters, digits, `_` and `-`",
+                )
+    for key in model.providers:
+        if not _PROVIDER_KEY_RE.match(key):
+            raise ConfigError(
+                f"invalid provider block key `{key}`",
+                location=source_map.location(("providers", key)),
+                hint="write the provider name (`aws`), or an alias like `aws.west`",
+            )
+    for name, spec in model.resources.items():
+        prefix = spec.type.partition(".")[0]
+        if spec.provider is None:
+            continue
+        if spec.provider.partition(".")[0] != prefix:
+            raise ConfigError(
+                f"resource `{name}` of type {spec.type} cannot use provider block `{spec.provider}`",
+                location=source_map.location(("resources", name, "provider")),
+                hint=f"use a `{prefix}` block such as `{prefix}` or `{prefix}.<alias>`",
+            )
+        if spec.provider not in model.providers and "." in spec.provider:
+            raise ConfigError(
+                f"resource `{name}` uses provider block `{spec.provider}`, which is not declared",
+                location=source_map.location(("resources", name, "provider")),
+                hint=did_you_mean(spec.provider, list(model.providers))
+                or f"add it under `providers:`, e.g. `{spec.provider}: {{...}}`",
+            )
+
+
+# --------------------------------------------------------------------------- references
+
+
+class _ReferenceChecker:
+    """Checks every `${...}` of a plan against its scope, and resolves `var`/`env`/for_each."""
+
+    def __init__(
+        self,
+        model: PlanFileModel,
+        values: dict[str, Any],
+        env: Mapping[str, str],
+        source_map: SourceMap,
+    ) -> None:
+        self.model = model
+        self.values = values
+        self.env = env
+        self.source_map = source_map
+        self.env_values: dict[str, str] = {}
+        self.for_each_keys: dict[str, dict[str, Any]] = {}
+        # strings already checked in a given scope: plans repeat the same templates
+        self._checked: set[tuple[str, str]] = set()
+
+    def lookup(self, ref: Reference) -> Any:
+        """Values of `var` and `env` references (already checked, so never missing)."""
+        if ref.root == "var":
+            return navigate(self.values[str(ref.path[0])], ref.path[1:], ref.text)
+        if ref.root == "env":
+            return self.env_values[str(ref.path[0])]
+        raise ExpressionError(f"`{ref.text}` cannot be resolved here")  # pragma: no cover
+
+    def check_all(self) -> None:
+        m = self.model
+        for key, block in m.providers.items():
+            self._check_tree(block, ("providers", key), _VAR_ENV, "a provider block")
+        self._check_tree(m.backend, ("backend",), _VAR_ENV, "the backend")
+        for name, spec in m.resources.items():
+            base = ("resources", name)
+            if spec.for_each is not None:
+                self._check_tree(spec.for_each, (*base, "for_each"), _VAR_ENV, "for_each")
+                self.for_each_keys[name] = self._for_each_keys(name, spec.for_each)
+            allowed = {"var", "env", "resources", "stage", "release"}
+            if spec.for_each is not None:
+                allowed.add("each")
+            self._check_tree(spec.properties, (*base, "properties"), frozenset(allowed), None, name)
+            for i, dep in enumerate(spec.depends_on):
+                if dep not in m.resources:
+                    raise ConfigError(
+                        f"resource `{name}` depends on `{dep}`, which is not a resource in this plan",
+                        location=self.source_map.location((*base, "depends_on", i)),
+                        hint=did_you_mean(dep, list(m.resources))
+                        or "depends_on names resources of this plan",
+                    )
+        later = frozenset({"var", "env", "resources", "stage", "release"})
+        for name, out in m.outputs.items():
+            self._check_tree(out.value, ("outputs", name), later, None)
+        self._check_tree(m.stages, ("stages",), later, None)
+        self._check_tree(m.release, ("release",), later, None)
+        self._check_tree(m.policies, ("policies",), later, None)
+
+    def _check_tree(
+        self,
+        value: Any,
+        base: FieldPath,
+        allowed: frozenset[str],
+        known_early: str | None,
+        resource: str | None = None,
+    ) -> None:
+        if value is None:
+            return
+        scope = f"{','.join(sorted(allowed))}|{resource or ''}"
+        for sub, s in iter_strings(value):
+            if "$" not in s or (scope, s) in self._checked:
+                continue
+            where = (*base, *sub)
+            try:
+                parts = parse_template(s)
+            except ExpressionError as exc:
+                raise ConfigError(
+                    str(exc),
+                    location=self.source_map.location(where),
+                    hint=_SYNTAX_HINT,
+                ) from None
+            for p in parts:
+                if isinstance(p, Reference):
+                    self._check_ref(p, where, allowed, known_early, resource)
+            self._checked.add((scope, s))
+
+    def _check_ref(
+        self,
+        ref: Reference,
+        where: FieldPath,
+        allowed: frozenset[str],
+        known_early: str | None,
+        resource: str | None,
+    ) -> None:
+
+        if ref.root not in allowed:
+            if ref.root == "each":
+                hint = "`each` is only available in the properties of a resource with `for_each`"
+            elif known_early:
+                hint = f"{known_early} must be known before anything is created: use `var` or `env`"
+            else:
+                hint = None
+            raise ConfigError(
+                f"`{ref.text}` cannot be used here", location=self.source_map.location(where), hint=hint
+            )
+        if not ref.path:
+            raise ConfigError(
+                f"`{ref.text}` is incomplete",
+                location=self.source_map.location(where),
+                hint=f"write e.g. `${{{ref.root}.NAME}}`",
+            )
+        head = str(ref.path[0])
+        if ref.root == "var":
+            if head not in self.values:
+                raise ConfigError(
+                    f"`{ref.text}` refers to undeclared variable `{head}`",
+                    location=self.source_map.location(where),
+                    hint=did_you_mean(head, list(self.values))
+                    or f"declare it under `variables:`, e.g. `{head}: {{type: string}}`",
+                )
+            try:
+                navigate(self.values[head], ref.path[1:], ref.text)
+            except ExpressionError as exc:
+                raise ConfigError(
+                    str(exc),
+                    location=self.source_map.location(where),
+                    hint=f"check the value of variable `{head}`",
+                ) from None
+        elif ref.root == "env":
+            if len(ref.path) != 1:
+                raise ConfigError(
+                    f"`{ref.text}`: an env var has no attributes", location=self.source_map.location(where)
+                )
+            if head not in self.env:
+                raise ConfigError(
+                    f"environment variable `{head}` is not set (used by `{ref.text}`)",
+                    location=self.source_map.location(where),
+                    hint=f"export {head}=... before running cloudorch",
+                )
+            self.env_values[head] = self.env[head]
+        elif ref.root == "resources":
+            if head not in self.model.resources:
+                raise ConfigError(
+                    f"`{ref.text}` refers to resource `{head}`, which is not in this plan",
+                    location=self.source_map.location(where),
+                    hint=did_you_mean(head, list(self.model.resources)) or "declare it under `resources:`",
+                )
+        elif ref.root == "each" and (head not in ("key", "value") or (head == "key" and len(ref.path) > 1)):
+            raise ConfigError(
+                f"`{ref.text}`: `each` has only `key` and `value`",
+                location=self.source_map.location(where),
+                hint="write `${each.key}` or `${each.value}`",
+            )
+
+    def _for_each_keys(self, name: str, raw: Any) -> dict[str, Any]:
+        where = ("resources", name, "for_each")
+        loc = self.source_map.location(where)
+        value = resolve(raw, self.lookup) if isinstance(raw, str) else raw
+        keys: dict[str, Any] = {}
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise ConfigError(
+                        f"for_each of `{name}` must list strings, item {i} is {_describe(item)}",
+                        location=self.source_map.location((*where, i)) if raw is value else loc,
+                        hint="quote the item, or use a mapping of key -> value",
+                    )
+                if item in keys:
+                    raise ConfigError(
+                        f"for_each of `{name}` lists `{item}` twice",
+                        location=self.source_map.location((*where, i)) if raw is value else loc,
+                        hint="each key must be unique: it names an instance",
+                    )
+                keys[item] = item
+        elif isinstance(value, dict):
+            keys = {str(k): v for k, v in value.items()}
+        else:
+            raise ConfigError(
+                f"for_each of `{name}` must be a list of strings or a mapping, got {_describe(value)}",
+                location=loc,
+                hint='write e.g. `for_each: [eu, us]` or `for_each: "${var.regions}"`',
+            )
+        for key in keys:
+            if not key or _FORBIDDEN_KEY_CHARS & set(key):
+                raise ConfigError(
+                    f"for_each key {key!r} of `{name}` cannot name an instance",
+                    location=loc,
+                    hint="keys are non-empty and hold no brackets or quotes",
+                )
+        return keys

@@ -1,0 +1,166 @@
+"""The pydantic models of a plan file and `PlanSpec`, the loaded, validated plan.
+
+This module owns the shape of the file (DESIGN.md, "A plan file at a glance"); field
+descriptions double as the JSON Schema text. It does not read files or resolve references:
+see `cloudorch.planfile.load` and `cloudorch.planfile.expressions`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cloudorch.errors import Location
+from cloudorch.planfile.source import SourceMap
+
+VariableType = Literal["string", "number", "bool", "list", "map", "any"]
+
+#: names of resources, variables and outputs: they appear in addresses like `prod.web[eu]`
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+#: provider block keys: `aws`, or an aliased block `aws.west`
+PROVIDER_KEY_PATTERN = r"^[a-z][a-z0-9_]*(\.[A-Za-z0-9_-]+)?$"
+
+
+class _Strict(BaseModel):
+    # YAML already gives typed values: don't let "yes" pass for a bool or 1 for a string
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VariableSpec(_Strict):
+    """A declared input; its value comes from `default` < `--var-file`s < `--var`."""
+
+    type: VariableType = Field("any", description="The value's type; `--var` text is parsed by it.")
+    default: Any = Field(
+        None, description="Used when no var file or --var gives a value; omit to require one."
+    )
+    description: str = Field("", description="What the variable is for, shown in errors and `validate`.")
+    sensitive: bool = Field(False, description="Mask the value in output.")
+
+    @property
+    def required(self) -> bool:
+        """True if the plan gives no default (an explicit `default: null` is a default)."""
+        return "default" not in self.model_fields_set
+
+
+class Lifecycle(_Strict):
+    """How the engine may treat a resource beyond create/update/delete."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    prevent_destroy: bool = Field(False, description="Refuse any plan that deletes or replaces it.")
+    ignore_changes: list[str] = Field(
+        default_factory=list, description="Property paths whose drift or change is not diffed."
+    )
+    create_before_destroy: bool = Field(False, description="On replace, create the new one before deleting.")
+
+
+class ResourceSpec(_Strict):
+    """One resource as written; for_each makes one instance per key, addressed `name[key]`."""
+
+    type: str = Field(description="Resource type, `<provider>.<kind>` such as `aws.s3_bucket`.")
+    provider: str | None = Field(
+        None,
+        pattern=PROVIDER_KEY_PATTERN,
+        description="Provider block key such as `aws.west`; defaults to the type's prefix.",
+    )
+    properties: dict[str, Any] = Field(
+        default_factory=dict, description="The type's properties; strings may hold `${...}` references."
+    )
+    depends_on: list[str] = Field(
+        default_factory=list, description="Resources to create first, beyond those referenced."
+    )
+    for_each: Any = Field(
+        None, description="A list of strings or a mapping (or `${var.x}`): one instance per key."
+    )
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle, description="Replacement and protection rules.")
+
+
+class OutputSpec(_Strict):
+    """A value shown after apply and readable by other tools (`cloudorch output`)."""
+
+    value: Any = Field(description="Usually a `${resources.NAME.ATTR}` reference.")
+    description: str = Field("", description="What the output is.")
+    sensitive: bool = Field(False, description="Mask the value in output.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `name: "${resources.x.y}"` is short for `name: {value: "${resources.x.y}"}`
+        if isinstance(data, dict) and "value" in data and set(data) <= {"value", "description", "sensitive"}:
+            return data
+        return {"value": data}
+
+
+class PlanFileModel(_Strict):
+    """The top level of a plan file."""
+
+    version: Literal[1] = Field(description="Plan file format version; only 1 exists.")
+    name: str | None = Field(None, description="The plan's name, e.g. the application.")
+    variables: dict[str, VariableSpec] = Field(default_factory=dict, description="Declared inputs.")
+    providers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Provider blocks by key (`aws`, `aws.west`); each provider validates its own block.",
+    )
+    resources: dict[str, ResourceSpec] = Field(default_factory=dict, description="Resources by name.")
+    outputs: dict[str, OutputSpec] = Field(default_factory=dict, description="Outputs by name.")
+    # typed by later issues (release, policy, state); accepted loosely for now
+    stages: dict[str, Any] | None = Field(None, description="Release stages by name.")
+    release: dict[str, Any] | None = Field(None, description="The release promoted through stages.")
+    policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
+    backend: dict[str, Any] | None = Field(
+        None, description="Where state lives; local `.cloudorch/` by default."
+    )
+
+
+TOP_LEVEL_KEYS = tuple(PlanFileModel.model_fields)
+RESOURCE_KEYS = tuple(ResourceSpec.model_fields)
+
+
+@dataclass
+class PlanSpec:
+    """A loaded plan: validated, with variable values chosen and `${var.*}`/`${env.*}` resolved.
+
+    `providers` and `backend` are final values. `resources` are as written (see `expand` for
+    instances); `outputs`, `stages`, `release` and `policies` are templates that still hold
+    `${resources...}`, `${stage...}` and `${release...}` references and keep `$${` escaped:
+    pass them through `resolve` before use. Do not mutate: instances share its containers.
+    """
+
+    version: int
+    name: str | None
+    variables: dict[str, VariableSpec]
+    providers: dict[str, dict[str, Any]]
+    resources: dict[str, ResourceSpec]
+    outputs: dict[str, OutputSpec]
+    stages: dict[str, Any] | None
+    release: dict[str, Any] | None
+    policies: list[Any] | None
+    backend: dict[str, Any] | None
+    path: Path
+    text: str
+    variable_values: dict[str, Any]
+    #: values of the `${env.*}` the plan references, read once at load
+    env_values: dict[str, str] = field(default_factory=dict)
+    #: for_each keys (and each.value) per resource that has for_each, in file order
+    for_each_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source_map: SourceMap | None = field(default=None, repr=False)
+
+    def location(self, *field_path: str | int) -> Location:
+        """The best known location of a field path, walking up to the nearest recorded parent."""
+        if self.source_map is None:
+            return Location(str(self.path), field=".".join(str(p) for p in field_path) or None)
+        return self.source_map.location(field_path)
+
+    def plan_hash(self) -> str:
+        """sha256 over the file text and the chosen variable values (a saved plan's identity)."""
+        h = hashlib.sha256(self.text.encode("utf-8"))
+        h.update(b"\0")
+        h.update(
+            json.dumps(self.variable_values, sort_keys=True, separators=(",", ":"), default=str).encode()
+        )
+        return h.hexdigest()

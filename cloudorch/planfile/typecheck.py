@@ -1,0 +1,163 @@
+"""Checking a plan against the installed resource types: types, properties, referenced attributes.
+
+This module owns the errors a plan gets once the provider registry is known: an unknown type
+(with "did you mean"), an unknown or mistyped property, a reference to an attribute the target
+type does not have. Values still waiting on `${resources...}` are skipped, not guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from cloudorch.errors import CloudorchError, ConfigError
+from cloudorch.planfile.expand import Instance, check_resource_refs, expand
+from cloudorch.planfile.expressions import (
+    Reference,
+    Unknown,
+    contains_unknown,
+    iter_strings,
+    parse_template,
+    resolve,
+)
+from cloudorch.planfile.load import did_you_mean
+from cloudorch.planfile.model import PlanSpec
+from cloudorch.planfile.source import paused_gc
+from cloudorch.providers import Registry, ResourceType
+
+# core.null exposes each key of its `values` as an attribute (see NullResource._observed)
+_VALUES_AS_ATTRIBUTES = frozenset({"core.null"})
+
+
+def _unknown(ref: Reference) -> Unknown:
+    return Unknown(ref.text)
+
+
+def check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] | None = None) -> None:
+    """Raise a located ConfigError for the first type, property or attribute error of the plan.
+
+    `instances` may pass the result of `expand(plan)` to avoid expanding twice.
+    """
+    with paused_gc():
+        _check_types(plan, registry, instances)
+
+
+def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] | None) -> None:
+    classes: dict[str, type[ResourceType[Any]]] = {}
+    for name, spec in plan.resources.items():
+        if spec.type in classes:
+            continue
+        try:
+            classes[spec.type] = registry.type_class(spec.type)
+        except CloudorchError as exc:
+            raise type(exc)(
+                exc.message, hint=exc.hint, location=plan.location("resources", name, "type")
+            ) from exc
+    if instances is None:
+        instances = expand(plan)
+    checked: set[int] = set()
+    for inst in instances:
+        # instances without `each` share one properties dict: validate it once
+        if id(inst.properties) in checked:
+            continue
+        checked.add(id(inst.properties))
+        _check_properties(plan, inst, classes[inst.type])
+    _check_attributes(plan, classes)
+
+
+def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any]]) -> None:
+    model: type[BaseModel] = cls.Properties
+    props = resolve(inst.properties, _unknown)
+    pending = {k for k, v in props.items() if contains_unknown(v)}
+    known = {k: v for k, v in props.items() if k not in pending} if pending else props
+    try:
+        model.model_validate(known)
+    except ValidationError as exc:
+        errors = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"][0] in pending)]
+        if not errors:
+            return
+        err = errors[0]
+        loc = tuple(err["loc"])
+        where = plan.location("resources", inst.name, "properties", *loc)
+        suffix = f" (instance `{inst.address}`)" if inst.key is not None else ""
+        if err["type"] == "extra_forbidden":
+            fields = list(model.model_fields)
+            raise ConfigError(
+                f"unknown property `{loc[-1]}` of resource type {inst.type}{suffix}",
+                location=where,
+                hint=did_you_mean(str(loc[-1]), fields) or "its properties are: " + ", ".join(fields),
+            ) from None
+        if err["type"] == "missing":
+            raise ConfigError(
+                f"resource `{inst.name}` ({inst.type}) needs property `{'.'.join(map(str, loc))}`{suffix}",
+                location=plan.location("resources", inst.name, "properties"),
+                hint=_field_hint(model, str(loc[0])),
+            ) from None
+        raise ConfigError(
+            f"property `{'.'.join(map(str, loc))}` of {inst.type}: {err['msg']}{suffix}",
+            location=where,
+            hint=_field_hint(model, str(loc[0])),
+        ) from None
+
+
+def _field_hint(model: type[BaseModel], name: str) -> str | None:
+    info = model.model_fields.get(name)
+    if info is None or not info.description:
+        return None
+    return f"`{name}`: {info.description}"
+
+
+def attribute_names(cls: type[ResourceType[Any]], properties: dict[str, Any] | None = None) -> set[str]:
+    """Names `${resources.NAME.X}` may use: the type's attributes and its property names."""
+    names = set(cls.attributes) | set(cls.Properties.model_fields)
+    if cls.type_name in _VALUES_AS_ATTRIBUTES and properties:
+        values = properties.get("values")
+        if isinstance(values, dict):
+            names.update(str(k) for k in values)
+    return names
+
+
+def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]]) -> None:
+    attrs: dict[str, set[str]] = {}
+
+    def names_of(target: str) -> set[str]:
+        got = attrs.get(target)
+        if got is None:
+            spec = plan.resources[target]
+            got = attrs[target] = attribute_names(classes[spec.type], spec.properties)
+        return got
+
+    trees: list[tuple[tuple[str | int, ...], Any]] = [
+        (("resources", name, "properties"), spec.properties) for name, spec in plan.resources.items()
+    ]
+    trees += [(("outputs", name), out.value) for name, out in plan.outputs.items()]
+    seen: set[str] = set()
+    for base, value in trees:
+        for sub, s in iter_strings(value):
+            if "${resources" not in s or s in seen:
+                continue
+            seen.add(s)
+            for ref in parse_template(s):
+                if not isinstance(ref, Reference) or ref.root != "resources":
+                    continue
+                check_resource_refs(plan, [ref], base, value)
+                target, _key, attr = ref.resource_target()
+                known = names_of(target)
+                loc = plan.location(*base, *sub)
+                if not attr:
+                    raise ConfigError(
+                        f"`{ref.text}` names a resource but no attribute",
+                        location=loc,
+                        hint="attributes of {}: {}".format(
+                            plan.resources[target].type, ", ".join(sorted(known))
+                        ),
+                    )
+                if str(attr[0]) not in known:
+                    target_type = plan.resources[target].type
+                    raise ConfigError(
+                        f"`{ref.text}`: resource type {target_type} has no attribute `{attr[0]}`",
+                        location=loc,
+                        hint=did_you_mean(str(attr[0]), sorted(known))
+                        or "its attributes: " + ", ".join(sorted(known)),
+                    )
