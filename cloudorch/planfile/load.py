@@ -235,7 +235,8 @@ def _from_validation_error(err: ErrorDetails, source_map: SourceMap, count: int 
             location=location,
             hint="quote a value to make it a string" if want == "a string" else f"write {want} here",
         )
-    return ConfigError(f"`{field}`: {err['msg']}{more}", location=location, hint=None)
+    hint = "use one of the values listed" if kind in ("literal_error", "enum") else None
+    return ConfigError(f"`{field}`: {err['msg']}{more}", location=location, hint=hint)
 
 
 def _describe(value: Any) -> str:

@@ -177,6 +177,13 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     loader = MarkedLoader(text, source_map)
     try:
         value = loader.load_marked()
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(
+            f"unsupported YAML: {exc.problem}",
+            hint="plan files are plain YAML: language tags such as `!!python/...` are not allowed",
+            location=Location(file, mark.line + 1, mark.column + 1) if mark else Location(file),
+        ) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
