@@ -50,7 +50,11 @@ class StateBackend(ABC):
 
     @abstractmethod
     def history(self) -> list[HistoryEntry]:
-        """Stored versions, newest first; the current one has `current=True`."""
+        """Stored versions, newest first; the current one has `current=True`.
+
+        Listed from each version's header without verifying its checksum (cheap for 20 versions
+        of a large state); `read_version` verifies. Versions whose header is unreadable are left out.
+        """
 
     @abstractmethod
     def read_version(self, serial: int) -> State:

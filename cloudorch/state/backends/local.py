@@ -1,7 +1,8 @@
 """The default state backend: files under the plan's `.cloudorch/` directory.
 
 Layout: `state/<key>.json` (current), `history/<key>/<serial>.json` (previous versions, last N),
-`locks/<key>.lock` (O_CREAT|O_EXCL lock with a lease), `journal/<key>.jsonl` (apply journal).
+`locks/<key>.lock` (O_CREAT|O_EXCL lock with a lease; `.guard` serialises takeovers),
+`journal/<key>.jsonl` (apply journal).
 Writes never copy old bytes: the previous version enters history by hard link (rename where
 links are unsupported), and the new one lands by temp file, fsync, rename, directory fsync.
 Compare-and-swap here is a guard against stale writers; mutual exclusion is the lock's job.
@@ -15,9 +16,10 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.base import HistoryEntry, StateBackend
@@ -38,6 +40,12 @@ from cloudorch.state.statefile import (
     header_peek_size,
     read_header_bytes,
 )
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; O_EXCL alone still guards creation
+    fcntl = None
 
 DEFAULT_HISTORY_LIMIT = 20
 # A lock file that cannot be parsed is normally one being written this instant; after this long
@@ -78,6 +86,7 @@ class LocalBackend(StateBackend):
         self.state_path = self.root / "state" / f"{key}.json"
         self.history_dir = self.root / "history" / key
         self.lock_path = self.root / "locks" / f"{key}.lock"
+        self.guard_path = self.root / "locks" / f"{key}.lock.guard"
         self._journal_path = self.root / "journal" / f"{key}.jsonl"
         self.bytes_written = 0
         """Bytes of state documents this backend wrote (lock files and the journal excluded)."""
@@ -224,9 +233,10 @@ class LocalBackend(StateBackend):
                 "cloudorch never uses a state it cannot verify, and this state has no history to restore "
                 "from. Put back a backup of the file, or move it aside and re-import the resources."
             )
+        kept = f"serial {serials[0]}" if len(serials) == 1 else f"serials {serials[0]}..{serials[-1]}"
         return (
             "cloudorch never uses a state it cannot verify. Restore a previous version from "
-            f"{self._show(self.history_dir)}/ (serials {serials[0]}..{serials[-1]}; "
+            f"{self._show(self.history_dir)}/ ({kept}; "
             "`cloudorch state history` lists them), or put back a backup of the file."
         )
 
@@ -339,37 +349,41 @@ class LocalBackend(StateBackend):
             return age > UNREADABLE_LOCK_GRACE_SECONDS
         return holder.lease_expired() or holder.holder_is_dead()
 
-    def _remove_lock_if(self, still_wanted: Callable[[bytes], bool]) -> bool:
-        """Race-safe removal: move the lock file aside atomically, then check it is the one we
-        meant. If another process replaced it meanwhile, put theirs back (link fails if a third
-        one appeared; its holder's renewal then finds its lock gone and reports it lost)."""
-        aside = self.lock_path.with_name(f".{self.lock_path.name}.aside-{uuid.uuid4().hex[:8]}")
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Serialise every change to an *existing* lock file (takeover, renewal, release,
+        force-unlock) across threads and processes. Creation needs no guard: O_EXCL only succeeds
+        when the file is absent. The guard is a kernel flock on a side file, so a process that
+        dies inside the section cannot leave it held (no staleness problem of its own)."""
+        fd = os.open(self.guard_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            os.rename(self.lock_path, aside)
-        except FileNotFoundError:
-            return False
-        try:
-            if still_wanted(aside.read_bytes()):
-                fsync_dir(self.lock_path.parent)
-                return True
-            with contextlib.suppress(FileExistsError):
-                os.link(aside, self.lock_path)
-            return False
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(aside)
+            os.close(fd)  # closing releases the flock
+
+    def _remove_lock_if(self, still_wanted: Callable[[bytes], bool]) -> bool:
+        """Remove the lock file if its current bytes are still the ones we judged (stale, ours,
+        or the id being force-unlocked); under the guard nobody can swap it in between."""
+        with self._guard():
+            try:
+                raw = self.lock_path.read_bytes()
+            except FileNotFoundError:
+                return False
+            if not still_wanted(raw):
+                return False
+            os.unlink(self.lock_path)
+        fsync_dir(self.lock_path.parent)
+        return True
 
     def _renew_lock(self, renewed: LockInfo) -> bool:
-        for attempt in range(3):  # the file may be briefly aside while another process checks it
+        with self._guard():
             found = self._read_lock()
-            if found is not None:
-                if found[0].id != renewed.id:
-                    return False
-                atomic_write(self.lock_path, renewed.to_json().encode())
-                return True
-            if attempt < 2:
-                time.sleep(0.02)
-        return False
+            if found is None or found[0].id != renewed.id:
+                return False
+            atomic_write(self.lock_path, renewed.to_json().encode())
+            return True
 
     def _release_lock(self, info: LockInfo) -> None:
         self._remove_lock_if(lambda raw: _lock_id(raw) == info.id)
