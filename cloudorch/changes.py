@@ -96,6 +96,10 @@ class ChangeSet(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict, description="Output expressions, resolved at apply.")
     policy_results: list[dict[str, Any]] = Field(default_factory=list, description="Filled by policy checks.")
     refreshed: bool = True
+    inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The --var and --var-file inputs, so `apply FILE` reloads the same plan and variables.",
+    )
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

@@ -1,0 +1,604 @@
+"""The library facade: what the CLI, the tests and other programs call.
+
+Each function takes plain options, does one command's work, and returns data (a changeset, an
+apply result, state records). It never prints and never asks; confirmation and rendering are
+the CLI's. Heavy modules (networkx, providers) are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cloudorch.errors import ConfigError, Interrupted, StalePlanError, StateError
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from cloudorch.changes import ChangeSet
+    from cloudorch.engine.applier import ApplyObserver, ApplyResult
+    from cloudorch.engine.providerset import ProviderSet
+    from cloudorch.engine.recovery import RecoveryReport
+    from cloudorch.engine.scheduler import Interrupt
+    from cloudorch.planfile import Instance, PlanSpec
+    from cloudorch.providers import Registry
+    from cloudorch.state.backends.base import StateBackend
+    from cloudorch.state.lock import LockHandle
+    from cloudorch.state.model import ResourceRecord, State
+
+#: operations at once across all providers; providers have their own limits below this
+DEFAULT_PARALLELISM = 256
+
+
+@dataclass
+class RunOptions:
+    """What every command that reads a plan file needs."""
+
+    plan_file: Path
+    vars: Mapping[str, str] = field(default_factory=dict)
+    var_files: Sequence[Path] = ()
+    state_dir: Path | None = None  # default: .cloudorch/ next to the plan file
+    parallelism: int = DEFAULT_PARALLELISM
+    refresh: bool = True
+    targets: Sequence[str] = ()
+    excludes: Sequence[str] = ()
+    replace: Sequence[str] = ()
+    destroy: bool = False
+    lock_timeout: float = 0.0
+    command: str = "cloudorch"
+    env: Mapping[str, str] | None = None
+    #: told about things worth knowing that are not errors (recovery, lock takeover)
+    notify: Callable[[str], None] | None = None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class Loaded:
+    plan: PlanSpec
+    instances: list[Instance]
+    registry: Registry
+    graph: nx.DiGraph
+
+
+def load(opts: RunOptions) -> Loaded:
+    """Load, validate and type-check a plan file and build its graph (the `validate` command)."""
+    from cloudorch import graph as graphs
+    from cloudorch.planfile import check_types, expand, load_plan
+    from cloudorch.providers import Registry
+
+    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    instances = expand(plan)
+    registry = Registry()
+    check_types(plan, registry, instances)
+    by_name: dict[str, list[str]] = {}
+    for inst in instances:
+        by_name.setdefault(inst.name, []).append(inst.address)
+    edges = [(dep, inst.address) for inst in instances for name in inst.depends_on for dep in by_name.get(name, ())]
+    nodes = [(i.address, {"type": i.type, "provider": i.provider, "kind": "resource"}) for i in instances]
+    locations = {i.address: i.location for i in instances}
+    g = graphs.build(nodes, edges, locate=locations.get)
+    return Loaded(plan, instances, registry, g)
+
+
+def validate(opts: RunOptions) -> Loaded:
+    return load(opts)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def backend_for(plan: PlanSpec, opts: RunOptions) -> StateBackend:
+    from cloudorch.state.backends.local import LocalBackend
+
+    root = opts.state_dir or (plan.path.parent / ".cloudorch")
+    return LocalBackend(Path(root), plan.name)
+
+
+def _providers(loaded: Loaded) -> ProviderSet:
+    from cloudorch.engine.providerset import ProviderSet
+    from cloudorch.providers import ProviderContext
+
+    plan = loaded.plan
+    return ProviderSet(
+        loaded.registry,
+        plan.providers or {},
+        ProviderContext(plan_dir=plan.path.parent.resolve()),
+        locate=lambda key: plan.location("providers", key),
+    )
+
+
+@dataclass
+class Session:
+    """One command's hold on a plan: loaded plan, providers, backend, lock, state."""
+
+    loaded: Loaded
+    providers: ProviderSet
+    backend: StateBackend
+    lock: LockHandle | None
+    state: State
+    recovered: RecoveryReport | None = None
+    lock_took_over: Any = None
+
+
+@contextmanager
+def session(opts: RunOptions, *, lock: bool = True) -> Iterator[Session]:
+    """Load the plan, take the state lock, recover from a crashed run, read state."""
+    from cloudorch.engine.recovery import recover
+    from cloudorch.state.lock import LockInfo
+    from cloudorch.state.model import State
+
+    loaded = load(opts)
+    providers = _providers(loaded)
+    backend = backend_for(loaded.plan, opts)
+    handle = backend.lock(LockInfo.new(opts.command), opts.lock_timeout) if lock else None
+    try:
+        took_over = getattr(handle, "took_over", None)
+        if took_over is not None and opts.notify:
+            opts.notify(f"took over a stale state lock held by {took_over.describe()}")
+        report = recover(backend, providers) if lock else None
+        if report is not None and opts.notify:
+            opts.notify(report.summary())
+        state = backend.read() or State(plan_name=loaded.plan.name, state_key=loaded.plan.name)
+        yield Session(loaded, providers, backend, handle, state, report, getattr(handle, "took_over", None))
+    finally:
+        providers.close()
+        if handle is not None:
+            handle.release()
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _scope(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
+    from cloudorch import graph as graphs
+
+    if not opts.targets and not opts.excludes:
+        return None
+    g = loaded.graph
+    known = set(g.nodes) | set(state.resources)
+
+    def expand_names(names: Sequence[str], flag: str) -> set[str]:
+        out: set[str] = set()
+        for n in names:
+            hits = {a for a in known if a == n or a.startswith(n + "[")}
+            if not hits:
+                raise ConfigError(f"{flag} {n}: no such resource in the plan or its state")
+            out |= hits
+        return out
+
+    scope = set(known)
+    if opts.targets:
+        targets = expand_names(opts.targets, "--target")
+        in_graph = {t for t in targets if t in g}
+        scope = targets | graphs.ancestors(g, in_graph)
+    if opts.excludes:
+        excluded = expand_names(opts.excludes, "--exclude")
+        in_graph = {t for t in excluded if t in g}
+        scope -= excluded | graphs.descendants(g, in_graph)
+    return scope
+
+
+def plan_in(sess: Session, opts: RunOptions) -> ChangeSet:
+    """Compute a changeset inside an open session (state locked)."""
+    from cloudorch import graph as graphs
+    from cloudorch.engine.planner import Planner, PlanRequest, make_changeset, refresh
+
+    loaded, state = sess.loaded, sess.state
+    for r in opts.replace:
+        if r not in loaded.graph:
+            raise ConfigError(f"--replace {r}: no such resource in the plan")
+    scope = _scope(loaded, state, opts)
+    request = PlanRequest(
+        refresh=opts.refresh,
+        targets=opts.targets,
+        excludes=opts.excludes,
+        replace=opts.replace,
+        destroy=opts.destroy,
+        parallelism=opts.parallelism,
+    )
+    records = [r for a, r in state.resources.items() if scope is None or a in scope]
+    observed = refresh(records, sess.providers, parallelism=opts.parallelism).observed if opts.refresh else {}
+    order = [a for a in graphs.order(loaded.graph) if scope is None or a in scope]
+    planner = Planner(loaded.plan, loaded.instances, order, state, sess.providers, request)
+    changes = planner.run(observed)
+    if scope is not None:
+        changes = [c for c in changes if c.address in scope]
+    cs = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
+    cs.inputs = {"vars": dict(opts.vars), "var_files": [str(p) for p in opts.var_files]}
+    return cs
+
+
+def plan(opts: RunOptions) -> ChangeSet:
+    with session(opts) as sess:
+        return plan_in(sess, opts)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def check_saved(cs: ChangeSet, sess: Session) -> None:
+    """Terraform's stale-plan rule: refuse a saved plan when state or the plan file moved."""
+    state = sess.state
+    lineage = state.lineage if state.serial > 0 else None
+    if cs.state_lineage is not None and lineage is not None and cs.state_lineage != lineage:
+        raise StalePlanError(
+            "the saved plan was made for a different state (lineage differs)",
+            hint="run `cloudorch plan -o FILE` again against this state",
+        )
+    if cs.state_serial != state.serial:
+        raise StalePlanError(
+            f"the saved plan is stale: state moved from serial {cs.state_serial} to {state.serial} since it was made",
+            hint="run `cloudorch plan -o FILE` again and review the new plan",
+        )
+    if cs.plan_hash != sess.loaded.plan.plan_hash():
+        raise StalePlanError(
+            f"the plan file {cs.plan_file} or its variables changed since the plan was saved",
+            hint="run `cloudorch plan -o FILE` again and review the new plan",
+        )
+
+
+def options_for_saved(cs: ChangeSet, base: RunOptions) -> RunOptions:
+    """The options a saved plan was made with (same plan file, same variable inputs)."""
+    from dataclasses import replace
+
+    inputs = cs.inputs or {}
+    return replace(
+        base,
+        plan_file=Path(cs.plan_file),
+        vars=dict(inputs.get("vars", {})),
+        var_files=[Path(p) for p in inputs.get("var_files", [])],
+        destroy=cs.destroy,
+    )
+
+
+class SigintGuard:
+    """While applying, Ctrl-C (and SIGTERM) become scheduler interrupts instead of exceptions."""
+
+    def __init__(self, interrupt: Interrupt) -> None:
+        self.interrupt = interrupt
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> SigintGuard:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, lambda _s, _f: self.interrupt.fire())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def apply(
+    opts: RunOptions,
+    *,
+    saved: ChangeSet | None = None,
+    confirm: Callable[[ChangeSet], bool] | None = None,
+    observer: ApplyObserver | None = None,
+    interrupt: Interrupt | None = None,
+    on_plan: Callable[[ChangeSet], None] | None = None,
+) -> ApplyResult | None:
+    """Plan (or take a saved plan), confirm, and apply. None means the user declined."""
+    from cloudorch.engine.applier import Applier
+    from cloudorch.engine.scheduler import Interrupt as _Interrupt
+    from cloudorch.state.journal import Journal, remove_journal
+
+    if saved is not None:
+        opts = options_for_saved(saved, opts)
+    intr = interrupt or _Interrupt()
+    with session(opts) as sess:
+        if saved is not None:
+            check_saved(saved, sess)
+            cs = saved
+        else:
+            cs = plan_in(sess, opts)
+        if on_plan is not None:
+            on_plan(cs)
+        if not cs.has_changes:
+            return _finish_without_changes(sess, cs)
+        if confirm is not None and not confirm(cs):
+            return None
+        journal = Journal.start(
+            sess.backend.journal_path(),
+            {
+                "plan_name": sess.loaded.plan.name,
+                "state_key": sess.state.state_key,
+                "lineage": sess.state.lineage,
+                "serial": sess.state.serial,
+                "command": opts.command,
+                "actor": actor(),
+            },
+        )
+        applier = Applier(
+            cs,
+            sess.state,
+            sess.providers,
+            sess.backend,
+            journal,
+            parallelism=opts.parallelism,
+            observer=observer,
+            interrupt=intr,
+        )
+        with SigintGuard(intr):
+            result = applier.run()
+        _record_apply(sess, result)
+        applier.write_state()
+        stats = journal.stats()
+        result.journal_lines, result.journal_fsyncs = stats.lines, stats.fsyncs
+        if result.abandoned:
+            journal.abandon()  # operations still running: the next command recovers them
+        else:
+            journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})
+            remove_journal(journal.path)
+        if result.interrupted:
+            raise Interrupted(
+                f"apply interrupted: {len(result.succeeded)} operation(s) finished and were saved, "
+                f"{len(result.not_started)} not started"
+                + (f", {len(result.abandoned)} abandoned while running" if result.abandoned else ""),
+                hint="run `cloudorch apply` again to finish; the journal lets it recover anything in flight",
+            )
+        return result
+
+
+def _finish_without_changes(sess: Session, cs: ChangeSet) -> ApplyResult:
+    from cloudorch.engine.applier import ApplyResult
+
+    outputs = compute_outputs(sess.loaded.plan, sess.state)
+    if outputs != sess.state.outputs or sess.recovered is not None:
+        sess.state.outputs = outputs
+        expected = sess.state.serial
+        sess.state.serial += 1
+        sess.backend.write(sess.state, expected_serial=expected or None)
+    return ApplyResult(changeset=cs, state=sess.state)
+
+
+def _record_apply(sess: Session, result: ApplyResult) -> None:
+    from cloudorch.state.model import StateEvent
+
+    state = sess.state
+    state.plan_name = sess.loaded.plan.name
+    state.outputs = compute_outputs(sess.loaded.plan, state) if state.resources else {}
+    counts = {k: v for k, v in result.changeset.counts().items() if v and k != "no-op"}
+    state.events.append(
+        StateEvent(
+            kind="destroy" if result.changeset.destroy else "apply",
+            actor=actor(),
+            detail={
+                "counts": counts,
+                "failed": sorted(result.failed),
+                "interrupted": result.interrupted,
+                "seconds": round(result.seconds, 3),
+            },
+        )
+    )
+    del state.events[:-200]  # keep the audit trail bounded; history keeps older documents
+
+
+def compute_outputs(plan: PlanSpec, state: State) -> dict[str, Any]:
+    from cloudorch.planfile import Reference, Unknown, resolve
+
+    def lookup(ref: Reference) -> Any:
+        if ref.root != "resources":
+            return Unknown(ref.text)
+        name, key, rest = ref.resource_target()
+        address = f"{name}[{key}]" if key is not None else name
+        if key is None and address not in state.resources and rest:
+            address, rest = f"{name}[{rest[0]}]", rest[1:]
+        rec = state.resources.get(address)
+        if rec is None:
+            return None
+        if not rest:
+            return {**rec.properties, **rec.attributes}
+        value: Any = rec.attributes.get(str(rest[0]), rec.properties.get(str(rest[0])))
+        for step in rest[1:]:
+            try:
+                value = value[step]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
+
+    out: dict[str, Any] = {}
+    for name, spec in (plan.outputs or {}).items():
+        value = resolve(spec.value, lookup)
+        out[name] = {"value": None if isinstance(value, Unknown) else value, "sensitive": spec.sensitive}
+    return out
+
+
+def destroy(opts: RunOptions, **kwargs: Any) -> ApplyResult | None:
+    from dataclasses import replace
+
+    return apply(replace(opts, destroy=True), **kwargs)
+
+
+def actor() -> str:
+    for var in ("CLOUDORCH_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_REQUESTEDFOR", "CIRCLE_USERNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    from cloudorch.state.lock import current_user
+
+    return current_user()
+
+
+# --------------------------------------------------------------------------- read-only commands
+
+
+def read_state(opts: RunOptions) -> tuple[PlanSpec, State | None, StateBackend]:
+    """State without taking the lock (list, show, output, history)."""
+    from cloudorch.planfile import load_plan
+
+    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    backend = backend_for(plan, opts)
+    return plan, backend.read(), backend
+
+
+def outputs(opts: RunOptions) -> dict[str, Any]:
+    _, state, _ = read_state(opts)
+    return dict(state.outputs) if state else {}
+
+
+def state_list(opts: RunOptions) -> list[ResourceRecord]:
+    _, state, _ = read_state(opts)
+    return sorted(state.resources.values(), key=lambda r: r.address) if state else []
+
+
+def state_show(opts: RunOptions, address: str) -> ResourceRecord:
+    _, state, backend = read_state(opts)
+    if state is None or address not in state.resources:
+        known = sorted(state.resources) if state else []
+        raise StateError(
+            f"{address} is not in state ({backend.describe()})",
+            hint="addresses in state: " + (", ".join(known[:20]) or "none"),
+        )
+    return state.resources[address]
+
+
+def _mutate_state(opts: RunOptions, fn: Callable[[State], str], kind: str) -> str:
+    """Run a state surgery under the lock and record it as an event."""
+    from cloudorch.state.lock import LockInfo
+    from cloudorch.state.model import State, StateEvent
+
+    plan, _, backend = read_state(opts)
+    with backend.lock(LockInfo.new(opts.command), opts.lock_timeout):
+        state = backend.read() or State(plan_name=plan.name, state_key=plan.name)
+        what = fn(state)
+        state.events.append(StateEvent(kind=kind, actor=actor(), detail={"what": what}))
+        expected = state.serial
+        state.serial += 1
+        backend.write(state, expected_serial=expected or None)
+    return what
+
+
+def state_rm(opts: RunOptions, address: str) -> str:
+    def fn(state: State) -> str:
+        if address not in state.resources:
+            raise StateError(f"{address} is not in state", hint="see `cloudorch state list PLAN_FILE`")
+        del state.resources[address]
+        return f"removed {address} from state (the cloud object was left alone)"
+
+    return _mutate_state(opts, fn, "state_rm")
+
+
+def state_mv(opts: RunOptions, old: str, new: str) -> str:
+    def fn(state: State) -> str:
+        if old not in state.resources:
+            raise StateError(f"{old} is not in state", hint="see `cloudorch state list PLAN_FILE`")
+        if new in state.resources:
+            raise StateError(f"{new} is already in state", hint=f"remove it first: cloudorch state rm PLAN {new}")
+        rec = state.resources.pop(old)
+        state.resources[new] = rec.model_copy(update={"address": new})
+        return f"moved {old} to {new}"
+
+    return _mutate_state(opts, fn, "state_mv")
+
+
+def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecord:
+    """Adopt an existing cloud object into state under an address the plan declares."""
+    from cloudorch.state.lock import LockInfo
+    from cloudorch.state.model import ResourceRecord, State, StateEvent
+
+    loaded = load(opts)
+    inst = next((i for i in loaded.instances if i.address == address), None)
+    if inst is None:
+        raise ConfigError(
+            f"{address} is not declared in {loaded.plan.path}",
+            hint="add the resource to the plan file first, then import it",
+        )
+    providers = _providers(loaded)
+    backend = backend_for(loaded.plan, opts)
+    try:
+        with backend.lock(LockInfo.new(opts.command), opts.lock_timeout):
+            state = backend.read() or State(plan_name=loaded.plan.name, state_key=loaded.plan.name)
+            if address in state.resources:
+                raise StateError(f"{address} is already in state", hint="`cloudorch state rm` it first")
+            rt = providers.resource_type(inst.provider, inst.type)
+            seen = rt.import_(address, cloud_id)
+            rec = ResourceRecord(
+                address=address,
+                type=inst.type,
+                provider=inst.provider,
+                id=seen.id,
+                properties=seen.properties,
+                attributes=seen.attributes,
+                dependencies=[],
+            )
+            state.resources[address] = rec
+            state.events.append(StateEvent(kind="import", actor=actor(), detail={"address": address, "id": cloud_id}))
+            expected = state.serial
+            state.serial += 1
+            backend.write(state, expected_serial=expected or None)
+            return rec
+    finally:
+        providers.close()
+
+
+def state_history(opts: RunOptions) -> list[Any]:
+    _, _, backend = read_state(opts)
+    return backend.history()
+
+
+def force_unlock(opts: RunOptions, lock_id: str) -> None:
+    _, _, backend = read_state(opts)
+    backend.force_unlock(lock_id)
+
+
+def force_unlock_any(state_root: Path, lock_id: str) -> None:
+    """Force-unlock by id alone: look through the local locks under `state_root`."""
+    from cloudorch.state.backends.local import LocalBackend
+
+    locks = sorted((state_root / "locks").glob("*.lock")) if (state_root / "locks").is_dir() else []
+    for path in locks:
+        backend = LocalBackend(state_root, path.stem)
+        held = backend.current_lock()
+        if held is not None and held.id == lock_id:
+            backend.force_unlock(lock_id)
+            return
+    raise StateError(
+        f"no lock with id {lock_id} under {state_root}",
+        hint="pass the plan file too: cloudorch force-unlock ID PLAN_FILE",
+    )
+
+
+def schema() -> dict[str, Any]:
+    from cloudorch.planfile import plan_json_schema
+    from cloudorch.providers import Registry
+
+    return plan_json_schema(Registry())
+
+
+def providers_info() -> list[dict[str, Any]]:
+    from cloudorch.providers import Registry, force_new_fields, sensitive_fields
+
+    reg = Registry()
+    out: list[dict[str, Any]] = []
+    for name in reg.names():
+        try:
+            cls = reg.provider_class(name)
+        except ConfigError as exc:
+            out.append({"name": name, "error": exc.message, "types": []})
+            continue
+        out.append(
+            {
+                "name": name,
+                "package": cls.package,
+                "types": [
+                    {
+                        "type": rt.type_name,
+                        "description": rt.description,
+                        "properties": sorted(rt.Properties.model_fields),
+                        "force_new": sorted(force_new_fields(rt.Properties)),
+                        "sensitive": sorted(sensitive_fields(rt.Properties)),
+                        "attributes": sorted(rt.attributes),
+                    }
+                    for rt in cls.resource_types
+                ],
+            }
+        )
+    return out

@@ -1,0 +1,52 @@
+"""The command line: typer commands that parse flags, call `cloudorch.api`, and render.
+
+This package is the only place that prints and the only place a `CloudorchError` becomes a
+message and an exit code (`main`). Keep imports here light: `cloudorch --help` must not load
+networkx, a provider or a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from cloudorch.errors import CloudorchError, ExitCode
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `cloudorch` console script; returns the process exit code."""
+    from cloudorch.cli.app import app
+    from cloudorch.cli.output import Output
+
+    try:
+        rv = app(args=argv, prog_name="cloudorch", standalone_mode=False)
+    except SystemExit as exc:  # typer.Exit and --help
+        return int(exc.code or 0)
+    except CloudorchError as exc:
+        Output.current().error(exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        Output.current().plain("Interrupted.", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # click usage errors and real bugs
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            Output.current().plain("Aborted.", err=True)
+            return int(ExitCode.INTERRUPTED)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return int(ExitCode.ERROR)
+        if os.environ.get("CLOUDORCH_DEBUG"):
+            raise
+        Output.current().plain(
+            f"Internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in cloudorch. Run again with CLOUDORCH_DEBUG=1 for the traceback and report it.",
+            err=True,
+        )
+        return int(ExitCode.ERROR)
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,626 @@
+"""The typer application: every command, each a plain function returning an exit code.
+
+Commands parse flags into `api.RunOptions`, call one `cloudorch.api` function, and render the
+result. They never compute anything themselves. Imports of the engine happen inside commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from cloudorch import __version__
+from cloudorch.cli.output import Output
+from cloudorch.errors import CloudorchError, ConfigError, ExitCode
+
+if TYPE_CHECKING:
+    from cloudorch.api import RunOptions
+
+HELP = """\
+cloudorch provisions AWS, Azure and Google Cloud resources and promotes releases through
+stages, from one YAML plan file.
+
+\b
+  cloudorch validate plans/quickstart.yaml     check a plan file
+  cloudorch plan plans/quickstart.yaml         show what would change
+  cloudorch apply plans/quickstart.yaml        make it so (asks first; --auto-approve in CI)
+  cloudorch destroy plans/quickstart.yaml      remove everything the plan made
+
+\b
+Exit codes: 0 ok / no changes, 1 error, 2 changes present (plan --detailed-exitcode),
+3 denied by policy, 4 state locked, 130 interrupted. Every command takes --json.
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+state_app = typer.Typer(help="Inspect and edit state: list, show, rm, mv, import, history.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+
+@app.callback()
+def _global(
+    no_color: Annotated[bool, typer.Option("--no-color", help="Plain text without colors.")] = False,
+) -> None:
+    Output.configure(color=not no_color)
+
+
+# --------------------------------------------------------------------------- shared options
+
+PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
+VarOpt = Annotated[
+    list[str] | None, typer.Option("--var", help="Set a variable: --var name=value (repeatable).", show_default=False)
+]
+VarFileOpt = Annotated[
+    list[Path] | None, typer.Option("--var-file", help="YAML or JSON file of variable values (repeatable).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for pipelines).")]
+StateDirOpt = Annotated[
+    Path | None, typer.Option("--state-dir", help="Where local state lives (default: .cloudorch/ next to the plan).")
+]
+LockTimeoutOpt = Annotated[
+    float, typer.Option("--lock-timeout", help="Seconds to wait for the state lock before failing with exit 4.")
+]
+ParallelismOpt = Annotated[
+    int, typer.Option("--parallelism", min=1, help="Most operations at once (providers have their own limits too).")
+]
+RefreshOpt = Annotated[
+    str, typer.Option("--refresh", help="--refresh=false plans from state without reading the cloud.")
+]
+TargetOpt = Annotated[
+    list[str] | None, typer.Option("--target", help="Only this address and what it depends on (repeatable).")
+]
+ExcludeOpt = Annotated[
+    list[str] | None, typer.Option("--exclude", help="Leave out this address and what depends on it (repeatable).")
+]
+ReplaceOpt = Annotated[list[str] | None, typer.Option("--replace", help="Force replacement of this address.")]
+AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")]
+
+
+def _vars(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--var {item!r}: expected NAME=VALUE", hint="e.g. --var version=1.4.2")
+        out[name.strip()] = value
+    return out
+
+
+def _bool(flag: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{flag}={text}: expected true or false")
+
+
+def _options(
+    plan_file: Path,
+    *,
+    var: list[str] | None = None,
+    var_file: list[Path] | None = None,
+    state_dir: Path | None = None,
+    command: str,
+    **kw: Any,
+) -> RunOptions:
+    from cloudorch.api import RunOptions
+
+    out = Output.current()
+    return RunOptions(
+        plan_file=plan_file,
+        notify=lambda text: out.err.print(f"[yellow]{escape(text)}[/]"),
+        vars=_vars(var),
+        var_files=list(var_file or []),
+        state_dir=state_dir,
+        command="cloudorch " + command,
+        **kw,
+    )
+
+
+def _out(json_mode: bool) -> Output:
+    return Output.configure(json_mode=json_mode)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command()
+def version(json_: JsonOpt = False) -> int:
+    """Print cloudorch's version."""
+    out = _out(json_)
+    if json_:
+        out.document({"version": __version__, "python": sys.version.split()[0]})
+    else:
+        out.plain(f"cloudorch {__version__}")
+    return 0
+
+
+@app.command()
+def validate(
+    plan_file: PlanArg, var: VarOpt = None, var_file: VarFileOpt = None, json_: JsonOpt = False
+) -> int:
+    """Check a plan file: syntax, types, properties, references and cycles. Reads no state or cloud."""
+    from cloudorch import api
+
+    out = _out(json_)
+    loaded = api.validate(_options(plan_file, var=var, var_file=var_file, command="validate"))
+    n = len(loaded.instances)
+    if json_:
+        out.document({"valid": True, "plan": loaded.plan.name, "resources": n, "file": str(plan_file)})
+    else:
+        out.print(f"[green]The plan file is valid:[/] {loaded.plan.name}, {n} resource instance(s).")
+    return 0
+
+
+def _plan_opts(
+    plan_file: Path,
+    *,
+    command: str,
+    var: list[str] | None,
+    var_file: list[Path] | None,
+    state_dir: Path | None,
+    lock_timeout: float,
+    parallelism: int,
+    refresh: str,
+    target: list[str] | None,
+    exclude: list[str] | None,
+    replace: list[str] | None,
+    destroy: bool,
+) -> RunOptions:
+    return _options(
+        plan_file,
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        command=command,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        refresh=_bool("--refresh", refresh),
+        targets=list(target or []),
+        excludes=list(exclude or []),
+        replace=list(replace or []),
+        destroy=destroy,
+    )
+
+
+@app.command()
+def plan(
+    plan_file: PlanArg,
+    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Save the plan to apply it later.")] = None,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 0 when none.")
+    ] = False,
+    destroy: Annotated[bool, typer.Option("--destroy", help="Plan to destroy everything in state.")] = False,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    target: TargetOpt = None,
+    exclude: ExcludeOpt = None,
+    replace: ReplaceOpt = None,
+    refresh: RefreshOpt = "true",
+    parallelism: ParallelismOpt = 256,
+    state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    json_: JsonOpt = False,
+) -> int:
+    """Refresh state, compare it with the plan file, and show what apply would do."""
+    from cloudorch import api
+    from cloudorch.cli.render import changeset_json, render_changeset
+
+    out = _out(json_)
+    opts = _plan_opts(
+        plan_file,
+        command="plan",
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        refresh=refresh,
+        target=target,
+        exclude=exclude,
+        replace=replace,
+        destroy=destroy,
+    )
+    cs = api.plan(opts)
+    if out_file is not None:
+        cs.save(out_file)
+    if json_:
+        out.document(changeset_json(cs))
+    else:
+        render_changeset(out, cs)
+        if out_file is not None:
+            out.print(f"\nSaved the plan to {out_file}. Apply exactly this with: cloudorch apply {out_file}")
+    return int(ExitCode.CHANGES) if detailed_exitcode and cs.has_changes else 0
+
+
+def _confirm(out: Output, auto_approve: bool, verb: str) -> Any:
+    def ask(cs: Any) -> bool:
+        if auto_approve:
+            return True
+        if not sys.stdin.isatty():
+            raise CloudorchError(
+                f"{verb} needs confirmation, but there is no terminal to ask on",
+                hint="review the plan, then run again with --auto-approve (or apply a saved plan file)",
+            )
+        out.err.print(f"\nDo you want to {verb}? Only 'yes' will be accepted.")
+        answer = out.err.input("  Enter a value: ")
+        return answer.strip() == "yes"
+
+    return ask
+
+
+def _run_apply(
+    opts: RunOptions, out: Output, json_: bool, auto_approve: bool, saved_path: Path | None, verb: str
+) -> int:
+    from cloudorch import api
+    from cloudorch.changes import ChangeSet
+    from cloudorch.cli.render import (
+        ProgressObserver,
+        changeset_json,
+        render_changeset,
+        render_outputs,
+        render_result,
+        result_json,
+    )
+
+    saved = ChangeSet.load(saved_path) if saved_path is not None else None
+    shown: dict[str, Any] = {}
+
+    def on_plan(cs: ChangeSet) -> None:
+        shown["cs"] = cs
+        if not json_:
+            render_changeset(out, cs)
+
+    def confirm(cs: ChangeSet) -> bool:
+        ok = bool(_confirm(out, auto_approve or saved is not None, verb)(cs))
+        if not ok:
+            out.print("Cancelled: nothing was changed.")
+        return ok
+
+    n_ops = [0]
+
+    def on_plan_count(cs: ChangeSet) -> None:
+        on_plan(cs)
+        n_ops[0] = sum(1 for c in cs.changes if c.is_change)
+
+    class Observer(ProgressObserver):
+        def __init__(self) -> None:
+            super().__init__(out, 0)
+
+        def op_started(self, change: Any) -> None:
+            self.total = n_ops[0]
+            super().op_started(change)
+
+    progress = Observer()
+    with progress:
+        result = api.apply(opts, saved=saved, confirm=confirm, observer=progress, on_plan=on_plan_count)
+    if result is None:
+        if json_:
+            out.document({"applied": False, "reason": "declined"})
+        return 1
+    if json_:
+        out.document(
+            {
+                "applied": True,
+                "changeset": changeset_json(result.changeset),
+                "result": result_json(result),
+                "outputs": {
+                    k: (None if v.get("sensitive") else v.get("value")) for k, v in result.state.outputs.items()
+                },
+            }
+        )
+    else:
+        if result.changeset.has_changes:
+            out.print()
+            render_result(out, result)
+        render_outputs(out, result.state.outputs)
+    return 0 if result.ok else int(ExitCode.ERROR)
+
+
+@app.command()
+def apply(
+    plan_file: Annotated[Path, typer.Argument(help="A plan file, or a plan saved with `plan -o`.", show_default=False)],
+    auto_approve: AutoApproveOpt = False,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    target: TargetOpt = None,
+    exclude: ExcludeOpt = None,
+    replace: ReplaceOpt = None,
+    refresh: RefreshOpt = "true",
+    parallelism: ParallelismOpt = 256,
+    state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    json_: JsonOpt = False,
+) -> int:
+    """Plan and apply (asks first), or apply a saved plan exactly as it was shown."""
+    from cloudorch.changes import ChangeSet
+
+    out = _out(json_)
+    saved_path = plan_file if ChangeSet.looks_saved(plan_file) else None
+    opts = _plan_opts(
+        plan_file,
+        command="apply",
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        refresh=refresh,
+        target=target,
+        exclude=exclude,
+        replace=replace,
+        destroy=False,
+    )
+    return _run_apply(opts, out, json_, auto_approve, saved_path, "perform these actions")
+
+
+@app.command()
+def destroy(
+    plan_file: PlanArg,
+    auto_approve: AutoApproveOpt = False,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    target: TargetOpt = None,
+    exclude: ExcludeOpt = None,
+    parallelism: ParallelismOpt = 256,
+    state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    json_: JsonOpt = False,
+) -> int:
+    """Destroy everything the plan's state holds, in reverse dependency order."""
+    out = _out(json_)
+    opts = _plan_opts(
+        plan_file,
+        command="destroy",
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        refresh="true",
+        target=target,
+        exclude=exclude,
+        replace=None,
+        destroy=True,
+    )
+    return _run_apply(opts, out, json_, auto_approve, None, "destroy these resources")
+
+
+@app.command()
+def output(
+    plan_file: PlanArg,
+    name: Annotated[str | None, typer.Argument(help="One output; all when omitted.")] = None,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    json_: JsonOpt = False,
+) -> int:
+    """Show the plan's outputs, as recorded in state by the last apply."""
+    from cloudorch import api
+
+    out = _out(json_)
+    values = api.outputs(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="output"))
+    if name is not None:
+        if name not in values:
+            raise ConfigError(
+                f"no output named {name!r} in state",
+                hint="outputs: " + (", ".join(sorted(values)) or "none (apply the plan first)"),
+            )
+        item = values[name]
+        if json_:
+            out.document(item.get("value"))
+        else:
+            v = item.get("value")
+            out.plain(v if isinstance(v, str) else __import__("json").dumps(v))
+        return 0
+    if json_:
+        out.document({k: v.get("value") for k, v in values.items()})
+    else:
+        from cloudorch.cli.render import render_outputs
+
+        if not values:
+            out.print("No outputs in state (apply the plan first).")
+        render_outputs(out, values)
+    return 0
+
+
+@app.command()
+def graph(
+    plan_file: PlanArg,
+    format: Annotated[str, typer.Option("--format", help="dot, mermaid or json.")] = "dot",
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+) -> int:
+    """Print the dependency graph (pipe dot output to `dot -Tsvg`)."""
+    from cloudorch import api
+    from cloudorch import graph as graphs
+
+    renderers = {"dot": graphs.to_dot, "mermaid": graphs.to_mermaid, "json": graphs.to_json}
+    if format not in renderers:
+        raise ConfigError(f"--format {format}: unknown format", hint="use dot, mermaid or json")
+    loaded = api.validate(_options(plan_file, var=var, var_file=var_file, command="graph"))
+    sys.stdout.write(renderers[format](loaded.graph))
+    return 0
+
+
+@app.command()
+def schema() -> int:
+    """Print the JSON Schema of plan files, with every installed resource type's properties."""
+    import json
+
+    from cloudorch import api
+
+    sys.stdout.write(json.dumps(api.schema(), indent=2) + "\n")
+    return 0
+
+
+@app.command()
+def providers(json_: JsonOpt = False) -> int:
+    """List installed providers and their resource types."""
+    from cloudorch import api
+
+    out = _out(json_)
+    info = api.providers_info()
+    if json_:
+        out.document({"providers": info})
+        return 0
+    for p in info:
+        if p.get("error"):
+            out.print(f"[red]{p['name']}[/]: {p['error']}")
+            continue
+        out.print(f"[bold]{p['name']}[/] ({p['package']})")
+        for t in p["types"]:
+            out.print(f"  {t['type']:<28} {t['description']}")
+    return 0
+
+
+@app.command("force-unlock")
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(help="The lock id printed by the command that was refused.")],
+    plan_file: Annotated[Path | None, typer.Argument(help="The plan file whose state is locked.")] = None,
+    state_dir: StateDirOpt = None,
+    json_: JsonOpt = False,
+) -> int:
+    """Remove a state lock left by a process that will not come back. Check it is really gone first."""
+    from cloudorch import api
+
+    out = _out(json_)
+    if plan_file is None:
+        api.force_unlock_any(Path(state_dir or ".cloudorch"), lock_id)
+    else:
+        api.force_unlock(_options(plan_file, state_dir=state_dir, command="force-unlock"), lock_id)
+    if json_:
+        out.document({"unlocked": lock_id})
+    else:
+        out.print(f"Lock {lock_id} removed.")
+    return 0
+
+
+# --------------------------------------------------------------------------- state
+
+
+@state_app.command("list")
+def state_list(
+    plan_file: PlanArg, var: VarOpt = None, var_file: VarFileOpt = None, state_dir: StateDirOpt = None, json_: JsonOpt = False
+) -> int:
+    """List the addresses in state."""
+    from cloudorch import api
+
+    out = _out(json_)
+    records = api.state_list(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state list"))
+    if json_:
+        out.document(
+            {"resources": [{"address": r.address, "type": r.type, "id": r.id, "provider": r.provider} for r in records]}
+        )
+    else:
+        for r in records:
+            out.plain(f"{r.address}\t{r.type}\t{r.id}")
+    return 0
+
+
+@state_app.command("show")
+def state_show(
+    plan_file: PlanArg, address: str, var: VarOpt = None, var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None, json_: JsonOpt = False,
+) -> int:
+    """Show one resource as state recorded it (sensitive values are stored as hashes only)."""
+    import json
+
+    from cloudorch import api
+
+    out = _out(json_)
+    rec = api.state_show(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state show"), address)
+    doc = rec.model_dump(mode="json")
+    if json_:
+        out.document(doc)
+    else:
+        out.plain(json.dumps(doc, indent=2))
+    return 0
+
+
+@state_app.command("rm")
+def state_rm(
+    plan_file: PlanArg, address: str, var: VarOpt = None, var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None, lock_timeout: LockTimeoutOpt = 0.0, json_: JsonOpt = False,
+) -> int:
+    """Forget a resource without touching the cloud object."""
+    from cloudorch import api
+
+    out = _out(json_)
+    what = api.state_rm(
+        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, lock_timeout=lock_timeout, command="state rm"),
+        address,
+    )
+    out.document({"ok": True, "message": what}) if json_ else out.plain(what)
+    return 0
+
+
+@state_app.command("mv")
+def state_mv(
+    plan_file: PlanArg, old: str, new: str, var: VarOpt = None, var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None, lock_timeout: LockTimeoutOpt = 0.0, json_: JsonOpt = False,
+) -> int:
+    """Rename an address in state (after renaming it in the plan file), so it is not replaced."""
+    from cloudorch import api
+
+    out = _out(json_)
+    what = api.state_mv(
+        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, lock_timeout=lock_timeout, command="state mv"),
+        old,
+        new,
+    )
+    out.document({"ok": True, "message": what}) if json_ else out.plain(what)
+    return 0
+
+
+@state_app.command("import")
+def state_import(
+    plan_file: PlanArg, address: str, cloud_id: Annotated[str, typer.Argument(metavar="ID")],
+    var: VarOpt = None, var_file: VarFileOpt = None, state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0, json_: JsonOpt = False,
+) -> int:
+    """Adopt an existing cloud object into state under an address the plan declares."""
+    from cloudorch import api
+
+    out = _out(json_)
+    rec = api.state_import(
+        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, lock_timeout=lock_timeout, command="state import"),
+        address,
+        cloud_id,
+    )
+    if json_:
+        out.document(rec.model_dump(mode="json"))
+    else:
+        out.print(f"Imported {address} (id {rec.id}). Run `cloudorch plan` to see how it differs from the plan file.")
+    return 0
+
+
+@state_app.command("history")
+def state_history(
+    plan_file: PlanArg, var: VarOpt = None, var_file: VarFileOpt = None, state_dir: StateDirOpt = None, json_: JsonOpt = False
+) -> int:
+    """List the kept versions of state, newest first."""
+    from dataclasses import asdict
+
+    from cloudorch import api
+
+    out = _out(json_)
+    entries = api.state_history(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state history"))
+    if json_:
+        out.document({"history": [asdict(e) for e in entries]})
+        return 0
+    for e in entries:
+        cur = " (current)" if getattr(e, "current", False) else ""
+        out.plain(f"serial {e.serial}\t{e.written_at}\t{e.resource_count} resource(s){cur}")
+    return 0

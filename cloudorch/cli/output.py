@@ -1,0 +1,71 @@
+"""Where the CLI writes: rich consoles for people, JSON documents for pipelines.
+
+One `Output` per process, configured by the global flags (`--no-color`) and each command's
+`--json`. With `--json`, stdout carries exactly one JSON document (errors included) and
+everything meant for people goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, ClassVar
+
+from rich.console import Console
+from rich.markup import escape
+
+from cloudorch.errors import CloudorchError
+
+
+class Output:
+    _current: ClassVar[Output | None] = None
+
+    def __init__(self, *, color: bool = True, json_mode: bool = False) -> None:
+        no_color = not color or bool(os.environ.get("NO_COLOR"))
+        self.json_mode = json_mode
+        self.out = Console(no_color=no_color, highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
+
+    @classmethod
+    def current(cls) -> Output:
+        if cls._current is None:
+            cls._current = Output()
+        return cls._current
+
+    @classmethod
+    def configure(cls, *, color: bool | None = None, json_mode: bool | None = None) -> Output:
+        cur = cls.current()
+        new = Output(
+            color=(not cur.out.no_color) if color is None else color,
+            json_mode=cur.json_mode if json_mode is None else json_mode,
+        )
+        cls._current = new
+        return new
+
+    @property
+    def interactive(self) -> bool:
+        return self.err.is_terminal and not self.json_mode
+
+    # -- writing ------------------------------------------------------------------------
+
+    def print(self, text: Any = "", **kwargs: Any) -> None:
+        """Human text: stdout normally, stderr in --json mode (stdout is for the document)."""
+        (self.err if self.json_mode else self.out).print(text, **kwargs)
+
+    def plain(self, text: str, *, err: bool = False) -> None:
+        (self.err if err or self.json_mode else self.out).print(escape(text))
+
+    def document(self, doc: Any) -> None:
+        sys.stdout.write(json.dumps(doc, indent=2, default=str, sort_keys=False) + "\n")
+        sys.stdout.flush()
+
+    def error(self, exc: CloudorchError) -> None:
+        if self.json_mode:
+            self.document(exc.to_json())
+            return
+        con = self.err
+        where = f"{exc.location}: " if exc.location is not None else ""
+        con.print(f"[bold red]Error:[/] {escape(where + exc.message)}")
+        if exc.hint:
+            con.print(f"  [yellow]hint:[/] {escape(exc.hint)}")

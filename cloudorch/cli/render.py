@@ -1,0 +1,229 @@
+"""Rendering changesets, apply results and progress for people (Terraform's + ~ -/+ - style).
+
+Sensitive values arrive masked from the planner; values known only after apply are shown as
+`(known after apply)`. Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.live import Live
+from rich.markup import escape
+from rich.text import Text
+
+from cloudorch.changes import KNOWN_AFTER_APPLY, Action, Change, ChangeSet
+
+from cloudorch.cli.output import Output
+from cloudorch.engine.applier import ApplyObserver
+
+if TYPE_CHECKING:
+    from cloudorch.engine.applier import ApplyResult
+    from cloudorch.errors import ProviderError
+
+_STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DELETE: "red",
+    Action.NOOP: "dim",
+}
+_VERB = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in place",
+    Action.REPLACE: "will be replaced",
+    Action.DELETE: "will be destroyed",
+    Action.NOOP: "is unchanged",
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _after_value(c: Change, key: str, value: Any) -> str:
+    if key in c.after_unknown:
+        return KNOWN_AFTER_APPLY
+    if key in c.sensitive and value is not None:
+        return "(sensitive)"
+    return _fmt(value)
+
+
+def render_change(out: Output, c: Change) -> None:
+    style = _STYLE[c.action]
+    sym = c.action.symbol
+    why = f"  [dim]# {escape('; '.join(c.reasons))}[/]" if c.reasons else ""
+    out.print(f"  [{style}]{sym}[/] [bold]{escape(c.address)}[/] [dim]({c.type})[/] {_VERB[c.action]}{why}")
+    if c.action is Action.CREATE:
+        for key, value in sorted((c.after or {}).items()):
+            if value in (None, {}, [], False) and key not in c.after_unknown:
+                continue
+            out.print(f"      [green]+[/] {key} = {escape(_after_value(c, key, value))}")
+    elif c.action in (Action.UPDATE, Action.REPLACE):
+        for d in c.diff:
+            after = KNOWN_AFTER_APPLY if d.unknown else ("(sensitive)" if d.sensitive else _fmt(d.after))
+            before = "(sensitive)" if d.sensitive else _fmt(d.before)
+            mark = " [magenta]# forces replacement[/]" if d.force_new else ""
+            out.print(f"      [yellow]~[/] {d.path} = {escape(before)} -> {escape(after)}{mark}")
+    elif c.action is Action.DELETE:
+        if c.id:
+            out.print(f"      [red]-[/] id = {escape(_fmt(c.id))}")
+
+
+def summary_line(cs: ChangeSet) -> str:
+    n = cs.counts()
+    return (
+        f"Plan: {n['create']} to create, {n['update']} to update, "
+        f"{n['replace']} to replace, {n['delete']} to destroy."
+    )
+
+
+def render_changeset(out: Output, cs: ChangeSet) -> None:
+    drift = [c for c in cs.changes if c.drift]
+    if drift:
+        out.print("[bold]Changed outside cloudorch[/] (drift found by refresh):")
+        for c in drift:
+            out.print(f"  [yellow]![/] {escape(c.address)}: {escape('; '.join(c.reasons) or 'differs')}")
+        out.print()
+    changes = [c for c in cs.changes if c.is_change]
+    if not changes:
+        out.print("[green]No changes.[/] The cloud matches the plan file.")
+        return
+    out.print("cloudorch will perform the following actions:\n")
+    order = {Action.DELETE: 0, Action.REPLACE: 1, Action.UPDATE: 2, Action.CREATE: 3}
+    for c in sorted(changes, key=lambda c: (order.get(c.action, 9), c.address)):
+        render_change(out, c)
+        out.print()
+    out.print(f"[bold]{summary_line(cs)}[/]")
+
+
+def changeset_json(cs: ChangeSet) -> dict[str, Any]:
+    doc = cs.model_dump(mode="json", exclude={"inputs"})
+    doc["summary"] = {**cs.counts(), "has_changes": cs.has_changes}
+    return doc
+
+
+def result_json(result: ApplyResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "succeeded": sorted(result.succeeded),
+        "failed": result.failed,
+        "skipped": result.skipped,
+        "not_started": result.not_started,
+        "retries": result.retries,
+        "seconds": round(result.seconds, 3),
+        "state_serial": result.state.serial,
+    }
+
+
+def render_result(out: Output, result: ApplyResult) -> None:
+    n = result.changeset.counts()
+    done = len(result.succeeded)
+    if result.ok:
+        verb = "Destroy" if result.changeset.destroy else "Apply"
+        out.print(
+            f"[bold green]{verb} complete![/] {n['create']} created, {n['update']} updated, "
+            f"{n['replace']} replaced, {n['delete']} destroyed in {result.seconds:.1f}s"
+            + (f" ({result.retries} retried call(s))" if result.retries else "")
+            + "."
+        )
+        return
+    out.print(f"[bold red]Apply failed.[/] {done} operation(s) succeeded and are saved in state.")
+    for address, why in sorted(result.failed.items()):
+        out.print(f"  [red]x[/] {escape(address)}: {escape(why)}")
+    for address, why in sorted(result.skipped.items()):
+        out.print(f"  [dim]-[/] {escape(address)}: skipped ({escape(why)})")
+    if result.retries:
+        out.print(f"  {result.retries} call(s) were retried.")
+    out.print(
+        "Fix the cause and run `cloudorch apply` again: it plans from the saved state and only does what is left."
+    )
+
+
+def render_outputs(out: Output, outputs: dict[str, Any]) -> None:
+    if not outputs:
+        return
+    out.print("\n[bold]Outputs:[/]")
+    for name, item in sorted(outputs.items()):
+        value = "(sensitive)" if item.get("sensitive") else _fmt(item.get("value"))
+        out.print(f"  {name} = {escape(value)}")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class ProgressObserver(ApplyObserver):
+    """Apply progress: a live panel on a terminal, one plain line per event elsewhere."""
+
+    def __init__(self, out: Output, total: int) -> None:
+        self.out = out
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.running: dict[str, tuple[Change, float]] = {}
+        self._lock = threading.Lock()
+        self.live: Live | None = None
+        if out.interactive:
+            self.live = Live(self._panel(), console=out.err, refresh_per_second=8, transient=True)
+
+    def __enter__(self) -> ProgressObserver:
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def _panel(self) -> Text:
+        now = time.monotonic()
+        lines = [f"Applying: {self.done}/{self.total} done, {len(self.running)} running, {self.failed} failed"]
+        for address, (c, t0) in sorted(self.running.items(), key=lambda kv: kv[1][1])[:12]:
+            lines.append(f"  {c.action.symbol} {address} ({c.type}) {now - t0:.1f}s")
+        if len(self.running) > 12:
+            lines.append(f"  ... and {len(self.running) - 12} more")
+        return Text("\n".join(lines))
+
+    def _say(self, text: str) -> None:
+        if self.live is not None:
+            self.live.console.print(text, highlight=False)
+            self.live.update(self._panel())
+        else:
+            self.out.err.print(text, highlight=False)
+
+    def op_started(self, change: Change) -> None:
+        with self._lock:
+            self.running[change.address] = (change, time.monotonic())
+            if self.live is not None:
+                self.live.update(self._panel())
+
+    def op_finished(self, change: Change, seconds: float) -> None:
+        verb = {"create": "created", "update": "updated", "replace": "replaced", "delete": "destroyed"}.get(
+            change.action.value, "done"
+        )
+        with self._lock:
+            self.running.pop(change.address, None)
+            self.done += 1
+            self._say(f"{escape(change.address)}: {verb} ({seconds:.1f}s) [{self.done}/{self.total}]")
+
+    def op_failed(self, change: Change, error: BaseException) -> None:
+        with self._lock:
+            self.running.pop(change.address, None)
+            self.failed += 1
+            self._say(f"[red]{escape(change.address)}: {change.action.value} failed: {escape(str(error))}[/]")
+
+    def op_retry(self, change: Change, error: ProviderError, attempt: int, delay: float) -> None:
+        with self._lock:
+            self._say(
+                f"[yellow]{escape(change.address)}: {error.kind.value} error, retry {attempt} in {delay:.1f}s: "
+                f"{escape(error.message)}[/]"
+            )
+
+    def message(self, text: str) -> None:
+        with self._lock:
+            self._say(f"[yellow]{escape(text)}[/]")

@@ -1,0 +1,461 @@
+"""The planner: refresh what state knows, diff it against the plan file, produce a changeset.
+
+Refresh reads every resource in scope in parallel (one `read_many` per type where the type
+offers one). The diff compares each property the plan sets with what the cloud reports (or,
+for values the cloud cannot report, with what state recorded), honouring lifecycle rules, and
+marks values that depend on not-yet-applied resources as known only after apply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from cloudorch.changes import Action, Change, ChangeSet, PropertyDiff
+from cloudorch.engine.providerset import ProviderSet
+from cloudorch.engine.retry import call_with_retries
+from cloudorch.errors import ConfigError, Location
+from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, resolve
+from cloudorch.providers import (
+    Observed,
+    ReadRequest,
+    ResourceType,
+    force_new_fields,
+    sensitive_fields,
+)
+from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker, sensitive_marker
+
+
+@dataclass
+class PlanRequest:
+    """What the user asked `plan` for (flags)."""
+
+    refresh: bool = True
+    targets: Sequence[str] = ()
+    excludes: Sequence[str] = ()
+    replace: Sequence[str] = ()
+    destroy: bool = False
+    parallelism: int = 256
+
+
+@dataclass
+class RefreshResult:
+    observed: dict[str, Observed | None] = field(default_factory=dict)
+    seconds: float = 0.0
+    calls: int = 0
+
+
+# --------------------------------------------------------------------------- validation
+
+
+_adapters: dict[tuple[type[BaseModel], str], TypeAdapter[Any]] = {}
+
+
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    key = (model, name)
+    ad = _adapters.get(key)
+    if ad is None:
+        info = model.model_fields[name]
+        ad = _adapters[key] = TypeAdapter(info.annotation)
+    return ad
+
+
+def _has_unknown(value: Any) -> bool:
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, dict):
+        return any(_has_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_unknown(v) for v in value)
+    return False
+
+
+def validate_properties(
+    model: type[BaseModel], props: Mapping[str, Any], *, locate: Callable[[str], Location | None]
+) -> tuple[dict[str, Any], set[str]]:
+    """Validate properties and fill defaults; properties holding an Unknown are kept as they are.
+
+    Returns the JSON-shaped properties and the names of the top-level properties that are unknown.
+    """
+    unknown = {k for k, v in props.items() if _has_unknown(v)}
+    if not unknown:
+        try:
+            return model.model_validate(props).model_dump(mode="json"), unknown
+        except ValidationError as exc:
+            raise _property_error(model, exc, locate) from exc
+    known = {k: v for k, v in props.items() if k not in unknown}
+    try:
+        model.model_validate(known)
+    except ValidationError as exc:
+        real = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"] and e["loc"][0] in unknown)]
+        if real:
+            raise _property_error(model, exc, locate, real) from exc
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in unknown:
+            out[name] = props[name]
+        elif name in known:
+            ad = _field_adapter(model, name)
+            out[name] = ad.dump_python(ad.validate_python(known[name]), mode="json")
+        elif not info.is_required():
+            out[name] = info.get_default(call_default_factory=True)
+    return out, unknown
+
+
+def _property_error(
+    model: type[BaseModel],
+    exc: ValidationError,
+    locate: Callable[[str], Location | None],
+    errors: list[Any] | None = None,
+) -> ConfigError:
+    err = (errors or exc.errors())[0]
+    path = ".".join(str(p) for p in err["loc"])
+    top = str(err["loc"][0]) if err["loc"] else ""
+    hint = None
+    if err["type"] == "extra_forbidden":
+        import difflib
+
+        close = difflib.get_close_matches(top, list(model.model_fields), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "known properties: " + ", ".join(model.model_fields)
+        msg = f"unknown property `{path}`"
+    else:
+        msg = f"property `{path}`: {err['msg']}"
+    return ConfigError(msg, hint=hint, location=locate(top))
+
+
+# --------------------------------------------------------------------------- refresh
+
+
+def refresh(
+    records: Sequence[ResourceRecord],
+    providers: ProviderSet,
+    *,
+    parallelism: int,
+) -> RefreshResult:
+    """Read every record from its cloud, in parallel; None means the object is gone."""
+    started = time.monotonic()
+    out = RefreshResult()
+    groups: dict[tuple[str, str], list[ResourceRecord]] = {}
+    for rec in records:
+        groups.setdefault((rec.provider, rec.type), []).append(rec)
+    jobs: list[Callable[[], list[tuple[str, Observed | None]]]] = []
+    for (pkey, tname), recs in groups.items():
+        provider = providers.get(pkey)
+        rt = provider.resource_type(tname)
+        model = rt.Properties
+        reqs = [ReadRequest(r.address, r.id, model.model_construct(**r.properties)) for r in recs]
+        if type(rt).read_many is not ResourceType.read_many:
+            jobs.append(_read_many_job(rt, reqs))
+        else:
+            jobs.extend(_read_one_job(rt, req) for req in reqs)
+    out.calls = len(jobs)
+    if len(jobs) == 1:
+        results = [jobs[0]()]
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs)))) as pool:
+            results = list(pool.map(lambda j: j(), jobs))
+    for batch in results:
+        for address, obs in batch:
+            out.observed[address] = obs
+    out.seconds = time.monotonic() - started
+    return out
+
+
+def _read_many_job(
+    rt: ResourceType[Any], reqs: list[ReadRequest]
+) -> Callable[[], list[tuple[str, Observed | None]]]:
+    def job() -> list[tuple[str, Observed | None]]:
+        seen = call_with_retries(
+            rt.provider, reqs[0].address if len(reqs) == 1 else rt.type_name, lambda: rt.read_many(reqs)
+        )
+        return [(r.address, o) for r, o in zip(reqs, seen, strict=True)]
+
+    return job
+
+
+def _read_one_job(rt: ResourceType[Any], req: ReadRequest) -> Callable[[], list[tuple[str, Observed | None]]]:
+    def job() -> list[tuple[str, Observed | None]]:
+        return [(req.address, call_with_retries(rt.provider, req.address, lambda: rt.read(req.address, req.id, req.properties)))]
+
+    return job
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _same(a: Any, b: Any) -> bool:
+    if is_sensitive_marker(a) or is_sensitive_marker(b):
+        ma = a if is_sensitive_marker(a) else sensitive_marker(a)
+        mb = b if is_sensitive_marker(b) else sensitive_marker(b)
+        return bool(ma == mb)
+    return bool(a == b)
+
+
+def _mask(value: Any, sensitive: bool) -> Any:
+    return "(sensitive)" if sensitive and value is not None else value
+
+
+def to_template(value: Any) -> Any:
+    """Replace Unknown leaves by their template text, for storing in a changeset."""
+    if isinstance(value, Unknown):
+        return value.expr
+    if isinstance(value, dict):
+        return {k: to_template(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_template(v) for v in value]
+    return value
+
+
+@dataclass
+class _Planned:
+    action: Action
+    properties: dict[str, Any]  # may hold Unknown leaves
+    attributes: Mapping[str, Any]
+    computed: frozenset[str] = frozenset()  # attribute names the type computes
+
+
+class Planner:
+    def __init__(
+        self,
+        plan: PlanSpec,
+        instances: Sequence[Instance],
+        order: Sequence[str],
+        state: State,
+        providers: ProviderSet,
+        request: PlanRequest,
+    ) -> None:
+        self.plan = plan
+        self.instances = {i.address: i for i in instances}
+        self.order = order
+        self.state = state
+        self.providers = providers
+        self.request = request
+        self.foreach_names = {i.name for i in instances if i.key is not None}
+        self.planned: dict[str, _Planned] = {}
+
+    # -- references -------------------------------------------------------------------
+
+    def lookup(self, ref: Reference) -> Any:
+        name, key, rest = ref.resource_target()
+        if key is None and name in self.foreach_names and rest:
+            key, rest = str(rest[0]), rest[1:]
+        address = f"{name}[{key}]" if key is not None else name
+        got = self.planned.get(address)
+        if got is None:
+            # the target is outside --target scope or excluded: fall back to state
+            rec = self.state.resources.get(address)
+            if rec is None:
+                return Unknown(ref.text)
+            got = _Planned(Action.NOOP, rec.properties, rec.attributes)
+        if not rest:
+            if got.action in (Action.CREATE, Action.REPLACE):
+                return Unknown(ref.text)
+            return {**got.properties, **got.attributes}
+        attr = str(rest[0])
+        if got.action in (Action.CREATE, Action.REPLACE):
+            # a property the plan sets is known now (as in Terraform); computed attributes are not
+            if attr in got.properties and attr not in got.computed:
+                value = got.properties[attr]
+            else:
+                return Unknown(ref.text)
+        elif got.action is Action.UPDATE:
+            if attr not in got.properties:
+                return Unknown(ref.text)  # computed attributes may change with the update
+            value = got.properties[attr]
+        elif attr in got.attributes:
+            value = got.attributes[attr]
+        elif attr in got.properties:
+            value = got.properties[attr]
+        else:
+            raise ConfigError(
+                f"`{ref.text}`: {address} has no attribute `{attr}`",
+                hint="attributes: " + ", ".join(sorted(set(got.attributes) | set(got.properties))),
+            )
+        for step in rest[1:]:
+            if isinstance(value, Unknown):
+                return Unknown(ref.text)
+            try:
+                value = value[step]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise ConfigError(f"`{ref.text}`: no `{step}` in {address}.{attr}") from exc
+        if is_sensitive_marker(value):
+            return Unknown(ref.text)
+        return value
+
+    # -- the diff ---------------------------------------------------------------------
+
+    def run(self, observed: Mapping[str, Observed | None]) -> list[Change]:
+        changes: list[Change] = []
+        req = self.request
+        replace = set(req.replace)
+        for address in self.order:
+            inst = self.instances[address]
+            rec = self.state.resources.get(address)
+            if req.destroy:
+                continue
+            changes.append(self._diff_one(inst, rec, observed, address in replace))
+        # resources in state that the plan no longer has (or all of them on --destroy)
+        for address, rec in self.state.resources.items():
+            if address in self.instances and not req.destroy:
+                continue
+            inst = self.instances.get(address)
+            if inst is not None and inst.lifecycle.prevent_destroy:
+                raise ConfigError(
+                    f"{address} has lifecycle.prevent_destroy set and would be destroyed",
+                    hint="remove prevent_destroy from the plan file first, or leave it out of the destroy "
+                    "with --exclude " + address,
+                    location=inst.location,
+                )
+            rt = self.providers.resource_type(rec.provider, rec.type)
+            sens = sensitive_fields(rt.Properties)
+            changes.append(
+                Change(
+                    address=address,
+                    type=rec.type,
+                    provider=rec.provider,
+                    action=Action.DELETE,
+                    id=rec.id,
+                    before={k: _mask(v, k in sens) for k, v in rec.properties.items()},
+                    after=None,
+                    reasons=["destroy requested"] if req.destroy else ["removed from the plan file"],
+                    depends_on=list(rec.dependencies),
+                    sensitive=sorted(sens),
+                )
+            )
+        return changes
+
+    def _diff_one(
+        self,
+        inst: Instance,
+        rec: ResourceRecord | None,
+        observed: Mapping[str, Observed | None],
+        force_replace: bool,
+    ) -> Change:
+        rt = self.providers.resource_type(inst.provider, inst.type)
+        model = rt.Properties
+        fnew = force_new_fields(model)
+        sens = sensitive_fields(model)
+        resolved = resolve(inst.properties, self.lookup)
+
+        def locate(prop_name: str) -> Location | None:
+            if prop_name:
+                return self.plan.location("resources", inst.name, "properties", prop_name)
+            return inst.location
+
+        desired, unknown = validate_properties(model, resolved, locate=locate)
+        deps = sorted(self._dep_addresses(inst))
+        after_unknown = sorted(unknown)
+        base = {
+            "address": inst.address,
+            "type": inst.type,
+            "provider": inst.provider,
+            "after": {k: to_template(v) for k, v in desired.items()},
+            "after_unknown": after_unknown,
+            "depends_on": deps,
+            "sensitive": sorted(sens),
+            "create_before_destroy": inst.lifecycle.create_before_destroy,
+        }
+        if rec is None:
+            self.planned[inst.address] = _Planned(Action.CREATE, desired, {}, frozenset(rt.attributes))
+            return Change(action=Action.CREATE, reasons=[], **base)
+        obs = observed.get(inst.address, _NOT_REFRESHED)
+        before = {k: _mask(v, k in sens) for k, v in rec.properties.items()}
+        if obs is None:
+            self.planned[inst.address] = _Planned(Action.CREATE, desired, {}, frozenset(rt.attributes))
+            return Change(
+                action=Action.CREATE, id=None, before=before, reasons=["deleted outside cloudorch"], drift=True, **base
+            )
+        seen_props: Mapping[str, Any] = obs.properties if isinstance(obs, Observed) else {}
+        attributes = obs.attributes if isinstance(obs, Observed) else rec.attributes
+        ignore = set(inst.lifecycle.ignore_changes)
+        diffs: list[PropertyDiff] = []
+        drift = False
+        for key, want in desired.items():
+            if key in ignore:
+                continue
+            is_unknown = key in unknown
+            if key in seen_props:
+                have = seen_props[key]
+            elif key in rec.properties:
+                have = rec.properties[key]
+            else:
+                continue
+            if not is_unknown and _same(want, have):
+                continue
+            if not is_unknown and key in rec.properties and _same(want, rec.properties[key]):
+                drift = True  # the plan did not change: the cloud did
+            diffs.append(
+                PropertyDiff(
+                    path=key,
+                    before=_mask(have, key in sens),
+                    after=_mask(to_template(want), key in sens),
+                    unknown=is_unknown,
+                    sensitive=key in sens,
+                    force_new=key in fnew,
+                )
+            )
+        reasons: list[str] = []
+        if force_replace:
+            action = Action.REPLACE
+            reasons.append("--replace requested")
+        elif any(d.force_new for d in diffs):
+            action = Action.REPLACE
+            reasons.extend(f"`{d.path}` forces replacement" for d in diffs if d.force_new)
+        elif diffs:
+            action = Action.UPDATE
+        else:
+            action = Action.NOOP
+        if action is Action.REPLACE and inst.lifecycle.prevent_destroy:
+            raise ConfigError(
+                f"{inst.address} has lifecycle.prevent_destroy set and would be replaced ({'; '.join(reasons)})",
+                hint="change the plan so it can update in place, or remove prevent_destroy",
+                location=inst.location,
+            )
+        if drift and action is not Action.NOOP:
+            reasons.append("changed outside cloudorch")
+        self.planned[inst.address] = _Planned(action, desired, attributes, frozenset(rt.attributes))
+        return Change(action=action, id=rec.id, before=before, diff=diffs, reasons=reasons, drift=drift, **base)
+
+    def _dep_addresses(self, inst: Instance) -> Iterable[str]:
+        for name in inst.depends_on:
+            if name in self.foreach_names:
+                yield from (a for a, i in self.instances.items() if i.name == name)
+            else:
+                yield name
+
+
+class _NotRefreshed:
+    pass
+
+
+_NOT_REFRESHED: Any = _NotRefreshed()
+
+
+def make_changeset(
+    plan: PlanSpec, planner_changes: list[Change], state: State, request: PlanRequest, *, state_key: str
+) -> ChangeSet:
+    outputs: dict[str, Any] = {}
+    for name, out in (plan.outputs or {}).items():
+        outputs[name] = out.value if hasattr(out, "value") else out
+    return ChangeSet(
+        plan_name=plan.name,
+        plan_file=str(plan.path),
+        plan_hash=plan.plan_hash(),
+        state_key=state_key,
+        state_lineage=state.lineage if state.serial > 0 else None,
+        state_serial=state.serial,
+        destroy=request.destroy,
+        variables={
+            k: ("(sensitive)" if plan.variables[k].sensitive else v)
+            for k, v in plan.variable_values.items()
+            if k in plan.variables
+        },
+        changes=planner_changes,
+        outputs=outputs,
+        refreshed=request.refresh,
+    )
