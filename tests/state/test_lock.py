@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -73,8 +74,9 @@ def test_second_holder_in_same_process_times_out(backend: LocalBackend) -> None:
         assert excinfo.value.holder.id == handle.info.id
 
 
-@pytest.mark.slow
-def test_lock_contention_between_two_processes(backend: LocalBackend, root: Path, run_child: RunChild) -> None:
+def test_lock_contention_between_two_processes(
+    backend: LocalBackend, root: Path, run_child: RunChild
+) -> None:
     child = run_child(HOLD_LOCK, [str(root), "60"])
     assert child.stdout is not None
     lock_id = child.stdout.readline().strip()
@@ -170,32 +172,34 @@ def test_force_unlock(backend: LocalBackend) -> None:
     newer.release()
 
 
+def _race_for_stale_lock(root: Path, contenders: int) -> list[str]:
+    """Plant a stale lock, let `contenders` threads see it at once; return the winners' ids."""
+    seed = LocalBackend(root, "shop")
+    _plant(seed, replace(LockInfo.new("cloudorch apply"), pid=_dead_pid()).with_lease(3600))
+    barrier = threading.Barrier(contenders)
+    winners: list[str] = []
+
+    def contend() -> None:
+        backend = LocalBackend(root, "shop", poll_interval=0.01)
+        info = LockInfo.new("cloudorch apply")
+        barrier.wait()
+        with contextlib.suppress(LockHeldError):
+            backend.lock(info, timeout=0.2)
+            winners.append(info.id)
+
+    threads = [threading.Thread(target=contend) for _ in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    current = seed.current_lock()
+    assert current is not None and [current.id] == winners[:1]
+    seed.force_unlock(current.id)
+    return winners
+
+
 def test_takeover_is_race_safe(root: Path) -> None:
-    """Many contenders see the same stale lock at once; exactly one gets it."""
+    """Many contenders see the same stale lock at once; exactly one gets it, every time."""
     for _ in range(3):
-        seed = LocalBackend(root, "shop")
-        _plant(seed, replace(LockInfo.new("cloudorch apply"), pid=_dead_pid()).with_lease(3600))
-        barrier = threading.Barrier(8)
-        winners: list[str] = []
-        losers: list[str] = []
-
-        def contend(barrier: threading.Barrier = barrier) -> None:
-            backend = LocalBackend(root, "shop", poll_interval=0.01)
-            info = LockInfo.new("cloudorch apply")
-            barrier.wait()
-            try:
-                backend.lock(info, timeout=0.2)
-            except LockHeldError:
-                losers.append(info.id)
-            else:
-                winners.append(info.id)
-
-        threads = [threading.Thread(target=contend) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        winners = _race_for_stale_lock(root, contenders=8)
         assert len(winners) == 1, winners
-        current = seed.current_lock()
-        assert current is not None and current.id == winners[0]
-        seed.force_unlock(winners[0])
