@@ -79,6 +79,18 @@ def plan_json_schema(registry: Registry) -> dict[str, Any]:
         resource["allOf"] = branches
         all_defs["ResourceSpec"] = resource
 
+    # `name: "${...}"` is short for `name: {value: "${...}"}` (OutputSpec._shorthand)
+    output_ref = schema["properties"]["outputs"]["additionalProperties"]
+    schema["properties"]["outputs"] = {
+        **schema["properties"]["outputs"],
+        "additionalProperties": {
+            "anyOf": [
+                output_ref,
+                {"type": ["string", "number", "boolean", "array", "null"]},
+                {"type": "object", "not": {"required": ["value"]}},
+            ]
+        },
+    }
     schema["$defs"] = all_defs
     return {
         "$schema": SCHEMA_DIALECT,
