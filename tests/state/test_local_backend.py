@@ -13,7 +13,6 @@ import pytest
 
 from cloudorch.errors import StateError
 from cloudorch.state import LocalBackend, State
-from cloudorch.state.backends import local as local_module
 
 MakeState = Callable[..., State]
 
@@ -61,7 +60,7 @@ def test_failed_rename_keeps_previous_state(
             raise OSError(errno.EIO, "disk on fire")
         real_replace(src, dst)
 
-    monkeypatch.setattr(local_module.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     state.serial = 2
     with pytest.raises(OSError):
         backend.write(state, 1)
@@ -91,7 +90,7 @@ def test_history_without_hard_links_falls_back_to_rename(
 
     state = make_state(2)
     backend.write(state, None)
-    monkeypatch.setattr(local_module.os, "link", no_link)
+    monkeypatch.setattr(os, "link", no_link)
     state.serial = 2
     backend.write(state, 1)
     assert backend.read_version(1).serial == 1

@@ -88,7 +88,8 @@ def test_lock_contention_between_two_processes(
     waited = time.monotonic() - started
     err = excinfo.value
     assert 0.5 <= waited < 3
-    assert err.exit_code == ExitCode.LOCKED == 4
+    assert err.exit_code == 4
+    assert err.exit_code == ExitCode.LOCKED
     assert f"pid {child.pid}" in err.message
     assert "(cloudorch apply)" in err.message
     assert "since " in err.message
