@@ -14,7 +14,6 @@ from cloudorch.errors import ConfigError, Location
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
-    escape,
     find_refs,
     iter_strings,
     navigate,
@@ -105,6 +104,29 @@ def _attr_text(attr: tuple[str | int, ...]) -> str:
     return "".join(f"[{a}]" if isinstance(a, int) else f".{a}" for a in attr) or ".ATTR"
 
 
+def unexpanded(plan: PlanSpec, name: str) -> Instance:
+    """Resource `name` as one instance with `each` left unresolved, e.g. to check a for_each
+    resource that has no keys right now (its instances would get the same properties)."""
+    spec = plan.resources[name]
+
+    def lookup(ref: Reference) -> Any:
+        if ref.root == "var":
+            return navigate(plan.variable_values[str(ref.path[0])], ref.path[1:], ref.text)
+        return plan.env_values[str(ref.path[0])]
+
+    return Instance(
+        address=name,
+        name=name,
+        key=None,
+        type=spec.type,
+        provider=spec.provider or spec.type.partition(".")[0],
+        properties=resolve_partial(spec.properties, lookup, frozenset({"var", "env"})),
+        depends_on=list(spec.depends_on),
+        lifecycle=spec.lifecycle,
+        location=plan.location("resources", name),
+    )
+
+
 def expand(plan: PlanSpec) -> list[Instance]:
     """Every resource instance of the plan, in file order (for_each keys in their order)."""
     with paused_gc():
@@ -145,7 +167,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                 except ExpressionError as exc:
                     raise ConfigError(
                         f"{exc} (instance `{instance_address(name, key)}`)",
-                        location=_ref_location(plan, base, props, str(exc).split("`")[1]),
+                        location=_ref_location(plan, base, props, exc.text),
                         hint="check the for_each value or variable it refers to",
                     ) from None
             else:
@@ -157,7 +179,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     key=key,
                     type=spec.type,
                     provider=provider,
-                    properties=resolved if isinstance(resolved, dict) else escape(resolved),
+                    properties=resolved,
                     depends_on=list(deps),
                     lifecycle=spec.lifecycle,
                     location=location,

@@ -30,7 +30,14 @@ _TRAILING_RE = re.compile(r"\s*")
 
 
 class ExpressionError(ValueError):
-    """A template string is malformed; the caller adds where it was written."""
+    """A template string is malformed or a path leads nowhere; the caller adds where it was written.
+
+    `text` is the reference or template at fault, so the caller can find the string holding it.
+    """
+
+    def __init__(self, message: str, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text
 
 
 class Unknown:
@@ -230,7 +237,8 @@ def _resolve_string(s: str, lookup: Callable[[Reference], Any]) -> Any:
     if len(parts) == 1:
         only = parts[0]
         if isinstance(only, Reference):
-            return lookup(only)  # exactly one reference: keep the value's own type
+            got = lookup(only)  # exactly one reference: keep the value's own type
+            return Unknown(s) if isinstance(got, Unknown) else got
         return only
     out: list[str] = []
     for p in parts:
@@ -350,11 +358,11 @@ def navigate(value: Any, path: tuple[str | int, ...], text: str) -> Any:
             elif str(step) in value:
                 value = value[str(step)]
             else:
-                raise ExpressionError(f"`{text}`: no key {step!r}")
+                raise ExpressionError(f"`{text}`: no key {step!r}", text)
         elif isinstance(value, list) and isinstance(step, int):
             if not 0 <= step < len(value):
-                raise ExpressionError(f"`{text}`: index {step} out of range (length {len(value)})")
+                raise ExpressionError(f"`{text}`: index {step} out of range (length {len(value)})", text)
             value = value[step]
         else:
-            raise ExpressionError(f"`{text}`: cannot take {step!r} of a {type(value).__name__}")
+            raise ExpressionError(f"`{text}`: cannot take {step!r} of a {type(value).__name__}", text)
     return value

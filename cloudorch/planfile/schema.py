@@ -94,7 +94,6 @@ def plan_json_schema(registry: Registry) -> dict[str, Any]:
     schema["$defs"] = all_defs
     return {
         "$schema": SCHEMA_DIALECT,
-        "$id": "https://cloudorch.dev/schema/plan-v1.json",
         "title": "cloudorch plan file",
         **{k: v for k, v in schema.items() if k != "title"},
     }

@@ -7,12 +7,13 @@ type does not have. Values still waiting on `${resources...}` are skipped, not g
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from cloudorch.errors import CloudorchError, ConfigError
-from cloudorch.planfile.expand import Instance, check_resource_refs, expand
+from cloudorch.planfile.expand import Instance, check_resource_refs, expand, unexpanded
 from cloudorch.planfile.expressions import (
     Reference,
     Unknown,
@@ -25,6 +26,8 @@ from cloudorch.planfile.load import did_you_mean
 from cloudorch.planfile.model import PlanSpec
 from cloudorch.planfile.source import paused_gc
 from cloudorch.providers import Registry, ResourceType
+
+_IGNORE_HEAD = re.compile(r"[.\[]")
 
 # core.null exposes each key of its `values` as an attribute (see NullResource._observed)
 _VALUES_AS_ATTRIBUTES = frozenset({"core.null"})
@@ -54,6 +57,8 @@ def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] |
             raise type(exc)(
                 exc.message, hint=exc.hint, location=plan.location("resources", name, "type")
             ) from exc
+    for name, spec in plan.resources.items():
+        _check_ignore_changes(plan, name, spec.lifecycle.ignore_changes, classes[spec.type])
     if instances is None:
         instances = expand(plan)
     checked: set[int] = set()
@@ -63,7 +68,22 @@ def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] |
             continue
         checked.add(id(inst.properties))
         _check_properties(plan, inst, classes[inst.type])
+    for name, keys in plan.for_each_keys.items():
+        if not keys:  # no instances today, but its properties must still fit its type
+            _check_properties(plan, unexpanded(plan, name), classes[plan.resources[name].type])
     _check_attributes(plan, classes)
+
+
+def _check_ignore_changes(plan: PlanSpec, name: str, paths: list[str], cls: type[ResourceType[Any]]) -> None:
+    fields = list(cls.Properties.model_fields)
+    for i, path in enumerate(paths):
+        head = _IGNORE_HEAD.split(path, maxsplit=1)[0]
+        if head not in fields:
+            raise ConfigError(
+                f"lifecycle.ignore_changes of `{name}` names `{path}`, not a property of {cls.type_name}",
+                location=plan.location("resources", name, "lifecycle", "ignore_changes", i),
+                hint=did_you_mean(head, fields) or "its properties are: " + ", ".join(fields),
+            )
 
 
 def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any]]) -> None:

@@ -168,8 +168,9 @@ def choose_values(
 
 
 def _mismatch(name: str, spec: VariableSpec, value: Any, where: Location) -> ConfigError:
+    shown = "" if spec.sensitive else f": {value!r}"  # never echo a secret into logs
     return ConfigError(
-        f"variable `{name}` is declared as {spec.type} but got a {_type_of(value)}: {value!r}",
+        f"variable `{name}` is declared as {spec.type} but got a {_type_of(value)}{shown}",
         hint=f"give a {spec.type} value, or change `type:` of variable `{name}`",
         location=where,
     )

@@ -153,3 +153,9 @@ def test_unknown_equality_and_repr() -> None:
     assert Unknown("a") == Unknown("a") != Unknown("b")
     assert hash(Unknown("a")) == hash(Unknown("a"))
     assert "a" in repr(Unknown("a"))
+
+
+def test_single_unknown_reference_becomes_unknown_of_the_string() -> None:
+    assert resolve(" ${resources.web.id} ".strip(), lambda ref: Unknown("other")) == Unknown(
+        "${resources.web.id}"
+    )

@@ -92,3 +92,12 @@ def test_attribute_of_for_each_instance(write_plan: Callable[..., Path], registr
     with pytest.raises(ConfigError, match="no attribute `md5`") as info:
         check_types(load_plan(path), registry)
     assert info.value.location is not None and info.value.location.line == 6
+
+
+def test_for_each_without_keys_is_still_checked(write_plan: Callable[..., Path], registry: Registry) -> None:
+    path = write_plan(
+        "version: 1\nresources:\n  f:\n    type: core.file\n    for_each: []\n"
+        '    properties: {path: "${each.key}", contnet: x}\n'
+    )
+    with pytest.raises(ConfigError, match="unknown property `contnet`"):
+        check_types(load_plan(path), registry)

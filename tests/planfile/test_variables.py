@@ -159,3 +159,12 @@ def test_variable_reference_navigates_and_checks(write_plan: Callable[..., Path]
     with pytest.raises(ConfigError, match="no key 'owner'") as info:
         load_plan(write_plan(text % "owner"))
     assert info.value.location is not None and info.value.location.line == 5
+
+
+def test_sensitive_value_is_not_echoed_in_errors(write_plan: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_plan("version: 1\nvariables:\n  token: {type: number, sensitive: true, default: 1}\n")
+    vf = tmp_path / "secret.yaml"
+    vf.write_text("token: hunter2\n")
+    with pytest.raises(ConfigError) as info:
+        load_plan(path, var_files=[vf])
+    assert "hunter2" not in str(info.value)
