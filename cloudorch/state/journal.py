@@ -25,6 +25,7 @@ from cloudorch.errors import StateError
 from cloudorch.state.durable import fsync_dir
 
 REQUIRED_KEYS = ("op", "address", "action")
+_DISK_HINT = "Check that the directory is writable by you and its disk has free space."
 _fsync = getattr(os, "fdatasync", os.fsync)  # the data and the file size; not the mtime
 
 
@@ -61,7 +62,12 @@ class Journal:
         A previous journal that ended cleanly is replaced; one that did not (a killed apply)
         makes this raise StateError, since its finished operations are not in state yet.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"could not create {path.parent}: {exc.strerror or exc}", hint=_DISK_HINT
+            ) from exc
         if path.exists():
             previous = read_journal(path)
             if not previous.ended_cleanly:
@@ -78,6 +84,10 @@ class Journal:
             raise StateError(
                 f"journal {path} was created by another apply at the same moment",
                 hint="Another apply is running; it should hold the state lock.",
+            ) from exc
+        except OSError as exc:
+            raise StateError(
+                f"could not create the journal {path}: {exc.strerror or exc}", hint=_DISK_HINT
             ) from exc
         fsync_dir(path.parent)
         journal = cls(path, fd)
@@ -148,7 +158,7 @@ class Journal:
                 if self._error is not None:
                     raise StateError(
                         f"could not write the journal {self.path}: {self._error}",
-                        hint="Check free disk space and permissions; the apply stops to keep state safe.",
+                        hint=_DISK_HINT + " The apply stops to keep state safe.",
                     ) from self._error
                 if self._flushing:
                     self._cond.wait()  # the current leader's fsync may not cover us; re-check
@@ -234,6 +244,10 @@ def read_journal(path: Path) -> JournalReplay:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise StateError(f"no journal at {path}", hint="Nothing to recover.") from exc
+    except OSError as exc:
+        raise StateError(
+            f"could not read the journal {path}: {exc.strerror or exc}", hint=_DISK_HINT
+        ) from exc
     raw_lines = data.split(b"\n")
     parsed: list[tuple[int, dict[str, Any] | None]] = []
     for number, raw in enumerate(raw_lines, start=1):

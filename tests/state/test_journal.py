@@ -212,3 +212,19 @@ def test_sigkilled_writer_loses_no_acknowledged_line(journal_path: Path, run_chi
             assert op in finished, op
         else:
             assert op in seen, op
+
+
+def test_fsync_failure_stops_every_caller(journal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal.start(journal_path, {})
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "_fsync", broken_fsync)
+    with pytest.raises(StateError, match="could not write the journal") as excinfo:
+        journal.started(_op("a"))
+    assert excinfo.value.hint is not None and "free space" in excinfo.value.hint
+    monkeypatch.undo()
+    with pytest.raises(StateError, match="could not write the journal"):
+        journal.started(_op("b"))  # durability is unknown now: never pretend otherwise
+    journal.abandon()

@@ -62,8 +62,9 @@ def test_failed_rename_keeps_previous_state(
 
     monkeypatch.setattr(os, "replace", failing_replace)
     state.serial = 2
-    with pytest.raises(OSError):
+    with pytest.raises(StateError, match=r"could not write state in \.cloudorch: disk on fire") as excinfo:
         backend.write(state, 1)
+    assert isinstance(excinfo.value.__cause__, OSError)
     monkeypatch.undo()
     loaded = backend.read()
     assert loaded is not None and loaded.serial == 1

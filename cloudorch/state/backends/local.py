@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Concatenate, ParamSpec, TypeVar
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.base import HistoryEntry, StateBackend
@@ -47,6 +49,9 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock; O_EXCL alone still guards creation
     fcntl = None
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 DEFAULT_HISTORY_LIMIT = 20
 # A lock file that cannot be parsed is normally one being written this instant; after this long
 # its writer died between create and write, and the lock is stale.
@@ -57,6 +62,29 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 _HISTORY_NAME_RE = re.compile(r"^(\d+)\.json$")
 # Filesystems without hard links make us fall back to rename (still zero bytes copied).
 _NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def _os_errors(
+    doing: str,
+) -> Callable[[Callable[Concatenate[LocalBackend, P], R]], Callable[Concatenate[LocalBackend, P], R]]:
+    """Turn a filesystem failure (permissions, full disk) into a StateError with a hint."""
+
+    def decorate(
+        method: Callable[Concatenate[LocalBackend, P], R],
+    ) -> Callable[Concatenate[LocalBackend, P], R]:
+        @functools.wraps(method)
+        def wrapper(self: LocalBackend, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                raise StateError(
+                    f"could not {doing} {self._show(self.root)}: {exc.strerror or exc}",
+                    hint="Check that the directory is writable by you and its disk has free space.",
+                ) from exc
+
+        return wrapper
+
+    return decorate
 
 
 class LocalBackend(StateBackend):
@@ -93,6 +121,7 @@ class LocalBackend(StateBackend):
 
     # -- state -----------------------------------------------------------------------------
 
+    @_os_errors("read state in")
     def read(self) -> State | None:
         data = _read_or_none(self.state_path)
         if data is None:
@@ -106,6 +135,7 @@ class LocalBackend(StateBackend):
             return None
         return self._decode(data, self.state_path)
 
+    @_os_errors("write state in")
     def write(self, state: State, expected_serial: int | None) -> None:
         self._ensure_dirs()
         stored = self._stored_header()
@@ -125,6 +155,7 @@ class LocalBackend(StateBackend):
         self.bytes_written += len(data)
         self._prune_history()
 
+    @_os_errors("list state history in")
     def history(self) -> list[HistoryEntry]:
         entries: list[HistoryEntry] = []
         current = self._header_or_none(self.state_path)
@@ -139,6 +170,7 @@ class LocalBackend(StateBackend):
         entries.sort(key=lambda e: (e.serial, e.current), reverse=True)
         return entries
 
+    @_os_errors("read state history in")
     def read_version(self, serial: int) -> State:
         path = self.history_dir / f"{serial}.json"
         data = _read_or_none(path)
@@ -157,6 +189,7 @@ class LocalBackend(StateBackend):
 
     # -- lock ------------------------------------------------------------------------------
 
+    @_os_errors("lock state in")
     def lock(self, info: LockInfo, timeout: float) -> LockHandle:
         self._ensure_dirs()
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -177,9 +210,8 @@ class LocalBackend(StateBackend):
             if found is None:  # released between our create and our read: try again now
                 continue
             holder, raw = found
-            if self._is_stale(holder, raw):
-                if self._remove_lock_if(raw.__eq__):
-                    took_over = holder
+            if self._is_stale(holder, raw) and self._remove_lock_if(raw.__eq__):
+                took_over = holder
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -187,6 +219,7 @@ class LocalBackend(StateBackend):
             time.sleep(min(delay, remaining))
             delay = min(delay * 1.5, 0.5)
 
+    @_os_errors("unlock state in")
     def force_unlock(self, lock_id: str) -> None:
         current = self.current_lock()
         what = f"state {self.key}"
@@ -195,6 +228,7 @@ class LocalBackend(StateBackend):
         if not self._remove_lock_if(lambda raw: (_lock_id(raw) or UNREADABLE_LOCK_ID) == lock_id):
             raise lock_mismatch(what, lock_id, self.current_lock())
 
+    @_os_errors("read the state lock in")
     def current_lock(self) -> LockInfo | None:
         found = self._read_lock()
         return None if found is None else found[0]
