@@ -1,0 +1,290 @@
+"""The `aws` provider block: its configuration, the boto3 session and clients, error classification.
+
+It owns how cloudorch talks to AWS (one session per provider block, one thread-safe client per
+service, no hidden botocore retries: the engine retries what `classify` calls retryable). It
+does not know any resource type; those live in one module per service.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloudorch.errors import ConfigError, ErrorKind, ProviderError
+from cloudorch.providers import Provider, ProviderContext, ResourceType
+from cloudorch_aws.cloudwatch import AlarmResource
+from cloudorch_aws.dynamodb import TableResource
+from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
+from cloudorch_aws.errors import error_code, error_kind, http_status
+from cloudorch_aws.iam import PolicyResource, RoleResource
+from cloudorch_aws.lambda_ import FunctionResource
+from cloudorch_aws.route53 import RecordResource, ZoneResource
+from cloudorch_aws.s3 import BucketResource, ObjectResource
+from cloudorch_aws.sns import SubscriptionResource, TopicResource
+from cloudorch_aws.sqs import QueueResource
+
+log = logging.getLogger(__name__)
+
+#: a function called with every new boto3 client, e.g. to register botocore event handlers
+ClientHook = Callable[[Any], None]
+
+
+class AssumeRole(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role_arn: str = Field(description="ARN of the role to assume for every call of this provider block.")
+    session_name: str = Field("cloudorch", description="RoleSessionName, visible in CloudTrail.")
+    external_id: str | None = Field(None, description="ExternalId the role's trust policy requires, if any.")
+    duration_seconds: int = Field(3600, ge=900, le=43200, description="Lifetime of each set of credentials.")
+
+
+class AwsConfig(BaseModel):
+    """The `providers.aws` block (and aliased blocks such as `providers.aws.west`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    region: str | None = Field(None, description="AWS region; defaults to the profile's or AWS_REGION, then us-east-1.")
+    profile: str | None = Field(None, description="Named profile from ~/.aws/config; default: the boto3 chain.")
+    endpoint_url: str | None = Field(
+        None, description="Send every call here (LocalStack, moto). AWS_ENDPOINT_URL also works."
+    )
+    assume_role: AssumeRole | None = Field(None, description="Assume this role on top of the base credentials.")
+    default_tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags merged into every taggable resource; a resource's own tags win.",
+    )
+    max_concurrency: int | None = Field(None, ge=1, description="Most AWS operations in flight at once (32).")
+    max_attempts: int | None = Field(
+        None,
+        ge=1,
+        description="Attempts per operation on throttling and transient errors (the engine retries).",
+    )
+
+
+class AwsProvider(Provider):
+    """Amazon Web Services through boto3; one instance per provider block."""
+
+    name = "aws"
+    package = "cloudorch-aws"
+    Config = AwsConfig
+    resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (
+        BucketResource,
+        ObjectResource,
+        TableResource,
+        RoleResource,
+        PolicyResource,
+        QueueResource,
+        TopicResource,
+        SubscriptionResource,
+        VpcResource,
+        SubnetResource,
+        SecurityGroupResource,
+        ZoneResource,
+        RecordResource,
+        FunctionResource,
+        AlarmResource,
+    )
+    default_concurrency = 32
+    default_max_attempts = 6
+
+    #: called with every client any AwsProvider creates: the seam tests and benchmarks use to
+    #: add latency or faults on the wire (botocore `before-send` handlers), never a mock
+    client_hooks: ClassVar[list[ClientHook]] = []
+
+    config: AwsConfig
+
+    def __init__(self, config: BaseModel, alias: str = "aws", context: ProviderContext | None = None) -> None:
+        if not isinstance(config, AwsConfig):
+            config = AwsConfig.model_validate(config.model_dump() if isinstance(config, BaseModel) else config)
+        super().__init__(config, alias, context or ProviderContext())
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._account_id: str | None = None
+
+    # ------------------------------------------------------------------ sessions and clients
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.config.endpoint_url or self.context.env.get("AWS_ENDPOINT_URL") or None
+
+    @property
+    def region(self) -> str:
+        session = self._get_session()
+        return str(self.config.region or session.region_name or "us-east-1")
+
+    @property
+    def default_tags(self) -> Mapping[str, str]:
+        return self.config.default_tags
+
+    def _get_session(self) -> Any:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._make_session()
+        return self._session
+
+    def _make_session(self) -> Any:
+        import boto3.session
+        import botocore.exceptions
+
+        try:
+            base = boto3.session.Session(profile_name=self.config.profile, region_name=self.config.region)
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise ConfigError(
+                f"providers.{self.alias}: AWS profile {self.config.profile!r} not found",
+                hint="check ~/.aws/config or drop `profile` to use the default credential chain",
+            ) from exc
+        if self.config.assume_role is None:
+            return base
+        return self._assumed_session(base, self.config.assume_role)
+
+    def _assumed_session(self, base: Any, role: AssumeRole) -> Any:
+        import boto3.session
+        import botocore.credentials
+        import botocore.session
+
+        region = self.config.region or base.region_name or "us-east-1"
+        sts = base.client("sts", region_name=region, endpoint_url=self.endpoint_url)
+
+        def refresh() -> dict[str, str]:
+            kwargs: dict[str, Any] = {
+                "RoleArn": role.role_arn,
+                "RoleSessionName": role.session_name,
+                "DurationSeconds": role.duration_seconds,
+            }
+            if role.external_id:
+                kwargs["ExternalId"] = role.external_id
+            try:
+                creds = sts.assume_role(**kwargs)["Credentials"]
+            except Exception as exc:
+                raise self.classify(exc, None) from exc
+            return {
+                "access_key": creds["AccessKeyId"],
+                "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": creds["Expiration"].isoformat(),
+            }
+
+        credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+            metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
+        )
+        core = botocore.session.get_session()
+        core._credentials = credentials  # the documented way to hand a session refreshable creds
+        core.set_config_variable("region", region)
+        return boto3.session.Session(botocore_session=core)
+
+    def client(self, service: str) -> Any:
+        """The one boto3 client of `service` for this provider block (thread-safe to share)."""
+        found = self._clients.get(service)
+        if found is not None:
+            return found
+        session = self._get_session()
+        with self._lock:
+            found = self._clients.get(service)
+            if found is None:
+                found = self._clients[service] = self._make_client(session, service)
+        return found
+
+    def _make_client(self, session: Any, service: str) -> Any:
+        from botocore.config import Config
+
+        options: dict[str, Any] = {
+            "retries": {"max_attempts": 1, "mode": "standard"},  # the engine retries, and counts it
+            "max_pool_connections": max(self.max_concurrency, 10) + 8,
+            "connect_timeout": 10,
+            "read_timeout": 60,
+        }
+        endpoint = self.endpoint_url
+        if endpoint:
+            options["s3"] = {"addressing_style": "path"}  # emulators do not resolve virtual hosts
+        client = session.client(
+            service,
+            region_name=self.region,
+            endpoint_url=endpoint,
+            config=Config(**options),
+        )
+        for hook in self.client_hooks:
+            hook(client)
+        log.debug("created %s client for providers.%s (endpoint %s)", service, self.alias, endpoint or "aws")
+        return client
+
+    @property
+    def account_id(self) -> str:
+        if self._account_id is None:
+            try:
+                ident = self.client("sts").get_caller_identity()
+            except Exception as exc:
+                raise self.classify(exc, None) from exc
+            self._account_id = str(ident["Account"])
+        return self._account_id
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+
+    # ------------------------------------------------------------------ errors
+
+    def classify(self, exc: BaseException, address: str | None = None) -> ProviderError:
+        """Map a botocore exception to a ProviderError the engine knows how to retry (or not)."""
+        if isinstance(exc, ProviderError):
+            return exc
+        where = f" ({address})" if address else ""
+        code = error_code(exc)
+        if code is not None:
+            response: dict[str, Any] = getattr(exc, "response", {})
+            op = getattr(exc, "operation_name", "call")
+            message = response.get("Error", {}).get("Message") or ""
+            status = http_status(exc) or 0
+            kind = error_kind(code, status, message)
+            retry_after = None
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+            if "retry-after" in headers:
+                try:
+                    retry_after = float(headers["retry-after"])
+                except ValueError:
+                    retry_after = None
+            hint = None
+            if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+                hint = f"the credentials of providers.{self.alias} lack permission for {op}"
+            elif code in ("InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch"):
+                hint = "refresh the AWS credentials (aws sso login, or check the profile)"
+            return ProviderError(
+                f"AWS {op} failed{where}: {code}: {message}".rstrip(": "),
+                kind=kind,
+                address=address,
+                retry_after=retry_after,
+                hint=hint,
+                cause=exc,
+            )
+        import botocore.exceptions as bex
+
+        if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError | bex.NoRegionError):
+            return ProviderError(
+                f"AWS credentials or region missing{where}: {exc}",
+                kind=ErrorKind.FATAL,
+                address=address,
+                hint="configure credentials (AWS_PROFILE, aws configure, or providers.aws.profile)",
+                cause=exc,
+            )
+        if isinstance(exc, bex.HTTPClientError | bex.ConnectionError | bex.ReadTimeoutError | TimeoutError):
+            return ProviderError(f"AWS unreachable{where}: {exc}", kind=ErrorKind.TRANSIENT, address=address, cause=exc)
+        if isinstance(exc, bex.WaiterError):
+            return ProviderError(
+                f"AWS did not reach the wanted state{where}: {exc}",
+                kind=ErrorKind.TRANSIENT,
+                address=address,
+                cause=exc,
+            )
+        return ProviderError(
+            f"AWS call failed{where}: {type(exc).__name__}: {exc}",
+            kind=ErrorKind.FATAL,
+            address=address,
+            cause=exc,
+        )

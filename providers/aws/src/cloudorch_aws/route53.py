@@ -1,0 +1,253 @@
+"""Route 53: `aws.route53_zone` and `aws.route53_record`.
+
+Names are compared without the trailing dot and in lower case, and a record's values as a
+sorted list, since DNS treats them as a set. Zones are found after a crash by the address tag.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import field_validator
+
+from cloudorch.errors import ErrorKind, ProviderError
+from cloudorch.providers import Observed, ResourceProperties, prop
+from cloudorch_aws.resource import AwsResource, tag_dict, tag_list
+
+ZONE_GONE = ("NoSuchHostedZone",)
+
+
+def dns_name(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def _zone_id(raw: str) -> str:
+    return raw.rsplit("/", 1)[-1]
+
+
+class ZoneProperties(ResourceProperties):
+    """A public hosted zone."""
+
+    name: str = prop(force_new=True, description="Domain name, e.g. example.com (trailing dot optional).")
+    comment: str = prop("", description="Free text.")
+    force_destroy: bool = prop(False, description="On delete, first delete every record but SOA and NS.")
+    tags: dict[str, str] = prop(default_factory=dict, description="Tags.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns_name(value)
+
+
+class ZoneResource(AwsResource[ZoneProperties]):
+    """A hosted zone; the id is its zone id (Z...)."""
+
+    type_name = "aws.route53_zone"
+    Properties = ZoneProperties
+    service = "route53"
+    description = "A Route 53 public hosted zone."
+    attributes = {"zone_id": "The hosted zone id.", "name_servers": "The delegation set's name servers."}
+
+    def _tag(self, address: str, zone_id: str, old: dict[str, str] | None, new: dict[str, str]) -> None:
+        removed = [k for k in (old or {}) if k not in new]
+        kwargs: dict[str, Any] = {"AddTags": tag_list(self.tags_to_apply(address, new))}
+        if removed:
+            kwargs["RemoveTagKeys"] = removed
+        self.call(address, "change_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id, **kwargs)
+
+    def create(self, address: str, props: ZoneProperties) -> Observed:
+        got = self.call(
+            address,
+            "create_hosted_zone",
+            Name=props.name,
+            CallerReference=f"cloudorch-{uuid.uuid4()}",  # must be unique forever, even after a delete
+            HostedZoneConfig={"Comment": props.comment, "PrivateZone": False},
+        )
+        zone_id = _zone_id(got["HostedZone"]["Id"])
+        self._tag(address, zone_id, None, props.tags)
+        servers = got.get("DelegationSet", {}).get("NameServers", [])
+        return Observed(zone_id, props.model_dump(mode="json"), {"zone_id": zone_id, "name_servers": servers})
+
+    def update(self, address: str, id: str, old: ZoneProperties, new: ZoneProperties) -> Observed:
+        if old.comment != new.comment:
+            self.call(address, "update_hosted_zone_comment", Id=id, Comment=new.comment)
+        if old.tags != new.tags:
+            self._tag(address, id, old.tags, new.tags)
+        seen = self._observe(address, id, new)
+        if seen is None:
+            raise ProviderError(f"hosted zone {id} is gone", kind=ErrorKind.FATAL, address=address)
+        return seen
+
+    def _observe(self, address: str | None, zone_id: str, props: ZoneProperties | None) -> Observed | None:
+        got = self.call(address, "get_hosted_zone", Id=zone_id, missing=ZONE_GONE)
+        if got is None:
+            return None
+        zone = got["HostedZone"]
+        tags = self.call(address, "list_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id)
+        out = {
+            "name": dns_name(zone["Name"]),
+            "comment": (zone.get("Config") or {}).get("Comment") or "",
+            "force_destroy": props.force_destroy if props else False,
+            "tags": self.observed_tags(
+                tag_dict(tags.get("ResourceTagSet", {}).get("Tags")), props.tags if props else None
+            ),
+        }
+        servers = (got.get("DelegationSet") or {}).get("NameServers", [])
+        return Observed(zone_id, out, {"zone_id": zone_id, "name_servers": servers})
+
+    def read(self, address: str, id: str, props: ZoneProperties) -> Observed | None:
+        return self._observe(address, id, props)
+
+    def delete(self, address: str, id: str, props: ZoneProperties) -> None:
+        if props.force_destroy:
+            try:
+                pages = self.client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=id)
+                changes = [
+                    {"Action": "DELETE", "ResourceRecordSet": rrs}
+                    for page in pages
+                    for rrs in page.get("ResourceRecordSets", [])
+                    if rrs["Type"] not in ("SOA", "NS")
+                ]
+            except Exception as exc:
+                if getattr(exc, "response", {}).get("Error", {}).get("Code") in ZONE_GONE:
+                    return
+                raise self.provider.classify(exc, address) from exc
+            if changes:
+                self.call(address, "change_resource_record_sets", HostedZoneId=id, ChangeBatch={"Changes": changes})
+        self.call(address, "delete_hosted_zone", Id=id, missing=ZONE_GONE)
+
+    def import_(self, address: str, id: str) -> Observed:
+        seen = self._observe(address, _zone_id(id), None)
+        if seen is None:
+            raise ProviderError(f"no hosted zone {id}", kind=ErrorKind.FATAL, address=address)
+        return seen
+
+    def find(self, address: str, props: ZoneProperties) -> Observed | None:
+        got = self.call(address, "list_hosted_zones_by_name", DNSName=props.name, MaxItems="100")
+        for zone in got.get("HostedZones", []):
+            if dns_name(zone["Name"]) != props.name:
+                continue
+            zone_id = _zone_id(zone["Id"])
+            tags = self.call(address, "list_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id)
+            if self.owned_by(tag_dict(tags.get("ResourceTagSet", {}).get("Tags")), address):
+                return self._observe(address, zone_id, props)
+        return None
+
+    def estimate_seconds(self, props: ZoneProperties) -> float:
+        return 5.0
+
+
+class RecordProperties(ResourceProperties):
+    """A DNS record set (simple routing). Records are compared as a set."""
+
+    zone_id: str = prop(force_new=True, description="Hosted zone id, usually `${resources.ZONE.zone_id}`.")
+    name: str = prop(force_new=True, description="Full record name, e.g. www.example.com.")
+    type: str = prop(force_new=True, description="A, AAAA, CNAME, TXT, MX, ...")
+    ttl: int = prop(300, ge=0, description="Seconds resolvers may cache it.")
+    records: list[str] = prop(min_length=1, description="Values (TXT values include their quotes).")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns_name(value)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("records")
+    @classmethod
+    def _records(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
+
+
+class RecordResource(AwsResource[RecordProperties]):
+    """A record set; the id is ZONE_NAME_TYPE."""
+
+    type_name = "aws.route53_record"
+    Properties = RecordProperties
+    service = "route53"
+    taggable = False
+    description = "A Route 53 record set with simple routing."
+    attributes = {"fqdn": "The record name."}
+
+    def _change(self, address: str, action: str, props: RecordProperties) -> None:
+        self.call(
+            address,
+            "change_resource_record_sets",
+            HostedZoneId=props.zone_id,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": action,
+                        "ResourceRecordSet": {
+                            "Name": props.name + ".",
+                            "Type": props.type,
+                            "TTL": props.ttl,
+                            "ResourceRecords": [{"Value": v} for v in props.records],
+                        },
+                    }
+                ]
+            },
+        )
+
+    def _id(self, props: RecordProperties) -> str:
+        return f"{props.zone_id}_{props.name}_{props.type}"
+
+    def create(self, address: str, props: RecordProperties) -> Observed:
+        self._change(address, "UPSERT", props)  # UPSERT: a crashed create just runs again
+        return Observed(self._id(props), props.model_dump(mode="json"), {"fqdn": props.name})
+
+    def update(self, address: str, id: str, old: RecordProperties, new: RecordProperties) -> Observed:
+        self._change(address, "UPSERT", new)
+        return Observed(id, new.model_dump(mode="json"), {"fqdn": new.name})
+
+    def _observe(self, address: str | None, id: str) -> Observed | None:
+        zone_id, _, rest = id.partition("_")  # names may hold "_" (_dmarc); zone ids and types never do
+        name, _, rtype = rest.rpartition("_")
+        got = self.call(
+            address,
+            "list_resource_record_sets",
+            HostedZoneId=zone_id,
+            StartRecordName=name + ".",
+            StartRecordType=rtype,
+            MaxItems="1",
+            missing=ZONE_GONE,
+        )
+        for rrs in (got or {}).get("ResourceRecordSets", []):
+            if dns_name(rrs["Name"]) == name and rrs["Type"] == rtype:
+                out = {
+                    "zone_id": zone_id,
+                    "name": name,
+                    "type": rtype,
+                    "ttl": int(rrs.get("TTL", 0)),
+                    "records": sorted({r["Value"] for r in rrs.get("ResourceRecords", [])}),
+                }
+                return Observed(id, out, {"fqdn": name})
+        return None
+
+    def read(self, address: str, id: str, props: RecordProperties) -> Observed | None:
+        return self._observe(address, id)
+
+    def delete(self, address: str, id: str, props: RecordProperties) -> None:
+        seen = self._observe(address, id)
+        if seen is None:
+            return
+        # DELETE must name the record exactly as it is now, not as it was planned
+        self._change(address, "DELETE", RecordProperties.model_validate(seen.properties))
+
+    def import_(self, address: str, id: str) -> Observed:
+        seen = self._observe(address, id)
+        if seen is None:
+            raise ProviderError(
+                f"no record set {id} (expected ZONEID_NAME_TYPE)", kind=ErrorKind.FATAL, address=address
+            )
+        return seen
+
+    def find(self, address: str, props: RecordProperties) -> Observed | None:
+        return self._observe(address, self._id(props))
+
+    def estimate_seconds(self, props: RecordProperties) -> float:
+        return 2.0
