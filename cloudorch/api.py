@@ -81,7 +81,9 @@ def load(opts: RunOptions) -> Loaded:
     by_name: dict[str, list[str]] = {}
     for inst in instances:
         by_name.setdefault(inst.name, []).append(inst.address)
-    edges = [(dep, inst.address) for inst in instances for name in inst.depends_on for dep in by_name.get(name, ())]
+    edges = [
+        (dep, inst.address) for inst in instances for name in inst.depends_on for dep in by_name.get(name, ())
+    ]
     nodes = [(i.address, {"type": i.type, "provider": i.provider, "kind": "resource"}) for i in instances]
     locations = {i.address: i.location for i in instances}
     g = graphs.build(nodes, edges, locate=locations.get)
@@ -95,11 +97,16 @@ def validate(opts: RunOptions) -> Loaded:
 # --------------------------------------------------------------------------- sessions
 
 
+def plan_key(plan: PlanSpec) -> str:
+    """The state document's key: the plan's `name`, or the file's stem when it has none."""
+    return plan.name or plan.path.stem
+
+
 def backend_for(plan: PlanSpec, opts: RunOptions) -> StateBackend:
     from cloudorch.state.backends.local import LocalBackend
 
     root = opts.state_dir or (plan.path.parent / ".cloudorch")
-    return LocalBackend(Path(root), plan.name)
+    return LocalBackend(Path(root), plan_key(plan))
 
 
 def _providers(loaded: Loaded) -> ProviderSet:
@@ -146,7 +153,7 @@ def session(opts: RunOptions, *, lock: bool = True) -> Iterator[Session]:
         report = recover(backend, providers) if lock else None
         if report is not None and opts.notify:
             opts.notify(report.summary())
-        state = backend.read() or State(plan_name=loaded.plan.name, state_key=loaded.plan.name)
+        state = backend.read() or State(plan_name=plan_key(loaded.plan), state_key=plan_key(loaded.plan))
         yield Session(loaded, providers, backend, handle, state, report, getattr(handle, "took_over", None))
     finally:
         providers.close()
@@ -309,7 +316,7 @@ def apply(
         journal = Journal.start(
             sess.backend.journal_path(),
             {
-                "plan_name": sess.loaded.plan.name,
+                "plan_name": plan_key(sess.loaded.plan),
                 "state_key": sess.state.state_key,
                 "lineage": sess.state.lineage,
                 "serial": sess.state.serial,
@@ -364,7 +371,7 @@ def _record_apply(sess: Session, result: ApplyResult) -> None:
     from cloudorch.state.model import StateEvent
 
     state = sess.state
-    state.plan_name = sess.loaded.plan.name
+    state.plan_name = plan_key(sess.loaded.plan)
     state.outputs = compute_outputs(sess.loaded.plan, state) if state.resources else {}
     counts = {k: v for k, v in result.changeset.counts().items() if v and k != "no-op"}
     state.events.append(
@@ -419,7 +426,13 @@ def destroy(opts: RunOptions, **kwargs: Any) -> ApplyResult | None:
 
 
 def actor() -> str:
-    for var in ("CLOUDORCH_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_REQUESTEDFOR", "CIRCLE_USERNAME"):
+    for var in (
+        "CLOUDORCH_ACTOR",
+        "GITHUB_ACTOR",
+        "GITLAB_USER_LOGIN",
+        "BUILD_REQUESTEDFOR",
+        "CIRCLE_USERNAME",
+    ):
         if os.environ.get(var):
             return os.environ[var]
     from cloudorch.state.lock import current_user
@@ -467,7 +480,7 @@ def _mutate_state(opts: RunOptions, fn: Callable[[State], str], kind: str) -> st
 
     plan, _, backend = read_state(opts)
     with backend.lock(LockInfo.new(opts.command), opts.lock_timeout):
-        state = backend.read() or State(plan_name=plan.name, state_key=plan.name)
+        state = backend.read() or State(plan_name=plan_key(plan), state_key=plan_key(plan))
         what = fn(state)
         state.events.append(StateEvent(kind=kind, actor=actor(), detail={"what": what}))
         expected = state.serial
@@ -491,7 +504,9 @@ def state_mv(opts: RunOptions, old: str, new: str) -> str:
         if old not in state.resources:
             raise StateError(f"{old} is not in state", hint="see `cloudorch state list PLAN_FILE`")
         if new in state.resources:
-            raise StateError(f"{new} is already in state", hint=f"remove it first: cloudorch state rm PLAN {new}")
+            raise StateError(
+                f"{new} is already in state", hint=f"remove it first: cloudorch state rm PLAN {new}"
+            )
         rec = state.resources.pop(old)
         state.resources[new] = rec.model_copy(update={"address": new})
         return f"moved {old} to {new}"
@@ -515,7 +530,7 @@ def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecor
     backend = backend_for(loaded.plan, opts)
     try:
         with backend.lock(LockInfo.new(opts.command), opts.lock_timeout):
-            state = backend.read() or State(plan_name=loaded.plan.name, state_key=loaded.plan.name)
+            state = backend.read() or State(plan_name=plan_key(loaded.plan), state_key=plan_key(loaded.plan))
             if address in state.resources:
                 raise StateError(f"{address} is already in state", hint="`cloudorch state rm` it first")
             rt = providers.resource_type(inst.provider, inst.type)
@@ -530,7 +545,9 @@ def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecor
                 dependencies=[],
             )
             state.resources[address] = rec
-            state.events.append(StateEvent(kind="import", actor=actor(), detail={"address": address, "id": cloud_id}))
+            state.events.append(
+                StateEvent(kind="import", actor=actor(), detail={"address": address, "id": cloud_id})
+            )
             expected = state.serial
             state.serial += 1
             backend.write(state, expected_serial=expected or None)

@@ -28,7 +28,7 @@ KNOWN_AFTER_APPLY = "(known after apply)"
 SENSITIVE = "(sensitive)"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
     REPLACE = "replace"
@@ -65,9 +65,13 @@ class Change(BaseModel):
         description="Properties wanted; None for a delete. Values listed in `after_unknown` hold the "
         "unresolved `${...}` expression and are resolved at apply time.",
     )
-    after_unknown: list[str] = Field(default_factory=list, description="Property paths known only after apply.")
+    after_unknown: list[str] = Field(
+        default_factory=list, description="Property paths known only after apply."
+    )
     diff: list[PropertyDiff] = Field(default_factory=list)
-    reasons: list[str] = Field(default_factory=list, description="Why: force-new property, --replace, gone, ...")
+    reasons: list[str] = Field(
+        default_factory=list, description="Why: force-new property, --replace, gone, ..."
+    )
     depends_on: list[str] = Field(default_factory=list, description="Addresses this change waits for.")
     sensitive: list[str] = Field(default_factory=list, description="Property names whose values are masked.")
     create_before_destroy: bool = False
@@ -88,12 +92,16 @@ class ChangeSet(BaseModel):
     plan_file: str = Field(description="Path of the plan file, as given on the command line.")
     plan_hash: str = Field(description="sha256 of the plan file text and the variable values.")
     state_key: str = Field("default", description="Which state document (plan name, stage).")
-    state_lineage: str | None = Field(None, description="Lineage of the state planned against; None if empty.")
+    state_lineage: str | None = Field(
+        None, description="Lineage of the state planned against; None if empty."
+    )
     state_serial: int = Field(0, description="Serial of the state planned against.")
     destroy: bool = False
     variables: dict[str, Any] = Field(default_factory=dict, description="Variable values (sensitive masked).")
     changes: list[Change] = Field(default_factory=list)
-    outputs: dict[str, Any] = Field(default_factory=dict, description="Output expressions, resolved at apply.")
+    outputs: dict[str, Any] = Field(
+        default_factory=dict, description="Output expressions, resolved at apply."
+    )
     policy_results: list[dict[str, Any]] = Field(default_factory=list, description="Filled by policy checks.")
     refreshed: bool = True
     inputs: dict[str, Any] = Field(

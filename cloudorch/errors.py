@@ -118,7 +118,7 @@ class Interrupted(CloudorchError):
     exit_code = ExitCode.INTERRUPTED
 
 
-class ErrorKind(str, enum.Enum):
+class ErrorKind(enum.StrEnum):
     """How the engine should react to a provider error."""
 
     THROTTLED = "throttled"  # retry after backoff, honour retry_after

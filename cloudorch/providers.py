@@ -213,6 +213,7 @@ class Provider(ABC):
 
     def close(self) -> None:
         """Release clients and threads; called once at the end of a command."""
+        return None
 
 
 # --------------------------------------------------------------------------- registry
@@ -256,7 +257,9 @@ class Registry:
                 hint=f"reinstall it: pip install --force-reinstall {_known_package(name)}",
             ) from exc
         if not (isinstance(loaded, type) and issubclass(loaded, Provider)):
-            raise ProviderNotFoundError(f"entry point {ep.value} for provider {name!r} is not a Provider class")
+            raise ProviderNotFoundError(
+                f"entry point {ep.value} for provider {name!r} is not a Provider class"
+            )
         self._loaded[name] = loaded
         return loaded
 
@@ -312,7 +315,9 @@ class NullProperties(ResourceProperties):
 
 
 def _fail(op: str, address: str) -> ProviderError:
-    return ProviderError(f"{op} of {address} failed (fail_on_{op} is set)", kind=ErrorKind.FATAL, address=address)
+    return ProviderError(
+        f"{op} of {address} failed (fail_on_{op} is set)", kind=ErrorKind.FATAL, address=address
+    )
 
 
 class NullResource(ResourceType[NullProperties]):
@@ -361,7 +366,9 @@ class FileProperties(ResourceProperties):
     path: str = prop(description="File path; relative paths are relative to the plan file.", force_new=True)
     content: str = prop("", description="The file's text content.")
     mode: str | None = prop(
-        None, description="Octal permission bits such as '0644'; unset leaves the default.", pattern=r"^0?[0-7]{3}$"
+        None,
+        description="Octal permission bits such as '0644'; unset leaves the default.",
+        pattern=r"^0?[0-7]{3}$",
     )
 
 
@@ -394,7 +401,11 @@ class FileResource(ResourceType[FileProperties]):
         return Observed(
             id=str(path.resolve()),
             properties=props,
-            attributes={"id": str(path.resolve()), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)},
+            attributes={
+                "id": str(path.resolve()),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+            },
         )
 
     def _write(self, address: str, props: FileProperties) -> Observed:
@@ -433,16 +444,26 @@ class FileResource(ResourceType[FileProperties]):
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise ProviderError(f"cannot delete {props.path}: {exc.strerror}", address=address, cause=exc) from exc
+            raise ProviderError(
+                f"cannot delete {props.path}: {exc.strerror}", address=address, cause=exc
+            ) from exc
 
     def find(self, address: str, props: FileProperties) -> Observed | None:
         return self.read(address, "", props)
 
     def import_(self, address: str, id: str) -> Observed:
-        seen = self._observe(Path(id), True)
+        path = Path(id).expanduser()
+        if not path.is_absolute():
+            path = self.provider.context.plan_dir / path
+        seen = self._observe(path, True)
         if seen is None:
             raise ProviderError(f"no file at {id}", kind=ErrorKind.FATAL, address=address)
-        return seen
+        # record the path the way a plan file writes it (relative to the plan) when it can be
+        try:
+            shown = str(path.resolve().relative_to(self.provider.context.plan_dir.resolve()))
+        except ValueError:
+            shown = str(path)
+        return Observed(seen.id, {**seen.properties, "path": shown}, seen.attributes)
 
     def estimate_seconds(self, props: FileProperties) -> float:
         return 0.001

@@ -43,7 +43,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-state_app = typer.Typer(help="Inspect and edit state: list, show, rm, mv, import, history.", no_args_is_help=True)
+state_app = typer.Typer(
+    help="Inspect and edit state: list, show, rm, mv, import, history.", no_args_is_help=True
+)
 app.add_typer(state_app, name="state")
 
 
@@ -58,20 +60,26 @@ def _global(
 
 PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
 VarOpt = Annotated[
-    list[str] | None, typer.Option("--var", help="Set a variable: --var name=value (repeatable).", show_default=False)
+    list[str] | None,
+    typer.Option("--var", help="Set a variable: --var name=value (repeatable).", show_default=False),
 ]
 VarFileOpt = Annotated[
     list[Path] | None, typer.Option("--var-file", help="YAML or JSON file of variable values (repeatable).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for pipelines).")]
 StateDirOpt = Annotated[
-    Path | None, typer.Option("--state-dir", help="Where local state lives (default: .cloudorch/ next to the plan).")
+    Path | None,
+    typer.Option("--state-dir", help="Where local state lives (default: .cloudorch/ next to the plan)."),
 ]
 LockTimeoutOpt = Annotated[
-    float, typer.Option("--lock-timeout", help="Seconds to wait for the state lock before failing with exit 4.")
+    float,
+    typer.Option("--lock-timeout", help="Seconds to wait for the state lock before failing with exit 4."),
 ]
 ParallelismOpt = Annotated[
-    int, typer.Option("--parallelism", min=1, help="Most operations at once (providers have their own limits too).")
+    int,
+    typer.Option(
+        "--parallelism", min=1, help="Most operations at once (providers have their own limits too)."
+    ),
 ]
 RefreshOpt = Annotated[
     str, typer.Option("--refresh", help="--refresh=false plans from state without reading the cloud.")
@@ -80,7 +88,8 @@ TargetOpt = Annotated[
     list[str] | None, typer.Option("--target", help="Only this address and what it depends on (repeatable).")
 ]
 ExcludeOpt = Annotated[
-    list[str] | None, typer.Option("--exclude", help="Leave out this address and what depends on it (repeatable).")
+    list[str] | None,
+    typer.Option("--exclude", help="Leave out this address and what depends on it (repeatable)."),
 ]
 ReplaceOpt = Annotated[list[str] | None, typer.Option("--replace", help="Force replacement of this address.")]
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")]
@@ -197,7 +206,9 @@ def _plan_opts(
 @app.command()
 def plan(
     plan_file: PlanArg,
-    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Save the plan to apply it later.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Save the plan to apply it later.")
+    ] = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 0 when none.")
     ] = False,
@@ -316,7 +327,8 @@ def _run_apply(
                 "changeset": changeset_json(result.changeset),
                 "result": result_json(result),
                 "outputs": {
-                    k: (None if v.get("sensitive") else v.get("value")) for k, v in result.state.outputs.items()
+                    k: (None if v.get("sensitive") else v.get("value"))
+                    for k, v in result.state.outputs.items()
                 },
             }
         )
@@ -330,7 +342,9 @@ def _run_apply(
 
 @app.command()
 def apply(
-    plan_file: Annotated[Path, typer.Argument(help="A plan file, or a plan saved with `plan -o`.", show_default=False)],
+    plan_file: Annotated[
+        Path, typer.Argument(help="A plan file, or a plan saved with `plan -o`.", show_default=False)
+    ],
     auto_approve: AutoApproveOpt = False,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
@@ -410,7 +424,9 @@ def output(
     from cloudorch import api
 
     out = _out(json_)
-    values = api.outputs(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="output"))
+    values = api.outputs(
+        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="output")
+    )
     if name is not None:
         if name not in values:
             raise ConfigError(
@@ -512,16 +528,27 @@ def force_unlock(
 
 @state_app.command("list")
 def state_list(
-    plan_file: PlanArg, var: VarOpt = None, var_file: VarFileOpt = None, state_dir: StateDirOpt = None, json_: JsonOpt = False
+    plan_file: PlanArg,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    json_: JsonOpt = False,
 ) -> int:
     """List the addresses in state."""
     from cloudorch import api
 
     out = _out(json_)
-    records = api.state_list(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state list"))
+    records = api.state_list(
+        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state list")
+    )
     if json_:
         out.document(
-            {"resources": [{"address": r.address, "type": r.type, "id": r.id, "provider": r.provider} for r in records]}
+            {
+                "resources": [
+                    {"address": r.address, "type": r.type, "id": r.id, "provider": r.provider}
+                    for r in records
+                ]
+            }
         )
     else:
         for r in records:
@@ -531,8 +558,12 @@ def state_list(
 
 @state_app.command("show")
 def state_show(
-    plan_file: PlanArg, address: str, var: VarOpt = None, var_file: VarFileOpt = None,
-    state_dir: StateDirOpt = None, json_: JsonOpt = False,
+    plan_file: PlanArg,
+    address: str,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    json_: JsonOpt = False,
 ) -> int:
     """Show one resource as state recorded it (sensitive values are stored as hashes only)."""
     import json
@@ -540,7 +571,9 @@ def state_show(
     from cloudorch import api
 
     out = _out(json_)
-    rec = api.state_show(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state show"), address)
+    rec = api.state_show(
+        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state show"), address
+    )
     doc = rec.model_dump(mode="json")
     if json_:
         out.document(doc)
@@ -551,15 +584,27 @@ def state_show(
 
 @state_app.command("rm")
 def state_rm(
-    plan_file: PlanArg, address: str, var: VarOpt = None, var_file: VarFileOpt = None,
-    state_dir: StateDirOpt = None, lock_timeout: LockTimeoutOpt = 0.0, json_: JsonOpt = False,
+    plan_file: PlanArg,
+    address: str,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    json_: JsonOpt = False,
 ) -> int:
     """Forget a resource without touching the cloud object."""
     from cloudorch import api
 
     out = _out(json_)
     what = api.state_rm(
-        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, lock_timeout=lock_timeout, command="state rm"),
+        _options(
+            plan_file,
+            var=var,
+            var_file=var_file,
+            state_dir=state_dir,
+            lock_timeout=lock_timeout,
+            command="state rm",
+        ),
         address,
     )
     out.document({"ok": True, "message": what}) if json_ else out.plain(what)
@@ -568,15 +613,28 @@ def state_rm(
 
 @state_app.command("mv")
 def state_mv(
-    plan_file: PlanArg, old: str, new: str, var: VarOpt = None, var_file: VarFileOpt = None,
-    state_dir: StateDirOpt = None, lock_timeout: LockTimeoutOpt = 0.0, json_: JsonOpt = False,
+    plan_file: PlanArg,
+    old: str,
+    new: str,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    json_: JsonOpt = False,
 ) -> int:
     """Rename an address in state (after renaming it in the plan file), so it is not replaced."""
     from cloudorch import api
 
     out = _out(json_)
     what = api.state_mv(
-        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, lock_timeout=lock_timeout, command="state mv"),
+        _options(
+            plan_file,
+            var=var,
+            var_file=var_file,
+            state_dir=state_dir,
+            lock_timeout=lock_timeout,
+            command="state mv",
+        ),
         old,
         new,
     )
@@ -586,29 +644,47 @@ def state_mv(
 
 @state_app.command("import")
 def state_import(
-    plan_file: PlanArg, address: str, cloud_id: Annotated[str, typer.Argument(metavar="ID")],
-    var: VarOpt = None, var_file: VarFileOpt = None, state_dir: StateDirOpt = None,
-    lock_timeout: LockTimeoutOpt = 0.0, json_: JsonOpt = False,
+    plan_file: PlanArg,
+    address: str,
+    cloud_id: Annotated[str, typer.Argument(metavar="ID")],
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    json_: JsonOpt = False,
 ) -> int:
     """Adopt an existing cloud object into state under an address the plan declares."""
     from cloudorch import api
 
     out = _out(json_)
     rec = api.state_import(
-        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, lock_timeout=lock_timeout, command="state import"),
+        _options(
+            plan_file,
+            var=var,
+            var_file=var_file,
+            state_dir=state_dir,
+            lock_timeout=lock_timeout,
+            command="state import",
+        ),
         address,
         cloud_id,
     )
     if json_:
         out.document(rec.model_dump(mode="json"))
     else:
-        out.print(f"Imported {address} (id {rec.id}). Run `cloudorch plan` to see how it differs from the plan file.")
+        out.print(
+            f"Imported {address} (id {rec.id}). Run `cloudorch plan` to see how it differs from the plan file."
+        )
     return 0
 
 
 @state_app.command("history")
 def state_history(
-    plan_file: PlanArg, var: VarOpt = None, var_file: VarFileOpt = None, state_dir: StateDirOpt = None, json_: JsonOpt = False
+    plan_file: PlanArg,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    json_: JsonOpt = False,
 ) -> int:
     """List the kept versions of state, newest first."""
     from dataclasses import asdict
@@ -616,7 +692,9 @@ def state_history(
     from cloudorch import api
 
     out = _out(json_)
-    entries = api.state_history(_options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state history"))
+    entries = api.state_history(
+        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state history")
+    )
     if json_:
         out.document({"history": [asdict(e) for e in entries]})
         return 0

@@ -16,7 +16,6 @@ from rich.markup import escape
 from rich.text import Text
 
 from cloudorch.changes import KNOWN_AFTER_APPLY, Action, Change, ChangeSet
-
 from cloudorch.cli.output import Output
 from cloudorch.engine.applier import ApplyObserver
 
@@ -70,9 +69,8 @@ def render_change(out: Output, c: Change) -> None:
             before = "(sensitive)" if d.sensitive else _fmt(d.before)
             mark = " [magenta]# forces replacement[/]" if d.force_new else ""
             out.print(f"      [yellow]~[/] {d.path} = {escape(before)} -> {escape(after)}{mark}")
-    elif c.action is Action.DELETE:
-        if c.id:
-            out.print(f"      [red]-[/] id = {escape(_fmt(c.id))}")
+    elif c.action is Action.DELETE and c.id:
+        out.print(f"      [red]-[/] id = {escape(_fmt(c.id))}")
 
 
 def summary_line(cs: ChangeSet) -> str:
@@ -182,7 +180,9 @@ class ProgressObserver(ApplyObserver):
 
     def _panel(self) -> Text:
         now = time.monotonic()
-        lines = [f"Applying: {self.done}/{self.total} done, {len(self.running)} running, {self.failed} failed"]
+        lines = [
+            f"Applying: {self.done}/{self.total} done, {len(self.running)} running, {self.failed} failed"
+        ]
         for address, (c, t0) in sorted(self.running.items(), key=lambda kv: kv[1][1])[:12]:
             lines.append(f"  {c.action.symbol} {address} ({c.type}) {now - t0:.1f}s")
         if len(self.running) > 12:

@@ -169,7 +169,9 @@ class Applier:
         try:
             record = self._perform(c, rt)
         except BaseException as exc:
-            self.journal.failed({"op": c.address, "address": c.address, "action": c.action.value, "error": str(exc)})
+            self.journal.failed(
+                {"op": c.address, "address": c.address, "action": c.action.value, "error": str(exc)}
+            )
             self.observer.op_failed(c, exc)
             raise
         self.journal.finished(
@@ -192,13 +194,12 @@ class Applier:
     def _perform(self, c: Change, rt: ResourceType[Any]) -> ResourceRecord | None:
         provider = rt.provider
 
+        def on_retry(err: ProviderError, n: int, delay: float) -> None:
+            self.retries.add()
+            self.observer.op_retry(c, err, n, delay)
+
         def retry(fn: Callable[[], Any]) -> Any:
-            return call_with_retries(
-                provider,
-                c.address,
-                fn,
-                on_retry=lambda err, n, delay: (self.retries.add(), self.observer.op_retry(c, err, n, delay)),
-            )
+            return call_with_retries(provider, c.address, fn, on_retry=on_retry)
 
         model = rt.Properties
         with self._state_lock:
@@ -251,7 +252,9 @@ class Applier:
         # properties let recovery `find` what a crashed create made; skip them for types that
         # cannot find anything, to keep the journal small
         if new is not None and type(rt).find is not ResourceType.find:
-            line["properties"] = _stored_properties(new.model_dump(mode="json"), sensitive_fields(rt.Properties))
+            line["properties"] = _stored_properties(
+                new.model_dump(mode="json"), sensitive_fields(rt.Properties)
+            )
             line["depends_on"] = c.depends_on
         self.journal.started(line)
 

@@ -61,7 +61,7 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     ad = _adapters.get(key)
     if ad is None:
         info = model.model_fields[name]
-        ad = _adapters[key] = TypeAdapter(info.annotation)
+        ad = _adapters[key] = TypeAdapter(info.annotation if info.annotation is not None else Any)
     return ad
 
 
@@ -92,7 +92,9 @@ def validate_properties(
     try:
         model.model_validate(known)
     except ValidationError as exc:
-        real = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"] and e["loc"][0] in unknown)]
+        real = [
+            e for e in exc.errors() if not (e["type"] == "missing" and e["loc"] and e["loc"][0] in unknown)
+        ]
         if real:
             raise _property_error(model, exc, locate, real) from exc
     out: dict[str, Any] = {}
@@ -121,7 +123,9 @@ def _property_error(
         import difflib
 
         close = difflib.get_close_matches(top, list(model.model_fields), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else "known properties: " + ", ".join(model.model_fields)
+        hint = (
+            f"did you mean `{close[0]}`?" if close else "known properties: " + ", ".join(model.model_fields)
+        )
         msg = f"unknown property `{path}`"
     else:
         msg = f"property `{path}`: {err['msg']}"
@@ -180,7 +184,14 @@ def _read_many_job(
 
 def _read_one_job(rt: ResourceType[Any], req: ReadRequest) -> Callable[[], list[tuple[str, Observed | None]]]:
     def job() -> list[tuple[str, Observed | None]]:
-        return [(req.address, call_with_retries(rt.provider, req.address, lambda: rt.read(req.address, req.id, req.properties)))]
+        return [
+            (
+                req.address,
+                call_with_retries(
+                    rt.provider, req.address, lambda: rt.read(req.address, req.id, req.properties)
+                ),
+            )
+        ]
 
     return job
 
@@ -303,13 +314,13 @@ class Planner:
         for address, rec in self.state.resources.items():
             if address in self.instances and not req.destroy:
                 continue
-            inst = self.instances.get(address)
-            if inst is not None and inst.lifecycle.prevent_destroy:
+            spec = self.instances.get(address)
+            if spec is not None and spec.lifecycle.prevent_destroy:
                 raise ConfigError(
                     f"{address} has lifecycle.prevent_destroy set and would be destroyed",
                     hint="remove prevent_destroy from the plan file first, or leave it out of the destroy "
                     "with --exclude " + address,
-                    location=inst.location,
+                    location=spec.location,
                 )
             rt = self.providers.resource_type(rec.provider, rec.type)
             sens = sensitive_fields(rt.Properties)
@@ -368,7 +379,12 @@ class Planner:
         if obs is None:
             self.planned[inst.address] = _Planned(Action.CREATE, desired, {}, frozenset(rt.attributes))
             return Change(
-                action=Action.CREATE, id=None, before=before, reasons=["deleted outside cloudorch"], drift=True, **base
+                action=Action.CREATE,
+                id=None,
+                before=before,
+                reasons=["deleted outside cloudorch"],
+                drift=True,
+                **base,
             )
         seen_props: Mapping[str, Any] = obs.properties if isinstance(obs, Observed) else {}
         attributes = obs.attributes if isinstance(obs, Observed) else rec.attributes
@@ -419,7 +435,9 @@ class Planner:
         if drift and action is not Action.NOOP:
             reasons.append("changed outside cloudorch")
         self.planned[inst.address] = _Planned(action, desired, attributes, frozenset(rt.attributes))
-        return Change(action=action, id=rec.id, before=before, diff=diffs, reasons=reasons, drift=drift, **base)
+        return Change(
+            action=action, id=rec.id, before=before, diff=diffs, reasons=reasons, drift=drift, **base
+        )
 
     def _dep_addresses(self, inst: Instance) -> Iterable[str]:
         for name in inst.depends_on:
@@ -443,7 +461,7 @@ def make_changeset(
     for name, out in (plan.outputs or {}).items():
         outputs[name] = out.value if hasattr(out, "value") else out
     return ChangeSet(
-        plan_name=plan.name,
+        plan_name=plan.name or plan.path.stem,
         plan_file=str(plan.path),
         plan_hash=plan.plan_hash(),
         state_key=state_key,

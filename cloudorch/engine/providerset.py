@@ -7,6 +7,7 @@ constructed lazily, only for the blocks a plan (or its state) uses.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,7 +60,9 @@ class ProviderSet:
             raise ConfigError(
                 f"provider block {key}: {field}: {err['msg']}",
                 hint="fields: " + ", ".join(sorted(cls.Config.model_fields)),
-                location=Location(loc.file, loc.line, loc.column, f"providers.{key}.{field}") if loc else None,
+                location=Location(loc.file, loc.line, loc.column, f"providers.{key}.{field}")
+                if loc
+                else None,
             ) from exc
         return cls(config, alias or name, self.context)
 
@@ -71,7 +74,6 @@ class ProviderSet:
 
     def close(self) -> None:
         for p in self._providers.values():
-            try:
+            # closing must never hide the command's real outcome
+            with contextlib.suppress(Exception):
                 p.close()
-            except Exception:  # closing must never hide the command's real outcome
-                pass

@@ -16,8 +16,8 @@ from cloudorch.errors import CloudorchError
 from cloudorch.providers import sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import read_journal
-from cloudorch.state.recovery import apply_replay
 from cloudorch.state.model import ResourceRecord, State, StateEvent, sensitive_marker
+from cloudorch.state.recovery import apply_replay
 
 
 @dataclass
@@ -28,9 +28,13 @@ class RecoveryReport:
     journal: str = ""
 
     def summary(self) -> str:
-        parts = [f"recovered {len(self.recovered)} finished operation(s) from the journal of an interrupted run"]
+        parts = [
+            f"recovered {len(self.recovered)} finished operation(s) from the journal of an interrupted run"
+        ]
         if self.adopted:
-            parts.append(f"adopted {len(self.adopted)} object(s) a crashed create made: " + ", ".join(self.adopted))
+            parts.append(
+                f"adopted {len(self.adopted)} object(s) a crashed create made: " + ", ".join(self.adopted)
+            )
         if self.lost:
             parts.append(
                 f"{len(self.lost)} operation(s) were in flight and could not be confirmed ("
@@ -78,7 +82,8 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
             continue
         sens = sensitive_fields(rt.Properties)
         stored: dict[str, Any] = {
-            k: (sensitive_marker(v) if k in sens and v is not None else v) for k, v in op["properties"].items()
+            k: (sensitive_marker(v) if k in sens and v is not None else v)
+            for k, v in op["properties"].items()
         }
         state.resources[address] = ResourceRecord(
             address=address,
