@@ -18,9 +18,11 @@ from cloudorch.state.journal import (
 from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo
 from cloudorch.state.model import ResourceRecord, State, StateEvent
 from cloudorch.state.recovery import RecoveryReport, apply_replay
+from cloudorch.state.statefile import CorruptStateError
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
+    "CorruptStateError",
     "HistoryEntry",
     "Journal",
     "JournalEntry",

@@ -65,17 +65,14 @@ class Journal:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StateError(
-                f"could not create {path.parent}: {exc.strerror or exc}", hint=_DISK_HINT
-            ) from exc
+            raise StateError(f"could not create {path.parent}: {exc.strerror or exc}", hint=_DISK_HINT) from exc
         if path.exists():
             previous = read_journal(path)
             if not previous.ended_cleanly:
                 raise StateError(
                     f"journal {path} is from an apply that did not finish "
                     f"({len(previous.completed)} operations done, {len(previous.in_flight)} in flight)",
-                    hint="Recover it into state first (cloudorch recovers on the next apply), "
-                    "then remove the journal.",
+                    hint="Recover it into state first (cloudorch recovers on the next apply), then remove the journal.",
                 )
             os.unlink(path)
         try:
@@ -86,9 +83,7 @@ class Journal:
                 hint="Another apply is running; it should hold the state lock.",
             ) from exc
         except OSError as exc:
-            raise StateError(
-                f"could not create the journal {path}: {exc.strerror or exc}", hint=_DISK_HINT
-            ) from exc
+            raise StateError(f"could not create the journal {path}: {exc.strerror or exc}", hint=_DISK_HINT) from exc
         fsync_dir(path.parent)
         journal = cls(path, fd)
         journal._append("run", run)
@@ -245,9 +240,7 @@ def read_journal(path: Path) -> JournalReplay:
     except FileNotFoundError as exc:
         raise StateError(f"no journal at {path}", hint="Nothing to recover.") from exc
     except OSError as exc:
-        raise StateError(
-            f"could not read the journal {path}: {exc.strerror or exc}", hint=_DISK_HINT
-        ) from exc
+        raise StateError(f"could not read the journal {path}: {exc.strerror or exc}", hint=_DISK_HINT) from exc
     raw_lines = data.split(b"\n")
     parsed: list[tuple[int, dict[str, Any] | None]] = []
     for number, raw in enumerate(raw_lines, start=1):

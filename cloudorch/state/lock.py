@@ -160,9 +160,7 @@ class LockHandle:
         self.lost = False
         self.renewals = 0
         self.renew_error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._renew_loop, name=f"cloudorch-lease-{info.id[:8]}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._renew_loop, name=f"cloudorch-lease-{info.id[:8]}", daemon=True)
         self._thread.start()
 
     @property
@@ -224,16 +222,13 @@ class LockHandle:
 
 def unknown_holder(lock_id: str, started_at: str) -> LockInfo:
     """Stands in for a lock document that cannot be read (being written, or damaged)."""
-    return LockInfo(
-        id=lock_id, user="unknown", host="unknown", pid=0, command="unknown", started_at=started_at
-    )
+    return LockInfo(id=lock_id, user="unknown", host="unknown", pid=0, command="unknown", started_at=started_at)
 
 
 def lock_mismatch(what: str, lock_id: str, current: LockInfo | None) -> StateError:
     if current is None:
         return StateError(f"{what} is not locked; nothing to unlock", hint="No action is needed.")
     return StateError(
-        f"lock id {lock_id} does not match the lock on {what} "
-        f"(id {current.id}, held by {current.describe()})",
+        f"lock id {lock_id} does not match the lock on {what} (id {current.id}, held by {current.describe()})",
         hint=f"Check the id; to release that lock run: cloudorch force-unlock {current.id}",
     )

@@ -36,9 +36,7 @@ class ResourceRecord(BaseModel):
         description="Properties as applied. Sensitive ones are stored as {'$sensitive': 'sha256:...'} only.",
     )
     attributes: dict[str, Any] = Field(default_factory=dict, description="Computed values read back.")
-    dependencies: list[str] = Field(
-        default_factory=list, description="Addresses it depended on when applied."
-    )
+    dependencies: list[str] = Field(default_factory=list, description="Addresses it depended on when applied.")
     sensitive: list[str] = Field(default_factory=list, description="Names of properties stored hashed.")
     created_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)

@@ -73,8 +73,7 @@ def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
             state.resources[address] = ResourceRecord.model_validate(raw)
         except ValidationError as exc:
             raise StateError(
-                f"journal {replay.path}: operation {entry.op.get('op')} on {address} "
-                "carries an invalid record",
+                f"journal {replay.path}: operation {entry.op.get('op')} on {address} carries an invalid record",
                 hint="Recover this resource by hand (import it) and remove the journal.",
             ) from exc
         _note(report.recovered, address)

@@ -9,8 +9,10 @@ raises StateError naming the file. Persistence and locking are not here (see `ba
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,11 @@ from cloudorch.state.model import STATE_FORMAT, State, now_iso
 # occurrence separates the header from the canonical body.
 _BODY_MARK = b',"state":'
 _TAIL = b"}\n"
-_HEADER_PEEK = 4096
+HEADER_PEEK = 4096
+
+
+class CorruptStateError(StateError):
+    """A state file failed verification (checksum, truncation, edits); backends add a restore hint."""
 
 
 @dataclass(frozen=True)
@@ -76,22 +82,18 @@ def decode_state(data: bytes, source: str) -> State:
     return state
 
 
-def read_header_bytes(prefix: bytes, whole: bytes | None, source: str) -> StateHeader:
-    """Parse the header from the first bytes of a file; falls back to `whole` when given."""
+def decode_header(prefix: bytes, read_rest: Callable[[], bytes], source: str) -> StateHeader:
+    """A state file's header from its first `HEADER_PEEK` bytes (a ranged read for remote
+    backends); `read_rest` fetches the remainder only when the file is not in our layout."""
     idx = prefix.find(_BODY_MARK)
     if idx > 0:
-        return _parse_header(prefix[:idx] + b"}", source)
-    if whole is None:
-        raise _corrupt(source, "its header cannot be read")
-    return _header_from_document(_parse_whole(whole, source), source)
-
-
-def header_peek_size() -> int:
-    return _HEADER_PEEK
+        with contextlib.suppress(StateError):
+            return _parse_header(prefix[:idx] + b"}", source)
+    return _header_from_document(_parse_whole(prefix + read_rest(), source), source)
 
 
 def _split(data: bytes, source: str) -> tuple[StateHeader, bytes | None]:
-    idx = data.find(_BODY_MARK, 0, _HEADER_PEEK)
+    idx = data.find(_BODY_MARK, 0, HEADER_PEEK)
     if idx > 0 and data.endswith(_TAIL):
         try:
             header = _parse_header(data[:idx] + b"}", source)
@@ -160,8 +162,8 @@ def _header_dict(header: StateHeader) -> dict[str, Any]:
     }
 
 
-def _corrupt(source: str, why: str) -> StateError:
-    return StateError(
+def _corrupt(source: str, why: str) -> CorruptStateError:
+    return CorruptStateError(
         f"state file {source} cannot be used: {why}",
         hint=(
             "cloudorch never uses a state it cannot verify. Restore a previous version from its "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cloudorch.errors import StateError
-from cloudorch.state import LocalBackend, State
+from cloudorch.state import CorruptStateError, LocalBackend, State
 
 MakeState = Callable[..., State]
 
@@ -194,6 +194,7 @@ def _assert_refused(backend: LocalBackend) -> StateError:
     with pytest.raises(StateError) as excinfo:
         backend.read()
     err = excinfo.value
+    assert isinstance(err, CorruptStateError)
     assert ".cloudorch/state/shop.json" in err.message
     assert err.hint is not None and "never uses a state it cannot verify" in err.hint
     return err

@@ -36,11 +36,12 @@ from cloudorch.state.lock import (
 )
 from cloudorch.state.model import State, now_iso
 from cloudorch.state.statefile import (
+    HEADER_PEEK,
+    CorruptStateError,
     StateHeader,
+    decode_header,
     decode_state,
     encode_state,
-    header_peek_size,
-    read_header_bytes,
 )
 
 fcntl: ModuleType | None
@@ -255,10 +256,8 @@ class LocalBackend(StateBackend):
     def _decode(self, data: bytes, path: Path) -> State:
         try:
             return decode_state(data, self._show(path))
-        except StateError as exc:
-            raise StateError(
-                exc.message, hint=exc.hint if "newer" in exc.message else self._restore_hint()
-            ) from exc
+        except CorruptStateError as exc:
+            raise CorruptStateError(exc.message, hint=self._restore_hint()) from exc
 
     def _restore_hint(self) -> str:
         serials = self._history_serials()
@@ -276,25 +275,22 @@ class LocalBackend(StateBackend):
 
     def _stored_header(self) -> StateHeader | None:
         try:
-            with open(self.state_path, "rb") as fh:
-                prefix = fh.read(header_peek_size())
-                whole = None if b',"state":' in prefix else prefix + fh.read()
+            return self._read_header(self.state_path)
         except FileNotFoundError:
             return None
-        try:
-            return read_header_bytes(prefix, whole, self._show(self.state_path))
-        except StateError as exc:
-            raise StateError(exc.message, hint=self._restore_hint()) from exc
+        except CorruptStateError as exc:
+            raise CorruptStateError(exc.message, hint=self._restore_hint()) from exc
 
     def _header_or_none(self, path: Path) -> StateHeader | None:
         """For listings: an unreadable file is left out (reading it by serial raises)."""
         try:
-            with open(path, "rb") as fh:
-                prefix = fh.read(header_peek_size())
-                whole = None if b',"state":' in prefix else prefix + fh.read()
-            return read_header_bytes(prefix, whole, self._show(path))
+            return self._read_header(path)
         except (OSError, StateError):
             return None
+
+    def _read_header(self, path: Path) -> StateHeader:
+        with open(path, "rb") as fh:
+            return decode_header(fh.read(HEADER_PEEK), fh.read, self._show(path))
 
     def _check_swap(self, state: State, stored: StateHeader | None, expected_serial: int | None) -> None:
         where = self._show(self.state_path)
@@ -313,20 +309,17 @@ class LocalBackend(StateBackend):
             )
         if stored.serial != expected_serial:
             raise StateError(
-                f"refusing to write {where}: expected serial {expected_serial}, "
-                f"but it is at serial {stored.serial}",
+                f"refusing to write {where}: expected serial {expected_serial}, but it is at serial {stored.serial}",
                 hint=retry,
             )
         if stored.lineage != state.lineage:
             raise StateError(
-                f"refusing to write {where}: its lineage is {stored.lineage}, "
-                f"this state's is {state.lineage}",
+                f"refusing to write {where}: its lineage is {stored.lineage}, this state's is {state.lineage}",
                 hint="This state belongs to a different plan or stage; check the backend and state key.",
             )
         if state.serial <= expected_serial:
             raise StateError(
-                f"refusing to write {where}: new serial {state.serial} "
-                f"must be greater than {expected_serial}",
+                f"refusing to write {where}: new serial {state.serial} must be greater than {expected_serial}",
                 hint="The caller bumps `serial` before writing (internal error; please report it).",
             )
 
