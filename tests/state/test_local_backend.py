@@ -299,15 +299,18 @@ def test_stage_keys_are_accepted(root: Path, make_state: MakeState) -> None:
 
 
 def test_5000_resources_load_and_write_fast(backend: LocalBackend, make_state: MakeState) -> None:
+    """Best of three, so a busy CI machine measures our code rather than its scheduler."""
     state = make_state(5000)
     backend.write(state, None)  # warm up imports and directories
-    state.serial = 2
-    started = time.perf_counter()
-    backend.write(state, 1)
-    write_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    loaded = backend.read()
-    read_seconds = time.perf_counter() - started
-    assert loaded is not None and len(loaded.resources) == 5000
-    assert write_seconds < 0.3, write_seconds
-    assert read_seconds < 0.3, read_seconds
+    writes, reads = [], []
+    for serial in range(2, 5):
+        state.serial = serial
+        started = time.perf_counter()
+        backend.write(state, serial - 1)
+        writes.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        loaded = backend.read()
+        reads.append(time.perf_counter() - started)
+        assert loaded is not None and len(loaded.resources) == 5000
+    assert min(writes) < 0.3, writes
+    assert min(reads) < 0.3, reads
