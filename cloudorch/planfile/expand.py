@@ -59,9 +59,7 @@ def _ref_location(plan: PlanSpec, base: tuple[str | int, ...], value: Any, text:
     return plan.location(*base)
 
 
-def check_resource_refs(
-    plan: PlanSpec, refs: list[Reference], base: tuple[str | int, ...], value: Any
-) -> None:
+def check_resource_refs(plan: PlanSpec, refs: list[Reference], base: tuple[str | int, ...], value: Any) -> None:
     """Resource references must name an existing instance: `name[key]` iff `name` has for_each."""
     for ref in refs:
         if ref.root != "resources":
@@ -142,9 +140,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         props = spec.properties
         refs = find_refs(props)
         check_resource_refs(plan, refs, base, props)
-        deps = list(
-            dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")])
-        )
+        deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
         needs_resolve = any(r.root in _INSTANCE_ROOTS for r in refs)
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]

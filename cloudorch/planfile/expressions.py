@@ -186,21 +186,30 @@ def escape(value: Any) -> Any:
     return value
 
 
-def _walk_strings(value: Any) -> Iterator[str]:
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string in a value (inside dicts and lists), without paths: the fast walk."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _walk_strings(v)
+            yield from strings_in(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _walk_strings(v)
+            yield from strings_in(v)
+
+
+def path_of(value: Any, wanted: str) -> tuple[str | int, ...]:
+    """The path of the first string in `value` that contains `wanted` (for error locations)."""
+    for path, s in iter_strings(value):
+        if wanted in s:
+            return path
+    return ()
 
 
 def find_refs(value: Any) -> list[Reference]:
     """Every reference in a value (strings inside dicts and lists), in order of appearance."""
     out: list[Reference] = []
-    for s in _walk_strings(value):
+    for s in strings_in(value):
         if "${" in s:
             out.extend(p for p in parse_template(s) if isinstance(p, Reference))
     return out

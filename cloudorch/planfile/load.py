@@ -22,11 +22,12 @@ from cloudorch.errors import ConfigError, Location
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
-    iter_strings,
     navigate,
     parse_template,
+    path_of,
     resolve,
     resolve_partial,
+    strings_in,
 )
 from cloudorch.planfile.model import (
     NAME_PATTERN,
@@ -132,8 +133,7 @@ def _load(
     plan.providers = {k: resolve(v, lookup) for k, v in model.providers.items()}
     plan.backend = resolve(model.backend, lookup)
     plan.outputs = {
-        k: o.model_copy(update={"value": resolve_partial(o.value, lookup, _VAR_ENV)})
-        for k, o in model.outputs.items()
+        k: o.model_copy(update={"value": resolve_partial(o.value, lookup, _VAR_ENV)}) for k, o in model.outputs.items()
     }
     plan.stages = resolve_partial(model.stages, lookup, _VAR_ENV)
     plan.release = resolve_partial(model.release, lookup, _VAR_ENV)
@@ -218,8 +218,7 @@ def _from_validation_error(err: ErrorDetails, source_map: SourceMap, count: int 
         return ConfigError(
             f"unknown field `{loc[-1]}` in {where}{more}",
             location=location,
-            hint=did_you_mean(str(loc[-1]), known)
-            or ("known fields: " + ", ".join(known) if known else None),
+            hint=did_you_mean(str(loc[-1]), known) or ("known fields: " + ", ".join(known) if known else None),
         )
     if kind == "missing":
         return ConfigError(
@@ -297,6 +296,18 @@ def _check_names(model: PlanFileModel, source_map: SourceMap) -> None:
 # --------------------------------------------------------------------------- references
 
 
+class _LazyPath:
+    """Where a string sits under `base`; searched for only when an error needs it."""
+
+    __slots__ = ("base", "text", "value")
+
+    def __init__(self, base: FieldPath, value: Any, text: str) -> None:
+        self.base, self.value, self.text = base, value, text
+
+    def path(self) -> FieldPath:
+        return (*self.base, *path_of(self.value, self.text))
+
+
 class _ReferenceChecker:
     """Checks every `${...}` of a plan against its scope, and resolves `var`/`env`/for_each."""
 
@@ -343,8 +354,7 @@ class _ReferenceChecker:
                     raise ConfigError(
                         f"resource `{name}` depends on `{dep}`, which is not a resource in this plan",
                         location=self.source_map.location((*base, "depends_on", i)),
-                        hint=did_you_mean(dep, list(m.resources))
-                        or "depends_on names resources of this plan",
+                        hint=did_you_mean(dep, list(m.resources)) or "depends_on names resources of this plan",
                     )
         later = frozenset({"var", "env", "resources", "stage", "release"})
         for name, out in m.outputs.items():
@@ -364,16 +374,16 @@ class _ReferenceChecker:
         if value is None:
             return
         scope = f"{','.join(sorted(allowed))}|{resource or ''}"
-        for sub, s in iter_strings(value):
+        for s in strings_in(value):
             if "$" not in s or (scope, s) in self._checked:
                 continue
-            where = (*base, *sub)
+            where = _LazyPath(base, value, s)
             try:
                 parts = parse_template(s)
             except ExpressionError as exc:
                 raise ConfigError(
                     str(exc),
-                    location=self.source_map.location(where),
+                    location=self.source_map.location(where.path()),
                     hint=_SYNTAX_HINT,
                 ) from None
             for p in parts:
@@ -384,7 +394,7 @@ class _ReferenceChecker:
     def _check_ref(
         self,
         ref: Reference,
-        where: FieldPath,
+        where: _LazyPath,
         allowed: frozenset[str],
         known_early: str | None,
         resource: str | None,
@@ -398,12 +408,14 @@ class _ReferenceChecker:
             else:
                 hint = None
             raise ConfigError(
-                f"`{ref.text}` cannot be used here", location=self.source_map.location(where), hint=hint
+                f"`{ref.text}` cannot be used here",
+                location=self.source_map.location(where.path()),
+                hint=hint,
             )
         if not ref.path:
             raise ConfigError(
                 f"`{ref.text}` is incomplete",
-                location=self.source_map.location(where),
+                location=self.source_map.location(where.path()),
                 hint=f"write e.g. `${{{ref.root}.NAME}}`",
             )
         head = str(ref.path[0])
@@ -411,7 +423,7 @@ class _ReferenceChecker:
             if head not in self.values:
                 raise ConfigError(
                     f"`{ref.text}` refers to undeclared variable `{head}`",
-                    location=self.source_map.location(where),
+                    location=self.source_map.location(where.path()),
                     hint=did_you_mean(head, list(self.values))
                     or f"declare it under `variables:`, e.g. `{head}: {{type: string}}`",
                 )
@@ -420,18 +432,19 @@ class _ReferenceChecker:
             except ExpressionError as exc:
                 raise ConfigError(
                     str(exc),
-                    location=self.source_map.location(where),
+                    location=self.source_map.location(where.path()),
                     hint=f"check the value of variable `{head}`",
                 ) from None
         elif ref.root == "env":
             if len(ref.path) != 1:
                 raise ConfigError(
-                    f"`{ref.text}`: an env var has no attributes", location=self.source_map.location(where)
+                    f"`{ref.text}`: an env var has no attributes",
+                    location=self.source_map.location(where.path()),
                 )
             if head not in self.env:
                 raise ConfigError(
                     f"environment variable `{head}` is not set (used by `{ref.text}`)",
-                    location=self.source_map.location(where),
+                    location=self.source_map.location(where.path()),
                     hint=f"export {head}=... before running cloudorch",
                 )
             self.env_values[head] = self.env[head]
@@ -439,13 +452,13 @@ class _ReferenceChecker:
             if head not in self.model.resources:
                 raise ConfigError(
                     f"`{ref.text}` refers to resource `{head}`, which is not in this plan",
-                    location=self.source_map.location(where),
+                    location=self.source_map.location(where.path()),
                     hint=did_you_mean(head, list(self.model.resources)) or "declare it under `resources:`",
                 )
         elif ref.root == "each" and (head not in ("key", "value") or (head == "key" and len(ref.path) > 1)):
             raise ConfigError(
                 f"`{ref.text}`: `each` has only `key` and `value`",
-                location=self.source_map.location(where),
+                location=self.source_map.location(where.path()),
                 hint="write `${each.key}` or `${each.value}`",
             )
 

@@ -35,9 +35,7 @@ class VariableSpec(_Strict):
     """A declared input; its value comes from `default` < `--var-file`s < `--var`."""
 
     type: VariableType = Field("any", description="The value's type; `--var` text is parsed by it.")
-    default: Any = Field(
-        None, description="Used when no var file or --var gives a value; omit to require one."
-    )
+    default: Any = Field(None, description="Used when no var file or --var gives a value; omit to require one.")
     description: str = Field("", description="What the variable is for, shown in errors and `validate`.")
     sensitive: bool = Field(False, description="Mask the value in output.")
 
@@ -74,9 +72,7 @@ class ResourceSpec(_Strict):
     depends_on: list[str] = Field(
         default_factory=list, description="Resources to create first, beyond those referenced."
     )
-    for_each: Any = Field(
-        None, description="A list of strings or a mapping (or `${var.x}`): one instance per key."
-    )
+    for_each: Any = Field(None, description="A list of strings or a mapping (or `${var.x}`): one instance per key.")
     lifecycle: Lifecycle = Field(default_factory=Lifecycle, description="Replacement and protection rules.")
 
 
@@ -112,9 +108,7 @@ class PlanFileModel(_Strict):
     stages: dict[str, Any] | None = Field(None, description="Release stages by name.")
     release: dict[str, Any] | None = Field(None, description="The release promoted through stages.")
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
-    backend: dict[str, Any] | None = Field(
-        None, description="Where state lives; local `.cloudorch/` by default."
-    )
+    backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
 
 
 TOP_LEVEL_KEYS = tuple(PlanFileModel.model_fields)
@@ -160,7 +154,5 @@ class PlanSpec:
         """sha256 over the file text and the chosen variable values (a saved plan's identity)."""
         h = hashlib.sha256(self.text.encode("utf-8"))
         h.update(b"\0")
-        h.update(
-            json.dumps(self.variable_values, sort_keys=True, separators=(",", ":"), default=str).encode()
-        )
+        h.update(json.dumps(self.variable_values, sort_keys=True, separators=(",", ":"), default=str).encode())
         return h.hexdigest()

@@ -113,9 +113,7 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     def _build_mapping(self, node: MappingNode, path: FieldPath) -> dict[Any, Any]:
         merged = any(k.tag == _MERGE_TAG for k, _ in node.value)
         if merged:
-            self._build_mapping_entries(
-                [(k, v) for k, v in node.value if k.tag != _MERGE_TAG], path, check=True
-            )
+            self._build_mapping_entries([(k, v) for k, v in node.value if k.tag != _MERGE_TAG], path, check=True)
             # merge keys (`<<: *base`) put the merged entries first, so the node's own keys win
             self.flatten_mapping(node)
         return self._build_mapping_entries(node.value, path, check=not merged)

@@ -8,19 +8,21 @@ type does not have. Values still waiting on `${resources...}` are skipped, not g
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from cloudorch.errors import CloudorchError, ConfigError
-from cloudorch.planfile.expand import Instance, check_resource_refs, expand, unexpanded
+from cloudorch.planfile.expand import Instance, expand, unexpanded
 from cloudorch.planfile.expressions import (
     Reference,
     Unknown,
     contains_unknown,
-    iter_strings,
     parse_template,
+    path_of,
     resolve,
+    strings_in,
 )
 from cloudorch.planfile.load import did_you_mean
 from cloudorch.planfile.model import PlanSpec
@@ -54,9 +56,7 @@ def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] |
         try:
             classes[spec.type] = registry.type_class(spec.type)
         except CloudorchError as exc:
-            raise type(exc)(
-                exc.message, hint=exc.hint, location=plan.location("resources", name, "type")
-            ) from exc
+            raise type(exc)(exc.message, hint=exc.hint, location=plan.location("resources", name, "type")) from exc
     for name, spec in plan.resources.items():
         _check_ignore_changes(plan, name, spec.lifecycle.ignore_changes, classes[spec.type])
     if instances is None:
@@ -128,20 +128,27 @@ def _field_hint(model: type[BaseModel], name: str) -> str | None:
     return f"`{name}`: {info.description}"
 
 
-def attribute_names(cls: type[ResourceType[Any]], properties: dict[str, Any] | None = None) -> set[str]:
+@lru_cache(maxsize=1024)
+def _base_attribute_names(cls: type[ResourceType[Any]]) -> frozenset[str]:
+    return frozenset(cls.attributes) | frozenset(cls.Properties.model_fields)
+
+
+def attribute_names(
+    cls: type[ResourceType[Any]], properties: dict[str, Any] | None = None
+) -> frozenset[str] | set[str]:
     """Names `${resources.NAME.X}` may use: the type's attributes and its property names."""
-    names = set(cls.attributes) | set(cls.Properties.model_fields)
+    names = _base_attribute_names(cls)
     if cls.type_name in _VALUES_AS_ATTRIBUTES and properties:
         values = properties.get("values")
         if isinstance(values, dict):
-            names.update(str(k) for k in values)
+            return names | {str(k) for k in values}
     return names
 
 
 def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]]) -> None:
-    attrs: dict[str, set[str]] = {}
+    attrs: dict[str, frozenset[str] | set[str]] = {}
 
-    def names_of(target: str) -> set[str]:
+    def names_of(target: str) -> frozenset[str] | set[str]:
         got = attrs.get(target)
         if got is None:
             spec = plan.resources[target]
@@ -154,30 +161,26 @@ def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]
     trees += [(("outputs", name), out.value) for name, out in plan.outputs.items()]
     seen: set[str] = set()
     for base, value in trees:
-        for sub, s in iter_strings(value):
+        for s in strings_in(value):
             if "${resources" not in s or s in seen:
                 continue
             seen.add(s)
             for ref in parse_template(s):
                 if not isinstance(ref, Reference) or ref.root != "resources":
                     continue
-                check_resource_refs(plan, [ref], base, value)
+                # expand() has checked that the target and its instance key exist
                 target, _key, attr = ref.resource_target()
                 known = names_of(target)
-                loc = plan.location(*base, *sub)
                 if not attr:
                     raise ConfigError(
                         f"`{ref.text}` names a resource but no attribute",
-                        location=loc,
-                        hint="attributes of {}: {}".format(
-                            plan.resources[target].type, ", ".join(sorted(known))
-                        ),
+                        location=plan.location(*base, *path_of(value, s)),
+                        hint="attributes of {}: {}".format(plan.resources[target].type, ", ".join(sorted(known))),
                     )
                 if str(attr[0]) not in known:
                     target_type = plan.resources[target].type
                     raise ConfigError(
                         f"`{ref.text}`: resource type {target_type} has no attribute `{attr[0]}`",
-                        location=loc,
-                        hint=did_you_mean(str(attr[0]), sorted(known))
-                        or "its attributes: " + ", ".join(sorted(known)),
+                        location=plan.location(*base, *path_of(value, s)),
+                        hint=did_you_mean(str(attr[0]), sorted(known)) or "its attributes: " + ", ".join(sorted(known)),
                     )

@@ -120,18 +120,12 @@ def choose_values(
     for name, spec in declared.items():
         if not spec.required:
             if not matches(spec.type, spec.default):
-                raise _mismatch(
-                    name, spec, spec.default, plan_source.location(("variables", name, "default"))
-                )
+                raise _mismatch(name, spec, spec.default, plan_source.location(("variables", name, "default")))
             values[name] = spec.default
     for path in var_files:
         data, source_map = _read_var_file(Path(path))
         for name, value in data.items():
-            where = (
-                source_map.location((name,))
-                if source_map is not None
-                else Location(str(path), field=str(name))
-            )
+            where = source_map.location((name,)) if source_map is not None else Location(str(path), field=str(name))
             found = declared.get(str(name))
             if found is None:
                 raise ConfigError(

@@ -156,6 +156,4 @@ def test_unknown_equality_and_repr() -> None:
 
 
 def test_single_unknown_reference_becomes_unknown_of_the_string() -> None:
-    assert resolve(" ${resources.web.id} ".strip(), lambda ref: Unknown("other")) == Unknown(
-        "${resources.web.id}"
-    )
+    assert resolve(" ${resources.web.id} ".strip(), lambda ref: Unknown("other")) == Unknown("${resources.web.id}")

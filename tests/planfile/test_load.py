@@ -80,9 +80,7 @@ def test_plan_hash_covers_text_and_variables(write_plan: Callable[..., Path]) ->
     assert len(a) == 64
 
 
-def test_env_defaults_to_process_environment(
-    write_plan: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_defaults_to_process_environment(write_plan: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDORCH_PLANFILE_TEST", "7")
     path = write_plan('version: 1\nproviders:\n  core: {max_concurrency: "${env.CLOUDORCH_PLANFILE_TEST}"}\n')
     assert load_plan(path).providers["core"] == {"max_concurrency": "7"}

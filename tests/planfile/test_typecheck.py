@@ -37,18 +37,14 @@ resources:
 
 
 def test_known_values_are_validated(write_plan: Callable[..., Path], registry: Registry) -> None:
-    path = write_plan(
-        'version: 1\nresources:\n  f:\n    type: core.file\n    properties: {path: x, mode: "999"}\n'
-    )
+    path = write_plan('version: 1\nresources:\n  f:\n    type: core.file\n    properties: {path: x, mode: "999"}\n')
     with pytest.raises(ConfigError, match=r"property `mode` of core\.file") as info:
         check_types(load_plan(path), registry)
     assert info.value.location is not None
     assert (info.value.location.line, info.value.location.field) == (5, "resources.f.properties.mode")
 
 
-def test_variable_values_are_validated_per_instance(
-    write_plan: Callable[..., Path], registry: Registry
-) -> None:
+def test_variable_values_are_validated_per_instance(write_plan: Callable[..., Path], registry: Registry) -> None:
     path = write_plan(
         """\
 version: 1
