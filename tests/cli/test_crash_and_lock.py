@@ -35,7 +35,7 @@ def _wait_for(path: Path, timeout: float = 10.0) -> None:
 
 @pytest.mark.slow
 def test_second_apply_waits_then_fails_with_exit_4(fixture_plan, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    plan = fixture_plan("slow_waits.yaml")
+    plan = fixture_plan("lock_hold.yaml")
     first = _cloudorch("apply", str(plan), "--auto-approve", cwd=tmp_path)
     _wait_for(tmp_path / ".cloudorch" / "locks" / "slow.lock")
     second = subprocess.run(
