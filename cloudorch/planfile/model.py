@@ -26,6 +26,13 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 PROVIDER_KEY_PATTERN = r"^[a-z][a-z0-9_]*(\.[A-Za-z0-9_-]+)?$"
 
 
+def _drop_empty(data: Any, keys: tuple[str, ...]) -> Any:
+    """`section:` with nothing under it (YAML null) means an empty section, not an error."""
+    if isinstance(data, dict) and any(data.get(k, 0) is None for k in keys):
+        return {k: v for k, v in data.items() if not (k in keys and v is None)}
+    return data
+
+
 class _Strict(BaseModel):
     # YAML already gives typed values: don't let "yes" pass for a bool or 1 for a string
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -75,6 +82,11 @@ class ResourceSpec(_Strict):
     for_each: Any = Field(None, description="A list of strings or a mapping (or `${var.x}`): one instance per key.")
     lifecycle: Lifecycle = Field(default_factory=Lifecycle, description="Replacement and protection rules.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        return _drop_empty(data, ("properties", "depends_on", "lifecycle"))
+
 
 class OutputSpec(_Strict):
     """A value shown after apply and readable by other tools (`cloudorch output`)."""
@@ -109,6 +121,16 @@ class PlanFileModel(_Strict):
     release: dict[str, Any] | None = Field(None, description="The release promoted through stages.")
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
     backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        data = _drop_empty(data, ("variables", "providers", "resources", "outputs"))
+        providers = data.get("providers") if isinstance(data, dict) else None
+        if isinstance(providers, dict) and any(v is None for v in providers.values()):
+            # `aws:` alone is a provider block with every setting at its default
+            data = {**data, "providers": {k: {} if v is None else v for k, v in providers.items()}}
+        return data
 
 
 TOP_LEVEL_KEYS = tuple(PlanFileModel.model_fields)

@@ -107,3 +107,13 @@ def test_several_errors_say_how_many_more(write_plan: Callable[..., Path]) -> No
     path = write_plan("version: 1\nresources:\n  a: {type: 1}\n  b: {type: 2}\n")
     with pytest.raises(ConfigError, match=r"and 1 more error"):
         load_plan(path)
+
+
+def test_empty_sections_are_empty(write_plan: Callable[..., Path]) -> None:
+    path = write_plan(
+        "version: 1\nvariables:\nproviders:\n  core:\nresources:\n  a:\n    type: core.null\n"
+        "    properties:\n    depends_on:\noutputs:\n"
+    )
+    plan = load_plan(path)
+    assert plan.providers == {"core": {}}
+    assert plan.resources["a"].properties == {} and plan.resources["a"].depends_on == []
