@@ -192,7 +192,10 @@ class AwsProvider(Provider):
         from botocore.config import Config
 
         options: dict[str, Any] = {
-            "retries": {"max_attempts": 1, "mode": "standard"},  # the engine retries, and counts it
+            # one attempt per call: the engine retries, with backoff, and counts it. botocore's
+            # `max_attempts` counts *retries* (max_attempts=1 would hide one); `total_max_attempts`
+            # counts every attempt including the first
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
             "max_pool_connections": max(self.max_concurrency, 10) + 8,
             "connect_timeout": 10,
             "read_timeout": 60,
