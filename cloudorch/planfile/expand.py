@@ -89,7 +89,7 @@ def check_resource_refs(plan: PlanSpec, refs: list[Reference], base: tuple[str |
                     location=_ref_location(plan, base, value, ref.text),
                     hint=f"use `${{resources.{target}[{example}]{_attr_text(attr)}}}`",
                 )
-            if key not in keys:
+            if key not in keys and 1 not in ref.dynamic:  # a dynamic key is checked per instance
                 known = ", ".join(list(keys)[:10])
                 raise ConfigError(
                     f"`{ref.text}`: resource `{target}` has no instance `{key}`",
@@ -141,7 +141,8 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         refs = find_refs(props)
         check_resource_refs(plan, refs, base, props)
         deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
-        needs_resolve = any(r.root in _INSTANCE_ROOTS for r in refs)
+        dynamic = any(r.dynamic for r in refs)
+        needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]
         keys = plan.for_each_keys.get(name)
@@ -166,6 +167,8 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                         location=_ref_location(plan, base, props, exc.text),
                         hint="check the for_each value or variable it refers to",
                     ) from None
+                if dynamic:  # `${resources.web[each.key].id}` now names a key: does it exist?
+                    check_resource_refs(plan, find_refs(resolved), base, resolved)
             else:
                 resolved = props
             out.append(

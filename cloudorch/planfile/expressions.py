@@ -26,7 +26,8 @@ ROOTS = frozenset({"var", "resources", "env", "each", "stage", "release"})
 _ROOT_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _DOT_RE = re.compile(r"\.([A-Za-z0-9_-]+)")
 _BRACKET_RE = re.compile(r"""\[\s*(?:(\d+)|"([^"]*)"|'([^']*)'|([^\]"'\s]+))\s*\]""")
-_TRAILING_RE = re.compile(r"\s*")
+#: a bare bracket key that is itself a reference: `[each.key]`, `[var.region]` (quote a literal key)
+_DYNAMIC_RE = re.compile(r"^(?:each|var)\.[A-Za-z0-9_.-]+$")
 
 
 class ExpressionError(ValueError):
@@ -64,12 +65,31 @@ class Reference:
 
     `indexes` lists the positions in `path` written in brackets (`[0]`, `["k"]`), so that
     `resources.web[eu].arn` (an instance key) and `resources.web.eu.arn` can be told apart.
+    `dynamic` lists the bracket positions holding a reference instead of a key, as in
+    `resources.web[each.key].arn`; `path` holds that reference's text (`each.key`) there
+    until `bind` replaces it with a value.
     """
 
     root: str
     path: tuple[str | int, ...]
     text: str
     indexes: tuple[int, ...] = ()
+    dynamic: tuple[int, ...] = ()
+
+    def inner_refs(self) -> list[Reference]:
+        """The references written inside brackets (`each.key` in `web[each.key]`)."""
+        return [_parse_ref(str(self.path[i])) for i in self.dynamic]
+
+    def bind(self, lookup: Callable[[Reference], Any]) -> Reference:
+        """This reference with every dynamic index replaced by its looked-up value."""
+        path = list(self.path)
+        for i in self.dynamic:
+            inner = _parse_ref(str(path[i]))
+            value = lookup(inner)
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise ExpressionError(f"`{self.text}`: `{inner.text}` is not a key or index", self.text)
+            path[i] = value
+        return Reference(self.root, tuple(path), _render_ref(self.root, path, self.indexes), self.indexes)
 
     def resource_target(self) -> tuple[str, str | None, tuple[str | int, ...]]:
         """For a `resources` reference: (resource name, instance key or None, attribute path)."""
@@ -79,6 +99,16 @@ class Reference:
         if 1 in self.indexes:
             return name, str(self.path[1]), self.path[2:]
         return name, None, self.path[1:]
+
+
+def _render_ref(root: str, path: list[str | int], indexes: tuple[int, ...]) -> str:
+    import json
+
+    steps = [
+        (f"[{p}]" if isinstance(p, int) else f"[{json.dumps(p)}]") if i in indexes else f".{p}"
+        for i, p in enumerate(path)
+    ]
+    return "${" + root + "".join(steps) + "}"
 
 
 #: a parsed template: literal text and references, in order
@@ -98,6 +128,7 @@ def _parse_ref(body: str) -> Reference:
     pos = m.end()
     path: list[str | int] = []
     indexes: list[int] = []
+    dynamic: list[int] = []
     end = len(body.rstrip())
     while pos < end:
         dm = _DOT_RE.match(body, pos)
@@ -113,11 +144,13 @@ def _parse_ref(body: str) -> Reference:
             if num is not None:
                 path.append(int(num))
             else:
+                if bare is not None and _DYNAMIC_RE.match(bare):
+                    dynamic.append(len(path))
                 path.append(dq if dq is not None else sq if sq is not None else bare)
             pos = bm.end()
             continue
         raise ExpressionError(f"`{text}`: cannot parse {body[pos:]!r} (expected `.name` or `[key]`)")
-    return Reference(root, tuple(path), text, tuple(indexes))
+    return Reference(root, tuple(path), text, tuple(indexes), tuple(dynamic))
 
 
 def _ref_end(s: str, start: int) -> int:
@@ -296,18 +329,20 @@ def resolve_partial(value: Any, lookup: Callable[[Reference], Any], roots: froze
         if "${" not in value:
             return value
         parts = parse_template(value)
-        if not any(isinstance(p, Reference) and p.root in roots for p in parts):
+        if not any(isinstance(p, Reference) and _touches(p, roots) for p in parts):
             return value
         if len(parts) == 1:
             only = parts[0]
             assert isinstance(only, Reference)
-            return escape(lookup(only))
+            return escape(lookup(only)) if only.root in roots else only.bind(lookup).text
         out: list[str] = []
         for p in parts:
             if isinstance(p, str):
                 out.append(p.replace("${", "$${"))
             elif p.root in roots:
                 out.append(_render(lookup(p)).replace("${", "$${"))
+            elif p.dynamic:
+                out.append(p.bind(lookup).text if _touches(p, roots) else p.text)
             else:
                 out.append(p.text)
         return "".join(out)
@@ -325,6 +360,11 @@ def resolve_partial(value: Any, lookup: Callable[[Reference], Any], roots: froze
             return items
         return value
     return value
+
+
+def _touches(ref: Reference, roots: frozenset[str]) -> bool:
+    """True if resolving `roots` changes this reference (itself, or a dynamic index in it)."""
+    return ref.root in roots or (bool(ref.dynamic) and any(r.root in roots for r in ref.inner_refs()))
 
 
 def contains_unknown(value: Any) -> bool:

@@ -449,6 +449,8 @@ class _ReferenceChecker:
                 )
             self.env_values[head] = self.env[head]
         elif ref.root == "resources":
+            for inner in ref.inner_refs():  # `web[each.key]`: the key follows the same scope rules
+                self._check_ref(inner, where, allowed, known_early, resource)
             if head not in self.model.resources:
                 raise ConfigError(
                     f"`{ref.text}` refers to resource `{head}`, which is not in this plan",

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from cloudorch.planfile import Instance, Reference, expand, load_plan, resolve
+import pytest
+
+from cloudorch.errors import ConfigError
+from cloudorch.planfile import Instance, Reference, expand, find_refs, load_plan, resolve
 
 from .conftest import GOOD
 
@@ -108,3 +111,48 @@ def test_instances_without_each_share_the_plan_properties(write_plan: Callable[.
     plan = load_plan(path)
     (a,) = expand(plan)
     assert a.properties is plan.resources["a"].properties
+
+
+def test_dynamic_instance_key(write_plan: Callable[..., Path]) -> None:
+    path = write_plan(
+        """\
+version: 1
+variables:
+  main: {default: eu}
+resources:
+  logs: {type: core.null, for_each: [eu, us]}
+  mirror:
+    type: core.null
+    for_each: [eu, us]
+    properties: {values: {log: "${resources.logs[each.key].id}", s: "x-${resources.logs[each.value].id}"}}
+outputs:
+  main_log: "${resources.logs[var.main].id}"
+"""
+    )
+    plan = load_plan(path)
+    got = by_address(expand(plan))
+    assert got["mirror[us]"].properties == {
+        "values": {"log": '${resources.logs["us"].id}', "s": 'x-${resources.logs["us"].id}'}
+    }
+    assert got["mirror[eu]"].depends_on == ["logs"]
+    assert plan.outputs["main_log"].value == '${resources.logs["eu"].id}'
+    (ref,) = find_refs(got["mirror[us]"].properties["values"]["log"])
+    assert ref.resource_target() == ("logs", "us", ("id",))
+
+
+def test_dynamic_instance_key_must_exist(write_plan: Callable[..., Path]) -> None:
+    path = write_plan(
+        """\
+version: 1
+resources:
+  logs: {type: core.null, for_each: [eu]}
+  mirror:
+    type: core.null
+    for_each: [eu, asia]
+    properties:
+      values: {log: "${resources.logs[each.key].id}"}
+"""
+    )
+    with pytest.raises(ConfigError, match="has no instance `asia`") as info:
+        expand(load_plan(path))
+    assert info.value.location is not None and info.value.location.line == 8

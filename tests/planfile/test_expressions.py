@@ -157,3 +157,16 @@ def test_unknown_equality_and_repr() -> None:
 
 def test_single_unknown_reference_becomes_unknown_of_the_string() -> None:
     assert resolve(" ${resources.web.id} ".strip(), lambda ref: Unknown("other")) == Unknown("${resources.web.id}")
+
+
+def test_dynamic_index_binds_to_a_concrete_key() -> None:
+    (ref,) = find_refs("${resources.web[each.key].arn}")
+    assert ref.dynamic == (1,) and ref.path == ("web", "each.key", "arn")
+    assert [r.text for r in ref.inner_refs()] == ["${each.key}"]
+    bound = ref.bind(lambda inner: "eu-west-1")
+    assert bound.text == '${resources.web["eu-west-1"].arn}'
+    assert bound.resource_target() == ("web", "eu-west-1", ("arn",))
+    with pytest.raises(ExpressionError, match="is not a key"):
+        ref.bind(lambda inner: {"a": 1})
+    (quoted,) = find_refs('${resources.web["each.key"].arn}')
+    assert quoted.dynamic == ()
