@@ -7,10 +7,12 @@ the modules behind them are private to this package.
 
 from cloudorch.planfile.expand import Instance, expand
 from cloudorch.planfile.expressions import (
+    ExpressionError,
     Reference,
     Unknown,
     contains_unknown,
     find_refs,
+    navigate,
     resolve,
     unknown_paths,
 )
@@ -20,6 +22,7 @@ from cloudorch.planfile.schema import plan_json_schema
 from cloudorch.planfile.typecheck import check_types
 
 __all__ = [
+    "ExpressionError",
     "Instance",
     "Lifecycle",
     "OutputSpec",
@@ -34,6 +37,7 @@ __all__ = [
     "find_refs",
     "load_plan",
     "load_plan_text",
+    "navigate",
     "plan_json_schema",
     "resolve",
     "unknown_paths",
