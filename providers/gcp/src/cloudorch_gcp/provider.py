@@ -1,0 +1,275 @@
+"""The configured `gcp` provider: its config block, the Cloud Storage client, error classification.
+
+Owns turning a `providers.gcp` block into one thread-safe `google.cloud.storage.Client` (a
+connection pool sized to max_concurrency) and SDK exceptions into classified `ProviderError`s.
+The SDK is imported lazily; retries belong to the engine, so every call passes `retry=None`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloudorch.errors import ConfigError, ErrorKind, ProviderError
+from cloudorch.providers import Provider, ProviderContext, ResourceType
+from cloudorch_gcp.bucket import StorageBucket
+from cloudorch_gcp.object import StorageObject
+
+#: The label (buckets) / metadata key (objects) naming the address; GCS label keys are lowercase.
+ADDRESS_LABEL = "cloudorch-address"
+
+
+class GcpConfig(BaseModel):
+    """The `providers.gcp` block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str | None = Field(
+        None, description="Project that owns new buckets; defaults to Application Default Credentials' project."
+    )
+    endpoint: str | None = Field(
+        None,
+        description="Cloud Storage endpoint, e.g. an emulator at http://127.0.0.1:4443 (then no credentials are "
+        "used); $STORAGE_EMULATOR_HOST also works.",
+    )
+    default_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels added to every bucket (a bucket's own labels win)."
+    )
+    max_concurrency: int | None = Field(None, ge=1, description="Most operations of this provider at once (32).")
+    max_attempts: int | None = Field(None, ge=1, description="Attempts per operation on throttling or 5xx (5).")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one HTTP response.")
+
+
+def label_value(text: str) -> str:
+    """A GCS label value for `text`: lowercase letters, digits, `_` and `-`, at most 63 characters."""
+    value = re.sub(r"[^a-z0-9_-]", "_", text.lower())
+    if len(value) > 63 or value != text:
+        # the hash keeps two addresses that sanitise alike apart
+        value = f"{value[:54]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return value
+
+
+class GcpProvider(Provider):
+    """Google Cloud Storage buckets and objects."""
+
+    name = "gcp"
+    package = "cloudorch-gcp"
+    Config = GcpConfig
+    resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (StorageBucket, StorageObject)
+    default_concurrency = 32
+    default_max_attempts = 5
+    #: receives the HTTP session the client will use and returns the one to use instead;
+    #: benchmarks add latency with it
+    session_wrapper: ClassVar[Callable[[Any], Any] | None] = None
+
+    def __init__(self, config: BaseModel, alias: str, context: ProviderContext) -> None:
+        super().__init__(config, alias, context)
+        assert isinstance(config, GcpConfig)
+        self.cfg: GcpConfig = config
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.cfg.endpoint or self.context.env.get("STORAGE_EMULATOR_HOST") or None
+
+    @property
+    def call_kwargs(self) -> dict[str, Any]:
+        """Passed to every SDK call: no SDK retries (the engine retries), a bounded wait."""
+        return {"retry": None, "timeout": self.cfg.timeout}
+
+    @property
+    def client(self) -> Any:
+        """The storage Client, created once."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
+        import requests
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import storage  # type: ignore[import-untyped,unused-ignore]
+
+        endpoint = self.endpoint
+        if endpoint:
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials: Any = AnonymousCredentials()  # type: ignore[no-untyped-call,unused-ignore]
+            project: str | None = self.cfg.project or "cloudorch-local"
+        else:
+            import google.auth
+
+            try:
+                credentials, found_project = google.auth.default(
+                    scopes=["https://www.googleapis.com/auth/devstorage.full_control"]
+                )
+            except google.auth.exceptions.DefaultCredentialsError as exc:
+                raise ConfigError(
+                    f"provider {self.alias}: no Google credentials: {exc}",
+                    hint="run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+                ) from exc
+            project = self.cfg.project or found_project
+        session: Any = AuthorizedSession(credentials)  # type: ignore[no-untyped-call,unused-ignore]
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=self.max_concurrency)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        wrapper = type(self).session_wrapper  # read on the class: a plain function, not a bound method
+        if wrapper is not None:
+            session = wrapper(session)
+        options = {"api_endpoint": endpoint} if endpoint else None
+        return storage.Client(project=project, credentials=credentials, _http=session, client_options=options)
+
+    def labels_for(self, address: str, labels: Mapping[str, str]) -> dict[str, str]:
+        return {**self.cfg.default_labels, **labels, ADDRESS_LABEL: label_value(address)}
+
+    def user_labels(self, observed: Mapping[str, str] | None, applied: Mapping[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in (observed or {}).items():
+            if key == ADDRESS_LABEL:
+                continue
+            if key in self.cfg.default_labels and key not in applied and value == self.cfg.default_labels[key]:
+                continue
+            out[key] = value
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # ------------------------------------------------------------------ errors
+
+    @contextmanager
+    def errors(self, address: str, what: str) -> Iterator[None]:
+        """Turn any SDK exception raised inside into a classified ProviderError."""
+        try:
+            yield
+        except (ProviderError, ConfigError):
+            raise
+        except Exception as exc:
+            error = self.classify(exc, address)
+            detail = error.message.removeprefix(f"{address}: ")
+            error.message = f"{address}: {what}: {detail}"
+            error.args = (error.message,)
+            raise error from exc
+
+    def classify(self, exc: BaseException, address: str | None = None) -> ProviderError:
+        if isinstance(exc, ProviderError):
+            return exc
+        name = address or "gcp"
+        try:
+            import requests
+            from google.api_core import exceptions as gexc
+            from google.auth import exceptions as auth_exc
+        except ImportError:  # pragma: no cover - the SDK is a dependency
+            return super().classify(exc, address)
+
+        if isinstance(exc, auth_exc.DefaultCredentialsError | auth_exc.RefreshError):
+            return ProviderError(
+                f"{name}: Google credentials failed: {exc}",
+                kind=ErrorKind.FATAL,
+                address=address,
+                cause=exc,
+                hint="run `gcloud auth application-default login` or check the service account",
+            )
+        if isinstance(
+            exc, requests.ConnectionError | requests.Timeout | auth_exc.TransportError | ConnectionError | TimeoutError
+        ):
+            return ProviderError(
+                f"{name}: connection failed: {_first_line(exc)}", kind=ErrorKind.TRANSIENT, address=address, cause=exc
+            )
+        if not isinstance(exc, gexc.GoogleAPICallError):
+            return super().classify(exc, address)
+        status = int(exc.code or 0)
+        message = exc.message or _first_line(exc)
+        if status == 429:
+            return ProviderError(
+                f"{name}: throttled by Cloud Storage: {message}",
+                kind=ErrorKind.THROTTLED,
+                address=address,
+                cause=exc,
+                retry_after=retry_after(exc),
+            )
+        if status >= 500 or status == 408:
+            return ProviderError(
+                f"{name}: Cloud Storage answered {status}: {message}",
+                kind=ErrorKind.TRANSIENT,
+                address=address,
+                cause=exc,
+                retry_after=retry_after(exc),
+            )
+        if status == 401:
+            return ProviderError(
+                f"{name}: not authenticated: {message}",
+                kind=ErrorKind.FATAL,
+                address=address,
+                cause=exc,
+                hint="run `gcloud auth application-default login`",
+            )
+        if status == 403:
+            return ProviderError(
+                f"{name}: forbidden: {message}",
+                kind=ErrorKind.FATAL,
+                address=address,
+                cause=exc,
+                hint="grant the account a Storage role on this project or bucket",
+            )
+        lowered = message.lower()
+        if status in (409, 412) and ("not empty" in lowered or "must be empty" in lowered):
+            # GCS answers 409; fake-gcs-server 412
+            return ProviderError(
+                f"{name}: bucket is not empty: {message}",
+                kind=ErrorKind.FATAL,
+                address=address,
+                cause=exc,
+                hint="set force_destroy: true to delete its objects first",
+            )
+        if status == 409:
+            if "already exists" in lowered or "not available" in lowered:
+                return ProviderError(
+                    f"{name}: bucket name is taken: {message}",
+                    kind=ErrorKind.FATAL,
+                    address=address,
+                    cause=exc,
+                    hint="bucket names are global across all projects: choose another name",
+                )
+            return ProviderError(f"{name}: conflict: {message}", kind=ErrorKind.CONFLICT, address=address, cause=exc)
+        if status == 412:
+            return ProviderError(
+                f"{name}: precondition failed: {message}", kind=ErrorKind.CONFLICT, address=address, cause=exc
+            )
+        return ProviderError(
+            f"{name}: Cloud Storage answered {status}: {message}", kind=ErrorKind.FATAL, address=address, cause=exc
+        )
+
+
+def retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
