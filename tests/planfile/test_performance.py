@@ -1,12 +1,11 @@
-"""A guard on load + expand + check_types time for a 5,000-resource plan (bench target: < 1.5 s).
+"""A 5,000-resource plan loads, expands and type-checks correctly.
 
-The limit here is looser than the benchmark's so a busy CI machine does not flake; a real
-regression (a per-resource regex compile, a deep copy per instance) costs far more.
+Its speed is measured by `bench/core_bench.py`, not asserted here: timed tests flake on a
+busy machine and say nothing a benchmark does not.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,13 +30,8 @@ def big_plan(n: int) -> str:
 
 def test_five_thousand_resources(write_plan: Callable[..., Path], registry: Registry) -> None:
     path = write_plan(big_plan(5000))
-    best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
-        plan = load_plan(path)
-        instances = expand(plan)
-        check_types(plan, registry, instances)
-        best = min(best, time.perf_counter() - start)
+    plan = load_plan(path)
+    instances = expand(plan)
+    check_types(plan, registry, instances)
     assert len(instances) == 5000
     assert instances[-1].depends_on == ["r4998", "r0"]
-    assert best < 3.0, f"load + expand + check_types took {best:.2f} s"
