@@ -44,9 +44,10 @@ warn_owner contains msg if {
   msg := sprintf("%s: no owner value", [c.address])
 }""",
     "force_trigger": """
-violation_force_trigger contains {"msg": sprintf("%s: forced trigger", [c.address]), "details": {"address": c.address}} if {
+violation_force_trigger contains v if {
   some c in input.changeset.changes
   c.after.triggers.force == true
+  v := {"msg": sprintf("%s: forced trigger", [c.address]), "details": {"address": c.address}}
 }""",
     "mass_delete": """
 deny_mass_delete contains msg if {

@@ -26,7 +26,7 @@ class Level(enum.StrEnum):
         try:
             return cls(str(value).strip().lower())
         except ValueError:
-            raise ConfigError(
+            raise PolicyLoadError(
                 f"{where}: unknown policy level {value!r}",
                 hint="use one of: advisory, mandatory, hard",
             ) from None

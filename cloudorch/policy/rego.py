@@ -31,7 +31,7 @@ from cloudorch.policy.model import (
 try:  # regopy is the `policy` extra: the core works without it
     import regopy
     from regopy.rego_shared import rego as _lib
-    from regopy.rego_shared import rego_free_output, rego_output_ok, rego_output_string, rego_query
+    from regopy.rego_shared import rego_free_output, rego_get_error, rego_output_ok, rego_output_string
 except ImportError:  # pragma: no cover - exercised only without the extra
     regopy = None
 
@@ -193,7 +193,9 @@ _UNDEFINED = object()
 
 def _run_query(interp: Any, query: str) -> Any:
     """One query's value, `_UNDEFINED`, or PolicyEvaluationError (regopy's Output chokes on errors)."""
-    impl = rego_query(interp._impl, query)
+    impl = _lib.regoQuery(interp._impl, query.encode())
+    if not impl:  # regopy's own rego_query misses this case (it compares the pointer with 0)
+        raise PolicyEvaluationError(f"Rego error while evaluating {query}: {rego_get_error(interp._impl)}")
     try:
         text = rego_output_string(impl)
         ok = rego_output_ok(impl)
