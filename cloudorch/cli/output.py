@@ -57,7 +57,7 @@ class Output:
         (self.err if err or self.json_mode else self.out).print(escape(text))
 
     def document(self, doc: Any) -> None:
-        sys.stdout.write(json.dumps(doc, indent=2, default=str, sort_keys=False) + "\n")
+        sys.stdout.write(json.dumps(doc, indent=1, default=str, sort_keys=False) + "\n")
         sys.stdout.flush()
 
     def error(self, exc: CloudorchError) -> None:

@@ -7,6 +7,7 @@ Sensitive values arrive masked from the planner; values known only after apply a
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -194,7 +195,8 @@ class ProgressObserver(ApplyObserver):
             self.live.console.print(text, highlight=False)
             self.live.update(self._panel())
         else:
-            self.out.err.print(text, highlight=False)
+            # plain lines off a terminal: rich's markup rendering costs too much per operation
+            sys.stderr.write(Text.from_markup(text).plain + "\n")
 
     def op_started(self, change: Change) -> None:
         with self._lock:
