@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import field_validator, model_validator
@@ -268,25 +269,24 @@ class StorageBlob(ResourceType[BlobProperties]):
             },
         )
 
-    def _upload(self, address: str, client: Any, props: BlobProperties, overwrite: bool) -> None:
+    def _upload(self, address: str, client: Any, props: BlobProperties, overwrite: bool) -> Any:
+        """Upload; returns what a read would see, built from what was sent (saves a round trip)."""
         from azure.storage.blob import ContentSettings
 
         data = blob_bytes(self.provider.context.plan_dir, props)
         md5, sha = digests(data)
-        client.upload_blob(
-            data,
-            overwrite=overwrite,
-            metadata={**props.metadata, ADDRESS_METADATA: address, SHA256_METADATA: sha},
-            content_settings=ContentSettings(
-                content_type=props.content_type or guess_type(props.name), content_md5=bytearray(md5)
-            ),
+        metadata = {**props.metadata, ADDRESS_METADATA: address, SHA256_METADATA: sha}
+        settings = ContentSettings(
+            content_type=props.content_type or guess_type(props.name), content_md5=bytearray(md5)
         )
+        sent = client.upload_blob(data, overwrite=overwrite, metadata=metadata, content_settings=settings)
+        return SimpleNamespace(content_settings=settings, metadata=metadata, etag=sent.get("etag"), size=len(data))
 
     def create(self, address: str, props: BlobProperties) -> Observed:
         client = self._client(props)
         with self.az.errors(address, f"upload blob {props.container}/{props.name}"):
             try:
-                self._upload(address, client, props, overwrite=False)
+                seen = self._upload(address, client, props, overwrite=False)
             except _exists():
                 seen = self._props(client)
                 if seen is None or (seen.metadata or {}).get(ADDRESS_METADATA) != address:
@@ -297,10 +297,7 @@ class StorageBlob(ResourceType[BlobProperties]):
                         address=address,
                         hint=f"import it: cloudorch import {address} {props.container}/{props.name}",
                     ) from None
-                self._upload(address, client, props, overwrite=True)
-            seen = self._props(client)
-        if seen is None:
-            raise ProviderError(f"{address}: blob vanished after upload", kind=ErrorKind.TRANSIENT, address=address)
+                seen = self._upload(address, client, props, overwrite=True)
         return self._observed(client, seen, props)
 
     def read(self, address: str, id: str, props: BlobProperties) -> Observed | None:
@@ -312,10 +309,7 @@ class StorageBlob(ResourceType[BlobProperties]):
     def update(self, address: str, id: str, old: BlobProperties, new: BlobProperties) -> Observed:
         client = self._client(new)
         with self.az.errors(address, f"update blob {new.container}/{new.name}"):
-            self._upload(address, client, new, overwrite=True)
-            seen = self._props(client)
-        if seen is None:
-            raise ProviderError(f"{address}: blob disappeared during update", kind=ErrorKind.FATAL, address=address)
+            seen = self._upload(address, client, new, overwrite=True)
         return self._observed(client, seen, new)
 
     def delete(self, address: str, id: str, props: BlobProperties) -> None:

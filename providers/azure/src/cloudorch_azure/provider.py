@@ -182,7 +182,8 @@ class AzureProvider(Provider):
         return {
             "retry_total": 0,  # the engine retries, with backoff, and reports it
             "transport": self._transport(),
-            "per_call_policies": list(self.extra_policies),
+            "per_call_policies": list(self.extra_policies),  # honoured by azure-mgmt clients
+            "_additional_pipeline_policies": list(self.extra_policies),  # azure-storage-blob's spelling
             "logging_enable": False,
         }
 

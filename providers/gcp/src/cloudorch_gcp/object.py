@@ -145,7 +145,7 @@ class StorageObject(ResourceType[ObjectProperties]):
 
         with self.gcp.errors(address, f"upload gs://{props.bucket}/{props.name}"):
             try:
-                self._upload(address, props, only_new=True)
+                blob = self._upload(address, props, only_new=True)  # holds the object resource the upload returned
             except PreconditionFailed:
                 existing = self._get(props)
                 if existing is None or (existing.metadata or {}).get(ADDRESS_METADATA) != address:
@@ -155,10 +155,7 @@ class StorageObject(ResourceType[ObjectProperties]):
                         address=address,
                         hint=f"import it: cloudorch import {address} {props.bucket}/{props.name}",
                     ) from None
-                self._upload(address, props, only_new=False)  # ours, from a crashed apply
-            blob = self._get(props)
-        if blob is None:
-            raise ProviderError(f"{address}: object vanished after upload", kind=ErrorKind.TRANSIENT, address=address)
+                blob = self._upload(address, props, only_new=False)  # ours, from a crashed apply
         return self._observed(blob, props)
 
     def read(self, address: str, id: str, props: ObjectProperties) -> Observed | None:
@@ -168,10 +165,7 @@ class StorageObject(ResourceType[ObjectProperties]):
 
     def update(self, address: str, id: str, old: ObjectProperties, new: ObjectProperties) -> Observed:
         with self.gcp.errors(address, f"upload gs://{new.bucket}/{new.name}"):
-            self._upload(address, new, only_new=False)
-            blob = self._get(new)
-        if blob is None:
-            raise ProviderError(f"{address}: object disappeared during update", kind=ErrorKind.FATAL, address=address)
+            blob = self._upload(address, new, only_new=False)
         return self._observed(blob, new)
 
     def delete(self, address: str, id: str, props: ObjectProperties) -> None:
