@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloudorch.errors import ConfigError, Interrupted, StalePlanError, StateError
+from cloudorch.errors import CloudorchError, ConfigError, Interrupted, StalePlanError, StateError
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from cloudorch.changes import ChangeSet
+    from cloudorch.changes import Change, ChangeSet
     from cloudorch.engine.applier import ApplyObserver, ApplyResult
     from cloudorch.engine.providerset import ProviderSet
     from cloudorch.engine.recovery import RecoveryReport
     from cloudorch.engine.scheduler import Interrupt
     from cloudorch.planfile import Instance, PlanSpec
+    from cloudorch.policy import PolicyReport, PolicySet
     from cloudorch.providers import Registry
     from cloudorch.state.backends.base import StateBackend
     from cloudorch.state.lock import LockHandle
@@ -55,6 +56,11 @@ class RunOptions:
     env: Mapping[str, str] | None = None
     #: told about things worth knowing that are not errors (recovery, lock takeover)
     notify: Callable[[str], None] | None = None
+    policy_paths: Sequence[Path] = ()
+    #: policy id -> reason, from --override ID --reason TEXT
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    #: (format, file) pairs from --policy-report FORMAT=FILE
+    policy_reports: Sequence[tuple[str, str]] = ()
 
 
 # --------------------------------------------------------------------------- loading
@@ -133,6 +139,10 @@ class Session:
     state: State
     recovered: RecoveryReport | None = None
     lock_took_over: Any = None
+    policies: PolicySet | None = None
+    policy_input: dict[str, Any] | None = None
+    policy_report: PolicyReport | None = None
+    policy_denied: CloudorchError | None = None
 
 
 @contextmanager
@@ -220,7 +230,43 @@ def plan_in(sess: Session, opts: RunOptions) -> ChangeSet:
         changes = [c for c in changes if c.address in scope]
     cs = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
     cs.inputs = {"vars": dict(opts.vars), "var_files": [str(p) for p in opts.var_files]}
+    check_policies(sess, opts, cs)
     return cs
+
+
+def check_policies(sess: Session, opts: RunOptions, cs: ChangeSet) -> PolicyReport | None:
+    """Evaluate the plan's policies on a changeset; results go into the changeset and reports."""
+    plan = sess.loaded.plan
+    if not plan.policies and not opts.policy_paths:
+        return None
+    from cloudorch.policy import build_input, load_policies
+
+    if sess.policies is None:
+        sess.policies = load_policies(
+            list(plan.policies or []),
+            base_dir=plan.path.parent,
+            extra_paths=list(opts.policy_paths),
+            context=dict(plan.providers or {}),
+            plan_file=str(plan.path),
+        )
+    sess.policy_input = build_input(cs, provider_configs=dict(plan.providers or {}))
+    report = sess.policies.evaluate(sess.policy_input)
+    cs.policy_results = report.results
+    sess.policy_report = report
+    for fmt, target in opts.policy_reports:
+        Path(target).write_text(report.render(fmt, locate=_locator(plan)), encoding="utf-8")
+    return report
+
+
+def _locator(plan: PlanSpec) -> Callable[[str | None], tuple[str, int] | None]:
+    def locate(address: str | None) -> tuple[str, int] | None:
+        if address is None:
+            return (str(plan.path), 1)
+        name = address.split("[", 1)[0]
+        loc = plan.location("resources", name)
+        return (loc.file, loc.line or 1)
+
+    return locate
 
 
 def plan(opts: RunOptions) -> ChangeSet:
@@ -305,10 +351,15 @@ def apply(
         if saved is not None:
             check_saved(saved, sess)
             cs = saved
+            check_policies(sess, opts, cs)  # apply judges again, with today's policies
         else:
             cs = plan_in(sess, opts)
         if on_plan is not None:
             on_plan(cs)
+        override_events: list[Any] = []
+        if sess.policy_report is not None:
+            sess.policy_report.raise_if_blocked(dict(opts.overrides))
+            override_events = sess.policy_report.apply_overrides(dict(opts.overrides), actor())
         if not cs.has_changes:
             return _finish_without_changes(sess, cs)
         if confirm is not None and not confirm(cs):
@@ -333,7 +384,9 @@ def apply(
             parallelism=opts.parallelism,
             observer=observer,
             interrupt=intr,
+            on_resolved=_resolved_policy_hook(sess, opts, intr),
         )
+        sess.state.events.extend(override_events)
         with SigintGuard(intr):
             result = applier.run()
         _record_apply(sess, result)
@@ -345,6 +398,8 @@ def apply(
         else:
             journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})
             remove_journal(journal.path)
+        if sess.policy_denied is not None:
+            raise sess.policy_denied
         if result.interrupted:
             raise Interrupted(
                 f"apply interrupted: {len(result.succeeded)} operation(s) finished and were saved, "
@@ -353,6 +408,27 @@ def apply(
                 hint="run `cloudorch apply` again to finish; the journal lets it recover anything in flight",
             )
         return result
+
+
+def _resolved_policy_hook(
+    sess: Session, opts: RunOptions, intr: Interrupt
+) -> Callable[[Change, dict[str, Any]], None] | None:
+    """Check policies again on values that were unknown at plan time, before the operation."""
+    pset = sess.policies
+    if pset is None:
+        return None
+
+    def hook(change: Change, after: dict[str, Any]) -> None:
+        known = change.model_copy(update={"after": after, "after_unknown": []})
+        report = pset.check_resource(known, input_doc=sess.policy_input)
+        try:
+            report.raise_if_blocked(dict(opts.overrides))
+        except CloudorchError as exc:
+            sess.policy_denied = exc
+            intr.fire()  # a policy broke mid-apply: start nothing new
+            raise
+
+    return hook
 
 
 def _finish_without_changes(sess: Session, cs: ChangeSet) -> ApplyResult:

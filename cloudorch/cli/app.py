@@ -93,6 +93,35 @@ ExcludeOpt = Annotated[
 ]
 ReplaceOpt = Annotated[list[str] | None, typer.Option("--replace", help="Force replacement of this address.")]
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")]
+PolicyOpt = Annotated[
+    list[Path] | None, typer.Option("--policy", help="More policies: a .rego or YAML rule file or folder (repeatable).")
+]
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option("--override", help="Override a mandatory policy by id (needs --reason; recorded in state)."),
+]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why the --override is justified.")]
+PolicyReportOpt = Annotated[
+    list[str] | None,
+    typer.Option("--policy-report", help="Write policy results to FORMAT=FILE (json, sarif, junit, markdown)."),
+]
+
+
+def _policy_kw(
+    policy: list[Path] | None, override: list[str] | None, reason: str | None, report: list[str] | None
+) -> dict[str, Any]:
+    if override and not (reason and reason.strip()):
+        raise ConfigError("--override needs --reason", hint='e.g. --override no-public --reason "INC-123: hotfix"')
+    reports: list[tuple[str, str]] = []
+    if report:
+        from cloudorch.policy import parse_report_target
+
+        reports = [parse_report_target(r) for r in report]
+    return {
+        "policy_paths": list(policy or []),
+        "overrides": {o: str(reason) for o in override or []},
+        "policy_reports": reports,
+    }
 
 
 def _vars(items: list[str] | None) -> dict[str, str]:
@@ -186,6 +215,7 @@ def _plan_opts(
     exclude: list[str] | None,
     replace: list[str] | None,
     destroy: bool,
+    policy: dict[str, Any] | None = None,
 ) -> RunOptions:
     return _options(
         plan_file,
@@ -200,6 +230,7 @@ def _plan_opts(
         excludes=list(exclude or []),
         replace=list(replace or []),
         destroy=destroy,
+        **(policy or {}),
     )
 
 
@@ -222,9 +253,13 @@ def plan(
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
     lock_timeout: LockTimeoutOpt = 0.0,
+    policy: PolicyOpt = None,
+    override: OverrideOpt = None,
+    reason: ReasonOpt = None,
+    policy_report: PolicyReportOpt = None,
     json_: JsonOpt = False,
 ) -> int:
-    """Refresh state, compare it with the plan file, and show what apply would do."""
+    """Refresh state, compare it with the plan file, check policies, and show what apply would do."""
     from cloudorch import api
     from cloudorch.cli.render import changeset_json, render_changeset
 
@@ -242,6 +277,7 @@ def plan(
         exclude=exclude,
         replace=replace,
         destroy=destroy,
+        policy=_policy_kw(policy, override, reason, policy_report),
     )
     cs = api.plan(opts)
     if out_file is not None:
@@ -250,9 +286,23 @@ def plan(
         out.document(changeset_json(cs))
     else:
         render_changeset(out, cs)
+        _render_policy(out, cs)
         if out_file is not None:
             out.print(f"\nSaved the plan to {out_file}. Apply exactly this with: cloudorch apply {out_file}")
+    if cs.policy_results:
+        from cloudorch.policy import PolicyReport
+
+        PolicyReport.from_results(cs.policy_results).raise_if_blocked(opts.overrides)
     return int(ExitCode.CHANGES) if detailed_exitcode and cs.has_changes else 0
+
+
+def _render_policy(out: Output, cs: Any) -> None:
+    if not cs.policy_results:
+        return
+    from cloudorch.policy import PolicyReport
+
+    out.print()
+    out.plain(PolicyReport.from_results(cs.policy_results).to_text())
 
 
 def _confirm(out: Output, auto_approve: bool, verb: str) -> Any:
@@ -292,6 +342,7 @@ def _run_apply(
         shown["cs"] = cs
         if not json_:
             render_changeset(out, cs)
+            _render_policy(out, cs)
 
     def confirm(cs: ChangeSet) -> bool:
         ok = bool(_confirm(out, auto_approve or saved is not None, verb)(cs))
@@ -355,6 +406,10 @@ def apply(
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
     lock_timeout: LockTimeoutOpt = 0.0,
+    policy: PolicyOpt = None,
+    override: OverrideOpt = None,
+    reason: ReasonOpt = None,
+    policy_report: PolicyReportOpt = None,
     json_: JsonOpt = False,
 ) -> int:
     """Plan and apply (asks first), or apply a saved plan exactly as it was shown."""
@@ -375,6 +430,7 @@ def apply(
         exclude=exclude,
         replace=replace,
         destroy=False,
+        policy=_policy_kw(policy, override, reason, policy_report),
     )
     return _run_apply(opts, out, json_, auto_approve, saved_path, "perform these actions")
 

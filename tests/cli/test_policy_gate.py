@@ -1,0 +1,37 @@
+"""Policies at plan and apply through the CLI: exit 3, overrides recorded, reports written."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_mandatory_policy_blocks_plan_and_apply(cli, fixture_plan) -> None:  # type: ignore[no-untyped-def]
+    plan = fixture_plan("policed.yaml")
+    r = cli("plan", str(plan))
+    assert r.code == 3
+    assert "no-tmp-files" in r.out + r.err and "bad" in r.out + r.err
+    r = cli("apply", str(plan), "--auto-approve")
+    assert r.code == 3
+    assert cli("state", "list", str(plan), "--json").json() == {"resources": []}
+
+
+def test_override_needs_reason_and_is_recorded(cli, fixture_plan, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    plan = fixture_plan("policed.yaml")
+    r = cli("apply", str(plan), "--auto-approve", "--override", "no-tmp-files")
+    assert r.code == 1 and "--reason" in r.err
+    monkeypatch.setenv("CLOUDORCH_ACTOR", "alice")
+    sarif = tmp_path / "policy.sarif"
+    r = cli(
+        "apply", str(plan), "--auto-approve", "--override", "no-tmp-files", "--reason", "INC-1 hotfix",
+        "--policy-report", f"sarif={sarif}",
+    )
+    assert r.code == 0, r.out + r.err
+    doc = json.loads(sarif.read_text())
+    assert doc["version"] == "2.1.0"
+    state = json.loads((tmp_path / ".cloudorch" / "state" / "policed.json").read_text())
+    events = state["state"]["events"] if "state" in state else state["events"]
+    if isinstance(events, str):
+        events = json.loads(events)
+    overrides = [e for e in events if e["kind"] == "policy_override"]
+    assert overrides and overrides[0]["actor"] == "alice"
+    assert "INC-1 hotfix" in json.dumps(overrides[0])
