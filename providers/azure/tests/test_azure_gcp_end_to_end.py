@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ ADDRESSES = {"mirror", "rg", "assets", "manifest", "pointer"}
 
 
 @pytest.fixture(scope="module")
-def fake_gcs() -> object:
+def fake_gcs() -> Iterator[RunningServer]:
     server = start_fake_gcs()
     yield server
     server.stop()
