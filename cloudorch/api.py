@@ -467,26 +467,19 @@ def _record_apply(sess: Session, result: ApplyResult) -> None:
 
 def compute_outputs(plan: PlanSpec, state: State) -> dict[str, Any]:
     from cloudorch.planfile import Reference, Unknown, resolve
+    from cloudorch.planfile.expand import instance_address
 
     def lookup(ref: Reference) -> Any:
         if ref.root != "resources":
             return Unknown(ref.text)
         name, key, rest = ref.resource_target()
-        address = f"{name}[{key}]" if key is not None else name
-        if key is None and address not in state.resources and rest:
-            address, rest = f"{name}[{rest[0]}]", rest[1:]
-        rec = state.resources.get(address)
+        rec = state.resources.get(instance_address(name, key))
         if rec is None:
             return None
-        if not rest:
-            return {**rec.properties, **rec.attributes}
-        value: Any = rec.attributes.get(str(rest[0]), rec.properties.get(str(rest[0])))
-        for step in rest[1:]:
-            try:
-                value = value[step]
-            except (KeyError, IndexError, TypeError):
-                return None
-        return value
+        try:
+            return rec.value(rest)
+        except (LookupError, TypeError):
+            return None
 
     out: dict[str, Any] = {}
     for name, spec in (plan.outputs or {}).items():

@@ -7,7 +7,9 @@ never prints; `cloudorch.cli` is the only place that turns them into text and ex
 
 from __future__ import annotations
 
+import difflib
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -40,6 +42,12 @@ class Location:
         if self.field:
             where += f" ({self.field})"
         return where
+
+
+def did_you_mean(word: str, candidates: Sequence[str], *, cutoff: float = 0.6) -> str | None:
+    """The hint for a misspelt name: the closest candidate, or None when nothing is close."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
+    return f"did you mean `{close[0]}`?" if close else None
 
 
 class CloudorchError(Exception):

@@ -8,6 +8,7 @@ request in, one `Observed` out, errors raised as classified `ProviderError`s.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -20,7 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudorch.errors import ConfigError, ErrorKind, ProviderError, ProviderNotFoundError
+from cloudorch.errors import ConfigError, ErrorKind, ProviderError, ProviderNotFoundError, did_you_mean
 
 ENTRY_POINT_GROUP = "cloudorch.providers"
 
@@ -55,6 +56,7 @@ class ResourceProperties(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@functools.cache
 def _flag_fields(model: type[BaseModel], flag: str) -> frozenset[str]:
     names = set()
     for name, info in model.model_fields.items():
@@ -269,7 +271,10 @@ class Registry:
         cls = self.provider_class(provider_name).type_class(type_name)
         if cls is None:
             known = self.type_names(provider_name)
-            raise ConfigError(f"unknown resource type {type_name!r}", hint=_did_you_mean(type_name, known))
+            hint = did_you_mean(type_name, known, cutoff=0.5) or (
+                "known types: " + ", ".join(known) if known else None
+            )
+            raise ConfigError(f"unknown resource type {type_name!r}", hint=hint)
         return cls
 
     def type_names(self, provider_name: str | None = None) -> list[str]:
@@ -281,17 +286,6 @@ class Registry:
             except ProviderNotFoundError:
                 continue
         return sorted(out)
-
-
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
-    import difflib
-
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.5)
-    if close:
-        return f"did you mean `{close[0]}`?"
-    if candidates:
-        return "known types: " + ", ".join(candidates)
-    return None
 
 
 # --------------------------------------------------------------------------- the core provider

@@ -305,20 +305,15 @@ def _render_policy(out: Output, cs: Any) -> None:
     out.plain(PolicyReport.from_results(cs.policy_results).to_text())
 
 
-def _confirm(out: Output, auto_approve: bool, verb: str) -> Any:
-    def ask(cs: Any) -> bool:
-        if auto_approve:
-            return True
-        if not sys.stdin.isatty():
-            raise CloudorchError(
-                f"{verb} needs confirmation, but there is no terminal to ask on",
-                hint="review the plan, then run again with --auto-approve (or apply a saved plan file)",
-            )
-        out.err.print(f"\nDo you want to {verb}? Only 'yes' will be accepted.")
-        answer = out.err.input("  Enter a value: ")
-        return answer.strip() == "yes"
-
-    return ask
+def _ask(out: Output, verb: str) -> bool:
+    """Ask on the terminal; with no terminal refuse rather than hang (CI passes --auto-approve)."""
+    if not sys.stdin.isatty():
+        raise CloudorchError(
+            f"{verb} needs confirmation, but there is no terminal to ask on",
+            hint="review the plan, then run again with --auto-approve (or apply a saved plan file)",
+        )
+    out.err.print(f"\nDo you want to {verb}? Only 'yes' will be accepted.")
+    return out.err.input("  Enter a value: ").strip() == "yes"
 
 
 def _run_apply(
@@ -336,37 +331,23 @@ def _run_apply(
     )
 
     saved = ChangeSet.load(saved_path) if saved_path is not None else None
-    shown: dict[str, Any] = {}
+    progress = ProgressObserver(out, 0)
 
     def on_plan(cs: ChangeSet) -> None:
-        shown["cs"] = cs
+        progress.total = sum(1 for c in cs.changes if c.is_change)
         if not json_:
             render_changeset(out, cs)
             _render_policy(out, cs)
 
     def confirm(cs: ChangeSet) -> bool:
-        ok = bool(_confirm(out, auto_approve or saved is not None, verb)(cs))
-        if not ok:
-            out.print("Cancelled: nothing was changed.")
-        return ok
+        # a saved plan was reviewed when it was saved; applying it is the confirmation
+        if auto_approve or saved is not None or _ask(out, verb):
+            return True
+        out.print("Cancelled: nothing was changed.")
+        return False
 
-    n_ops = [0]
-
-    def on_plan_count(cs: ChangeSet) -> None:
-        on_plan(cs)
-        n_ops[0] = sum(1 for c in cs.changes if c.is_change)
-
-    class Observer(ProgressObserver):
-        def __init__(self) -> None:
-            super().__init__(out, 0)
-
-        def op_started(self, change: Any) -> None:
-            self.total = n_ops[0]
-            super().op_started(change)
-
-    progress = Observer()
     with progress:
-        result = api.apply(opts, saved=saved, confirm=confirm, observer=progress, on_plan=on_plan_count)
+        result = api.apply(opts, saved=saved, confirm=confirm, observer=progress, on_plan=on_plan)
     if result is None:
         if json_:
             out.document({"applied": False, "reason": "declined"})

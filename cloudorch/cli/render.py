@@ -171,8 +171,7 @@ class ProgressObserver(ApplyObserver):
             self.live = Live(self._panel(), console=out.err, refresh_per_second=8, transient=True)
 
     def __enter__(self) -> ProgressObserver:
-        if self.live is not None:
-            self.live.start()
+        # the live panel starts with the first operation, not before the plan and the prompt
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -202,6 +201,8 @@ class ProgressObserver(ApplyObserver):
         with self._lock:
             self.running[change.address] = (change, time.monotonic())
             if self.live is not None:
+                if not self.live.is_started:
+                    self.live.start()
                 self.live.update(self._panel())
 
     def op_finished(self, change: Change, seconds: float) -> None:

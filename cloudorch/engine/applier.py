@@ -22,7 +22,8 @@ from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import RetryCounter, call_with_retries
 from cloudorch.engine.scheduler import Interrupt, Scheduler, ScheduleResult, Task
 from cloudorch.errors import CloudorchError, ConfigError, ProviderError
-from cloudorch.planfile import Reference, Unknown, resolve
+from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
+from cloudorch.planfile.expand import instance_address
 from cloudorch.providers import Observed, ResourceType, sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal
@@ -101,7 +102,6 @@ class Applier:
         self._since_ckpt = 0
         self._last_ckpt = time.monotonic()
         self.checkpoints = 0
-        self.foreach_names = {c.address.split("[", 1)[0] for c in changeset.changes if "[" in c.address}
 
     # -- building the operation graph ---------------------------------------------------
 
@@ -286,7 +286,7 @@ class Applier:
         for key in c.after_unknown:
             if key in after:
                 after[key] = resolve(after[key], self._live_lookup)
-                if _contains_unknown(after[key]):
+                if contains_unknown(after[key]):
                     raise CloudorchError(
                         f"{c.address}: `{key}` is still unknown after its dependencies were applied",
                         hint="a dependency failed or was excluded; fix it and apply again",
@@ -295,19 +295,14 @@ class Applier:
 
     def _live_lookup(self, ref: Reference) -> Any:
         name, key, rest = ref.resource_target()
-        if key is None and name in self.foreach_names and rest:
-            key, rest = str(rest[0]), rest[1:]
-        address = f"{name}[{key}]" if key is not None else name
         with self._state_lock:
-            rec = self.state.resources.get(address)
+            rec = self.state.resources.get(instance_address(name, key))
         if rec is None:
             return Unknown(ref.text)
-        if not rest:
-            return {**rec.properties, **rec.attributes}
-        attr = str(rest[0])
-        value: Any = rec.attributes[attr] if attr in rec.attributes else rec.properties.get(attr)
-        for step in rest[1:]:
-            value = value[step]
+        try:
+            value = rec.value(rest)
+        except (LookupError, TypeError) as exc:
+            raise CloudorchError(f"`{ref.text}`: {rec.address} has no such value after apply") from exc
         if is_sensitive_marker(value):
             raise CloudorchError(
                 f"`{ref.text}` refers to a sensitive property, which state keeps only as a hash",
@@ -364,14 +359,6 @@ def _stored_properties(props: Mapping[str, Any], sensitive: frozenset[str]) -> d
     return {k: (sensitive_marker(v) if k in sensitive and v is not None else v) for k, v in props.items()}
 
 
-def _contains_unknown(value: Any) -> bool:
-    if isinstance(value, Unknown):
-        return True
-    if isinstance(value, dict):
-        return any(_contains_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_contains_unknown(v) for v in value)
-    return False
 
 
 def _describe(exc: BaseException) -> str:

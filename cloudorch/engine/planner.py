@@ -19,8 +19,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from cloudorch.changes import Action, Change, ChangeSet, PropertyDiff
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import call_with_retries
-from cloudorch.errors import ConfigError, Location
-from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, resolve
+from cloudorch.errors import ConfigError, Location, did_you_mean
+from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
+from cloudorch.planfile.expand import instance_address
 from cloudorch.providers import (
     Observed,
     ReadRequest,
@@ -65,16 +66,6 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     return ad
 
 
-def _has_unknown(value: Any) -> bool:
-    if isinstance(value, Unknown):
-        return True
-    if isinstance(value, dict):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_unknown(v) for v in value)
-    return False
-
-
 def validate_properties(
     model: type[BaseModel], props: Mapping[str, Any], *, locate: Callable[[str], Location | None]
 ) -> tuple[dict[str, Any], set[str]]:
@@ -82,7 +73,7 @@ def validate_properties(
 
     Returns the JSON-shaped properties and the names of the top-level properties that are unknown.
     """
-    unknown = {k for k, v in props.items() if _has_unknown(v)}
+    unknown = {k for k, v in props.items() if contains_unknown(v)}
     if not unknown:
         try:
             return model.model_validate(props).model_dump(mode="json"), unknown
@@ -120,12 +111,7 @@ def _property_error(
     top = str(err["loc"][0]) if err["loc"] else ""
     hint = None
     if err["type"] == "extra_forbidden":
-        import difflib
-
-        close = difflib.get_close_matches(top, list(model.model_fields), n=1)
-        hint = (
-            f"did you mean `{close[0]}`?" if close else "known properties: " + ", ".join(model.model_fields)
-        )
+        hint = did_you_mean(top, list(model.model_fields)) or "known properties: " + ", ".join(model.model_fields)
         msg = f"unknown property `{path}`"
     else:
         msg = f"property `{path}`: {err['msg']}"
@@ -246,16 +232,17 @@ class Planner:
         self.state = state
         self.providers = providers
         self.request = request
-        self.foreach_names = {i.name for i in instances if i.key is not None}
+        # resource name -> its instance addresses (one, or one per for_each key)
+        self.addresses_of: dict[str, list[str]] = {}
+        for i in instances:
+            self.addresses_of.setdefault(i.name, []).append(i.address)
         self.planned: dict[str, _Planned] = {}
 
     # -- references -------------------------------------------------------------------
 
     def lookup(self, ref: Reference) -> Any:
         name, key, rest = ref.resource_target()
-        if key is None and name in self.foreach_names and rest:
-            key, rest = str(rest[0]), rest[1:]
-        address = f"{name}[{key}]" if key is not None else name
+        address = instance_address(name, key)
         got = self.planned.get(address)
         if got is None:
             # the target is outside --target scope or excluded: fall back to state
@@ -441,10 +428,7 @@ class Planner:
 
     def _dep_addresses(self, inst: Instance) -> Iterable[str]:
         for name in inst.depends_on:
-            if name in self.foreach_names:
-                yield from (a for a, i in self.instances.items() if i.name == name)
-            else:
-                yield name
+            yield from self.addresses_of.get(name, ())
 
 
 class _NotRefreshed:

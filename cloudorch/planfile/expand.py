@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cloudorch.errors import ConfigError, Location
+from cloudorch.errors import ConfigError, Location, did_you_mean
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
@@ -19,7 +19,6 @@ from cloudorch.planfile.expressions import (
     navigate,
     resolve_partial,
 )
-from cloudorch.planfile.load import did_you_mean
 from cloudorch.planfile.model import Lifecycle, PlanSpec
 from cloudorch.planfile.source import paused_gc
 

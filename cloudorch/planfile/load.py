@@ -8,7 +8,6 @@ references to variables, env vars, resources and `each`. Resource types are chec
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from cloudorch.errors import ConfigError, Location
+from cloudorch.errors import ConfigError, Location, did_you_mean
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
@@ -56,11 +55,6 @@ _FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "lifecycle": tuple(Lifecycle.model_fields),
     "output": tuple(OutputSpec.model_fields),
 }
-
-
-def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 def load_plan(

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cloudorch.errors import CloudorchError, ConfigError
+from cloudorch.errors import CloudorchError, ConfigError, did_you_mean
 from cloudorch.planfile.expand import Instance, expand, unexpanded
 from cloudorch.planfile.expressions import (
     Reference,
@@ -24,7 +24,6 @@ from cloudorch.planfile.expressions import (
     resolve,
     strings_in,
 )
-from cloudorch.planfile.load import did_you_mean
 from cloudorch.planfile.model import PlanSpec
 from cloudorch.planfile.source import paused_gc
 from cloudorch.providers import Registry, ResourceType

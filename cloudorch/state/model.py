@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,21 @@ class ResourceRecord(BaseModel):
     sensitive: list[str] = Field(default_factory=list, description="Names of properties stored hashed.")
     created_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)
+
+
+    def value(self, path: Sequence[str | int]) -> Any:
+        """What `${resources.ADDRESS.path}` means here: an attribute, else a property, then into it.
+
+        The whole object (properties and attributes) for an empty path; LookupError or
+        TypeError when the path does not exist.
+        """
+        if not path:
+            return {**self.properties, **self.attributes}
+        head = str(path[0])
+        value: Any = self.attributes[head] if head in self.attributes else self.properties[head]
+        for step in path[1:]:
+            value = value[step]
+        return value
 
 
 class StateEvent(BaseModel):
