@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from cloudorch.engine.scheduler import Interrupt
     from cloudorch.planfile import Instance, PlanSpec
     from cloudorch.policy import PolicyReport, PolicySet
+    from cloudorch.policy.model import RegoTestResult
     from cloudorch.providers import Registry
     from cloudorch.state.backends.base import StateBackend
     from cloudorch.state.lock import LockHandle
@@ -633,6 +634,25 @@ def state_history(opts: RunOptions) -> list[Any]:
 def force_unlock(opts: RunOptions, lock_id: str) -> None:
     _, _, backend = read_state(opts)
     backend.force_unlock(lock_id)
+
+
+def policy_check(opts: RunOptions) -> PolicyReport:
+    """Plan and evaluate the plan's policies (and --policy ones) without applying anything."""
+    with session(opts) as sess:
+        plan_in(sess, opts)
+        if sess.policy_report is None:
+            raise ConfigError(
+                f"{sess.loaded.plan.path} declares no policies",
+                hint="add a `policies:` list to the plan file, or pass --policy PATH",
+            )
+        return sess.policy_report
+
+
+def policy_test(path: Path) -> list[RegoTestResult]:
+    """Run the Rego unit tests (`test_*` rules) under a file or folder."""
+    from cloudorch.policy import run_rego_tests
+
+    return run_rego_tests(path)
 
 
 def force_unlock_any(state_root: Path, lock_id: str) -> None:

@@ -47,6 +47,8 @@ state_app = typer.Typer(
     help="Inspect and edit state: list, show, rm, mv, import, history.", no_args_is_help=True
 )
 app.add_typer(state_app, name="state")
+policy_app = typer.Typer(help="Check a plan against its policies, or run Rego unit tests.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 
 @app.callback()
@@ -739,3 +741,67 @@ def state_history(
         cur = " (current)" if getattr(e, "current", False) else ""
         out.plain(f"serial {e.serial}\t{e.written_at}\t{e.resource_count} resource(s){cur}")
     return 0
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@policy_app.command("check")
+def policy_check(
+    plan_file: PlanArg,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+    state_dir: StateDirOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    policy: PolicyOpt = None,
+    override: OverrideOpt = None,
+    reason: ReasonOpt = None,
+    policy_report: PolicyReportOpt = None,
+    json_: JsonOpt = False,
+) -> int:
+    """Plan, then evaluate the policies on the changes without applying. Exit 3 when one blocks."""
+    from cloudorch import api
+
+    out = _out(json_)
+    opts = _options(
+        plan_file,
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        command="policy check",
+        lock_timeout=lock_timeout,
+        **_policy_kw(policy, override, reason, policy_report),
+    )
+    report = api.policy_check(opts)
+    if json_:
+        out.document(report.to_json())
+    else:
+        out.plain(report.to_text())
+    report.raise_if_blocked(opts.overrides)
+    return 0
+
+
+@policy_app.command("test")
+def policy_test(
+    path: Annotated[Path, typer.Argument(help="A .rego file or a folder of them.", show_default=False)],
+    json_: JsonOpt = False,
+) -> int:
+    """Run Rego unit tests (`test_*` rules; `todo_test_*` are skipped). Exit 1 if any fails."""
+    from dataclasses import asdict
+
+    from cloudorch import api
+
+    out = _out(json_)
+    results = api.policy_test(path)
+    failed = [r for r in results if not r.passed and not r.skipped]
+    if json_:
+        out.document({"passed": not failed, "tests": [asdict(r) for r in results]})
+    else:
+        for r in results:
+            status = "SKIP" if r.skipped else ("PASS" if r.passed else "FAIL")
+            where = f"{r.file}:{r.line}" if r.line else r.file
+            out.plain(f"{status}  {r.name}  ({where})" + (f": {r.error}" if r.error else ""))
+        passed = sum(1 for r in results if r.passed)
+        skipped = sum(1 for r in results if r.skipped)
+        out.plain(f"{passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else ""))
+    return int(ExitCode.ERROR) if failed else 0

@@ -24,6 +24,7 @@ class Output:
     def __init__(self, *, color: bool = True, json_mode: bool = False) -> None:
         no_color = not color or bool(os.environ.get("NO_COLOR"))
         self.json_mode = json_mode
+        self.documented = False  # stdout already holds this command's one JSON document
         self.out = Console(no_color=no_color, highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
 
@@ -57,12 +58,18 @@ class Output:
         (self.err if err or self.json_mode else self.out).print(escape(text))
 
     def document(self, doc: Any) -> None:
+        self.documented = True
         sys.stdout.write(json.dumps(doc, indent=1, default=str, sort_keys=False) + "\n")
         sys.stdout.flush()
 
     def error(self, exc: CloudorchError) -> None:
         if self.json_mode:
-            self.document(exc.to_json())
+            if self.documented:
+                # the result (e.g. a plan with its policy violations) is already on stdout:
+                # keep stdout one document and put the error beside it
+                sys.stderr.write(json.dumps(exc.to_json()) + "\n")
+            else:
+                self.document(exc.to_json())
             return
         con = self.err
         where = f"{exc.location}: " if exc.location is not None else ""
