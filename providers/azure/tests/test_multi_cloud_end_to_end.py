@@ -1,0 +1,100 @@
+"""plans/multi-cloud.yaml through the real CLI with all three clouds' local servers at once:
+moto (AWS), fake-gcs-server (GCS), Azurite (Azure Blob) and the ARM test server. It applies,
+re-plans clean and destroys, and the cross-cloud references land where the plan says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from azure_arm_server import ArmServer
+from cloudorch_azure.provider import TOKEN_ENV
+
+from cloudorch.testing import RunningServer, start_fake_gcs
+
+PLAN = Path(__file__).parents[3] / "plans" / "multi-cloud.yaml"
+ADDRESSES = {"site", "mirror", "rg", "assets", "arn_note", "azure_pointer"}
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_gcs() -> Iterator[RunningServer]:
+    server = start_fake_gcs()
+    yield server
+    server.stop()
+
+
+def test_three_clouds_apply_replan_destroy(
+    tmp_path: Path, arm: ArmServer, azurite: RunningServer, fake_gcs: RunningServer, moto_url: str
+) -> None:
+    plan = tmp_path / "multi-cloud.yaml"
+    shutil.copy(PLAN, plan)
+    variables = {
+        "aws_endpoint": moto_url,
+        "gcs_endpoint": fake_gcs.url,
+        "arm_endpoint": arm.url,
+        "ca_bundle": str(arm.ca_bundle),
+        "storage_connection_string": azurite.extra["connection_string"],
+        "arm_polling_interval": "0",
+    }
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **AWS_ENV, TOKEN_ENV: "e2e-token"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cloudorch", *args, str(plan), *[f"--var={k}={v}" for k, v in variables.items()]],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        )
+
+    applied = cli("apply", "--auto-approve", "--json")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    outputs = json.loads(applied.stdout)["outputs"]
+    assert outputs["mirror_bucket"] == "cloudorch-demo-site-mirror"  # S3 -> GCS
+
+    from azure.storage.blob import BlobServiceClient
+
+    blobs = BlobServiceClient.from_connection_string(azurite.extra["connection_string"])
+    note = blobs.get_blob_client("cloudorch-demo-assets", "aws-site.txt").download_blob().readall()
+    assert note == b"arn:aws:s3:::cloudorch-demo-site"  # AWS -> Azure
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    pointer = s3.get_object(Bucket="cloudorch-demo-site", Key="azure-assets.txt")["Body"].read().decode()
+    assert pointer == outputs["assets_url"] and pointer.endswith("/cloudorch-demo-assets")  # Azure -> AWS
+
+    replanned = cli("plan", "--json", "--detailed-exitcode")
+    assert replanned.returncode == 0, replanned.stdout + replanned.stderr
+    changes = json.loads(replanned.stdout)["changes"]
+    assert {c["address"] for c in changes} == ADDRESSES
+    assert {c["action"] for c in changes} == {"no-op"}
+
+    destroyed = cli("destroy", "--auto-approve")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert "cloudorch-demo-rg" not in arm.state.groups
+    assert s3.list_buckets()["Buckets"] == []
