@@ -62,6 +62,14 @@ class RunOptions:
     overrides: Mapping[str, str] = field(default_factory=dict)
     #: (format, file) pairs from --policy-report FORMAT=FILE
     policy_reports: Sequence[tuple[str, str]] = ()
+    #: --backend URL (s3://, gs://, azblob://, file://); None: the plan's backend block, else local
+    backend_url: str | None = None
+    #: --stage: the release stage whose resources and state document this run works on
+    stage: str | None = None
+    #: --sandbox: local emulators and a state namespace apart from real state
+    sandbox: bool = False
+    #: --on-failure: stop | continue | rollback
+    on_failure: str = "stop"
 
 
 # --------------------------------------------------------------------------- loading
@@ -109,11 +117,19 @@ def plan_key(plan: PlanSpec) -> str:
     return plan.name or plan.path.stem
 
 
-def backend_for(plan: PlanSpec, opts: RunOptions) -> StateBackend:
-    from cloudorch.state.backends.local import LocalBackend
+def state_key(plan: PlanSpec, opts: RunOptions) -> str:
+    """The key of this run's state document: the plan's key, per stage when the run has one."""
+    key = plan_key(plan)
+    return f"{key}.{opts.stage}" if opts.stage else key
 
-    root = opts.state_dir or (plan.path.parent / ".cloudorch")
-    return LocalBackend(Path(root), plan_key(plan))
+
+def backend_for(plan: PlanSpec, opts: RunOptions) -> StateBackend:
+    """The backend from --backend, else the plan's `backend:` block, else local `.cloudorch/`."""
+    from cloudorch.state.backends import open_backend
+
+    root = Path(opts.state_dir or (plan.path.parent / ".cloudorch"))
+    block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
+    return open_backend(opts.backend_url, block, key=state_key(plan, opts), local_root=root)
 
 
 def _providers(loaded: Loaded) -> ProviderSet:

@@ -15,7 +15,8 @@ from cloudorch.errors import CloudorchError, ExitCode
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cloudorch` console script; returns the process exit code."""
-    from cloudorch.cli.app import app
+    from cloudorch.cli import app as _commands  # noqa: F401  (registers every command)
+    from cloudorch.cli.common import app
     from cloudorch.cli.output import Output
 
     try:

@@ -2,175 +2,51 @@
 
 Commands parse flags into `api.RunOptions`, call one `cloudorch.api` function, and render the
 result. They never compute anything themselves. Imports of the engine happen inside commands.
+Shared options and the apply flow live in `common.py`; command groups of their own noun live in
+their own modules, imported at the bottom so they register on the same app.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from cloudorch import __version__
-from cloudorch.cli.output import Output
-from cloudorch.errors import CloudorchError, ConfigError, ExitCode
-
-if TYPE_CHECKING:
-    from cloudorch.api import RunOptions
-
-HELP = """\
-cloudorch provisions AWS, Azure and Google Cloud resources and promotes releases through
-stages, from one YAML plan file.
-
-\b
-  cloudorch validate plans/quickstart.yaml     check a plan file
-  cloudorch plan plans/quickstart.yaml         show what would change
-  cloudorch apply plans/quickstart.yaml        make it so (asks first; --auto-approve in CI)
-  cloudorch destroy plans/quickstart.yaml      remove everything the plan made
-
-\b
-Exit codes: 0 ok / no changes, 1 error, 2 changes present (plan --detailed-exitcode),
-3 denied by policy, 4 state locked, 130 interrupted. Every command takes --json.
-"""
-
-app = typer.Typer(
-    help=HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+from cloudorch.cli.common import (
+    AutoApproveOpt,
+    BackendOpt,
+    ExcludeOpt,
+    JsonOpt,
+    LockTimeoutOpt,
+    OnFailureOpt,
+    OverrideOpt,
+    ParallelismOpt,
+    PlanArg,
+    PolicyOpt,
+    PolicyReportOpt,
+    ReasonOpt,
+    RefreshOpt,
+    ReplaceOpt,
+    SandboxOpt,
+    StageOpt,
+    StateDirOpt,
+    TargetOpt,
+    VarFileOpt,
+    VarOpt,
+    _options,
+    _out,
+    _plan_opts,
+    _policy_kw,
+    _render_policy,
+    _run_apply,
+    app,
+    policy_app,
+    state_app,
 )
-state_app = typer.Typer(
-    help="Inspect and edit state: list, show, rm, mv, import, history.", no_args_is_help=True
-)
-app.add_typer(state_app, name="state")
-policy_app = typer.Typer(help="Check a plan against its policies, or run Rego unit tests.", no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
-
-
-@app.callback()
-def _global(
-    no_color: Annotated[bool, typer.Option("--no-color", help="Plain text without colors.")] = False,
-) -> None:
-    Output.configure(color=not no_color)
-
-
-# --------------------------------------------------------------------------- shared options
-
-PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
-VarOpt = Annotated[
-    list[str] | None,
-    typer.Option("--var", help="Set a variable: --var name=value (repeatable).", show_default=False),
-]
-VarFileOpt = Annotated[
-    list[Path] | None, typer.Option("--var-file", help="YAML or JSON file of variable values (repeatable).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for pipelines).")]
-StateDirOpt = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Where local state lives (default: .cloudorch/ next to the plan)."),
-]
-LockTimeoutOpt = Annotated[
-    float,
-    typer.Option("--lock-timeout", help="Seconds to wait for the state lock before failing with exit 4."),
-]
-ParallelismOpt = Annotated[
-    int,
-    typer.Option(
-        "--parallelism", min=1, help="Most operations at once (providers have their own limits too)."
-    ),
-]
-RefreshOpt = Annotated[
-    str, typer.Option("--refresh", help="--refresh=false plans from state without reading the cloud.")
-]
-TargetOpt = Annotated[
-    list[str] | None, typer.Option("--target", help="Only this address and what it depends on (repeatable).")
-]
-ExcludeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--exclude", help="Leave out this address and what depends on it (repeatable)."),
-]
-ReplaceOpt = Annotated[list[str] | None, typer.Option("--replace", help="Force replacement of this address.")]
-AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")]
-PolicyOpt = Annotated[
-    list[Path] | None, typer.Option("--policy", help="More policies: a .rego or YAML rule file or folder (repeatable).")
-]
-OverrideOpt = Annotated[
-    list[str] | None,
-    typer.Option("--override", help="Override a mandatory policy by id (needs --reason; recorded in state)."),
-]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why the --override is justified.")]
-PolicyReportOpt = Annotated[
-    list[str] | None,
-    typer.Option("--policy-report", help="Write policy results to FORMAT=FILE (json, sarif, junit, markdown)."),
-]
-
-
-def _policy_kw(
-    policy: list[Path] | None, override: list[str] | None, reason: str | None, report: list[str] | None
-) -> dict[str, Any]:
-    if override and not (reason and reason.strip()):
-        raise ConfigError("--override needs --reason", hint='e.g. --override no-public --reason "INC-123: hotfix"')
-    reports: list[tuple[str, str]] = []
-    if report:
-        from cloudorch.policy import parse_report_target
-
-        reports = [parse_report_target(r) for r in report]
-    return {
-        "policy_paths": list(policy or []),
-        "overrides": {o: str(reason) for o in override or []},
-        "policy_reports": reports,
-    }
-
-
-def _vars(items: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--var {item!r}: expected NAME=VALUE", hint="e.g. --var version=1.4.2")
-        out[name.strip()] = value
-    return out
-
-
-def _bool(flag: str, text: str) -> bool:
-    low = text.strip().lower()
-    if low in ("true", "1", "yes", "on"):
-        return True
-    if low in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{flag}={text}: expected true or false")
-
-
-def _options(
-    plan_file: Path,
-    *,
-    var: list[str] | None = None,
-    var_file: list[Path] | None = None,
-    state_dir: Path | None = None,
-    command: str,
-    **kw: Any,
-) -> RunOptions:
-    from cloudorch.api import RunOptions
-
-    out = Output.current()
-    return RunOptions(
-        plan_file=plan_file,
-        notify=lambda text: out.err.print(f"[yellow]{escape(text)}[/]"),
-        vars=_vars(var),
-        var_files=list(var_file or []),
-        state_dir=state_dir,
-        command="cloudorch " + command,
-        **kw,
-    )
-
-
-def _out(json_mode: bool) -> Output:
-    return Output.configure(json_mode=json_mode)
-
+from cloudorch.errors import ConfigError, ExitCode
 
 # --------------------------------------------------------------------------- commands
 
@@ -187,9 +63,7 @@ def version(json_: JsonOpt = False) -> int:
 
 
 @app.command()
-def validate(
-    plan_file: PlanArg, var: VarOpt = None, var_file: VarFileOpt = None, json_: JsonOpt = False
-) -> int:
+def validate(plan_file: PlanArg, var: VarOpt = None, var_file: VarFileOpt = None, json_: JsonOpt = False) -> int:
     """Check a plan file: syntax, types, properties, references and cycles. Reads no state or cloud."""
     from cloudorch import api
 
@@ -203,45 +77,10 @@ def validate(
     return 0
 
 
-def _plan_opts(
-    plan_file: Path,
-    *,
-    command: str,
-    var: list[str] | None,
-    var_file: list[Path] | None,
-    state_dir: Path | None,
-    lock_timeout: float,
-    parallelism: int,
-    refresh: str,
-    target: list[str] | None,
-    exclude: list[str] | None,
-    replace: list[str] | None,
-    destroy: bool,
-    policy: dict[str, Any] | None = None,
-) -> RunOptions:
-    return _options(
-        plan_file,
-        var=var,
-        var_file=var_file,
-        state_dir=state_dir,
-        command=command,
-        lock_timeout=lock_timeout,
-        parallelism=parallelism,
-        refresh=_bool("--refresh", refresh),
-        targets=list(target or []),
-        excludes=list(exclude or []),
-        replace=list(replace or []),
-        destroy=destroy,
-        **(policy or {}),
-    )
-
-
 @app.command()
 def plan(
     plan_file: PlanArg,
-    out_file: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Save the plan to apply it later.")
-    ] = None,
+    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Save the plan to apply it later.")] = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 0 when none.")
     ] = False,
@@ -254,6 +93,9 @@ def plan(
     refresh: RefreshOpt = "true",
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     policy: PolicyOpt = None,
     override: OverrideOpt = None,
@@ -272,6 +114,9 @@ def plan(
         var=var,
         var_file=var_file,
         state_dir=state_dir,
+        backend=backend,
+        stage=stage,
+        sandbox=sandbox,
         lock_timeout=lock_timeout,
         parallelism=parallelism,
         refresh=refresh,
@@ -298,87 +143,9 @@ def plan(
     return int(ExitCode.CHANGES) if detailed_exitcode and cs.has_changes else 0
 
 
-def _render_policy(out: Output, cs: Any) -> None:
-    if not cs.policy_results:
-        return
-    from cloudorch.policy import PolicyReport
-
-    out.print()
-    out.plain(PolicyReport.from_results(cs.policy_results).to_text())
-
-
-def _ask(out: Output, verb: str) -> bool:
-    """Ask on the terminal; with no terminal refuse rather than hang (CI passes --auto-approve)."""
-    if not sys.stdin.isatty():
-        raise CloudorchError(
-            f"{verb} needs confirmation, but there is no terminal to ask on",
-            hint="review the plan, then run again with --auto-approve (or apply a saved plan file)",
-        )
-    out.err.print(f"\nDo you want to {verb}? Only 'yes' will be accepted.")
-    return out.err.input("  Enter a value: ").strip() == "yes"
-
-
-def _run_apply(
-    opts: RunOptions, out: Output, json_: bool, auto_approve: bool, saved_path: Path | None, verb: str
-) -> int:
-    from cloudorch import api
-    from cloudorch.changes import ChangeSet
-    from cloudorch.cli.render import (
-        ProgressObserver,
-        changeset_json,
-        render_changeset,
-        render_outputs,
-        render_result,
-        result_json,
-    )
-
-    saved = ChangeSet.load(saved_path) if saved_path is not None else None
-    progress = ProgressObserver(out, 0)
-
-    def on_plan(cs: ChangeSet) -> None:
-        progress.total = sum(1 for c in cs.changes if c.is_change)
-        if not json_:
-            render_changeset(out, cs)
-            _render_policy(out, cs)
-
-    def confirm(cs: ChangeSet) -> bool:
-        # a saved plan was reviewed when it was saved; applying it is the confirmation
-        if auto_approve or saved is not None or _ask(out, verb):
-            return True
-        out.print("Cancelled: nothing was changed.")
-        return False
-
-    with progress:
-        result = api.apply(opts, saved=saved, confirm=confirm, observer=progress, on_plan=on_plan)
-    if result is None:
-        if json_:
-            out.document({"applied": False, "reason": "declined"})
-        return 1
-    if json_:
-        out.document(
-            {
-                "applied": True,
-                "changeset": changeset_json(result.changeset),
-                "result": result_json(result),
-                "outputs": {
-                    k: (None if v.get("sensitive") else v.get("value"))
-                    for k, v in result.state.outputs.items()
-                },
-            }
-        )
-    else:
-        if result.changeset.has_changes:
-            out.print()
-            render_result(out, result)
-        render_outputs(out, result.state.outputs)
-    return 0 if result.ok else int(ExitCode.ERROR)
-
-
 @app.command()
 def apply(
-    plan_file: Annotated[
-        Path, typer.Argument(help="A plan file, or a plan saved with `plan -o`.", show_default=False)
-    ],
+    plan_file: Annotated[Path, typer.Argument(help="A plan file, or a plan saved with `plan -o`.", show_default=False)],
     auto_approve: AutoApproveOpt = False,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
@@ -388,11 +155,15 @@ def apply(
     refresh: RefreshOpt = "true",
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     policy: PolicyOpt = None,
     override: OverrideOpt = None,
     reason: ReasonOpt = None,
     policy_report: PolicyReportOpt = None,
+    on_failure: OnFailureOpt = "stop",
     json_: JsonOpt = False,
 ) -> int:
     """Plan and apply (asks first), or apply a saved plan exactly as it was shown."""
@@ -406,6 +177,9 @@ def apply(
         var=var,
         var_file=var_file,
         state_dir=state_dir,
+        backend=backend,
+        stage=stage,
+        sandbox=sandbox,
         lock_timeout=lock_timeout,
         parallelism=parallelism,
         refresh=refresh,
@@ -413,6 +187,7 @@ def apply(
         exclude=exclude,
         replace=replace,
         destroy=False,
+        on_failure=on_failure,
         policy=_policy_kw(policy, override, reason, policy_report),
     )
     return _run_apply(opts, out, json_, auto_approve, saved_path, "perform these actions")
@@ -428,6 +203,9 @@ def destroy(
     exclude: ExcludeOpt = None,
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -439,6 +217,9 @@ def destroy(
         var=var,
         var_file=var_file,
         state_dir=state_dir,
+        backend=backend,
+        stage=stage,
+        sandbox=sandbox,
         lock_timeout=lock_timeout,
         parallelism=parallelism,
         refresh="true",
@@ -457,6 +238,9 @@ def output(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     json_: JsonOpt = False,
 ) -> int:
     """Show the plan's outputs, as recorded in state by the last apply."""
@@ -464,7 +248,16 @@ def output(
 
     out = _out(json_)
     values = api.outputs(
-        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="output")
+        _options(
+            plan_file,
+            var=var,
+            var_file=var_file,
+            state_dir=state_dir,
+            backend=backend,
+            stage=stage,
+            sandbox=sandbox,
+            command="output",
+        )
     )
     if name is not None:
         if name not in values:
@@ -545,6 +338,9 @@ def force_unlock(
     lock_id: Annotated[str, typer.Argument(help="The lock id printed by the command that was refused.")],
     plan_file: Annotated[Path | None, typer.Argument(help="The plan file whose state is locked.")] = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     json_: JsonOpt = False,
 ) -> int:
     """Remove a state lock left by a process that will not come back. Check it is really gone first."""
@@ -554,7 +350,12 @@ def force_unlock(
     if plan_file is None:
         api.force_unlock_any(Path(state_dir or ".cloudorch"), lock_id)
     else:
-        api.force_unlock(_options(plan_file, state_dir=state_dir, command="force-unlock"), lock_id)
+        api.force_unlock(
+            _options(
+                plan_file, state_dir=state_dir, backend=backend, stage=stage, sandbox=sandbox, command="force-unlock"
+            ),
+            lock_id,
+        )
     if json_:
         out.document({"unlocked": lock_id})
     else:
@@ -571,6 +372,9 @@ def state_list(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     json_: JsonOpt = False,
 ) -> int:
     """List the addresses in state."""
@@ -578,16 +382,20 @@ def state_list(
 
     out = _out(json_)
     records = api.state_list(
-        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state list")
+        _options(
+            plan_file,
+            var=var,
+            var_file=var_file,
+            state_dir=state_dir,
+            backend=backend,
+            stage=stage,
+            sandbox=sandbox,
+            command="state list",
+        )
     )
     if json_:
         out.document(
-            {
-                "resources": [
-                    {"address": r.address, "type": r.type, "id": r.id, "provider": r.provider}
-                    for r in records
-                ]
-            }
+            {"resources": [{"address": r.address, "type": r.type, "id": r.id, "provider": r.provider} for r in records]}
         )
     else:
         for r in records:
@@ -602,6 +410,9 @@ def state_show(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     json_: JsonOpt = False,
 ) -> int:
     """Show one resource as state recorded it (sensitive values are stored as hashes only)."""
@@ -611,7 +422,17 @@ def state_show(
 
     out = _out(json_)
     rec = api.state_show(
-        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state show"), address
+        _options(
+            plan_file,
+            var=var,
+            var_file=var_file,
+            state_dir=state_dir,
+            backend=backend,
+            stage=stage,
+            sandbox=sandbox,
+            command="state show",
+        ),
+        address,
     )
     doc = rec.model_dump(mode="json")
     if json_:
@@ -628,6 +449,9 @@ def state_rm(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -641,6 +465,9 @@ def state_rm(
             var=var,
             var_file=var_file,
             state_dir=state_dir,
+            backend=backend,
+            stage=stage,
+            sandbox=sandbox,
             lock_timeout=lock_timeout,
             command="state rm",
         ),
@@ -658,6 +485,9 @@ def state_mv(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -671,6 +501,9 @@ def state_mv(
             var=var,
             var_file=var_file,
             state_dir=state_dir,
+            backend=backend,
+            stage=stage,
+            sandbox=sandbox,
             lock_timeout=lock_timeout,
             command="state mv",
         ),
@@ -689,6 +522,9 @@ def state_import(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -702,6 +538,9 @@ def state_import(
             var=var,
             var_file=var_file,
             state_dir=state_dir,
+            backend=backend,
+            stage=stage,
+            sandbox=sandbox,
             lock_timeout=lock_timeout,
             command="state import",
         ),
@@ -711,9 +550,7 @@ def state_import(
     if json_:
         out.document(rec.model_dump(mode="json"))
     else:
-        out.print(
-            f"Imported {address} (id {rec.id}). Run `cloudorch plan` to see how it differs from the plan file."
-        )
+        out.print(f"Imported {address} (id {rec.id}). Run `cloudorch plan` to see how it differs from the plan file.")
     return 0
 
 
@@ -723,6 +560,9 @@ def state_history(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     json_: JsonOpt = False,
 ) -> int:
     """List the kept versions of state, newest first."""
@@ -732,7 +572,16 @@ def state_history(
 
     out = _out(json_)
     entries = api.state_history(
-        _options(plan_file, var=var, var_file=var_file, state_dir=state_dir, command="state history")
+        _options(
+            plan_file,
+            var=var,
+            var_file=var_file,
+            state_dir=state_dir,
+            backend=backend,
+            stage=stage,
+            sandbox=sandbox,
+            command="state history",
+        )
     )
     if json_:
         out.document({"history": [asdict(e) for e in entries]})
@@ -752,6 +601,9 @@ def policy_check(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
+    backend: BackendOpt = None,
+    stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     policy: PolicyOpt = None,
     override: OverrideOpt = None,
@@ -768,6 +620,9 @@ def policy_check(
         var=var,
         var_file=var_file,
         state_dir=state_dir,
+        backend=backend,
+        stage=stage,
+        sandbox=sandbox,
         command="policy check",
         lock_timeout=lock_timeout,
         **_policy_kw(policy, override, reason, policy_report),
@@ -805,3 +660,7 @@ def policy_test(
         skipped = sum(1 for r in results if r.skipped)
         out.plain(f"{passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else ""))
     return int(ExitCode.ERROR) if failed else 0
+
+
+# Command groups in their own modules register themselves on import.
+from cloudorch.cli import backend_cmds, drift_cmds, release_cmds, sandbox_cmds  # noqa: E402,F401

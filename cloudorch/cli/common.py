@@ -1,0 +1,325 @@
+"""What every command module shares: the typer apps, the common options, and the apply flow.
+
+Command modules (`app.py`, `drift_cmds.py`, `release_cmds.py`, ...) import from here and
+register their commands on these apps. Keep it light: `--help` imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from cloudorch.cli.output import Output
+from cloudorch.errors import CloudorchError, ConfigError, ExitCode
+
+if TYPE_CHECKING:
+    from cloudorch.api import RunOptions
+
+HELP = """\
+cloudorch provisions AWS, Azure and Google Cloud resources and promotes releases through
+stages, from one YAML plan file.
+
+\b
+  cloudorch validate plans/quickstart.yaml     check a plan file
+  cloudorch plan plans/quickstart.yaml         show what would change
+  cloudorch apply plans/quickstart.yaml        make it so (asks first; --auto-approve in CI)
+  cloudorch destroy plans/quickstart.yaml      remove everything the plan made
+
+\b
+Exit codes: 0 ok / no changes, 1 error, 2 changes present (plan --detailed-exitcode),
+3 denied by policy, 4 state locked, 130 interrupted. Every command takes --json.
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+state_app = typer.Typer(help="Inspect and edit state: list, show, rm, mv, import, history.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+policy_app = typer.Typer(help="Check a plan against its policies, or run Rego unit tests.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@app.callback()
+def _global(
+    no_color: Annotated[bool, typer.Option("--no-color", help="Plain text without colors.")] = False,
+) -> None:
+    Output.configure(color=not no_color)
+
+
+# --------------------------------------------------------------------------- shared options
+
+PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
+VarOpt = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="Set a variable: --var name=value (repeatable).", show_default=False),
+]
+VarFileOpt = Annotated[
+    list[Path] | None, typer.Option("--var-file", help="YAML or JSON file of variable values (repeatable).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for pipelines).")]
+StateDirOpt = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where local state lives (default: .cloudorch/ next to the plan)."),
+]
+LockTimeoutOpt = Annotated[
+    float,
+    typer.Option("--lock-timeout", help="Seconds to wait for the state lock before failing with exit 4."),
+]
+ParallelismOpt = Annotated[
+    int,
+    typer.Option("--parallelism", min=1, help="Most operations at once (providers have their own limits too)."),
+]
+RefreshOpt = Annotated[
+    str, typer.Option("--refresh", help="--refresh=false plans from state without reading the cloud.")
+]
+TargetOpt = Annotated[
+    list[str] | None, typer.Option("--target", help="Only this address and what it depends on (repeatable).")
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Leave out this address and what depends on it (repeatable)."),
+]
+ReplaceOpt = Annotated[list[str] | None, typer.Option("--replace", help="Force replacement of this address.")]
+AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")]
+PolicyOpt = Annotated[
+    list[Path] | None, typer.Option("--policy", help="More policies: a .rego or YAML rule file or folder (repeatable).")
+]
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option("--override", help="Override a mandatory policy by id (needs --reason; recorded in state)."),
+]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why the --override is justified.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        envvar="CLOUDORCH_BACKEND",
+        help="Where state lives: s3://bucket/prefix, gs://bucket/prefix, azblob://account/container/prefix "
+        "or file://path (default: the plan's backend block, else local .cloudorch/).",
+        show_default=False,
+    ),
+]
+StageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stage",
+        envvar="CLOUDORCH_STAGE",
+        help="The release stage to work on (plans with stages).",
+        show_default=False,
+    ),
+]
+SandboxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sandbox",
+        envvar="CLOUDORCH_SANDBOX",
+        help="Run against local cloud emulators (started if needed), with state kept apart from real state.",
+    ),
+]
+OnFailureOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-failure",
+        envvar="CLOUDORCH_ON_FAILURE",
+        help="When an operation fails: stop (skip its dependents), continue (also start new independent work) "
+        "or rollback (undo everything this apply did).",
+    ),
+]
+PolicyReportOpt = Annotated[
+    list[str] | None,
+    typer.Option("--policy-report", help="Write policy results to FORMAT=FILE (json, sarif, junit, markdown)."),
+]
+
+
+def _policy_kw(
+    policy: list[Path] | None, override: list[str] | None, reason: str | None, report: list[str] | None
+) -> dict[str, Any]:
+    if override and not (reason and reason.strip()):
+        raise ConfigError("--override needs --reason", hint='e.g. --override no-public --reason "INC-123: hotfix"')
+    reports: list[tuple[str, str]] = []
+    if report:
+        from cloudorch.policy import parse_report_target
+
+        reports = [parse_report_target(r) for r in report]
+    return {
+        "policy_paths": list(policy or []),
+        "overrides": {o: str(reason) for o in override or []},
+        "policy_reports": reports,
+    }
+
+
+def _vars(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--var {item!r}: expected NAME=VALUE", hint="e.g. --var version=1.4.2")
+        out[name.strip()] = value
+    return out
+
+
+def _bool(flag: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{flag}={text}: expected true or false")
+
+
+def _options(
+    plan_file: Path,
+    *,
+    var: list[str] | None = None,
+    var_file: list[Path] | None = None,
+    state_dir: Path | None = None,
+    backend: str | None = None,
+    stage: str | None = None,
+    sandbox: bool = False,
+    command: str,
+    **kw: Any,
+) -> RunOptions:
+    from cloudorch.api import RunOptions
+
+    out = Output.current()
+    return RunOptions(
+        plan_file=plan_file,
+        notify=lambda text: out.err.print(f"[yellow]{escape(text)}[/]"),
+        vars=_vars(var),
+        var_files=list(var_file or []),
+        state_dir=state_dir,
+        backend_url=backend,
+        stage=stage,
+        sandbox=sandbox,
+        command="cloudorch " + command,
+        **kw,
+    )
+
+
+def _out(json_mode: bool) -> Output:
+    return Output.configure(json_mode=json_mode)
+
+
+def _plan_opts(
+    plan_file: Path,
+    *,
+    command: str,
+    var: list[str] | None,
+    var_file: list[Path] | None,
+    state_dir: Path | None,
+    backend: str | None = None,
+    stage: str | None = None,
+    sandbox: bool = False,
+    lock_timeout: float,
+    parallelism: int,
+    refresh: str,
+    target: list[str] | None,
+    exclude: list[str] | None,
+    replace: list[str] | None,
+    destroy: bool,
+    policy: dict[str, Any] | None = None,
+    on_failure: str = "stop",
+) -> RunOptions:
+    return _options(
+        plan_file,
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        backend=backend,
+        stage=stage,
+        sandbox=sandbox,
+        command=command,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        refresh=_bool("--refresh", refresh),
+        targets=list(target or []),
+        excludes=list(exclude or []),
+        replace=list(replace or []),
+        destroy=destroy,
+        on_failure=on_failure,
+        **(policy or {}),
+    )
+
+
+def _render_policy(out: Output, cs: Any) -> None:
+    if not cs.policy_results:
+        return
+    from cloudorch.policy import PolicyReport
+
+    out.print()
+    out.plain(PolicyReport.from_results(cs.policy_results).to_text())
+
+
+def _ask(out: Output, verb: str) -> bool:
+    """Ask on the terminal; with no terminal refuse rather than hang (CI passes --auto-approve)."""
+    if not sys.stdin.isatty():
+        raise CloudorchError(
+            f"{verb} needs confirmation, but there is no terminal to ask on",
+            hint="review the plan, then run again with --auto-approve (or apply a saved plan file)",
+        )
+    out.err.print(f"\nDo you want to {verb}? Only 'yes' will be accepted.")
+    return out.err.input("  Enter a value: ").strip() == "yes"
+
+
+def _run_apply(
+    opts: RunOptions, out: Output, json_: bool, auto_approve: bool, saved_path: Path | None, verb: str
+) -> int:
+    from cloudorch import api
+    from cloudorch.changes import ChangeSet
+    from cloudorch.cli.render import (
+        ProgressObserver,
+        changeset_json,
+        render_changeset,
+        render_outputs,
+        render_result,
+        result_json,
+    )
+
+    saved = ChangeSet.load(saved_path) if saved_path is not None else None
+    progress = ProgressObserver(out, 0)
+
+    def on_plan(cs: ChangeSet) -> None:
+        progress.total = sum(1 for c in cs.changes if c.is_change)
+        if not json_:
+            render_changeset(out, cs)
+            _render_policy(out, cs)
+
+    def confirm(cs: ChangeSet) -> bool:
+        # a saved plan was reviewed when it was saved; applying it is the confirmation
+        if auto_approve or saved is not None or _ask(out, verb):
+            return True
+        out.print("Cancelled: nothing was changed.")
+        return False
+
+    with progress:
+        result = api.apply(opts, saved=saved, confirm=confirm, observer=progress, on_plan=on_plan)
+    if result is None:
+        if json_:
+            out.document({"applied": False, "reason": "declined"})
+        return 1
+    if json_:
+        out.document(
+            {
+                "applied": True,
+                "changeset": changeset_json(result.changeset),
+                "result": result_json(result),
+                "outputs": {
+                    k: (None if v.get("sensitive") else v.get("value")) for k, v in result.state.outputs.items()
+                },
+            }
+        )
+    else:
+        if result.changeset.has_changes:
+            out.print()
+            render_result(out, result)
+        render_outputs(out, result.state.outputs)
+    return 0 if result.ok else int(ExitCode.ERROR)
