@@ -225,6 +225,38 @@ def start_fake_gcs(port: int | None = None, *, location: str = "US") -> RunningS
     return _with_port_retries(start, port)
 
 
+# --------------------------------------------------------------------------- moto
+
+
+#: moto accepts any credentials; these keep the SDKs from looking for real ones.
+MOTO_CLIENT_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def start_moto(port: int | None = None) -> RunningServer:
+    """moto in server mode as its own process (all services on one port).
+
+    Its `env` points the AWS SDKs at it (`AWS_ENDPOINT_URL`) with throwaway credentials. Reset
+    all of its data with a POST to `<url>/moto-api/reset`.
+    """
+    import sys
+
+    if importlib.util.find_spec("moto") is None:
+        raise ServerStartError("moto is not installed: pip install 'moto[server]'")
+
+    def start(p: int) -> RunningServer:
+        url = f"http://127.0.0.1:{p}"
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p)]
+        return start_process(
+            "moto", argv, p, url=url, client_env={**MOTO_CLIENT_ENV, "AWS_ENDPOINT_URL": url}
+        )
+
+    return _with_port_retries(start, port)
+
+
 # --------------------------------------------------------------------------- Azurite
 
 
