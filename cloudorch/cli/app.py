@@ -663,4 +663,4 @@ def policy_test(
 
 
 # Command groups in their own modules register themselves on import.
-from cloudorch.cli import backend_cmds, drift_cmds, release_cmds, sandbox_cmds  # noqa: E402,F401
+from cloudorch.cli import backend_cmds, drift_cmds, recover_cmds, release_cmds, sandbox_cmds  # noqa: E402,F401

@@ -1,0 +1,3 @@
+"""recover commands (registered on the shared app by import from `app.py`)."""
+
+from __future__ import annotations
