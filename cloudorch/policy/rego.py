@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -380,6 +381,8 @@ class RegoEngine:
         self.workers = max(1, min(n, len(self.rules) or 1))
         self._interpreters = [_new_interpreter(self.modules) for _ in range(self.workers)]
         self._locks = [threading.Lock() for _ in self._interpreters]
+        #: seconds each rule took on its last full evaluation (scheduling order; 0 until measured)
+        self._cost = [0.0] * len(self.rules)
         self._probe()
 
     def _probe(self) -> None:
@@ -423,13 +426,28 @@ class RegoEngine:
             finally:
                 self._locks[k].release()
         else:
+            # Rules differ tenfold in cost, so a fixed split leaves one interpreter idle: each
+            # worker takes the next rule from a queue ordered by what the rule cost last time.
+            pending = sorted(range(len(self.rules)), key=lambda i: -self._cost[i])
+            take = threading.Lock()
+            results: dict[int, Any] = {}
 
-            def shard(k: int) -> list[tuple[RegoRule, Any]]:
+            def drain(k: int) -> None:
                 with self._locks[k]:
-                    return run(k, self.rules[k :: self.workers])
+                    interp = self._interpreters[k]
+                    interp.set_input(rego_input)
+                    while True:
+                        with take:
+                            if not pending:
+                                return
+                            i = pending.pop(0)
+                        start = time.perf_counter()
+                        results[i] = _run_query(interp, self.rules[i].query)
+                        self._cost[i] = time.perf_counter() - start
 
             with ThreadPoolExecutor(self.workers, thread_name_prefix="rego") as pool:
-                outputs = [pair for part in pool.map(shard, range(self.workers)) for pair in part]
+                list(pool.map(drain, range(self.workers)))
+            outputs = [(self.rules[i], results[i]) for i in range(len(self.rules))]
         violations: list[Violation] = []
         for rule, value in outputs:
             violations.extend(self._violation(rule, item, known) for item in _items(value))
