@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from cloudorch.changes import Change, ChangeSet
     from cloudorch.engine.applier import ApplyObserver, ApplyResult
+    from cloudorch.engine.drift import DriftReport
     from cloudorch.engine.providerset import ProviderSet
     from cloudorch.engine.recovery import RecoveryReport
     from cloudorch.engine.scheduler import Interrupt
@@ -128,21 +129,45 @@ def backend_for(plan: PlanSpec, opts: RunOptions) -> StateBackend:
     from cloudorch.state.backends import open_backend
 
     root = Path(opts.state_dir or (plan.path.parent / ".cloudorch"))
+    if opts.sandbox:
+        # a sandbox run never reads or writes real state, wherever the plan keeps it
+        return open_backend(None, {}, key=state_key(plan, opts), local_root=root / "sandbox")
     block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
     return open_backend(opts.backend_url, block, key=state_key(plan, opts), local_root=root)
 
 
-def _providers(loaded: Loaded) -> ProviderSet:
+def _providers(loaded: Loaded, opts: RunOptions | None = None) -> ProviderSet:
     from cloudorch.engine.providerset import ProviderSet
     from cloudorch.providers import ProviderContext
 
     plan = loaded.plan
+    blocks: Mapping[str, Any] = plan.providers or {}
+    sandbox = opts is not None and opts.sandbox
+    if sandbox:
+        blocks = _sandbox_blocks(blocks, opts)
     return ProviderSet(
         loaded.registry,
-        plan.providers or {},
-        ProviderContext(plan_dir=plan.path.parent.resolve()),
+        blocks,
+        ProviderContext(plan_dir=plan.path.parent.resolve(), sandbox=sandbox),
         locate=lambda key: plan.location("providers", key),
     )
+
+
+def _sandbox_blocks(blocks: Mapping[str, Any], opts: RunOptions | None) -> dict[str, dict[str, Any]]:
+    """Provider blocks pointed at the local emulators, which are started first if they are not running."""
+    from cloudorch import sandbox
+    from cloudorch.sandbox.endpoints import AWS_CREDENTIALS, provider_blocks
+
+    notify = (opts.notify if opts else None) or (lambda _text: None)
+    box, started = sandbox.up(notify=notify)
+    if started:
+        notify(f"started the sandbox's emulators ({', '.join(e.name for e in box.emulators)}); "
+               "`cloudorch sandbox down` stops them")
+    # boto3 takes credentials only from its own chain: throwaway ones, so no real key or profile is used
+    os.environ.update(AWS_CREDENTIALS)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    return provider_blocks(box, blocks)
 
 
 @dataclass
@@ -170,7 +195,7 @@ def session(opts: RunOptions, *, lock: bool = True) -> Iterator[Session]:
     from cloudorch.state.model import State
 
     loaded = load(opts)
-    providers = _providers(loaded)
+    providers = _providers(loaded, opts)
     backend = backend_for(loaded.plan, opts)
     handle = backend.lock(LockInfo.new(opts.command), opts.lock_timeout) if lock else None
     try:
@@ -357,10 +382,11 @@ def apply(
     on_plan: Callable[[ChangeSet], None] | None = None,
 ) -> ApplyResult | None:
     """Plan (or take a saved plan), confirm, and apply. None means the user declined."""
-    from cloudorch.engine.applier import Applier
+    from cloudorch.engine.applier import Applier, check_on_failure
     from cloudorch.engine.scheduler import Interrupt as _Interrupt
     from cloudorch.state.journal import Journal, remove_journal
 
+    check_on_failure(opts.on_failure)
     if saved is not None:
         opts = options_for_saved(saved, opts)
     intr = interrupt or _Interrupt()
@@ -379,8 +405,11 @@ def apply(
             override_events = sess.policy_report.apply_overrides(dict(opts.overrides), actor())
         if not cs.has_changes:
             return _finish_without_changes(sess, cs)
+        repair = _repair_of(sess, cs)
         if confirm is not None and not confirm(cs):
             return None
+        if repair is not None and opts.notify:
+            opts.notify(repair["message"])
         journal = Journal.start(
             sess.backend.journal_path(),
             {
@@ -402,10 +431,14 @@ def apply(
             observer=observer,
             interrupt=intr,
             on_resolved=_resolved_policy_hook(sess, opts, intr),
+            on_failure=opts.on_failure,
         )
         sess.state.events.extend(override_events)
         with SigintGuard(intr):
             result = applier.run()
+            result.repair = repair
+            if opts.on_failure == "rollback" and result.failed and not result.abandoned and intr.count == 0:
+                result.undo = _roll_back(sess, opts, journal, result, observer, intr)
         _record_apply(sess, result)
         applier.write_state()
         stats = journal.stats()
@@ -425,6 +458,119 @@ def apply(
                 hint="run `cloudorch apply` again to finish; the journal lets it recover anything in flight",
             )
         return result
+
+
+def _roll_back(
+    sess: Session, opts: RunOptions, journal: Any, result: ApplyResult, observer: ApplyObserver | None, intr: Interrupt
+) -> Any:
+    """Undo what this apply finished, from the journal's inverse records (--on-failure=rollback)."""
+    from cloudorch.engine.rollback import rollback
+    from cloudorch.state.journal import read_journal
+
+    if observer is not None:
+        observer.message(
+            f"{', '.join(sorted(result.failed))} failed: rolling back the {len(result.succeeded)} "
+            "operation(s) this apply finished"
+        )
+    return rollback(
+        read_journal(journal.path),
+        sess.state,
+        sess.providers,
+        sess.backend,
+        journal,
+        parallelism=opts.parallelism,
+        observer=observer,
+        interrupt=intr,
+        reason="failed: " + ", ".join(sorted(result.failed)),
+    )
+
+
+def _repair_of(sess: Session, cs: ChangeSet) -> dict[str, Any] | None:
+    """When the last apply failed or was interrupted, say that this one is a repair run."""
+    last = next(
+        (e for e in reversed(sess.state.events) if e.kind in ("apply", "destroy", "recovery")), None
+    )
+    if last is None:
+        return None
+    if last.kind == "recovery":
+        why = "was killed and its journal was recovered"
+    elif last.detail.get("rolled_back"):
+        return None  # the failed apply was undone: this one starts afresh
+    elif last.detail.get("failed"):
+        why = "failed (" + ", ".join(last.detail["failed"]) + ")"
+    elif last.detail.get("interrupted"):
+        why = "was interrupted"
+    else:
+        return None
+    todo = sorted(c.address for c in cs.changes if c.is_change)
+    return {
+        "previous": last.kind,
+        "previous_at": last.at,
+        "why": why,
+        "operations": todo,
+        "message": f"Repair run: the previous {last.kind if last.kind != 'recovery' else 'apply'} {why}; "
+        f"this apply re-runs only the {len(todo)} operation(s) that did not finish and what depends on them.",
+    }
+
+
+@dataclass
+class RecoverOutcome:
+    """What `cloudorch recover` found and did."""
+
+    report: RecoveryReport | None
+    took_over: Any = None
+    undo: Any = None  # an engine.rollback.UndoReport when an unfinished rollback was completed
+    state_serial: int = 0
+
+
+def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> RecoverOutcome:
+    """Take the lock (a dead holder's is taken over), fold a leftover journal into state, adopt what
+    in-flight creates made, and finish a rollback a crash cut short. No journal: nothing to do."""
+    from dataclasses import replace
+
+    from cloudorch.engine.rollback import rollback
+    from cloudorch.engine.scheduler import Interrupt as _Interrupt
+    from cloudorch.state.journal import Journal, remove_journal
+
+    with session(replace(opts, notify=None)) as sess:
+        outcome = RecoverOutcome(sess.recovered, sess.lock_took_over, state_serial=sess.state.serial)
+        report = sess.recovered
+        if report is None or not report.rollback_unfinished or report.replay is None:
+            return outcome
+        journal = Journal.start(
+            sess.backend.journal_path(),
+            {
+                "plan_name": plan_key(sess.loaded.plan),
+                "state_key": sess.state.state_key,
+                "lineage": sess.state.lineage,
+                "serial": sess.state.serial,
+                "command": opts.command,
+                "actor": actor(),
+            },
+        )
+        intr = _Interrupt()
+        with SigintGuard(intr):
+            outcome.undo = rollback(
+                report.replay,
+                sess.state,
+                sess.providers,
+                sess.backend,
+                journal,
+                parallelism=opts.parallelism,
+                observer=observer,
+                interrupt=intr,
+                reason="finishing the rollback of an apply that was killed",
+            )
+        from cloudorch.state.model import StateEvent
+
+        sess.state.events.append(StateEvent(kind="rollback", actor=actor(), detail=outcome.undo.to_json()))
+        expected = sess.state.serial
+        sess.state.serial += 1
+        sess.backend.write(sess.state, expected_serial=expected or None)
+        journal.close({"undone": len(outcome.undo.undone)})
+        remove_journal(journal.path)
+        outcome.state_serial = sess.state.serial
+        return outcome
 
 
 def _resolved_policy_hook(
@@ -467,15 +613,18 @@ def _record_apply(sess: Session, result: ApplyResult) -> None:
     state.plan_name = plan_key(sess.loaded.plan)
     state.outputs = compute_outputs(sess.loaded.plan, state) if state.resources else {}
     counts = {k: v for k, v in result.changeset.counts().items() if v and k != "no-op"}
+    rollback = result.changeset.inputs.get("rollback")  # set by `rollback_plan`: from/to serials
     state.events.append(
         StateEvent(
-            kind="destroy" if result.changeset.destroy else "apply",
+            kind="destroy" if result.changeset.destroy else ("rollback" if rollback else "apply"),
             actor=actor(),
             detail={
                 "counts": counts,
                 "failed": sorted(result.failed),
                 "interrupted": result.interrupted,
+                **({"rolled_back": result.undo.to_json()} if result.undo is not None else {}),
                 "seconds": round(result.seconds, 3),
+                **(rollback or {}),
             },
         )
     )
@@ -612,7 +761,7 @@ def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecor
             f"{address} is not declared in {loaded.plan.path}",
             hint="add the resource to the plan file first, then import it",
         )
-    providers = _providers(loaded)
+    providers = _providers(loaded, opts)
     backend = backend_for(loaded.plan, opts)
     try:
         with backend.lock(LockInfo.new(opts.command), opts.lock_timeout):
@@ -724,3 +873,134 @@ def providers_info() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# --------------------------------------------------------------------------- drift and rollback (issue #6)
+
+
+def drift(opts: RunOptions) -> DriftReport:
+    """Refresh what is in scope and report drift three ways, with policies judged on the live state.
+
+    Reads the cloud and state only; `--reconcile` is a normal `apply` afterwards.
+    """
+    from cloudorch import graph as graphs
+    from cloudorch.engine.drift import detect
+
+    with session(opts) as sess:
+        loaded = sess.loaded
+        report, live = detect(
+            loaded.plan,
+            loaded.instances,
+            graphs.order(loaded.graph),
+            sess.state,
+            sess.providers,
+            scope=_scope(loaded, sess.state, opts),
+            parallelism=opts.parallelism,
+        )
+        plan = loaded.plan
+        if plan.policies or opts.policy_paths:
+            from cloudorch.policy import build_state_input, load_policies
+
+            pset = load_policies(
+                list(plan.policies or []),
+                base_dir=plan.path.parent,
+                extra_paths=list(opts.policy_paths),
+                context=dict(plan.providers or {}),
+                plan_file=str(plan.path),
+            )
+            doc = build_state_input(
+                live, stage=opts.stage, provider_configs=dict(plan.providers or {}), plan_file=str(plan.path)
+            )
+            policy_report = pset.evaluate(doc)
+            if opts.overrides:
+                policy_report.apply_overrides(dict(opts.overrides), actor())  # judged only: drift writes no state
+            report.policy_results = policy_report.results
+            for fmt, target in opts.policy_reports:
+                Path(target).write_text(policy_report.render(fmt, locate=_locator(plan)), encoding="utf-8")
+        return report
+
+
+def _plan_sensitive_values(sess: Session) -> dict[str, dict[str, Any]]:
+    """address -> sensitive property -> the plan's value today (references resolved from state)."""
+    from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
+    from cloudorch.planfile.expand import instance_address
+    from cloudorch.providers import sensitive_fields
+
+    def lookup(ref: Reference) -> Any:
+        if ref.root != "resources":
+            return Unknown(ref.text)
+        name, key, rest = ref.resource_target()
+        rec = sess.state.resources.get(instance_address(name, key))
+        try:
+            return rec.value(rest) if rec is not None else Unknown(ref.text)
+        except (LookupError, TypeError):
+            return Unknown(ref.text)
+
+    out: dict[str, dict[str, Any]] = {}
+    for inst in sess.loaded.instances:
+        sens = sensitive_fields(sess.providers.resource_type(inst.provider, inst.type).Properties)
+        wanted = {k: v for k, v in inst.properties.items() if k in sens}
+        if wanted:
+            values = resolve(wanted, lookup)
+            out[inst.address] = {k: v for k, v in values.items() if not contains_unknown(v)}
+    return out
+
+
+def rollback_plan(opts: RunOptions, *, to: int | None = None, steps: int | None = None) -> ChangeSet:
+    """The changeset that brings the cloud back to the resources of an earlier state version.
+
+    Desired properties come from that version (the last applied ones then), compared with the
+    cloud as it is now; what was created since is deleted. Lifecycle rules and policies apply.
+    """
+    from cloudorch import graph as graphs
+    from cloudorch.engine.drift import pick_serial, version_instances
+    from cloudorch.engine.planner import Planner, PlanRequest, make_changeset, refresh
+
+    with session(opts) as sess:
+        loaded, state = sess.loaded, sess.state
+        serial = pick_serial(sess.backend.history(), state.serial, to, steps)
+        version = sess.backend.read_version(serial)
+        instances, edges, missing = version_instances(
+            version, loaded.instances, _plan_sensitive_values(sess), sess.providers, loaded.plan.location()
+        )
+        if missing:
+            names = ", ".join(f"{m.address}.{m.property}" for m in missing)
+            raise ConfigError(
+                f"cannot restore sensitive value(s) of serial {serial}: {names} (state keeps only their hashes)",
+                hint="set the plan file (or --var) to the value each had then: cloudorch matches it by hash; "
+                "or roll back to another serial",
+            )
+        g = graphs.build([(i.address, {}) for i in instances], edges)
+        request = PlanRequest(parallelism=opts.parallelism)
+        observed = refresh(list(state.resources.values()), sess.providers, parallelism=opts.parallelism).observed
+        planner = Planner(loaded.plan, instances, graphs.order(g), state, sess.providers, request)
+        changes = planner.run(observed)
+        for c in changes:
+            if not c.reasons and c.is_change:
+                c.reasons.append(f"rollback to serial {serial}")
+        cs = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
+        cs.inputs = {
+            "vars": dict(opts.vars),
+            "var_files": [str(p) for p in opts.var_files],
+            "rollback": {"from_serial": state.serial, "to_serial": serial},
+        }
+        check_policies(sess, opts, cs)
+        return cs
+
+
+def rollback_to(
+    opts: RunOptions,
+    *,
+    to: int | None = None,
+    steps: int | None = None,
+    confirm: Callable[[ChangeSet], bool] | None = None,
+    observer: ApplyObserver | None = None,
+    on_plan: Callable[[ChangeSet], None] | None = None,
+) -> ApplyResult | None:
+    """Plan a rollback to an earlier serial, confirm, and apply it through the normal apply path.
+
+    The apply refuses if state moved since the rollback was planned (the saved-plan rule); the
+    new state gets a new serial and a `rollback` event with both serials. None: declined.
+    """
+    cs = rollback_plan(opts, to=to, steps=steps)
+    return apply(opts, saved=cs, confirm=confirm, observer=observer, on_plan=on_plan)

@@ -230,3 +230,89 @@ class ProgressObserver(ApplyObserver):
     def message(self, text: str) -> None:
         with self._lock:
             self._say(f"[yellow]{escape(text)}[/]")
+
+
+# --------------------------------------------------------------------------- drift (issue #6)
+
+_DRIFT_VERB = {
+    "deleted": ("[red]-[/]", "deleted outside cloudorch"),
+    "changed": ("[yellow]~[/]", "changed outside cloudorch"),
+    "created_outside": ("[cyan]+[/]", "created outside cloudorch (not in state)"),
+}
+
+
+def _drift_value(value: Any, *, absent: str) -> str:
+    return absent if value is None else _fmt(value)
+
+
+def render_drift(out: Output, report: Any) -> None:
+    """A drift report for people: per address, per property, plan | state | cloud."""
+    n = report.counts()
+    if not report.has_drift:
+        out.print(f"[green]No drift.[/] {len(report.checked)} resource(s) match what state recorded.")
+    else:
+        out.print(
+            f"[bold]Drift found[/] in {len(report.resources)} resource(s) "
+            f"({n['changed']} changed, {n['deleted']} deleted, {n['created_outside']} created outside):\n"
+        )
+    for r in report.resources:
+        sym, verb = _DRIFT_VERB[r.status]
+        extra = "" if r.in_plan else " [dim](no longer in the plan file)[/]"
+        cloud_id = f" [dim]id {escape(str(r.cloud_id))}[/]" if r.status == "created_outside" else ""
+        out.print(f"  {sym} [bold]{escape(r.address)}[/] [dim]({r.type})[/] {verb}{cloud_id}{extra}")
+        for p in r.properties:
+            cloud = "(gone)" if r.status == "deleted" else _drift_value(p.cloud, absent="(unset)")
+            state = "(not in state)" if r.status == "created_outside" else _drift_value(p.state, absent="(unset)")
+            plan = _drift_value(p.plan, absent="(unset)") if r.in_plan else "(not in plan)"
+            out.print(f"      {p.path}: plan {escape(plan)} | state {escape(state)} | cloud {escape(cloud)}")
+    for address, paths in sorted(report.ignored.items()):
+        out.print(f"  [dim]{escape(address)}: drift of {', '.join(paths)} ignored (lifecycle.ignore_changes)[/]")
+    if report.policy_results:
+        from cloudorch.policy import PolicyReport
+
+        out.print("\n[bold]Policies on the live state:[/]")
+        out.plain(PolicyReport.from_results(report.policy_results).to_text())
+
+
+def _md(value: Any) -> str:
+    if value is None:
+        return "—"
+    text = _fmt(value)
+    text = text.replace("|", "\\|").replace("`", "'")
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"`{text}`"
+
+
+def drift_markdown(report: Any) -> str:
+    """A compact CI summary: stable across runs (sorted, no times, no call counts) so a bot can edit one comment."""
+    lines = [f"### cloudorch drift: `{report.plan_name}`", ""]
+    n = report.counts()
+    if not report.has_drift:
+        lines.append(f"No drift: {len(report.checked)} resource(s) match state.")
+    else:
+        lines.append(
+            f"**{len(report.resources)} resource(s) drifted** of {len(report.checked)} checked: "
+            f"{n['changed']} changed, {n['deleted']} deleted, {n['created_outside']} created outside."
+        )
+    for r in report.resources:
+        verb = _DRIFT_VERB[r.status][1]
+        lines += ["", f"<details><summary><code>{r.address}</code> ({r.type}): {verb}</summary>", ""]
+        lines += ["| property | plan | state | cloud |", "|---|---|---|---|"]
+        for p in r.properties:
+            lines.append(f"| `{p.path}` | {_md(p.plan)} | {_md(p.state)} | {_md(p.cloud)} |")
+        lines += ["", "</details>"]
+    if report.ignored:
+        lines += ["", "Ignored by `lifecycle.ignore_changes`: " + "; ".join(
+            f"`{a}`: {', '.join(paths)}" for a, paths in sorted(report.ignored.items())
+        )]
+    if report.policy_results:
+        rows = sorted(report.policy_results, key=lambda v: (str(v.get("address")), str(v.get("policy_id"))))
+        blocking = sum(1 for v in rows if v.get("blocking"))
+        lines += ["", f"<details><summary>Policies on live state: {len(rows)} violation(s), {blocking} blocking"
+                  "</summary>", "", "| policy | level | address | message |", "|---|---|---|---|"]
+        for v in rows:
+            msg = str(v.get("message", "")).replace("|", "\\|")
+            lines.append(f"| `{v.get('policy_id')}` | {v.get('level')} | `{v.get('address')}` | {msg} |")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"

@@ -346,6 +346,15 @@ class Planner:
             return inst.location
 
         desired, unknown = validate_properties(model, resolved, locate=locate)
+        seen = observed.get(inst.address, _NOT_REFRESHED)
+        if rec is not None and seen is not None and inst.lifecycle.ignore_changes:
+            # an update never writes an ignored value back (Terraform's ignore_changes); a
+            # re-create after a delete outside uses the plan's values
+            from cloudorch.engine.drift import keep_ignored
+
+            seen_now = seen.properties if isinstance(seen, Observed) else {}
+            desired, kept = keep_ignored(desired, inst.lifecycle.ignore_changes, seen_now, rec.properties)
+            unknown -= kept
         deps = sorted(self._dep_addresses(inst))
         after_unknown = sorted(unknown)
         base = {
