@@ -2,7 +2,9 @@
 
 One `Output` per process, configured by the global flags (`--no-color`) and each command's
 `--json`. With `--json`, stdout carries exactly one JSON document (errors included) and
-everything meant for people goes to stderr.
+everything meant for people goes to stderr. Owns the terminal decisions: colour (off with
+`--no-color`, `NO_COLOR`, or `CI=true` unless `FORCE_COLOR` is set), live progress and prompts
+(never under `CI=true`), and the sandbox banner / `"sandbox": true` marking.
 """
 
 from __future__ import annotations
@@ -18,13 +20,26 @@ from rich.markup import escape
 from cloudorch.errors import CloudorchError
 
 
+def in_ci() -> bool:
+    """`CI=true` (set by GitHub Actions, GitLab CI and most others): no prompts, no live panels."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _forced_color() -> bool:
+    return bool(os.environ.get("FORCE_COLOR") or os.environ.get("CLOUDORCH_FORCE_COLOR"))
+
+
+SANDBOX_BANNER = "SANDBOX: local emulators, sandbox state; no real cloud is touched (`cloudorch sandbox status`)"
+
+
 class Output:
     _current: ClassVar[Output | None] = None
 
-    def __init__(self, *, color: bool = True, json_mode: bool = False) -> None:
-        no_color = not color or bool(os.environ.get("NO_COLOR"))
+    def __init__(self, *, color: bool = True, json_mode: bool = False, sandbox: bool = False) -> None:
+        no_color = not color or bool(os.environ.get("NO_COLOR")) or (in_ci() and not _forced_color())
         self.json_mode = json_mode
         self.documented = False  # stdout already holds this command's one JSON document
+        self.sandbox = sandbox  # this run works on the sandbox: say so on every screen
         self.out = Console(no_color=no_color, highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
 
@@ -35,18 +50,29 @@ class Output:
         return cls._current
 
     @classmethod
-    def configure(cls, *, color: bool | None = None, json_mode: bool | None = None) -> Output:
+    def configure(
+        cls, *, color: bool | None = None, json_mode: bool | None = None, sandbox: bool | None = None
+    ) -> Output:
         cur = cls.current()
         new = Output(
             color=(not cur.out.no_color) if color is None else color,
             json_mode=cur.json_mode if json_mode is None else json_mode,
+            sandbox=cur.sandbox if sandbox is None else sandbox,
         )
         cls._current = new
         return new
 
     @property
     def interactive(self) -> bool:
-        return self.err.is_terminal and not self.json_mode
+        return self.err.is_terminal and not self.json_mode and not in_ci()
+
+    def mark_sandbox(self) -> None:
+        """From here on this run is the sandbox's: a banner for people, a field in JSON documents."""
+        if self.sandbox:
+            return
+        self.sandbox = True
+        if not self.json_mode:
+            self.err.print(f"[bold black on yellow] {escape(SANDBOX_BANNER)} [/]")
 
     # -- writing ------------------------------------------------------------------------
 
@@ -59,6 +85,8 @@ class Output:
 
     def document(self, doc: Any) -> None:
         self.documented = True
+        if self.sandbox and isinstance(doc, dict):
+            doc = {"sandbox": True, **doc}
         sys.stdout.write(json.dumps(doc, indent=1, default=str, sort_keys=False) + "\n")
         sys.stdout.flush()
 

@@ -1,3 +1,126 @@
-"""sandbox commands (registered on the shared app by import from `app.py`)."""
+"""The `sandbox` command group: local emulators to try plans with no cloud account.
+
+`up` starts moto, fake-gcs-server, Azurite and a small ARM server as detached processes and
+records them under `.cloudorch/sandbox/`; `status` checks them; `env` prints the variables that
+point the SDKs at them; `down` stops exactly the recorded processes. Registered on the shared app
+by import from `app.py`; the work is `cloudorch.sandbox`'s.
+"""
 
 from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from cloudorch.cli.common import JsonOpt, _out, app
+from cloudorch.cli.output import Output
+from cloudorch.errors import ExitCode
+
+if TYPE_CHECKING:
+    from cloudorch.sandbox import Sandbox
+
+sandbox_app = typer.Typer(
+    help="Local cloud emulators (AWS, GCS, Azure) for trying plans with no account: up, status, env, down.",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+def _notify(out: Output) -> Callable[[str], None]:
+    return lambda text: out.err.print(f"[yellow]{escape(text)}[/]")
+
+
+def _show(out: Output, box: Sandbox) -> None:
+    from cloudorch.sandbox.emulators import as_json
+
+    doc = as_json(box)
+    for s in doc["servers"]:
+        health = "[green]healthy[/]" if s["healthy"] else ("[yellow]not answering[/]" if s["alive"] else "[red]gone[/]")
+        out.print(f"  {s['name']:<16} {s['cloud']:<6} pid {s['pid']:<8} {escape(s['url']):<40} {health}")
+    for name, why in sorted(doc["skipped"].items()):
+        out.print(f"  {name:<16} [yellow]not started[/]: {escape(why)}")
+
+
+@sandbox_app.command("up")
+def sandbox_up(json_: JsonOpt = False) -> int:
+    """Start the emulators (if they are not running) on free 127.0.0.1 ports."""
+    from cloudorch import sandbox
+    from cloudorch.sandbox.emulators import as_json
+
+    out = _out(json_)
+    box, started = sandbox.up(notify=_notify(out))
+    if json_:
+        out.document({**as_json(box), "started": started})
+        return 0
+    out.print(("Started" if started else "Already running:") + f" the sandbox in {escape(str(box.directory))}")
+    _show(out, box)
+    out.print(
+        "\nTry: cloudorch apply plans/multi-cloud.yaml --sandbox --auto-approve"
+        '\nSDK variables: eval "$(cloudorch sandbox env)"; stop with: cloudorch sandbox down'
+    )
+    return 0
+
+
+@sandbox_app.command("status")
+def sandbox_status(json_: JsonOpt = False) -> int:
+    """List the recorded emulators with pid, port and health. Exit 1 when one is not healthy."""
+    from cloudorch import sandbox
+    from cloudorch.sandbox.emulators import as_json
+
+    out = _out(json_)
+    box = sandbox.status()
+    if box is None:
+        if json_:
+            out.document({"running": False, "servers": [], "skipped": {}})
+        else:
+            out.print("The sandbox is not running. Start it with: cloudorch sandbox up")
+        return 0
+    if json_:
+        out.document(as_json(box))
+    else:
+        out.print(f"Sandbox in {escape(str(box.directory))}:")
+        _show(out, box)
+    return 0 if box.healthy else int(ExitCode.ERROR)
+
+
+@sandbox_app.command("env")
+def sandbox_env(
+    shell: Annotated[str, typer.Option("--shell", help="sh (export lines) or fish.")] = "sh",
+    json_: JsonOpt = False,
+) -> int:
+    """Print the variables that point the cloud SDKs at the sandbox: eval "$(cloudorch sandbox env)"."""
+    from cloudorch import sandbox
+    from cloudorch.errors import ConfigError
+    from cloudorch.sandbox.endpoints import client_env
+
+    out = _out(json_)
+    box = sandbox.status()
+    if box is None:
+        raise ConfigError("the sandbox is not running", hint="start it with: cloudorch sandbox up")
+    env = client_env(box)
+    if json_:
+        out.document({"env": env})
+        return 0
+    for k, v in env.items():
+        line = f"set -gx {k} {shlex.quote(v)};" if shell == "fish" else f"export {k}={shlex.quote(v)}"
+        out.plain(line)
+    return 0
+
+
+@sandbox_app.command("down")
+def sandbox_down(json_: JsonOpt = False) -> int:
+    """Stop the emulators `up` started (only those pids, and only while they run what was recorded)."""
+    from cloudorch import sandbox
+
+    out = _out(json_)
+    stopped = sandbox.down()
+    if json_:
+        out.document({"stopped": [{"name": e.name, "pid": e.pid} for e in stopped]})
+    elif stopped:
+        out.print("Stopped: " + ", ".join(f"{e.name} (pid {e.pid})" for e in stopped))
+    else:
+        out.print("Nothing to stop: the sandbox is not running.")
+    return 0
