@@ -67,6 +67,8 @@ class RunOptions:
     backend_url: str | None = None
     #: --stage: the release stage whose resources and state document this run works on
     stage: str | None = None
+    #: --version on release commands: `${release.version}` (else the plan's `release.version`)
+    release_version: str | None = None
     #: --sandbox: local emulators and a state namespace apart from real state
     sandbox: bool = False
     #: --on-failure: stop | continue | rollback
@@ -91,6 +93,11 @@ def load(opts: RunOptions) -> Loaded:
     from cloudorch.providers import Registry
 
     plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    if plan.stages and opts.stage is None:
+        from cloudorch.release import load_all_stages
+
+        return load_all_stages(plan, opts)  # validate and graph: every stage at once
+    plan = bind_release(plan, opts)
     instances = expand(plan)
     registry = Registry()
     check_types(plan, registry, instances)
@@ -108,6 +115,37 @@ def load(opts: RunOptions) -> Loaded:
 
 def validate(opts: RunOptions) -> Loaded:
     return load(opts)
+
+
+def bind_release(plan: PlanSpec, opts: RunOptions) -> PlanSpec:
+    """The plan as one run sees it: `${stage.*}` and `${release.*}` resolved for `opts.stage`."""
+    from cloudorch.planfile.expand import STAGE_ROOTS, bind_stage, stage_context, uses_roots
+
+    check_stage(plan, opts)
+    if plan.stages:
+        from cloudorch.release.model import stages_of
+
+        stages_of(plan)  # located errors for a malformed `stages:` before anything runs
+    elif not uses_roots(plan, STAGE_ROOTS):
+        return plan
+    return bind_stage(plan, stage_context(plan, opts.stage, opts.release_version))
+
+
+def check_stage(plan: PlanSpec, opts: RunOptions) -> None:
+    """A plan with stages keeps one state document per stage: every run on it names its stage."""
+    if plan.stages and opts.stage is None:
+        names = ", ".join(plan.stages)
+        raise ConfigError(
+            f"{plan.path} has release stages ({names}); say which one this command works on",
+            hint=f"add --stage {next(iter(plan.stages))} (stages: {names}), or use `cloudorch release ...`",
+        )
+    if opts.stage is not None and plan.stages and opts.stage not in plan.stages:
+        from cloudorch.errors import did_you_mean
+
+        raise ConfigError(
+            f"--stage {opts.stage}: no such stage in {plan.path}",
+            hint=did_you_mean(opts.stage, list(plan.stages)) or "stages: " + ", ".join(plan.stages),
+        )
 
 
 # --------------------------------------------------------------------------- sessions
@@ -128,6 +166,7 @@ def backend_for(plan: PlanSpec, opts: RunOptions) -> StateBackend:
     """The backend from --backend, else the plan's `backend:` block, else local `.cloudorch/`."""
     from cloudorch.state.backends import open_backend
 
+    check_stage(plan, opts)
     root = Path(opts.state_dir or (plan.path.parent / ".cloudorch"))
     if opts.sandbox:
         # a sandbox run never reads or writes real state, wherever the plan keeps it
@@ -291,13 +330,31 @@ def check_policies(sess: Session, opts: RunOptions, cs: ChangeSet) -> PolicyRepo
             context=dict(plan.providers or {}),
             plan_file=str(plan.path),
         )
-    sess.policy_input = build_input(cs, provider_configs=dict(plan.providers or {}))
+    from cloudorch.release.clock import now
+
+    sess.policy_input = build_input(
+        cs,
+        provider_configs=dict(plan.providers or {}),
+        stage=opts.stage,
+        release=release_document(plan, opts),
+        now=now(),
+    )
     report = sess.policies.evaluate(sess.policy_input)
     cs.policy_results = report.results
     sess.policy_report = report
     for fmt, target in opts.policy_reports:
         Path(target).write_text(report.render(fmt, locate=_locator(plan)), encoding="utf-8")
     return report
+
+
+def release_document(plan: PlanSpec, opts: RunOptions) -> dict[str, Any] | None:
+    """`input.release` for policies: the plan's `release:` block with this run's version."""
+    if plan.release is None and opts.release_version is None:
+        return None
+    doc = {k: v for k, v in (plan.release or {}).items() if k != "groups"}
+    if opts.release_version is not None:
+        doc["version"] = opts.release_version
+    return doc
 
 
 def _locator(plan: PlanSpec) -> Callable[[str | None], tuple[str, int] | None]:
@@ -976,7 +1033,9 @@ def rollback_plan(opts: RunOptions, *, to: int | None = None, steps: int | None 
         planner = Planner(loaded.plan, instances, graphs.order(g), state, sess.providers, request)
         changes = planner.run(observed)
         for c in changes:
-            if not c.reasons and c.is_change:
+            if c.action.value == "delete":
+                c.reasons = [f"not in serial {serial}"]
+            elif c.is_change:
                 c.reasons.append(f"rollback to serial {serial}")
         cs = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
         cs.inputs = {

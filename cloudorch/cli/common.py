@@ -32,6 +32,19 @@ stages, from one YAML plan file.
 \b
 Exit codes: 0 ok / no changes, 1 error, 2 changes present (plan --detailed-exitcode),
 3 denied by policy, 4 state locked, 130 interrupted. Every command takes --json.
+
+\b
+Environment (a flag on the command line wins):
+  CLOUDORCH_PARALLELISM=N      --parallelism        CLOUDORCH_LOCK_TIMEOUT=S   --lock-timeout
+  CLOUDORCH_STATE_DIR=DIR      --state-dir          CLOUDORCH_BACKEND=URL      --backend
+  CLOUDORCH_STAGE=NAME         --stage              CLOUDORCH_SANDBOX=1        --sandbox
+  CLOUDORCH_ON_FAILURE=MODE    --on-failure         CLOUDORCH_NO_COLOR=1       --no-color
+  CLOUDORCH_REFRESH=false      --refresh=false      CLOUDORCH_DEBUG=1          tracebacks for bugs
+  CI=true: never prompt (apply needs --auto-approve), no live progress, no colour unless
+  FORCE_COLOR is set. NO_COLOR is honoured too.
+
+\b
+Try it with no cloud account: cloudorch sandbox up, then --sandbox on plan/apply/destroy.
 """
 
 app = typer.Typer(
@@ -50,9 +63,11 @@ app.add_typer(policy_app, name="policy")
 
 @app.callback()
 def _global(
-    no_color: Annotated[bool, typer.Option("--no-color", help="Plain text without colors.")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", envvar="CLOUDORCH_NO_COLOR", help="Plain text without colors.")
+    ] = False,
 ) -> None:
-    Output.configure(color=not no_color)
+    Output.configure(color=not no_color, sandbox=False)
 
 
 # --------------------------------------------------------------------------- shared options
@@ -68,18 +83,34 @@ VarFileOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for pipelines).")]
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Where local state lives (default: .cloudorch/ next to the plan)."),
+    typer.Option(
+        "--state-dir",
+        envvar="CLOUDORCH_STATE_DIR",
+        help="Where local state lives (default: .cloudorch/ next to the plan).",
+    ),
 ]
 LockTimeoutOpt = Annotated[
     float,
-    typer.Option("--lock-timeout", help="Seconds to wait for the state lock before failing with exit 4."),
+    typer.Option(
+        "--lock-timeout",
+        envvar="CLOUDORCH_LOCK_TIMEOUT",
+        help="Seconds to wait for the state lock before failing with exit 4.",
+    ),
 ]
 ParallelismOpt = Annotated[
     int,
-    typer.Option("--parallelism", min=1, help="Most operations at once (providers have their own limits too)."),
+    typer.Option(
+        "--parallelism",
+        min=1,
+        envvar="CLOUDORCH_PARALLELISM",
+        help="Most operations at once (providers have their own limits too).",
+    ),
 ]
 RefreshOpt = Annotated[
-    str, typer.Option("--refresh", help="--refresh=false plans from state without reading the cloud.")
+    str,
+    typer.Option(
+        "--refresh", envvar="CLOUDORCH_REFRESH", help="--refresh=false plans from state without reading the cloud."
+    ),
 ]
 TargetOpt = Annotated[
     list[str] | None, typer.Option("--target", help="Only this address and what it depends on (repeatable).")
@@ -191,6 +222,8 @@ def _options(
     from cloudorch.api import RunOptions
 
     out = Output.current()
+    if sandbox:
+        out.mark_sandbox()
     return RunOptions(
         plan_file=plan_file,
         notify=lambda text: out.err.print(f"[yellow]{escape(text)}[/]"),
@@ -261,7 +294,9 @@ def _render_policy(out: Output, cs: Any) -> None:
 
 def _ask(out: Output, verb: str) -> bool:
     """Ask on the terminal; with no terminal refuse rather than hang (CI passes --auto-approve)."""
-    if not sys.stdin.isatty():
+    from cloudorch.cli.output import in_ci
+
+    if not sys.stdin.isatty() or in_ci():
         raise CloudorchError(
             f"{verb} needs confirmation, but there is no terminal to ask on",
             hint="review the plan, then run again with --auto-approve (or apply a saved plan file)",
@@ -318,6 +353,8 @@ def _run_apply(
             }
         )
     else:
+        if result.repair is not None:
+            out.print(f"\n{escape(result.repair['message'])}")
         if result.changeset.has_changes:
             out.print()
             render_result(out, result)
