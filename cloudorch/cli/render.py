@@ -114,6 +114,9 @@ def result_json(result: ApplyResult) -> dict[str, Any]:
         "failed": result.failed,
         "skipped": result.skipped,
         "not_started": result.not_started,
+        "stopped_by": result.stopped_by,
+        "rolled_back": result.undo.to_json() if result.undo is not None else None,
+        "repair": {k: v for k, v in result.repair.items() if k != "message"} if result.repair else None,
         "retries": result.retries,
         "seconds": round(result.seconds, 3),
         "state_serial": result.state.serial,
@@ -132,11 +135,19 @@ def render_result(out: Output, result: ApplyResult) -> None:
             + "."
         )
         return
+    if result.undo is not None:
+        render_undo(out, result)
+        return
     out.print(f"[bold red]Apply failed.[/] {done} operation(s) succeeded and are saved in state.")
     for address, why in sorted(result.failed.items()):
         out.print(f"  [red]x[/] {escape(address)}: {escape(why)}")
     for address, why in sorted(result.skipped.items()):
         out.print(f"  [dim]-[/] {escape(address)}: skipped ({escape(why)})")
+    if result.not_started and result.stopped_by:
+        out.print(
+            f"  [dim]-[/] {len(result.not_started)} operation(s) not started: --on-failure=stop starts nothing new "
+            f"after {escape(result.stopped_by)} failed (--on-failure=continue would have)"
+        )
     if result.retries:
         out.print(f"  {result.retries} call(s) were retried.")
     out.print(
@@ -231,6 +242,11 @@ class ProgressObserver(ApplyObserver):
         with self._lock:
             self._say(f"[yellow]{escape(text)}[/]")
 
+    def undo_started(self, total: int) -> None:
+        with self._lock:
+            self.done, self.failed, self.total = 0, 0, total
+            self._say(f"[yellow]Rolling back: {total} operation(s) to undo[/]")
+
 
 # --------------------------------------------------------------------------- drift (issue #6)
 
@@ -316,3 +332,55 @@ def drift_markdown(report: Any) -> str:
             lines.append(f"| `{v.get('policy_id')}` | {v.get('level')} | `{v.get('address')}` | {msg} |")
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def render_undo(out: Output, result: ApplyResult) -> None:
+    """The end of `apply --on-failure=rollback`: what failed, what was undone, what could not be."""
+    undo = result.undo
+    for address, why in sorted(result.failed.items()):
+        out.print(f"  [red]x[/] {escape(address)}: {escape(why)}")
+    verdict = "[bold yellow]Apply failed and was rolled back.[/]" if undo.complete else (
+        "[bold red]Apply failed; the rollback is incomplete.[/]"
+    )
+    out.print(
+        f"{verdict} {len(undo.undone)} operation(s) undone in {undo.seconds:.1f}s"
+        f" (the apply had run {result.seconds:.1f}s)."
+    )
+    for address, what in sorted(undo.undone.items()):
+        out.print(f"  [green]<[/] {escape(address)}: {escape(what)}")
+    for address, why in sorted(undo.not_undone.items()):
+        out.print(f"  [red]![/] {escape(address)}: not undone: {escape(why)}")
+    for text in undo.warnings:
+        out.print(f"  [yellow]warning:[/] {escape(text)}")
+    if undo.complete:
+        out.print("State and the cloud are as they were before this apply. Fix the cause and apply again.")
+    else:
+        out.print("Check what was not undone; `cloudorch plan` shows how the cloud now differs from the plan.")
+
+
+def render_recovery(out: Output, outcome: Any) -> None:
+    """What `cloudorch recover` did."""
+    if outcome.took_over is not None:
+        out.print(f"Took over a stale state lock held by {escape(outcome.took_over.describe())}.")
+    report = outcome.report
+    if report is None:
+        out.print("[green]Nothing to recover:[/] no unfinished apply left a journal behind.")
+        return
+    out.print(f"[bold]Recovered an unfinished apply[/] from {escape(report.journal)}:")
+    out.print(f"  {len(report.recovered)} finished operation(s) replayed into state")
+    for address in report.adopted:
+        out.print(f"  [green]adopted[/] {escape(address)}: an in-flight create had made it")
+    for address in report.absent:
+        out.print(f"  [dim]absent[/] {escape(address)}: an in-flight create made nothing")
+    for address in report.deleted:
+        out.print(f"  [dim]deleted[/] {escape(address)}: an in-flight delete had finished")
+    for address in report.lost:
+        out.print(f"  [yellow]unknown[/] {escape(address)}: in flight and not confirmable; the next plan shows it")
+    if outcome.undo is not None:
+        undo = outcome.undo
+        out.print(f"Finished the rollback the crash interrupted: {len(undo.undone)} operation(s) undone.")
+        for address, what in sorted(undo.undone.items()):
+            out.print(f"  [green]<[/] {escape(address)}: {escape(what)}")
+        for address, why in sorted(undo.not_undone.items()):
+            out.print(f"  [red]![/] {escape(address)}: not undone: {escape(why)}")
+    out.print(f"State saved at serial {outcome.state_serial}. Run `cloudorch apply` to finish the plan.")

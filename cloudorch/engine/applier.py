@@ -5,6 +5,11 @@ Before each provider call a "started" line is made durable; after it a "finished
 finish and written at the end and at checkpoints (every K operations or T seconds, growing
 with the state so the total bytes written stay linear). A SIGKILL at any point loses no
 finished operation: the journal is replayed by the next command (see `engine.recovery`).
+
+Before the first operation, the applier journals the inverse of every planned change (see
+`state.journal`), which `engine.rollback` turns into the undo of a failed apply. `on_failure`
+decides what a failure does to the rest: `stop` starts nothing new (running work finishes),
+`continue` keeps starting independent work; dependents of a failure are skipped either way.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class ApplyObserver:
     def op_failed(self, change: Change, error: BaseException) -> None: ...
     def op_retry(self, change: Change, error: ProviderError, attempt: int, delay: float) -> None: ...
     def message(self, text: str) -> None: ...
+    def undo_started(self, total: int) -> None:
+        """A rollback begins: `total` undo operations follow through the same callbacks."""
 
 
 @dataclass
@@ -49,6 +56,12 @@ class ApplyResult:
     skipped: dict[str, str] = field(default_factory=dict)
     not_started: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
+    #: with on_failure=stop/rollback: the failure after which nothing new was started
+    stopped_by: str | None = None
+    #: what `--on-failure=rollback` undid (an `engine.rollback.UndoReport`), None when no rollback ran
+    undo: Any = None
+    #: set when this apply repairs a failed or interrupted one: what that run left undone
+    repair: dict[str, Any] | None = None
     retries: int = 0
     interrupted: bool = False
     seconds: float = 0.0
@@ -59,6 +72,20 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return not (self.failed or self.skipped or self.not_started or self.abandoned or self.interrupted)
+
+
+ON_FAILURE_MODES = ("stop", "continue", "rollback")
+
+
+def check_on_failure(value: str) -> str:
+    """Validate `--on-failure`; a clear ConfigError for anything else."""
+    if value not in ON_FAILURE_MODES:
+        raise ConfigError(
+            f"--on-failure={value}: expected one of {', '.join(ON_FAILURE_MODES)}",
+            hint="stop (default) starts nothing new after a failure, continue keeps starting independent work, "
+            "rollback undoes everything this apply did",
+        )
+    return value
 
 
 #: hook run on resolved properties before an operation (policy checks on values known only now)
@@ -85,6 +112,8 @@ class Applier:
         interrupt: Interrupt | None = None,
         checkpoint: CheckpointPolicy | None = None,
         on_resolved: ResolvedHook | None = None,
+        on_failure: str = "stop",
+        op_prefix: str = "",
     ) -> None:
         self.cs = changeset
         self.state = state
@@ -96,6 +125,9 @@ class Applier:
         self.interrupt = interrupt or Interrupt()
         self.checkpoint_policy = checkpoint or CheckpointPolicy()
         self.on_resolved = on_resolved
+        self.on_failure = check_on_failure(on_failure)
+        #: journal op ids are prefixed so an undo's lines never pair with the forward run's
+        self.op_prefix = op_prefix
         self.retries = RetryCounter()
         self._state_lock = threading.Lock()
         self._ckpt_lock = threading.Lock()
@@ -142,9 +174,32 @@ class Applier:
 
     # -- running ------------------------------------------------------------------------
 
-    def run(self) -> ApplyResult:
+    def inverse_records(self, tasks: list[Task[Change]]) -> list[dict[str, Any]]:
+        """How to undo each planned change, from state as it is before the first operation."""
+        out: list[dict[str, Any]] = []
+        for t in tasks:
+            c = t.payload
+            previous = self.state.resources.get(c.address)
+            undo = {"create": "delete", "update": "update", "replace": "replace", "delete": "create"}[c.action.value]
+            line: dict[str, Any] = {
+                "op": f"inverse:{c.address}",
+                "address": c.address,
+                "action": c.action.value,
+                "undo": undo,
+                "type": c.type,
+                "provider": c.provider,
+                "after": sorted(t.after),  # forward order; the undo runs it backwards
+            }
+            if c.action is not Action.CREATE and previous is not None:
+                line["previous"] = previous.model_dump(mode="json")
+            out.append(line)
+        return out
+
+    def run(self, *, record_inverses: bool = True) -> ApplyResult:
         started = time.monotonic()
         tasks = self.tasks()
+        if record_inverses:
+            self.journal.inverses(self.inverse_records(tasks))
         scheduler: Scheduler[Change] = Scheduler(
             tasks,
             parallelism=self.parallelism,
@@ -154,6 +209,7 @@ class Applier:
                 f"Interrupt received: starting nothing new, waiting for {n} running operation(s). "
                 "Press Ctrl-C again to stop waiting (the next command recovers from the journal)."
             ),
+            stop_on_failure=self.on_failure != "continue",
         )
         sched = scheduler.run(self._work)
         return self._finish(sched, started)
@@ -170,13 +226,13 @@ class Applier:
             record = self._perform(c, rt)
         except BaseException as exc:
             self.journal.failed(
-                {"op": c.address, "address": c.address, "action": c.action.value, "error": str(exc)}
+                {"op": self.op_prefix + c.address, "address": c.address, "action": c.action.value, "error": str(exc)}
             )
             self.observer.op_failed(c, exc)
             raise
         self.journal.finished(
             {
-                "op": c.address,
+                "op": self.op_prefix + c.address,
                 "address": c.address,
                 "action": c.action.value,
                 "record": record.model_dump(mode="json") if record is not None else None,
@@ -243,7 +299,7 @@ class Applier:
 
     def _journal_started(self, c: Change, rt: ResourceType[Any], new: BaseModel | None) -> None:
         line: dict[str, Any] = {
-            "op": c.address,
+            "op": self.op_prefix + c.address,
             "address": c.address,
             "action": c.action.value,
             "type": c.type,
@@ -345,6 +401,7 @@ class Applier:
             skipped={k: f"depends on {v}, which failed" for k, v in sched.skipped.items()},
             not_started=sched.not_started,
             abandoned=sched.abandoned,
+            stopped_by=sched.stopped_by,
             retries=self.retries.count,
             interrupted=sched.interrupted,
             seconds=time.monotonic() - started,

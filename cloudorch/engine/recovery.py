@@ -3,7 +3,10 @@
 A journal file left behind means the last apply never finished cleanly (SIGKILL, power loss,
 a second Ctrl-C). Every finished operation in it is folded into state; every operation that
 started but never finished is looked up in the cloud with the type's `find` (by tag or client
-token) and adopted if it exists, so the next apply neither loses nor duplicates anything.
+token) and adopted if it exists, or recorded absent if the type can say so; an in-flight delete
+is confirmed by reading the object back. So the next apply neither loses nor duplicates anything.
+A journal whose rollback was cut short is reported (`rollback_unfinished`) so the caller can
+finish the undo (`cloudorch recover` does).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from cloudorch.engine.providerset import ProviderSet
 from cloudorch.errors import CloudorchError
 from cloudorch.providers import sensitive_fields
 from cloudorch.state.backends.base import StateBackend
-from cloudorch.state.journal import read_journal
+from cloudorch.state.journal import JournalReplay, read_journal
 from cloudorch.state.model import ResourceRecord, State, StateEvent, sensitive_marker
 from cloudorch.state.recovery import apply_replay
 
@@ -24,8 +27,27 @@ from cloudorch.state.recovery import apply_replay
 class RecoveryReport:
     recovered: list[str] = field(default_factory=list)  # finished ops folded into state
     adopted: list[str] = field(default_factory=list)  # in-flight creates found in the cloud
+    absent: list[str] = field(default_factory=list)  # in-flight creates the cloud says do not exist
+    deleted: list[str] = field(default_factory=list)  # in-flight deletes confirmed gone
     lost: list[str] = field(default_factory=list)  # in-flight ops whose outcome is unknown
     journal: str = ""
+    #: the journal as read, so an unfinished rollback can be completed from its inverse records
+    replay: JournalReplay | None = None
+
+    @property
+    def rollback_unfinished(self) -> bool:
+        return self.replay is not None and self.replay.rollback is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recovered": self.recovered,
+            "adopted": self.adopted,
+            "absent": self.absent,
+            "deleted": self.deleted,
+            "lost": self.lost,
+            "journal": self.journal,
+            "rollback_unfinished": self.rollback_unfinished,
+        }
 
     def summary(self) -> str:
         parts = [
@@ -35,6 +57,13 @@ class RecoveryReport:
             parts.append(
                 f"adopted {len(self.adopted)} object(s) a crashed create made: " + ", ".join(self.adopted)
             )
+        if self.absent:
+            parts.append(
+                f"{len(self.absent)} in-flight create(s) made nothing and were recorded absent: "
+                + ", ".join(self.absent)
+            )
+        if self.deleted:
+            parts.append(f"{len(self.deleted)} in-flight delete(s) confirmed gone: " + ", ".join(self.deleted))
         if self.lost:
             parts.append(
                 f"{len(self.lost)} operation(s) were in flight and could not be confirmed ("
@@ -64,10 +93,13 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
         )
     expected = state.serial
     folded = apply_replay(state, replay)
-    report = RecoveryReport(recovered=list(folded.recovered), journal=str(path))
+    report = RecoveryReport(recovered=list(folded.recovered), journal=str(path), replay=replay)
     for op in folded.in_flight:
         address = str(op.get("address"))
         action = op.get("action")
+        if action == "delete":
+            _confirm_delete(state, providers, address, report)
+            continue
         if action not in ("create", "replace") or "properties" not in op:
             report.lost.append(address)
             continue
@@ -76,9 +108,13 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
             props = rt.Properties.model_construct(**op["properties"])
             found = rt.find(address, props)
         except CloudorchError:
-            found = None
-        if found is None:
             report.lost.append(address)
+            continue
+        if found is None:
+            # the type can look (it journaled properties for `find`) and found nothing
+            if action == "create":
+                state.resources.pop(address, None)
+            report.absent.append(address)
             continue
         sens = sensitive_fields(rt.Properties)
         stored: dict[str, Any] = {
@@ -99,10 +135,36 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
     state.events.append(
         StateEvent(
             kind="recovery",
-            detail={"recovered": len(report.recovered), "adopted": report.adopted, "lost": report.lost},
+            detail={
+                "recovered": len(report.recovered),
+                "adopted": report.adopted,
+                "absent": report.absent,
+                "deleted": report.deleted,
+                "lost": report.lost,
+                "rollback_unfinished": report.rollback_unfinished,
+            },
         )
     )
     state.serial = expected + 1
     backend.write(state, expected_serial=expected or None)
     path.unlink()
     return report
+
+
+def _confirm_delete(state: State, providers: ProviderSet, address: str, report: RecoveryReport) -> None:
+    """An in-flight delete: read the object back; gone means the delete happened."""
+    rec = state.resources.get(address)
+    if rec is None:
+        report.deleted.append(address)
+        return
+    try:
+        rt = providers.resource_type(rec.provider, rec.type)
+        seen = rt.read(address, rec.id, rt.Properties.model_construct(**rec.properties))
+    except CloudorchError:
+        report.lost.append(address)
+        return
+    if seen is None:
+        state.resources.pop(address, None)
+        report.deleted.append(address)
+    else:
+        report.lost.append(address)  # still there: the next plan deletes it again

@@ -46,6 +46,7 @@ class ScheduleResult:
     not_started: list[str] = field(default_factory=list)  # left over after an interrupt
     abandoned: list[str] = field(default_factory=list)  # still running when the second interrupt came
     interrupted: bool = False
+    stopped_by: str | None = None  # with stop_on_failure: the first failure, after which nothing new started
 
 
 class Interrupt:
@@ -69,8 +70,11 @@ class Scheduler(Generic[T]):
         group_limits: Mapping[str, int],
         interrupt: Interrupt | None = None,
         on_stop_starting: Callable[[int], None] | None = None,
+        stop_on_failure: bool = False,
     ) -> None:
         self.tasks = {t.key: t for t in tasks}
+        #: start nothing new after the first failure (running work still finishes)
+        self.stop_on_failure = stop_on_failure
         self.parallelism = max(1, parallelism)
         self.group_limits = dict(group_limits)
         self.interrupt = interrupt or Interrupt()
@@ -163,6 +167,9 @@ class Scheduler(Generic[T]):
                     else:
                         result.failed[key] = exc
                         skip_downstream(key, key)
+                        if self.stop_on_failure and not stopped_starting:
+                            stopped_starting = True
+                            result.stopped_by = key
         finally:
             # on abandon, do not join worker threads: they may sit in a long cloud call
             pool.shutdown(wait=not result.abandoned, cancel_futures=True)

@@ -6,7 +6,11 @@ of fast operations cost far fewer fsyncs. `read_journal` replays a journal left 
 apply (tolerating a torn last line). Payloads are opaque dicts chosen by the engine; this module
 never interprets them beyond `op`, `address` and `action` (folding into State is `recovery.py`).
 
-Line format: `{"at": "...", "event": "run"|"started"|"finished"|"failed"|"end", "op": {...}}`.
+Line format: `{"at": "...", "event": "run"|"inverse"|"rollback"|"started"|"finished"|"failed"|"end", "op": {...}}`.
+Before any operation starts, an apply writes one `inverse` line per planned change: what would
+undo it (the previous record of an update, replace or delete), so a rollback, even one run by
+the next process after a crash, never depends on memory. A `rollback` line marks where the undo
+of a failed apply began; the undo's own operations follow as ordinary started/finished lines.
 """
 
 from __future__ import annotations
@@ -103,6 +107,15 @@ class Journal:
         """Record a failed operation (e.g. with `error`); durable on return."""
         self._append("failed", _checked(record))
 
+    def inverses(self, records: list[dict[str, Any]]) -> None:
+        """Record how to undo each planned change, all in one batch (one fsync); durable on return."""
+        if records:
+            self._append_many([("inverse", _checked(r)) for r in records])
+
+    def rollback(self, record: dict[str, Any]) -> None:
+        """Mark that the undo of this apply begins (its operations follow); durable on return."""
+        self._append("rollback", record)
+
     def close(self, summary: dict[str, Any] | None = None) -> None:
         """Write the end line (the run ended cleanly) and close. Write state *before* this."""
         if self._closed:
@@ -135,19 +148,21 @@ class Journal:
     # -- group commit ----------------------------------------------------------------------
 
     def _append(self, event: str, payload: dict[str, Any]) -> None:
-        line = (
-            json.dumps(
-                {"at": _timestamp(), "event": event, "op": payload},
-                separators=(",", ":"),
-                default=str,
-            )
-            + "\n"
-        ).encode()
+        self._append_many([(event, payload)])
+
+    def _append_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        at = _timestamp()
+        lines = [
+            (
+                json.dumps({"at": at, "event": event, "op": payload}, separators=(",", ":"), default=str) + "\n"
+            ).encode()
+            for event, payload in items
+        ]
         with self._cond:
             if self._closed:
                 raise StateError(f"journal {self.path} is closed", hint="internal error; please report it")
-            self._pending.append(line)
-            self._appended += 1
+            self._pending.extend(lines)
+            self._appended += len(lines)
             mine = self._appended
             while self._durable < mine:
                 if self._error is not None:
@@ -222,6 +237,10 @@ class JournalReplay:
     ended_cleanly: bool = False
     torn_tail: bool = False
     lines: int = 0
+    #: address -> how to undo the change planned for it (the `inverse` lines, written before any operation)
+    inverses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the `rollback` line, when the undo of this apply began
+    rollback: dict[str, Any] | None = None
 
     @property
     def finished(self) -> list[dict[str, Any]]:
@@ -267,6 +286,10 @@ def read_journal(path: Path) -> JournalReplay:
             replay.header = op
         elif event == "end":
             replay.ended_cleanly = True
+        elif event == "inverse":
+            replay.inverses[str(op.get("address"))] = op
+        elif event == "rollback":
+            replay.rollback = op
         elif event == "started":
             started[str(op.get("op"))] = op
         elif event in ("finished", "failed"):

@@ -1,0 +1,238 @@
+"""Rollback: the undo of a failed apply, built from the journal's inverse records.
+
+The undo of each operation the apply finished is read from the journal (never from memory):
+a create is deleted, an update is updated back to the previous properties, a replace deletes
+the new object and re-creates one from the previous properties, a delete re-creates the object
+from its previous properties (what was inside it cannot come back). The undo runs through the
+scheduler in reverse dependency order, journaled like any apply (op ids `undo:ADDRESS`), so a
+crash during the undo loses nothing either. It does not decide *whether* to roll back (the
+caller does) and never prints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudorch.changes import Action, Change, ChangeSet
+from cloudorch.engine.applier import Applier, ApplyObserver
+from cloudorch.engine.providerset import ProviderSet
+from cloudorch.engine.scheduler import Interrupt, Task
+from cloudorch.state.backends.base import StateBackend
+from cloudorch.state.journal import Journal, JournalReplay
+from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker
+
+UNDO_PREFIX = "undo:"
+
+_DONE = {
+    Action.DELETE: "deleted (this apply created it)",
+    Action.UPDATE: "updated back to its previous properties",
+    Action.REPLACE: "replaced back: re-created from its previous properties",
+    Action.CREATE: "re-created from its previous properties",
+}
+
+
+@dataclass
+class UndoReport:
+    """What the rollback undid, what it could not, and what the user should know."""
+
+    undone: dict[str, str] = field(default_factory=dict)  # address -> what was done
+    not_undone: dict[str, str] = field(default_factory=dict)  # address -> why not
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.not_undone
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "undone": self.undone,
+            "not_undone": self.not_undone,
+            "warnings": self.warnings,
+            "complete": self.complete,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class UndoPlan:
+    """The undo operations (as changes the applier can carry out) and their order."""
+
+    changes: dict[str, Change] = field(default_factory=dict)
+    after: dict[str, set[str]] = field(default_factory=dict)  # undo of key waits for these undos
+    report: UndoReport = field(default_factory=UndoReport)
+
+
+def completed_forward(replay: JournalReplay) -> list[str]:
+    """Addresses whose forward operation finished (or, after a crash, may have) and is not undone yet.
+
+    An operation still in flight in the journal counts: after a crash, recovery has already
+    adopted what it made (or recorded it absent), and the undo below compares with state.
+    """
+    done: dict[str, None] = {}
+    for pending in replay.in_flight:
+        if str(pending.get("op", "")) == str(pending.get("address")):
+            done[str(pending.get("address"))] = None
+    for entry in replay.completed:
+        op = str(entry.op.get("op", ""))
+        address = str(entry.op.get("address"))
+        if entry.event != "finished":
+            continue
+        if op.startswith(UNDO_PREFIX):
+            done.pop(address, None)
+        elif op == address:
+            done[address] = None
+    return list(done)
+
+
+def build_undo(replay: JournalReplay, state: State) -> UndoPlan:
+    """Turn the journal's inverse records of finished operations into undo changes."""
+    plan = UndoPlan()
+    report = plan.report
+    for address in completed_forward(replay):
+        inv = replay.inverses.get(address)
+        if inv is None:
+            report.not_undone[address] = "the journal holds no inverse record for it"
+            continue
+        change = _undo_change(address, inv, state, report)
+        if change is not None:
+            plan.changes[address] = change
+    # the forward run made X wait for each of `after`; the undo of X must come before theirs
+    for address in plan.changes:
+        plan.after.setdefault(address, set())
+    for address, inv in replay.inverses.items():
+        if address not in plan.changes:
+            continue
+        for dep in inv.get("after", []):
+            if dep in plan.changes:
+                plan.after[dep].add(address)
+    for entry in replay.completed:
+        if entry.event == "failed" and not str(entry.op.get("op", "")).startswith(UNDO_PREFIX):
+            report.warnings.append(
+                f"{entry.op.get('address')}: its {entry.op.get('action')} failed, so there was nothing of it to undo"
+            )
+    return plan
+
+
+def _undo_change(address: str, inv: dict[str, Any], state: State, report: UndoReport) -> Change | None:
+    undo = inv.get("undo")
+    current = state.resources.get(address)
+    common: dict[str, Any] = {"address": address, "type": str(inv["type"]), "provider": str(inv["provider"])}
+    if undo == "delete":
+        if current is None:
+            return None  # already gone
+        return Change(action=Action.DELETE, id=current.id, before=current.properties, **common)
+    raw = inv.get("previous")
+    if raw is None:
+        report.not_undone[address] = "the journal holds no previous record for it"
+        return None
+    previous = ResourceRecord.model_validate(raw)
+    masked = sorted(k for k, v in previous.properties.items() if is_sensitive_marker(v))
+    if masked:
+        report.not_undone[address] = (
+            f"its previous value of sensitive propert{'y' if len(masked) == 1 else 'ies'} "
+            f"{', '.join(masked)} is kept only as a hash; set it again with `cloudorch apply`"
+        )
+        return None
+    after = dict(previous.properties)
+    fields = {"after": after, "depends_on": list(previous.dependencies)}
+    if current is not None and current.properties == previous.properties:
+        return None  # already as it was (e.g. the undo finished before a crash)
+    if undo == "update":
+        if current is None:
+            report.not_undone[address] = "it is no longer in state"
+            return None
+        return Change(action=Action.UPDATE, id=current.id, before=current.properties, **fields, **common)
+    if undo == "replace":
+        report.warnings.append(
+            f"{address}: the replaced object cannot be brought back; a new one is made with its previous "
+            f"properties (it was {previous.id})"
+        )
+        if current is None:
+            return Change(action=Action.CREATE, **fields, **common)
+        return Change(action=Action.REPLACE, id=current.id, before=current.properties, **fields, **common)
+    if undo == "create":
+        report.warnings.append(
+            f"{address}: re-created from its previous properties; data that was inside it cannot come back"
+        )
+        return Change(action=Action.CREATE, **fields, **common)
+    report.not_undone[address] = f"unknown undo {undo!r} in the journal"
+    return None
+
+
+class _UndoApplier(Applier):
+    """An applier whose operations run in the undo order, not the order of `depends_on`."""
+
+    def __init__(self, plan: UndoPlan, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plan = plan
+
+    def tasks(self) -> list[Task[Change]]:
+        return [
+            Task(
+                key=address,
+                payload=c,
+                group=c.provider,
+                weight=self._estimate(self.providers.resource_type(c.provider, c.type), c),
+                after=set(self.plan.after.get(address, ())),
+            )
+            for address, c in self.plan.changes.items()
+        ]
+
+
+def rollback(
+    replay: JournalReplay,
+    state: State,
+    providers: ProviderSet,
+    backend: StateBackend,
+    journal: Journal,
+    *,
+    parallelism: int,
+    observer: ApplyObserver | None = None,
+    interrupt: Interrupt | None = None,
+    reason: str = "",
+) -> UndoReport:
+    """Undo every operation `replay` says finished, journaling into `journal`; state is updated in place."""
+    t0 = time.monotonic()
+    plan = build_undo(replay, state)
+    report = plan.report
+    journal.rollback(
+        {"op": "rollback", "address": "*", "action": "rollback", "reason": reason, "undo": sorted(plan.changes)}
+    )
+    if plan.changes:
+        if observer is not None:
+            observer.undo_started(len(plan.changes))
+        cs = ChangeSet(
+            plan_name=state.plan_name,
+            plan_file="",
+            plan_hash="",
+            state_key=state.state_key,
+            changes=list(plan.changes.values()),
+        )
+        applier = _UndoApplier(
+            plan,
+            cs,
+            state,
+            providers,
+            backend,
+            journal,
+            parallelism=parallelism,
+            observer=observer,
+            interrupt=interrupt,
+            on_failure="continue",  # undo as much as can be undone
+            op_prefix=UNDO_PREFIX,
+        )
+        result = applier.run(record_inverses=False)
+        for address in result.succeeded:
+            c = plan.changes[address]
+            report.undone[address] = _DONE[c.action]
+        for address, why in result.failed.items():
+            report.not_undone[address] = f"its undo failed: {why}"
+        for address, why in result.skipped.items():
+            report.not_undone[address] = f"its undo was skipped: it {why}"
+        for address in [*result.not_started, *result.abandoned]:
+            report.not_undone[address] = "its undo did not run (interrupted)"
+    report.seconds = time.monotonic() - t0
+    return report
