@@ -101,12 +101,25 @@ def plan(
     override: OverrideOpt = None,
     reason: ReasonOpt = None,
     policy_report: PolicyReportOpt = None,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            envvar="CLOUDORCH_PLAN_FORMAT",
+            help="text, json (same as --json) or markdown (a pull-request comment, stable across runs).",
+        ),
+    ] = "text",
     json_: JsonOpt = False,
 ) -> int:
     """Refresh state, compare it with the plan file, check policies, and show what apply would do."""
     from cloudorch import api
     from cloudorch.cli.render import changeset_json, render_changeset
 
+    if format_ not in ("text", "json", "markdown"):
+        raise ConfigError(f"--format {format_}: unknown format", hint="use text, json or markdown")
+    if json_ and format_ == "markdown":
+        raise ConfigError("--json and --format markdown ask for two documents on stdout", hint="choose one")
+    json_ = json_ or format_ == "json"
     out = _out(json_)
     opts = _plan_opts(
         plan_file,
@@ -131,6 +144,11 @@ def plan(
         cs.save(out_file)
     if json_:
         out.document(changeset_json(cs))
+    elif format_ == "markdown":
+        from cloudorch.cli.markdown import render
+
+        sys.stdout.write(render(cs, stage=stage, sandbox=sandbox))
+        sys.stdout.flush()
     else:
         render_changeset(out, cs)
         _render_policy(out, cs)
