@@ -90,8 +90,8 @@ def test_rollback_is_judged_by_policies(cli, fixture_plan, tmp_path) -> None:  #
     plan.write_text(
         plan.read_text().replace(
             "resources:",
-            'policies:\n  - {id: gen-two-only, rule: naming, level: hard, property: content, pattern: "(?s)gen 2.*|added.*"'
-            ", match: {type: core.file}}\nresources:",
+            "policies:\n  - {id: gen-two-only, rule: naming, level: hard, property: content,"
+            ' pattern: "(?s)gen 2.*|added.*", match: {type: core.file}}\nresources:',
         )
     )
     r = cli("rollback", str(plan), "--to", "1", "--auto-approve")
