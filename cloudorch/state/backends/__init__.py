@@ -1,40 +1,117 @@
 """State backends: where a state document lives and how it is locked (`base.StateBackend`).
 
-`local` is the default (files under `.cloudorch/`); remote stores (S3, GCS, Azure Blob) implement
-the same interface with their own compare-and-swap. Backends never interpret resources.
-`open_backend` turns a `--backend` URL or a plan's `backend:` block into one.
+`local` is the default (files under `.cloudorch/`); remote stores (S3, GCS, Azure Blob) share
+`remote.RemoteBackend`, each with its own compare-and-swap and lock (`s3`, `gcs`, `azblob`).
+Backends never interpret resources. `open_backend` turns a `--backend` URL or a plan's
+`backend:` block into one; cloud SDKs are imported only when a remote backend is opened.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cloudorch.errors import ConfigError
+from cloudorch.errors import ConfigError, Location
 from cloudorch.state.backends.base import HistoryEntry, StateBackend
 from cloudorch.state.backends.local import LocalBackend
+from cloudorch.state.backends.url import BackendURL, Locate, parse_backend_url, parse_options
 
-__all__ = ["HistoryEntry", "LocalBackend", "StateBackend", "open_backend"]
+__all__ = ["BackendURL", "HistoryEntry", "LocalBackend", "StateBackend", "open_backend", "parse_backend_url"]
 
 
-def open_backend(url: str | None, block: Mapping[str, Any], *, key: str, local_root: Path) -> StateBackend:
+def open_backend(
+    url: str | None,
+    block: Mapping[str, Any],
+    *,
+    key: str,
+    local_root: Path,
+    locate: Locate | None = None,
+    env: Mapping[str, str] | None = None,
+) -> StateBackend:
     """The backend for `url` (from --backend) or else `block["url"]`; local under `local_root` by default.
 
-    `block` holds the plan's per-backend options (endpoint, region, encryption, ...).
+    `block` holds the plan's per-backend options (endpoint, region, encryption, ...), validated
+    for the URL's scheme; `locate(*field)` gives the file:line of a field of the block for errors.
+    The journal of every backend stays under `local_root`.
     """
+    environ = os.environ if env is None else env
     target = url or block.get("url")
     if not target:
-        return LocalBackend(local_root, key)
-    scheme, sep, rest = str(target).partition("://")
-    if not sep:
+        if _only_common(block):
+            options = parse_options("file", block, locate)
+            if options.encryption is not None:
+                raise _no_local_encryption(locate)
+            return LocalBackend(local_root, key, lease_seconds=options.lease_seconds)
         raise ConfigError(
-            f"backend {target!r}: expected a URL such as s3://bucket/prefix or file://path",
-            hint="schemes: s3://, gs://, azblob://, file://",
+            "backend: options without a `url`",
+            hint="add `url: s3://bucket/prefix` (or gs://, azblob://, file://) to the backend block",
+            location=locate() if locate is not None else None,
         )
-    if scheme == "file":
-        return LocalBackend(Path(rest), key)
-    raise ConfigError(
-        f"backend {target!r}: unknown scheme {scheme}://",
-        hint="schemes: s3://, gs://, azblob://, file://",
+    where: Location | None
+    if url:
+        where = Location("--backend")
+    else:
+        where = locate("url") if locate is not None else Location("backend", field="backend.url")
+    parsed = parse_backend_url(str(target), where)
+    options = parse_options(parsed.scheme, block, locate)
+    if parsed.scheme == "file":
+        if options.encryption is not None:
+            raise _no_local_encryption(locate)
+        return LocalBackend(Path(parsed.prefix), key, lease_seconds=options.lease_seconds)
+    return _open_remote(parsed, options, key=key, local_root=local_root, env=environ)
+
+
+def _only_common(block: Mapping[str, Any]) -> bool:
+    return set(block) <= {"url", "lease_seconds", "history_limit", "encryption"}
+
+
+def _no_local_encryption(locate: Locate | None) -> ConfigError:
+    return ConfigError(
+        "backend.encryption: encryption at rest is for remote backends (s3://, gs://, azblob://)",
+        hint="local state is protected by file permissions; remove `encryption` or use a remote backend",
+        location=locate("encryption") if locate is not None else None,
+    )
+
+
+def _open_remote(
+    parsed: BackendURL, options: Any, *, key: str, local_root: Path, env: Mapping[str, str]
+) -> StateBackend:
+    from cloudorch.state.backends.remote import LockSlot, ObjectStore, RemoteBackend
+    from cloudorch.state.crypto import cipher_from_options
+
+    state_name = parsed.object_name(key, ".json")
+    lock_name = parsed.object_name(key, ".lock")
+    store: ObjectStore
+    slot: LockSlot
+    if parsed.scheme == "s3":
+        from cloudorch.state.backends.s3 import DynamoLock, S3LockObject, S3Store
+
+        s3 = S3Store(parsed, options, env)
+        store = s3
+        slot = (
+            DynamoLock(s3, options.lock_table, f"{parsed.bucket}/{state_name}")
+            if options.lock_table
+            else (S3LockObject(s3, lock_name))
+        )
+    elif parsed.scheme == "gs":
+        from cloudorch.state.backends.gcs import GcsLockObject, GcsStore
+
+        gcs = GcsStore(parsed, options, env)
+        store, slot = gcs, GcsLockObject(gcs, lock_name)
+    else:
+        from cloudorch.state.backends.azblob import AzureLeaseLock, AzureStore
+
+        az = AzureStore(parsed, options, env)
+        store, slot = az, AzureLeaseLock(az, lock_name, options.lease_seconds)
+    return RemoteBackend(
+        store,
+        slot,
+        state_name=state_name,
+        key=key,
+        local_root=local_root,
+        cipher=cipher_from_options(options.encryption, dict(env)),
+        lease_seconds=options.lease_seconds,
+        history_limit=options.history_limit,
     )

@@ -1,0 +1,412 @@
+"""State in an object store (S3, GCS, Azure Blob): one `RemoteBackend` over small store adapters.
+
+Owns what every cloud shares: compare-and-swap of the state object on the store's own version
+token (ETag or generation) remembered from our last read, so a write that lands between our read
+and our write is refused, never overwritten; history listed from the store's object versions by
+ranged reads of each version's header; optional client-side encryption (`cloudorch.state.crypto`);
+and the lock protocol over a `LockSlot` (a lock object created with a precondition, an Azure
+lease, or a DynamoDB item) with leases and takeover of stale locks. The journal stays local.
+Cloud SDK calls live in `s3.py`, `gcs.py` and `azblob.py`; this module imports no SDK.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloudorch.errors import StateError
+from cloudorch.state.backends.base import HistoryEntry, StateBackend
+from cloudorch.state.crypto import StateCipher, is_sealed, sealed_header, sealed_key_id
+from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo, lock_mismatch
+from cloudorch.state.model import State, now_iso
+from cloudorch.state.statefile import (
+    HEADER_PEEK,
+    CorruptStateError,
+    StateHeader,
+    decode_header,
+    decode_state,
+    encode_state,
+)
+
+#: an unparseable lock document is normally one being written this instant (see local.py)
+UNREADABLE_LOCK_GRACE_SECONDS = 5.0
+
+
+class PreconditionFailed(Exception):
+    """The store refused a conditional write or delete: the object is not what we expected."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object's bytes (or its first bytes) and the version token a conditional write names."""
+
+    data: bytes
+    token: str
+    modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    version_id: str
+    current: bool
+
+
+class ObjectStore(ABC):
+    """The few conditional operations a remote backend needs from a cloud's object store."""
+
+    @abstractmethod
+    def url(self, name: str) -> str:
+        """`s3://bucket/name`, for messages."""
+
+    @abstractmethod
+    def get(self, name: str) -> StoredObject | None:
+        """The current object, or None."""
+
+    @abstractmethod
+    def get_head(self, name: str, n: int, version_id: str | None = None) -> StoredObject | None:
+        """The first `n` bytes of the current object (or of one version) and its token."""
+
+    @abstractmethod
+    def get_version(self, name: str, version_id: str) -> bytes:
+        """One stored version, whole."""
+
+    @abstractmethod
+    def put(self, name: str, data: bytes, *, if_token: str | None) -> str:
+        """Write if the current token is `if_token` (None: only if absent); the new token.
+        Raises PreconditionFailed otherwise."""
+
+    @abstractmethod
+    def versions(self, name: str, limit: int) -> list[ObjectVersion]:
+        """Up to `limit` stored versions, newest first."""
+
+    @abstractmethod
+    def require_history(self) -> None:
+        """Raise StateError when the store keeps no versions (history and rollback need them)."""
+
+    def before_overwrite(self, name: str, token: str) -> None:
+        """Called before replacing version `token`; stores without versioning keep a copy here."""
+        return None  # S3 and GCS keep the replaced version themselves
+
+
+@dataclass(frozen=True)
+class SeenLock:
+    """A lock as read: its holder, the token to replace or remove exactly it, its age."""
+
+    info: LockInfo
+    token: str
+    readable: bool = True
+    age_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Acquired:
+    token: str
+    #: a lock this acquisition replaced without asking (an Azure lease that had run out)
+    replaced: LockInfo | None = None
+
+
+class LockSlot(ABC):
+    """Where one state's lock lives, with atomic create / replace / remove."""
+
+    @abstractmethod
+    def create(self, info: LockInfo) -> Acquired | None:
+        """Take the lock if nobody holds it; None if someone does."""
+
+    @abstractmethod
+    def read(self) -> SeenLock | None:
+        """The current holder, or None when free."""
+
+    @abstractmethod
+    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
+        """Replace exactly the stale lock `seen`; None if it changed meanwhile."""
+
+    @abstractmethod
+    def renew(self, info: LockInfo, token: str) -> str | None:
+        """Store the renewed lease if the lock is still ours; the new token, or None if lost."""
+
+    @abstractmethod
+    def release(self, info: LockInfo, token: str) -> None:
+        """Remove our lock (nothing if it is no longer ours)."""
+
+    @abstractmethod
+    def remove(self, seen: SeenLock) -> bool:
+        """Force-unlock exactly `seen`; False if it changed meanwhile."""
+
+
+def unreadable_holder(token: str, modified: datetime | None) -> SeenLock:
+    from cloudorch.state.lock import unknown_holder
+
+    since = (modified or datetime.now(UTC)).isoformat(timespec="milliseconds")
+    age = (datetime.now(UTC) - modified).total_seconds() if modified else 0.0
+    return SeenLock(unknown_holder("unreadable", since), token, readable=False, age_seconds=age)
+
+
+def parse_lock(raw: bytes, token: str, modified: datetime | None) -> SeenLock:
+    try:
+        return SeenLock(LockInfo.from_json(raw), token)
+    except ValueError:
+        return unreadable_holder(token, modified)
+
+
+class RemoteBackend(StateBackend):
+    """One state document (`key`) in an object store, locked through `slot`."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        slot: LockSlot,
+        *,
+        state_name: str,
+        key: str,
+        local_root: Path,
+        cipher: StateCipher | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        history_limit: int = 20,
+        poll_interval: float = 0.1,
+    ) -> None:
+        self.store = store
+        self.slot = slot
+        self.state_name = state_name
+        self.key = key
+        self.cipher = cipher
+        self.lease_seconds = lease_seconds
+        self.history_limit = history_limit
+        self.poll_interval = poll_interval
+        self._journal_path = Path(local_root) / "journal" / f"{key}.jsonl"
+        self._seen: tuple[StateHeader, str] | None = None
+        self._history_checked = False
+        self.bytes_written = 0
+        """Bytes of state documents this backend wrote (lock documents excluded)."""
+
+    # -- state -----------------------------------------------------------------------------
+
+    def read(self) -> State | None:
+        obj = self.store.get(self.state_name)
+        if obj is None:
+            self._seen = None
+            return None
+        state = self._decode(obj.data, self.store.url(self.state_name))
+        header = StateHeader(state.serial, state.lineage, state.written_at, len(state.resources), "")
+        self._seen = (header, obj.token)
+        return state
+
+    def write(self, state: State, expected_serial: int | None) -> None:
+        where = self.store.url(self.state_name)
+        retry = "Another process wrote this state since you read it: read it again (re-run plan) and retry."
+        if not self._history_checked:
+            self.store.require_history()
+            self._history_checked = True
+        token: str | None = None
+        if expected_serial is not None:
+            stored, token = self._stored_for(expected_serial)
+            if stored is None:
+                raise StateError(
+                    f"refusing to write {where}: expected serial {expected_serial}, but no state is stored",
+                    hint="The state was removed since you read it; check its history before retrying.",
+                )
+            if stored.serial != expected_serial:
+                raise StateError(
+                    f"refusing to write {where}: expected serial {expected_serial}, but it is at serial "
+                    f"{stored.serial}",
+                    hint=retry,
+                )
+            if stored.lineage != state.lineage:
+                raise StateError(
+                    f"refusing to write {where}: its lineage is {stored.lineage}, this state's is {state.lineage}",
+                    hint="This state belongs to a different plan or stage; check the backend and state key.",
+                )
+            if state.serial <= expected_serial:
+                raise StateError(
+                    f"refusing to write {where}: new serial {state.serial} must be greater than {expected_serial}",
+                    hint="The caller bumps `serial` before writing (internal error; please report it).",
+                )
+        state.written_at = now_iso()
+        data, header = self._encode(state)
+        try:
+            if token is not None:
+                self.store.before_overwrite(self.state_name, token)
+            new_token = self.store.put(self.state_name, data, if_token=token)
+        except PreconditionFailed:
+            landed = self._peek_current()
+            if landed is None or landed[0].checksum != header.checksum:
+                self._seen = None
+                now = f"serial {landed[0].serial}" if landed is not None else "no state"
+                raise StateError(
+                    f"refusing to write {where}: it changed since it was read (expected "
+                    f"{'no state' if expected_serial is None else f'serial {expected_serial}'} at version "
+                    f"{token or 'none'}, found {now} at another version); nothing was overwritten",
+                    hint=retry,
+                ) from None
+            new_token = landed[1]  # a retried request of ours had already landed
+        self._seen = (header, new_token)
+        self.bytes_written += len(data)
+
+    def history(self) -> list[HistoryEntry]:
+        self.store.require_history()
+        entries: dict[int, HistoryEntry] = {}
+        for version in self.store.versions(self.state_name, self.history_limit):
+            header = self._version_header(version)
+            if header is None:
+                continue
+            if header.serial in entries and not version.current:
+                continue
+            entries[header.serial] = HistoryEntry(
+                serial=header.serial,
+                lineage=header.lineage,
+                written_at=header.written_at,
+                resource_count=header.resource_count,
+                checksum=header.checksum,
+                current=version.current,
+            )
+        return sorted(entries.values(), key=lambda e: (e.serial, e.current), reverse=True)
+
+    def read_version(self, serial: int) -> State:
+        self.store.require_history()
+        versions = self.store.versions(self.state_name, max(self.history_limit, 1000))
+        for version in versions:
+            header = self._version_header(version)
+            if header is None or header.serial != serial:
+                continue
+            if version.current:
+                state = self.read()
+                if state is not None and state.serial == serial:
+                    return state
+                continue
+            data = self.store.get_version(self.state_name, version.version_id)
+            return self._decode(data, f"{self.store.url(self.state_name)} (version {version.version_id})")
+        kept = [e.serial for e in self.history()]
+        raise StateError(
+            f"state {self.key} ({self.store.url(self.state_name)}) has no version with serial {serial}",
+            hint=f"Versions kept: {', '.join(map(str, kept)) or 'none'}.",
+        )
+
+    # -- lock ------------------------------------------------------------------------------
+
+    def lock(self, info: LockInfo, timeout: float) -> LockHandle:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = self.poll_interval
+        took_over: LockInfo | None = None
+        while True:
+            mine = info.with_lease(self.lease_seconds)
+            got = self.slot.create(mine)
+            if got is not None:
+                return self._handle(mine, got, took_over or got.replaced)
+            took_over = None
+            seen = self.slot.read()
+            if seen is not None and seen.info.id == mine.id:
+                # our create landed but its answer was lost and retried: the lock is ours
+                return self._handle(mine, Acquired(seen.token), None)
+            if seen is not None and self._is_stale(seen):
+                got = self.slot.take_over(mine, seen)
+                if got is not None:
+                    return self._handle(mine, got, seen.info)
+                continue
+            remaining = deadline - time.monotonic()
+            if seen is not None and remaining <= 0:
+                raise LockHeldError(f"state {self.key} ({self.store.url(self.state_name)})", seen.info)
+            time.sleep(max(min(delay, remaining), 0.01))
+            delay = min(delay * 1.5, 1.0)
+
+    def force_unlock(self, lock_id: str) -> None:
+        what = f"state {self.key} ({self.store.url(self.state_name)})"
+        seen = self.slot.read()
+        if seen is None or seen.info.id != lock_id:
+            raise lock_mismatch(what, lock_id, None if seen is None else seen.info)
+        if not self.slot.remove(seen):
+            raise lock_mismatch(what, lock_id, self.current_lock())
+
+    def current_lock(self) -> LockInfo | None:
+        seen = self.slot.read()
+        return None if seen is None else seen.info
+
+    # -- misc ------------------------------------------------------------------------------
+
+    def journal_path(self) -> Path:
+        return self._journal_path
+
+    def describe(self) -> str:
+        sealed = f", encrypted (key {self.cipher.key_id})" if self.cipher else ""
+        return f"{self.store.url(self.state_name)}{sealed}"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _handle(self, mine: LockInfo, got: Acquired, took_over: LockInfo | None) -> LockHandle:
+        token = [got.token]
+
+        def renew(renewed: LockInfo) -> bool:
+            new = self.slot.renew(renewed, token[0])
+            if new is None:
+                return False
+            token[0] = new
+            return True
+
+        def release(info: LockInfo) -> None:
+            self.slot.release(info, token[0])
+
+        return LockHandle(mine, took_over=took_over, lease_seconds=self.lease_seconds, renew=renew, release=release)
+
+    def _is_stale(self, seen: SeenLock) -> bool:
+        if not seen.readable:
+            return seen.age_seconds > UNREADABLE_LOCK_GRACE_SECONDS
+        return seen.info.lease_expired() or seen.info.holder_is_dead()
+
+    def _stored_for(self, expected_serial: int) -> tuple[StateHeader | None, str | None]:
+        """The stored header and token to swap against: from our own read when it saw this serial
+        (so a write by anyone since then fails the precondition), else read now."""
+        if self._seen is not None and self._seen[0].serial == expected_serial:
+            return self._seen
+        peeked = self._peek_current()
+        return (None, None) if peeked is None else peeked
+
+    def _peek_current(self) -> tuple[StateHeader, str] | None:
+        obj = self.store.get_head(self.state_name, HEADER_PEEK)
+        if obj is None:
+            return None
+        return self._header(obj.data, None, self.store.url(self.state_name)), obj.token
+
+    def _version_header(self, version: ObjectVersion) -> StateHeader | None:
+        """For listings: an unreadable version is left out (reading it by serial raises)."""
+        try:
+            vid = None if version.current else version.version_id
+            obj = self.store.get_head(self.state_name, HEADER_PEEK, vid)
+            if obj is None:
+                return None
+            return self._header(obj.data, vid, self.store.url(self.state_name))
+        except StateError:
+            return None
+
+    def _header(self, prefix: bytes, version_id: str | None, source: str) -> StateHeader:
+        if is_sealed(prefix):
+            return sealed_header(prefix, source)
+
+        def rest() -> bytes:
+            if version_id is None:
+                obj = self.store.get(self.state_name)
+                return b"" if obj is None else obj.data[len(prefix) :]
+            return self.store.get_version(self.state_name, version_id)[len(prefix) :]
+
+        return decode_header(prefix, rest, source)
+
+    def _encode(self, state: State) -> tuple[bytes, StateHeader]:
+        data, header = encode_state(state)
+        if self.cipher is not None:
+            data = self.cipher.seal(data, header)
+        return data, header
+
+    def _decode(self, data: bytes, source: str) -> State:
+        if is_sealed(data[:HEADER_PEEK]):
+            if self.cipher is None:
+                raise StateError(
+                    f"{source} is encrypted (key {sealed_key_id(data[:HEADER_PEEK])}), but no key is configured",
+                    hint="Add `encryption: {key_env: NAME}` (or key_file) to the plan's backend block.",
+                )
+            outer = sealed_header(data[:HEADER_PEEK], source)
+            data = self.cipher.open(data, source)
+            state = decode_state(data, source)
+            if outer.serial != state.serial or outer.lineage != state.lineage:
+                raise CorruptStateError(f"state file {source} cannot be used: its envelope disagrees with its content")
+            return state
+        return decode_state(data, source)
