@@ -207,6 +207,19 @@ class Provider(ABC):
             rt = self._types[type_name] = cls(self)
         return rt
 
+    def check_health(self, kind: str, spec: Mapping[str, Any]) -> tuple[bool, str]:
+        """Answer a release health check of this provider's cloud: (passed, what was seen).
+
+        `kind` is the check's name in the plan file (`aws_alarms` for the `aws` provider); `spec`
+        its settings. Providers that offer checks override this; the release gates call it, so
+        the core reads a cloud's health without importing its SDK. A check that cannot be
+        answered (bad spec) raises ConfigError; a cloud call that fails raises ProviderError.
+        """
+        raise ConfigError(
+            f"provider {self.name} offers no health check {kind!r}",
+            hint="built-in checks are http and command; see the provider's README for its checks",
+        )
+
     def classify(self, exc: BaseException, address: str | None = None) -> ProviderError:
         """Turn an SDK exception into a classified ProviderError; providers override this."""
         if isinstance(exc, ProviderError):

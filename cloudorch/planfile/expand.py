@@ -186,3 +186,81 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     for name, output in plan.outputs.items():
         check_resource_refs(plan, find_refs(output.value), ("outputs", name), output.value)
     return out
+
+
+# --------------------------------------------------------------------------- stages and releases
+
+#: roots bound per release stage: `${stage.name}`, `${stage.vars.X}`, `${release.version}`, `${release.X}`
+STAGE_ROOTS = frozenset({"stage", "release"})
+
+
+def stage_context(plan: PlanSpec, stage: str | None, version: Any = None) -> dict[str, Any]:
+    """The values `${stage.*}` and `${release.*}` take in one stage of a release.
+
+    `release` is the plan's `release:` block with `version` replaced by `version` when given
+    (`--version` on release commands). `stage` is None on a plan without stages: then only
+    `${release.*}` can be bound. A stage's own vars may use `${release.*}` and `${stage.name}`.
+    """
+    release: dict[str, Any] = {k: v for k, v in (plan.release or {}).items() if k != "groups"}
+    if version is not None:
+        release["version"] = version
+    ctx: dict[str, Any] = {"release": release}
+    if stage is not None:
+        spec = (plan.stages or {}).get(stage) or {}
+        raw_vars = (spec.get("vars") if isinstance(spec, dict) else None) or {}
+        head = {"release": release, "stage": {"name": stage, "vars": {}}}
+        vars_ = _bind_value(plan, ("stages", stage, "vars"), raw_vars, head)
+        ctx["stage"] = {"name": stage, "vars": vars_ if isinstance(vars_, dict) else {}}
+    return ctx
+
+
+def _bind_value(plan: PlanSpec, base: tuple[str | int, ...], value: Any, context: dict[str, Any]) -> Any:
+    """Resolve the `stage` and `release` references of a template, with located errors."""
+
+    def lookup(ref: Reference) -> Any:
+        if ref.root not in context:
+            if ref.root == "stage":
+                raise ExpressionError(
+                    f"`{ref.text}` needs a release stage, and this run has none (the plan declares no `stages:`)",
+                    ref.text,
+                )
+            raise ExpressionError(f"`{ref.text}` cannot be resolved here", ref.text)
+        return navigate(context[ref.root], ref.path, ref.text)
+
+    try:
+        return resolve_partial(value, lookup, STAGE_ROOTS)
+    except ExpressionError as exc:
+        where = f"stage `{context['stage']['name']}`" if "stage" in context else "this run"
+        raise ConfigError(
+            f"{exc} (in {where})",
+            location=_ref_location(plan, base, value, exc.text) if exc.text else plan.location(*base),
+            hint="`${stage.name}`, `${stage.vars.NAME}` (NAME under the stage's `vars:`), "
+            "`${release.version}` (--version, or `release.version` in the plan) and `${release.KEY}`",
+        ) from None
+
+
+def bind_stage(plan: PlanSpec, context: dict[str, Any]) -> PlanSpec:
+    """A copy of `plan` with `${stage.*}` and `${release.*}` resolved in resources and outputs.
+
+    `context` comes from `stage_context`. The copy is what one stage's run plans and applies;
+    the original plan is left untouched (instances share containers with it).
+    """
+    from dataclasses import replace
+
+    resources = {}
+    for name, spec in plan.resources.items():
+        base = ("resources", name, "properties")
+        bound = _bind_value(plan, base, spec.properties, context)
+        resources[name] = spec if bound is spec.properties else spec.model_copy(update={"properties": bound})
+    outputs = {}
+    for name, out in plan.outputs.items():
+        bound = _bind_value(plan, ("outputs", name), out.value, context)
+        outputs[name] = out if bound is out.value else out.model_copy(update={"value": bound})
+    policies = _bind_value(plan, ("policies",), plan.policies, context) if plan.policies else plan.policies
+    return replace(plan, resources=resources, outputs=outputs, policies=policies)
+
+
+def uses_roots(plan: PlanSpec, roots: frozenset[str]) -> bool:
+    """Whether any resource property or output refers to one of `roots`."""
+    trees: list[Any] = [s.properties for s in plan.resources.values()] + [o.value for o in plan.outputs.values()]
+    return any(r.root in roots for t in trees for r in find_refs(t))

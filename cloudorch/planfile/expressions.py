@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-#: roots a reference may start with; `stage` and `release` are resolved by the release module
+#: roots a reference may start with; `stage` and `release` are bound per release stage by
+#: `expand.bind_stage` (`${stage.name}`, `${stage.vars.X}`, `${release.version}`, `${release.X}`)
 ROOTS = frozenset({"var", "resources", "env", "each", "stage", "release"})
 
 _ROOT_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")

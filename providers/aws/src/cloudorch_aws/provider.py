@@ -232,6 +232,17 @@ class AwsProvider(Provider):
             if close is not None:
                 close()
 
+    # ------------------------------------------------------------------ release health checks
+
+    def check_health(self, kind: str, spec: Mapping[str, Any]) -> tuple[bool, str]:
+        """`aws_alarms`: no CloudWatch alarm with the prefix (or names) in ALARM."""
+        from cloudorch_aws.health import CHECKS
+
+        check = CHECKS.get(kind)
+        if check is None:
+            return super().check_health(kind, spec)
+        return check(self, spec)
+
     # ------------------------------------------------------------------ errors
 
     def classify(self, exc: BaseException, address: str | None = None) -> ProviderError:

@@ -1,0 +1,247 @@
+"""Gates: the checks a version must pass to enter a stage, each giving a `Verdict`.
+
+`policy` reads the policy report of the promotion's changeset, `approval` and `soak` read the
+ledger, `window` reads the clock, `health` runs a check: `http`, `command`, or a provider's own
+(`aws_alarms` through the AWS provider's `check_health`, so the core imports no cloud SDK).
+Gates only judge; they never apply or record anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cloudorch.errors import ProviderError
+from cloudorch.release.ledger import BECAME_CURRENT, Ledger
+from cloudorch.release.model import CommandCheck, Gate, HttpCheck, Stage, parse_duration
+
+if TYPE_CHECKING:
+    from cloudorch.policy import PolicyReport
+    from cloudorch.providers import Provider
+
+
+@dataclass
+class Verdict:
+    """One gate's outcome: `passed`, what was seen (`detail`), and whether an override let it pass."""
+
+    gate: str
+    passed: bool
+    detail: str
+    overridden: str | None = None  # the override's reason
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "passed": self.passed,
+            "detail": self.detail,
+            "overridden": self.overridden,
+            **({"data": self.data} if self.data else {}),
+        }
+
+
+@dataclass
+class GateInputs:
+    """What the gates of one promotion look at."""
+
+    stage: Stage
+    version: str
+    ledger: Ledger
+    now: datetime
+    plan_dir: Path
+    #: provider block key -> configured provider (for provider health checks)
+    provider: Callable[[str], Provider]
+    #: the policy report of the promotion's changeset (None: the plan has no policies)
+    policy_report: PolicyReport | None = None
+    #: mandatory policy ids overridden with a reason for this run
+    policy_overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def policy_gate(gate: Gate, inp: GateInputs) -> Verdict:
+    names: tuple[str, ...] | None = gate.spec
+    report = inp.policy_report
+    known = {p.id for p in report.policies} if report is not None else set()
+    missing = [n for n in names or () if n not in known]
+    if missing:
+        return Verdict(gate.name, False, f"no policy named {', '.join(missing)} in the plan's policies")
+    if report is None:
+        return Verdict(gate.name, True, "the plan declares no policies")
+    wanted = set(names) if names else known
+    hits = [v for v in report.violations if v.policy_id in wanted]
+    standing = [v for v in hits if v.policy_id not in inp.policy_overrides]
+    what = ", ".join(sorted(wanted)) or "no policies"
+    if standing:
+        lines = "; ".join(str(v) for v in standing[:5]) + (
+            f"; and {len(standing) - 5} more" if len(standing) > 5 else ""
+        )
+        return Verdict(gate.name, False, f"{len(standing)} violation(s): {lines}", data={"policies": sorted(wanted)})
+    note = f" ({len(hits)} overridden)" if hits else ""
+    return Verdict(gate.name, True, f"{what}: no violations on the promotion's changes{note}")
+
+
+def approval_gate(gate: Gate, inp: GateInputs) -> Verdict:
+    need, allowed = gate.spec
+    got = [a for a in inp.ledger.approvals(inp.stage.name, inp.version) if a in allowed]
+    data = {"min": need, "approved_by": got, "allowed": list(allowed)}
+    if len(got) >= need:
+        return Verdict(gate.name, True, f"{len(got)}/{need} approvals ({', '.join(got)})", data=data)
+    who = f" (so far: {', '.join(got)})" if got else ""
+    return Verdict(
+        gate.name, False, f"{len(got)}/{need} approvals for {inp.version} into {inp.stage.name}{who}", data=data
+    )
+
+
+def soaked_seconds(ledger: Ledger, stage: str, version: str, now: datetime) -> float | None:
+    """How long `version`'s latest unbroken run in `stage` lasted (up to now if it still runs)."""
+    from cloudorch.release.clock import parse_iso
+
+    start: datetime | None = None
+    end: datetime | None = None
+    for e in ledger.of_stage(stage):
+        if e.kind not in BECAME_CURRENT or not e.detail.get("ok", True):
+            continue
+        if e.detail.get("version") == version:
+            if start is None or end is not None:
+                start, end = parse_iso(e.at), None
+        elif start is not None and end is None:
+            end = parse_iso(e.at)
+    if start is None:
+        return None
+    return ((end or now) - start).total_seconds()
+
+
+def soak_gate(gate: Gate, inp: GateInputs) -> Verdict:
+    need = float(gate.spec)
+    worst: tuple[float, str] | None = None
+    for prev in inp.stage.needs:
+        ran = soaked_seconds(inp.ledger, prev, inp.version, inp.now)
+        if ran is None:
+            return Verdict(gate.name, False, f"{inp.version} never ran in {prev}")
+        if worst is None or ran < worst[0]:
+            worst = (ran, prev)
+    if worst is None:
+        return Verdict(gate.name, True, "the stage needs no previous stage")
+    ran, prev = worst
+    data = {"required_seconds": need, "soaked_seconds": round(ran, 1), "stage": prev}
+    if ran >= need:
+        return Verdict(
+            gate.name, True, f"{inp.version} ran {_fmt_seconds(ran)} in {prev} (needs {_fmt_seconds(need)})", data=data
+        )
+    return Verdict(
+        gate.name,
+        False,
+        f"{inp.version} ran only {_fmt_seconds(ran)} in {prev}; needs {_fmt_seconds(need)} "
+        f"({_fmt_seconds(need - ran)} more)",
+        data=data,
+    )
+
+
+def window_gate(gate: Gate, inp: GateInputs) -> Verdict:
+    if gate.spec.contains(inp.now):
+        return Verdict(gate.name, True, f"{inp.now.isoformat(timespec='minutes')} is inside {gate.spec}")
+    return Verdict(gate.name, False, f"{inp.now.isoformat(timespec='minutes')} is outside {gate.spec}")
+
+
+# --------------------------------------------------------------------------- health
+
+
+def http_check(check: HttpCheck, inp: GateInputs) -> tuple[bool, str]:
+    timeout = parse_duration(check.timeout)
+    pause = parse_duration(check.interval)
+    last = ""
+    for attempt in range(1, check.retries + 1):
+        try:
+            with urllib.request.urlopen(check.url, timeout=timeout) as resp:
+                status = int(resp.status)
+        except urllib.error.HTTPError as exc:
+            status = int(exc.code)
+        except (urllib.error.URLError, OSError) as exc:
+            last = f"{check.url}: {getattr(exc, 'reason', exc)}"
+            status = 0
+        if 200 <= status < 300:
+            return True, f"{check.url} answered {status} (attempt {attempt}/{check.retries})"
+        if status:
+            last = f"{check.url} answered {status}"
+        if attempt < check.retries:
+            time.sleep(pause)
+    return False, f"{last} after {check.retries} attempt(s)"
+
+
+def command_check(check: CommandCheck, inp: GateInputs) -> tuple[bool, str]:
+    argv = check.run if isinstance(check.run, list) else shlex.split(check.run)
+    env = {**os.environ, "CLOUDORCH_STAGE": inp.stage.name, "CLOUDORCH_VERSION": inp.version}
+    shown = check.run if isinstance(check.run, str) else shlex.join(check.run)
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=inp.plan_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=parse_duration(check.timeout),
+            check=False,
+        )
+    except FileNotFoundError:
+        return False, f"`{shown}`: command not found"
+    except subprocess.TimeoutExpired:
+        return False, f"`{shown}` did not finish within {check.timeout}"
+    tail = (proc.stdout.strip() or proc.stderr.strip()).splitlines()[-1:] or [""]
+    said = f": {tail[0][:200]}" if tail[0] else ""
+    return proc.returncode == 0, f"`{shown}` exited {proc.returncode}{said}"
+
+
+def health_gate(gate: Gate, inp: GateInputs) -> Verdict:
+    try:
+        if isinstance(gate.spec, HttpCheck):
+            ok, detail = http_check(gate.spec, inp)
+        elif isinstance(gate.spec, CommandCheck):
+            ok, detail = command_check(gate.spec, inp)
+        else:
+            spec = dict(gate.spec)
+            key = str(spec.get("provider") or str(gate.check).split("_", 1)[0])
+            ok, detail = inp.provider(key).check_health(str(gate.check), spec)
+    except ProviderError as exc:
+        # the cloud could not be asked: a gate that cannot see health does not pass
+        return Verdict(gate.name, False, f"could not check: {exc.message}")
+    return Verdict(gate.name, ok, detail)
+
+
+GATES: dict[str, Callable[[Gate, GateInputs], Verdict]] = {
+    "policy": policy_gate,
+    "approval": approval_gate,
+    "soak": soak_gate,
+    "window": window_gate,
+    "health": health_gate,
+}
+
+#: gates an `--override NAME --reason` may waive; approvals are people and are never waived
+OVERRIDABLE = frozenset({"soak", "window", "health"})
+
+
+def evaluate(gates: Sequence[Gate], inp: GateInputs, overrides: Mapping[str, str] | None = None) -> list[Verdict]:
+    """Every gate's verdict, in the plan's order (all are evaluated, so a refusal names each)."""
+    out: list[Verdict] = []
+    for gate in gates:
+        verdict = GATES[gate.kind](gate, inp)
+        reason = (overrides or {}).get(gate.name) or (overrides or {}).get(gate.kind)
+        if not verdict.passed and reason and gate.kind in OVERRIDABLE:
+            verdict.passed = True
+            verdict.overridden = reason
+        out.append(verdict)
+    return out

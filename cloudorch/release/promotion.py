@@ -1,0 +1,644 @@
+"""Promotion: deploy a version into a stage, promote it through gates, approve, reject, roll back.
+
+Every action applies through the same engine as `cloudorch apply` (`api.apply` on the stage's
+own state document, with `${release.version}` bound) and is recorded in the release ledger and
+in the stage's state document. This module returns outcomes and raises `CloudorchError`s; it
+never prints or asks (the CLI passes a `confirm` callback).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from cloudorch.errors import CloudorchError, ConfigError, PolicyDeniedError
+from cloudorch.release import ledger as L
+from cloudorch.release.clock import iso
+from cloudorch.release.clock import now as clock_now
+from cloudorch.release.gates import OVERRIDABLE, GateInputs, Verdict, evaluate
+from cloudorch.release.model import Stage, Stages, stages_of
+
+if TYPE_CHECKING:
+    from cloudorch.api import RunOptions
+    from cloudorch.changes import ChangeSet
+    from cloudorch.engine.applier import ApplyObserver, ApplyResult
+    from cloudorch.planfile import PlanSpec
+    from cloudorch.state.model import StateEvent
+
+
+class GateDeniedError(PolicyDeniedError):
+    """A release gate (or a rejection) refused a promotion; exit 3. `gates` names the failing ones."""
+
+    def __init__(self, message: str, *, gates: list[str] | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.gates = list(gates or [])
+
+    def to_json(self) -> dict[str, object]:
+        return {**super().to_json(), "gates": self.gates}
+
+
+@dataclass
+class Release:
+    """One release command's view: the plan (unbound), its stages, the ledger and who acts when."""
+
+    opts: RunOptions
+    plan: PlanSpec
+    stages: Stages
+    store: L.LedgerStore
+    ledger: L.Ledger
+    now: datetime
+    actor: str
+
+    def refresh(self) -> None:
+        self.ledger = self.store.read()
+
+
+@dataclass
+class Outcome:
+    """What a deploy, promotion or rollback did (or would do, for a dry run)."""
+
+    action: str
+    stage: str
+    version: str
+    previous: str | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    dry_run: bool = False
+    applied: bool = False
+    declined: bool = False
+    result: ApplyResult | None = None
+    verification: list[Verdict] = field(default_factory=list)
+    rolled_back_to: str | None = None
+    #: raised by the CLI after it has shown the verdicts
+    denied: CloudorchError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.denied is None and not self.declined and (self.result is None or self.result.ok)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "stage": self.stage,
+            "version": self.version,
+            "previous": self.previous,
+            "dry_run": self.dry_run,
+            "gates": [v.to_json() for v in self.verdicts],
+            "passed": all(v.passed for v in self.verdicts),
+            "applied": self.applied,
+            "ok": self.ok,
+            "verification": [v.to_json() for v in self.verification],
+            "rolled_back_to": self.rolled_back_to,
+            "failed": sorted(self.result.failed) if self.result is not None else [],
+        }
+
+
+# --------------------------------------------------------------------------- context
+
+
+def open_release(opts: RunOptions) -> Release:
+    from cloudorch import api
+    from cloudorch.planfile import load_plan
+
+    plan = load_plan(opts.plan_file, vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    stages = stages_of(plan)
+    if stages is None:
+        raise ConfigError(
+            f"{plan.path} declares no release stages",
+            location=plan.location(),
+            hint="add `stages:` (e.g. dev, staging, prod with `needs:`) to release through them",
+        )
+    key = L.ledger_key(api.plan_key(plan))
+    store = L.LedgerStore(api.backend_for(plan, opts, key=key), api.plan_key(plan), key)
+    return Release(opts, plan, stages, store, store.read(), clock_now(opts.env), api.actor())
+
+
+_VAR_REF = re.compile(r"^\$\{\s*var\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}$")
+
+
+def version_vars(plan: PlanSpec, version: str) -> dict[str, str]:
+    """When `release.version` is written `${var.NAME}`, `--version` sets NAME too, so they agree."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(plan.text)
+    except yaml.YAMLError:  # pragma: no cover - load_plan already parsed it
+        return {}
+    written = ((raw or {}).get("release") or {}).get("version") if isinstance(raw, dict) else None
+    m = _VAR_REF.match(written) if isinstance(written, str) else None
+    if m is None or m.group(1) not in plan.variables:
+        return {}
+    return {m.group(1): version}
+
+
+def stage_options(rel: Release, stage: str, version: str, **kw: Any) -> RunOptions:
+    return replace(
+        rel.opts,
+        stage=stage,
+        release_version=version,
+        vars={**rel.opts.vars, **version_vars(rel.plan, version)},
+        command=f"{rel.opts.command} ({stage} {version})",
+        **kw,
+    )
+
+
+def _refuse_rejected(rel: Release, version: str, what: str) -> None:
+    rejected = rel.ledger.rejected(version)
+    if rejected is not None:
+        raise GateDeniedError(
+            f"{version} was rejected by {rejected.actor} at {rejected.at}: {rejected.detail.get('reason')}; "
+            f"it cannot {what}",
+            gates=["rejected"],
+            hint="release a new version",
+        )
+
+
+def _record(rel: Release, events: list[StateEvent]) -> None:
+    rel.store.append(events, command=rel.opts.command, lock_timeout=rel.opts.lock_timeout)
+    rel.refresh()
+
+
+def _mark_stage_state(rel: Release, sopts: RunOptions, kind: str, version: str, **detail: Any) -> None:
+    """Leave the release in the stage's own state document too, beside its apply event."""
+    from cloudorch import api
+    from cloudorch.state.lock import LockInfo
+    from cloudorch.state.model import StateEvent
+
+    backend = api.backend_for(rel.plan, sopts)
+    with backend.lock(LockInfo.new(sopts.command), sopts.lock_timeout):
+        state = backend.read()
+        if state is None:
+            return
+        state.events.append(
+            StateEvent(
+                kind="release",
+                actor=rel.actor,
+                at=iso(rel.now),
+                detail={"action": kind, "version": version, **detail},
+            )
+        )
+        del state.events[:-200]
+        expected = state.serial
+        state.serial += 1
+        backend.write(state, expected_serial=expected or None)
+
+
+Confirm = Callable[["ChangeSet"], bool]
+
+
+def _apply(
+    rel: Release,
+    sopts: RunOptions,
+    *,
+    saved: ChangeSet | None = None,
+    confirm: Confirm | None,
+    observer: ApplyObserver | None,
+    on_plan: Callable[[ChangeSet], None] | None,
+) -> ApplyResult | None:
+    from cloudorch import api
+
+    return api.apply(sopts, saved=saved, confirm=confirm, observer=observer, on_plan=on_plan)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def verify(rel: Release, stage: Stage, sopts: RunOptions, version: str) -> list[Verdict]:
+    """Run the stage's `verify` checks for `verify.for` (once when 0); the first failing round wins."""
+    from cloudorch import api
+
+    if not stage.verify:
+        return []
+    deadline = time.monotonic() + stage.verify_for
+    with api.session(sopts, lock=False) as sess:
+        inp = GateInputs(stage, version, rel.ledger, clock_now(rel.opts.env), rel.plan.path.parent, sess.providers.get)
+        while True:
+            verdicts = evaluate(stage.verify, inp)
+            if not all(v.passed for v in verdicts) or time.monotonic() + stage.verify_every > deadline:
+                return verdicts
+            time.sleep(stage.verify_every)
+
+
+def _after_apply(rel: Release, stage: Stage, sopts: RunOptions, out: Outcome, observer: ApplyObserver | None) -> None:
+    """Verify a fresh deploy or promotion; on failure record it and, if the stage says so, roll back."""
+    out.verification = verify(rel, stage, sopts, out.version)
+    failing = [v for v in out.verification if not v.passed]
+    if not failing:
+        return
+    why = "; ".join(f"{v.gate}: {v.detail}" for v in failing)
+    _record(
+        rel, [L.event(L.VERIFY_FAILED, actor=rel.actor, at=rel.now, stage=stage.name, version=out.version, reason=why)]
+    )
+    target = rel.ledger.previous_good(stage.name) if stage.on_failed_verification == "rollback" else None
+    if target is None:
+        hint = (
+            "no earlier good version to roll back to; fix forward or `cloudorch release reject`"
+            if stage.on_failed_verification == "rollback"
+            else f"roll back with: cloudorch release rollback {rel.plan.path} --stage {stage.name}"
+        )
+        out.denied = GateDeniedError(
+            f"{out.version} failed verification in {stage.name}: {why}", gates=[v.gate for v in failing], hint=hint
+        )
+        return
+    back = _rollback_to(rel, stage, target, out.version, f"verification of {out.version} failed: {why}", None, observer)
+    out.rolled_back_to = target
+    ok = back is not None and back.ok
+    out.denied = GateDeniedError(
+        f"{out.version} failed verification in {stage.name} ({why}); "
+        + (f"rolled {stage.name} back to {target}" if ok else f"the rollback to {target} failed too"),
+        gates=[v.gate for v in failing],
+        hint="see `cloudorch release history` for what happened",
+    )
+
+
+def _rollback_to(
+    rel: Release,
+    stage: Stage,
+    target: str,
+    current: str | None,
+    reason: str,
+    confirm: Confirm | None,
+    observer: ApplyObserver | None,
+    on_plan: Callable[[ChangeSet], None] | None = None,
+) -> ApplyResult | None:
+    sopts = stage_options(rel, stage.name, target)
+    result = _apply(rel, sopts, confirm=confirm, observer=observer, on_plan=on_plan)
+    if result is None:
+        return None
+    _record(
+        rel,
+        [
+            L.event(
+                L.ROLLBACK,
+                actor=rel.actor,
+                at=rel.now,
+                stage=stage.name,
+                version=target,
+                ok=result.ok,
+                reason=reason,
+                rolled_back_from=current,
+            )
+        ],
+    )
+    if result.ok:
+        _mark_stage_state(rel, sopts, L.ROLLBACK, target, reason=reason)
+    return result
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def deploy(
+    opts: RunOptions,
+    version: str,
+    *,
+    confirm: Confirm | None = None,
+    observer: ApplyObserver | None = None,
+    on_plan: Callable[[ChangeSet], None] | None = None,
+) -> Outcome:
+    """Apply `version` to `opts.stage`: any version into a first stage; elsewhere, only re-apply the current one."""
+    rel = open_release(opts)
+    stage = rel.stages.get(rel.plan, _need_stage(opts.stage))
+    _refuse_rejected(rel, version, "be deployed")
+    cur = rel.ledger.current(stage.name)
+    if stage.needs and (cur is None or cur.version != version):
+        raise ConfigError(
+            f"stage {stage.name} needs {', '.join(stage.needs)}: "
+            "a new version enters it by promotion, through its gates",
+            hint=f"cloudorch release promote {rel.plan.path} --to {stage.name} --version {version}",
+        )
+    sopts = stage_options(rel, stage.name, version)
+    out = Outcome("deploy", stage.name, version, previous=cur.version if cur else None)
+    result = _apply(rel, sopts, confirm=confirm, observer=observer, on_plan=on_plan)
+    if result is None:
+        out.declined = True
+        return out
+    out.result, out.applied = result, True
+    _record(
+        rel,
+        [
+            L.event(
+                L.DEPLOY,
+                actor=rel.actor,
+                at=rel.now,
+                stage=stage.name,
+                version=version,
+                ok=result.ok,
+                previous=out.previous,
+            )
+        ],
+    )
+    if result.ok:
+        _mark_stage_state(rel, sopts, L.DEPLOY, version)
+        _after_apply(rel, stage, sopts, out, observer)
+    return out
+
+
+def _need_stage(stage: str | None) -> str:
+    if not stage:
+        raise ConfigError("which stage? pass --stage NAME", hint="`cloudorch release status PLAN` lists the stages")
+    return stage
+
+
+def pick_version(rel: Release, stage: Stage) -> str | None:
+    """What auto-promotion takes: the newest good version running (or that ran) in the first needed stage."""
+    prev = stage.needs[0]
+    cur = rel.ledger.current(prev)
+    if cur is not None and rel.ledger.good(prev, cur.version):
+        return cur.version
+    for v in reversed(rel.ledger.versions(prev)):  # a rejected current version is skipped, never picked
+        if rel.ledger.good(prev, v):
+            return v
+    return None
+
+
+def promote(
+    opts: RunOptions,
+    to: str,
+    *,
+    version: str | None = None,
+    dry_run: bool = False,
+    overrides: Mapping[str, str] | None = None,
+    confirm: Confirm | None = None,
+    observer: ApplyObserver | None = None,
+    on_plan: Callable[[ChangeSet], None] | None = None,
+    on_verdicts: Callable[[str, list[Verdict]], None] | None = None,
+) -> Outcome:
+    """Evaluate every gate of stage `to` for a version, and apply it there only if all pass.
+
+    `overrides` maps a gate name (`soak`, `window`, `health`, `health.http`) or a mandatory
+    policy id to the reason it is waived; each use is recorded. Approvals cannot be overridden.
+    """
+    from cloudorch import api
+
+    rel = open_release(opts)
+    stage = rel.stages.get(rel.plan, to, "--to")
+    if not stage.needs:
+        raise ConfigError(
+            f"stage {to} needs no earlier stage: versions enter it with `release deploy`",
+            hint=f"cloudorch release deploy {rel.plan.path} --stage {to} --version VERSION",
+        )
+    overrides = dict(overrides or {})
+    if any(k == "approval" or k.startswith("approval.") for k in overrides):
+        raise ConfigError("approvals cannot be overridden", hint="ask the approvers: cloudorch release approve ...")
+    gate_names = {g.name for g in stage.gates} | {g.kind for g in stage.gates}
+    gate_overrides = {k: v for k, v in overrides.items() if k in gate_names or k.split(".", 1)[0] in OVERRIDABLE}
+    policy_overrides = {k: v for k, v in overrides.items() if k not in gate_overrides}
+    if version is None:
+        version = pick_version(rel, stage)
+        if version is None:
+            raise ConfigError(
+                f"nothing to promote into {to}: no good version has run in {stage.needs[0]}",
+                hint=f"deploy one first: cloudorch release deploy {rel.plan.path} --stage {stage.needs[0]} --version V",
+            )
+    _refuse_rejected(rel, version, "be promoted")
+    for need in stage.needs:
+        if not rel.ledger.good(need, version):
+            raise GateDeniedError(
+                f"{version} has not passed stage {need}, which {to} needs",
+                gates=["needs"],
+                hint=f"promote it into {need} first, or pick a version that ran there "
+                f"(cloudorch release status {rel.plan.path})",
+            )
+    cur = rel.ledger.current(to)
+    out = Outcome("promote", to, version, previous=cur.version if cur else None, dry_run=dry_run)
+    sopts = stage_options(rel, to, version, overrides=policy_overrides)
+    with api.session(sopts) as sess:
+        cs = api.plan_in(sess, sopts)
+        inp = GateInputs(
+            stage,
+            version,
+            rel.ledger,
+            rel.now,
+            rel.plan.path.parent,
+            sess.providers.get,
+            policy_report=sess.policy_report,
+            policy_overrides=policy_overrides,
+        )
+        out.verdicts = evaluate(stage.gates, inp, gate_overrides)
+    if on_verdicts is not None:
+        on_verdicts(version, out.verdicts)
+    failing = [v.gate for v in out.verdicts if not v.passed]
+    if failing:
+        out.denied = GateDeniedError(
+            f"promotion of {version} into {to} refused by gate(s): {', '.join(failing)}",
+            gates=failing,
+            hint=_hint_for(rel, to, version, failing),
+        )
+        if not dry_run:
+            _record(
+                rel,
+                [
+                    L.event(
+                        L.REFUSED,
+                        actor=rel.actor,
+                        at=rel.now,
+                        stage=to,
+                        version=version,
+                        reason="failed gate(s): " + ", ".join(failing),
+                        gates=[v.to_json() for v in out.verdicts],
+                    )
+                ],
+            )
+        return out
+    if dry_run:
+        return out
+    result = _apply(rel, sopts, saved=cs, confirm=confirm, observer=observer, on_plan=on_plan)
+    if result is None:
+        out.declined = True
+        return out
+    out.result, out.applied = result, True
+    events = [
+        L.event(
+            L.OVERRIDE,
+            actor=rel.actor,
+            at=rel.now,
+            stage=to,
+            version=version,
+            reason=v.overridden,
+            gate=v.gate,
+            detail_seen=v.detail,
+        )
+        for v in out.verdicts
+        if v.overridden
+    ]
+    events += [
+        L.event(L.OVERRIDE, actor=rel.actor, at=rel.now, stage=to, version=version, reason=reason, policy=pid)
+        for pid, reason in policy_overrides.items()
+    ]
+    events.append(
+        L.event(
+            L.PROMOTE,
+            actor=rel.actor,
+            at=rel.now,
+            stage=to,
+            version=version,
+            ok=result.ok,
+            previous=out.previous,
+            source=list(stage.needs),
+            gates=[v.to_json() for v in out.verdicts],
+        )
+    )
+    _record(rel, events)
+    if result.ok:
+        _mark_stage_state(rel, sopts, L.PROMOTE, version, previous=out.previous)
+        _after_apply(rel, stage, sopts, out, observer)
+    return out
+
+
+def _hint_for(rel: Release, to: str, version: str, failing: list[str]) -> str:
+    if "approval" in failing:
+        return f"approvers run: cloudorch release approve {rel.plan.path} --stage {to} --version {version}"
+    if any(g.split(".", 1)[0] in OVERRIDABLE for g in failing):
+        return "wait and promote again, or waive a soak/window/health gate with --override GATE --reason TEXT"
+    return "fix what the failing gates report, then promote again"
+
+
+def approve(opts: RunOptions, version: str, comment: str | None = None) -> dict[str, Any]:
+    """Record the current actor's approval of `version` into `opts.stage` (once per actor)."""
+    rel = open_release(opts)
+    stage = rel.stages.get(rel.plan, _need_stage(opts.stage))
+    gates = [g for g in stage.gates if g.kind == "approval"]
+    if not gates:
+        raise ConfigError(
+            f"stage {stage.name} has no approval gate; nothing to approve",
+            location=rel.plan.location("stages", stage.name),
+        )
+    need = max(g.spec[0] for g in gates)
+    allowed: list[str] = list(dict.fromkeys(a for g in gates for a in g.spec[1]))
+    if rel.actor not in allowed:
+        raise GateDeniedError(
+            f"{rel.actor} may not approve releases into {stage.name} (allowed: {', '.join(allowed)})",
+            gates=["approval"],
+            hint="the actor comes from CLOUDORCH_ACTOR, the CI's actor variable, or the OS user",
+        )
+    _refuse_rejected(rel, version, "be approved")
+    approvals = rel.ledger.approvals(stage.name, version)
+    already = rel.actor in approvals
+    if not already:
+        _record(
+            rel, [L.event(L.APPROVE, actor=rel.actor, at=rel.now, stage=stage.name, version=version, reason=comment)]
+        )
+        approvals = rel.ledger.approvals(stage.name, version)
+    counted = [a for a in approvals if a in allowed]
+    return {
+        "stage": stage.name,
+        "version": version,
+        "actor": rel.actor,
+        "already_approved": already,
+        "approvals": counted,
+        "needed": need,
+        "satisfied": len(counted) >= need,
+    }
+
+
+def reject(opts: RunOptions, version: str, reason: str) -> dict[str, Any]:
+    """Mark `version` bad everywhere: it can no longer be deployed, promoted or approved."""
+    if not reason or not reason.strip():
+        raise ConfigError("rejecting a version needs --reason", hint='e.g. --reason "INC-42: corrupts carts"')
+    rel = open_release(opts)
+    earlier = rel.ledger.rejected(version)
+    if earlier is None:
+        _record(rel, [L.event(L.REJECT, actor=rel.actor, at=rel.now, stage=None, version=version, reason=reason)])
+    running = [s for s in rel.stages.order if (c := rel.ledger.current(s)) is not None and c.version == version]
+    return {"version": version, "already_rejected": earlier is not None, "running_in": running, "reason": reason}
+
+
+def rollback(
+    opts: RunOptions,
+    *,
+    to_version: str | None = None,
+    reason: str | None = None,
+    confirm: Confirm | None = None,
+    observer: ApplyObserver | None = None,
+    on_plan: Callable[[ChangeSet], None] | None = None,
+) -> Outcome:
+    """Re-deploy the previous good version of `opts.stage` (or `to_version`, which must have run there)."""
+    rel = open_release(opts)
+    stage = rel.stages.get(rel.plan, _need_stage(opts.stage))
+    cur = rel.ledger.current(stage.name)
+    if cur is None:
+        raise ConfigError(f"nothing has been deployed to {stage.name} yet; there is nothing to roll back")
+    if to_version is None:
+        target = rel.ledger.previous_good(stage.name)
+        if target is None:
+            raise ConfigError(
+                f"{stage.name} has no earlier good version than {cur.version} to roll back to",
+                hint="`cloudorch release history PLAN --stage " + stage.name + "` shows what ran there",
+            )
+    else:
+        target = to_version
+        if target not in rel.ledger.versions(stage.name):
+            raise ConfigError(
+                f"{target} never ran in {stage.name}; a rollback goes to a version that did",
+                hint="versions that ran there: " + (", ".join(rel.ledger.versions(stage.name)) or "none"),
+            )
+        _refuse_rejected(rel, target, "be rolled back to")
+    if target == cur.version:
+        raise ConfigError(f"{stage.name} already runs {target}")
+    out = Outcome("rollback", stage.name, target, previous=cur.version)
+    why = reason or f"rollback from {cur.version}"
+    result = _rollback_to(rel, stage, target, cur.version, why, confirm, observer, on_plan)
+    if result is None:
+        out.declined = True
+        return out
+    out.result, out.applied = result, True
+    return out
+
+
+def status(opts: RunOptions) -> dict[str, Any]:
+    """Per stage: the version running, since when, and the gates of the next promotion out of it.
+
+    Gates that read only the ledger and the clock (approval, soak, window) are evaluated; policy
+    and health gates need a plan or a cloud call and are shown as checked at promotion.
+    """
+    rel = open_release(opts)
+    out: list[dict[str, Any]] = []
+    for name in rel.stages.order:
+        stage = rel.stages.by_name[name]
+        cur = rel.ledger.current(name)
+        entry: dict[str, Any] = {
+            "stage": name,
+            "needs": list(stage.needs),
+            "version": cur.version if cur else None,
+            "since": iso(cur.since) if cur else None,
+            "rejected": bool(cur and rel.ledger.rejected(cur.version)),
+            "history": rel.ledger.versions(name)[-5:],
+            "next": [],
+        }
+        for nxt_name in rel.stages.next_of(name):
+            nxt = rel.stages.by_name[nxt_name]
+            candidate = pick_version(rel, nxt) if nxt.needs and nxt.needs[0] == name else (cur.version if cur else None)
+            promo: dict[str, Any] = {"stage": nxt_name, "version": candidate, "gates": [], "pending_approvals": None}
+            if candidate is not None:
+                inp = GateInputs(nxt, candidate, rel.ledger, rel.now, rel.plan.path.parent, _no_provider)
+                for gate in nxt.gates:
+                    if gate.kind in ("approval", "soak", "window"):
+                        promo["gates"].append(evaluate([gate], inp)[0].to_json())
+                    else:
+                        promo["gates"].append({"gate": gate.name, "passed": None, "detail": "checked at promotion"})
+                    if gate.kind == "approval":
+                        got = [a for a in rel.ledger.approvals(nxt_name, candidate) if a in gate.spec[1]]
+                        promo["pending_approvals"] = {
+                            "needed": gate.spec[0],
+                            "approved_by": got,
+                            "waiting_for": [a for a in gate.spec[1] if a not in got] if len(got) < gate.spec[0] else [],
+                        }
+            entry["next"].append(promo)
+        out.append(entry)
+    return {"plan": str(rel.plan.path), "now": iso(rel.now), "stages": out}
+
+
+def _no_provider(key: str) -> Any:  # pragma: no cover - status never runs provider checks
+    raise ConfigError(f"status does not call provider {key}")
+
+
+def history(opts: RunOptions, stage: str | None = None) -> list[dict[str, Any]]:
+    """Every release event, oldest first; only one stage's (and version-wide rejections) with `stage`."""
+    rel = open_release(opts)
+    if stage is not None:
+        rel.stages.get(rel.plan, stage)
+    return [L.describe(e) for e in rel.ledger.events if stage is None or e.detail.get("stage") in (stage, None)]
