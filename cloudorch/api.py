@@ -162,17 +162,28 @@ def state_key(plan: PlanSpec, opts: RunOptions) -> str:
     return f"{key}.{opts.stage}" if opts.stage else key
 
 
-def backend_for(plan: PlanSpec, opts: RunOptions) -> StateBackend:
-    """The backend from --backend, else the plan's `backend:` block, else local `.cloudorch/`."""
+def backend_for(plan: PlanSpec, opts: RunOptions, key: str | None = None) -> StateBackend:
+    """The backend from --backend, else the plan's `backend:` block, else local `.cloudorch/`.
+
+    `key` names another document than this run's state (the release ledger).
+    """
     from cloudorch.state.backends import open_backend
 
-    check_stage(plan, opts)
+    if key is None:
+        check_stage(plan, opts)
     root = Path(opts.state_dir or (plan.path.parent / ".cloudorch"))
     if opts.sandbox:
         # a sandbox run never reads or writes real state, wherever the plan keeps it
-        return open_backend(None, {}, key=state_key(plan, opts), local_root=root / "sandbox")
+        return open_backend(None, {}, key=key or state_key(plan, opts), local_root=root / "sandbox")
     block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
-    return open_backend(opts.backend_url, block, key=state_key(plan, opts), local_root=root)
+    return open_backend(
+        opts.backend_url,
+        block,
+        key=key or state_key(plan, opts),
+        local_root=root,
+        locate=lambda *field: plan.location("backend", *field),
+        env=opts.env,
+    )
 
 
 def _providers(loaded: Loaded, opts: RunOptions | None = None) -> ProviderSet:
@@ -307,12 +318,35 @@ def plan_in(sess: Session, opts: RunOptions) -> ChangeSet:
     order = [a for a in graphs.order(loaded.graph) if scope is None or a in scope]
     planner = Planner(loaded.plan, loaded.instances, order, state, sess.providers, request)
     changes = planner.run(observed)
+    _adopt_refreshed(state, observed, sess.providers)
     if scope is not None:
         changes = [c for c in changes if c.address in scope]
     cs = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
     cs.inputs = {"vars": dict(opts.vars), "var_files": [str(p) for p in opts.var_files]}
     check_policies(sess, opts, cs)
     return cs
+
+
+def _adopt_refreshed(state: State, observed: Mapping[str, Any], providers: ProviderSet) -> None:
+    """Take what refresh read into the in-memory state, as Terraform's refreshed prior state.
+
+    An update is then called with the cloud's values as `old`, so a type that only sends what
+    differs (tags, attributes) repairs drift instead of comparing two copies of the plan. Run
+    after the diff: the planner tells drift from plan changes by the values state recorded.
+    """
+    from cloudorch.providers import Observed, sensitive_fields
+    from cloudorch.state.model import is_sensitive_marker, sensitive_marker
+
+    for address, obs in observed.items():
+        rec = state.resources.get(address)
+        if rec is None or not isinstance(obs, Observed):
+            continue
+        sens = sensitive_fields(providers.resource_type(rec.provider, rec.type).Properties)
+        props = dict(rec.properties)
+        for key, value in obs.properties.items():
+            if key in props:
+                props[key] = sensitive_marker(value) if key in sens and not is_sensitive_marker(value) else value
+        rec.properties = props
 
 
 def check_policies(sess: Session, opts: RunOptions, cs: ChangeSet) -> PolicyReport | None:
@@ -1063,3 +1097,51 @@ def rollback_to(
     """
     cs = rollback_plan(opts, to=to, steps=steps)
     return apply(opts, saved=cs, confirm=confirm, observer=observer, on_plan=on_plan)
+
+
+# --------------------------------------------------------------------------- releases
+# Release stages and promotion live in `cloudorch.release`; these are the facade's names for them.
+
+
+def release_deploy(opts: RunOptions, version: str, **kwargs: Any) -> Any:
+    """Apply `version` to `opts.stage` (any version into a first stage); see `release.promotion.deploy`."""
+    from cloudorch.release.promotion import deploy
+
+    return deploy(opts, version, **kwargs)
+
+
+def release_promote(opts: RunOptions, to: str, **kwargs: Any) -> Any:
+    """Evaluate stage `to`'s gates for a version and apply it there only if all pass."""
+    from cloudorch.release.promotion import promote
+
+    return promote(opts, to, **kwargs)
+
+
+def release_approve(opts: RunOptions, version: str, comment: str | None = None) -> dict[str, Any]:
+    from cloudorch.release.promotion import approve
+
+    return approve(opts, version, comment)
+
+
+def release_reject(opts: RunOptions, version: str, reason: str) -> dict[str, Any]:
+    from cloudorch.release.promotion import reject
+
+    return reject(opts, version, reason)
+
+
+def release_rollback(opts: RunOptions, **kwargs: Any) -> Any:
+    from cloudorch.release.promotion import rollback
+
+    return rollback(opts, **kwargs)
+
+
+def release_status(opts: RunOptions) -> dict[str, Any]:
+    from cloudorch.release.promotion import status
+
+    return status(opts)
+
+
+def release_history(opts: RunOptions, stage: str | None = None) -> list[dict[str, Any]]:
+    from cloudorch.release.promotion import history
+
+    return history(opts, stage)
