@@ -91,9 +91,9 @@ def test_sigkill_at_a_random_moment_then_recover_and_apply_converge(
     assert report is not None and set(report["recovered"]) == finished
     # core.file can be looked up: an in-flight file create is adopted or recorded absent, never unknown
     assert not [a for a in report["lost"] if a.startswith("f")]
-    in_state = {r["address"] for r in json.loads(_run("state", "list", str(plan), "--json", cwd=tmp_path).stdout)[
-        "resources"
-    ]}
+    in_state = {
+        r["address"] for r in json.loads(_run("state", "list", str(plan), "--json", cwd=tmp_path).stdout)["resources"]
+    }
     assert finished | set(report["adopted"]) == in_state
     assert not journal.exists()
 

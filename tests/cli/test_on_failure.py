@@ -9,7 +9,9 @@ from typing import Any
 
 def _world(root: Path) -> dict[str, str]:
     out = root / "out"
-    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*")) if p.is_file()} if out.exists() else {}
+    if not out.exists():
+        return {}
+    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def _state(cli: Any, plan: Path) -> dict[str, tuple[str, Any, list[str]]]:
@@ -85,8 +87,16 @@ def test_rollback_puts_updates_replaces_and_deletes_back(cli, fixture_plan, tmp_
     assert len(state) == 30 and len(world) == 28  # all but `cfg` and `gate` (core.null) are files
 
     r = cli(
-        "apply", str(plan), "--auto-approve", "--on-failure=rollback",
-        "--var", "fail=true", "--var", "rev=2", "--var", "extras=[a]",
+        "apply",
+        str(plan),
+        "--auto-approve",
+        "--on-failure=rollback",
+        "--var",
+        "fail=true",
+        "--var",
+        "rev=2",
+        "--var",
+        "extras=[a]",
     )
     assert r.code == 1
     assert "Apply failed and was rolled back." in r.out
