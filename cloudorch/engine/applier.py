@@ -308,9 +308,7 @@ class Applier:
         # properties let recovery `find` what a crashed create made; skip them for types that
         # cannot find anything, to keep the journal small
         if new is not None and type(rt).find is not ResourceType.find:
-            line["properties"] = _stored_properties(
-                new.model_dump(mode="json"), sensitive_fields(rt.Properties)
-            )
+            line["properties"] = _stored_properties(new.model_dump(mode="json"), sensitive_fields(rt.Properties))
             line["depends_on"] = c.depends_on
         self.journal.started(line)
 
@@ -414,8 +412,6 @@ def _stored_properties(props: Mapping[str, Any], sensitive: frozenset[str]) -> d
     if not sensitive:
         return dict(props)
     return {k: (sensitive_marker(v) if k in sensitive and v is not None else v) for k, v in props.items()}
-
-
 
 
 def _describe(exc: BaseException) -> str:

@@ -50,13 +50,9 @@ class RecoveryReport:
         }
 
     def summary(self) -> str:
-        parts = [
-            f"recovered {len(self.recovered)} finished operation(s) from the journal of an interrupted run"
-        ]
+        parts = [f"recovered {len(self.recovered)} finished operation(s) from the journal of an interrupted run"]
         if self.adopted:
-            parts.append(
-                f"adopted {len(self.adopted)} object(s) a crashed create made: " + ", ".join(self.adopted)
-            )
+            parts.append(f"adopted {len(self.adopted)} object(s) a crashed create made: " + ", ".join(self.adopted))
         if self.absent:
             parts.append(
                 f"{len(self.absent)} in-flight create(s) made nothing and were recorded absent: "
@@ -118,8 +114,7 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
             continue
         sens = sensitive_fields(rt.Properties)
         stored: dict[str, Any] = {
-            k: (sensitive_marker(v) if k in sens and v is not None else v)
-            for k, v in op["properties"].items()
+            k: (sensitive_marker(v) if k in sens and v is not None else v) for k, v in op["properties"].items()
         }
         state.resources[address] = ResourceRecord(
             address=address,

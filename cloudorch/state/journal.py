@@ -153,9 +153,7 @@ class Journal:
     def _append_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         at = _timestamp()
         lines = [
-            (
-                json.dumps({"at": at, "event": event, "op": payload}, separators=(",", ":"), default=str) + "\n"
-            ).encode()
+            (json.dumps({"at": at, "event": event, "op": payload}, separators=(",", ":"), default=str) + "\n").encode()
             for event, payload in items
         ]
         with self._cond:
