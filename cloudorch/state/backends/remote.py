@@ -233,13 +233,12 @@ class RemoteBackend(StateBackend):
             landed = self._peek_current()
             if landed is None or landed[0].checksum != header.checksum:
                 self._seen = None
-                now = f"serial {landed[0].serial}" if landed is not None else "no state"
-                raise StateError(
-                    f"refusing to write {where}: it changed since it was read (expected "
-                    f"{'no state' if expected_serial is None else f'serial {expected_serial}'} at version "
-                    f"{token or 'none'}, found {now} at another version); nothing was overwritten",
-                    hint=retry,
-                ) from None
+                now = f"it holds serial {landed[0].serial}" if landed is not None else "it holds no state"
+                if expected_serial is None:
+                    why = f"expected no state yet, but {now}"
+                else:
+                    why = f"it changed since it was read (expected serial {expected_serial}; {now} now)"
+                raise StateError(f"refusing to write {where}: {why}; nothing was overwritten", hint=retry) from None
             new_token = landed[1]  # a retried request of ours had already landed
         self._seen = (header, new_token)
         self.bytes_written += len(data)
@@ -282,6 +281,11 @@ class RemoteBackend(StateBackend):
             f"state {self.key} ({self.store.url(self.state_name)}) has no version with serial {serial}",
             hint=f"Versions kept: {', '.join(map(str, kept)) or 'none'}.",
         )
+
+    def sealed_with(self) -> str | None:
+        """The id of the key the current document is encrypted with; None if it is plaintext."""
+        obj = self.store.get_head(self.state_name, HEADER_PEEK)
+        return sealed_key_id(obj.data) if obj is not None and is_sealed(obj.data) else None
 
     # -- lock ------------------------------------------------------------------------------
 

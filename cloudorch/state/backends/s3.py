@@ -246,16 +246,6 @@ class DynamoLock(LockSlot):
         self.store = store
         self.table = table
         self.lock_id = lock_id
-        # explicit keys in `env` (a caller's environment, not necessarily os.environ) win over the chain
-        self.keys = {
-            arg: env[var]
-            for arg, var in (
-                ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
-                ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-                ("aws_session_token", "AWS_SESSION_TOKEN"),
-            )
-            if env.get(var) and not options.profile
-        }
         self._client: Any = None
 
     def _ddb(self) -> Any:

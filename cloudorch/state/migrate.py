@@ -1,0 +1,179 @@
+"""Moving state between backends (`state migrate`) and re-encrypting it (`state rekey`).
+
+Owns the copy: every kept version of one state document, oldest first, written to an empty
+target under both locks, then read back and verified (serial, lineage, content checksum) before
+anyone is told to switch; and the plan-file edit that switches `backend.url`. It never decides
+which documents a plan has (the API does) and never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloudorch.errors import StateError
+from cloudorch.state.backends.base import StateBackend
+from cloudorch.state.crypto import StateKey
+from cloudorch.state.lock import LockInfo
+from cloudorch.state.model import State
+
+
+def content_checksum(state: State) -> str:
+    """sha256 of the state's canonical JSON without `written_at`, which every write stamps anew:
+    a copy verifies when everything it records is the same."""
+    doc = state.model_copy(update={"written_at": ""})
+    return "sha256:" + hashlib.sha256(doc.canonical_json().encode()).hexdigest()
+
+
+@dataclass
+class CopiedDocument:
+    """One state document moved: its key, the serials copied (oldest first) and skipped."""
+
+    key: str
+    source: str
+    target: str
+    serials: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    checksum: str = ""
+
+
+def copy_document(
+    source: StateBackend, target: StateBackend, *, key: str, command: str, lock_timeout: float
+) -> CopiedDocument | None:
+    """Copy `source`'s current state and history to the empty `target`; None if source is empty."""
+    if source.journal_path().exists():
+        raise StateError(
+            f"state {key} has the journal of an interrupted apply ({source.journal_path()})",
+            hint="run `cloudorch plan` once to recover it, then migrate",
+        )
+    with source.lock(LockInfo.new(command), lock_timeout), target.lock(LockInfo.new(command), lock_timeout):
+        current = source.read()
+        if current is None:
+            return None
+        if target.read() is not None:
+            raise StateError(
+                f"refusing to migrate state {key}: {target.describe()} already holds a state",
+                hint="migrate to an empty location (another prefix), or remove that state first",
+            )
+        report = CopiedDocument(key, source.describe(), target.describe())
+        wanted: dict[int, str] = {}
+        expected: int | None = None
+        for entry in sorted(source.history(), key=lambda e: e.serial):
+            if entry.serial in wanted or entry.serial > current.serial:
+                continue
+            state = current if entry.serial == current.serial else source.read_version(entry.serial)
+            if state.lineage != current.lineage:
+                report.skipped.append(entry.serial)  # a state that was since replaced: not this one's past
+                continue
+            wanted[state.serial] = content_checksum(state)
+            target.write(state.model_copy(deep=True), expected)
+            expected = state.serial
+        if current.serial not in wanted:
+            wanted[current.serial] = content_checksum(current)
+            target.write(current.model_copy(deep=True), expected)
+        _verify(target, key, current, wanted)
+        report.serials = sorted(wanted)
+        report.checksum = wanted[current.serial]
+        return report
+
+
+def _verify(target: StateBackend, key: str, current: State, wanted: dict[int, str]) -> None:
+    landed = target.read()
+    problems: list[str] = []
+    if landed is None or landed.serial != current.serial or landed.lineage != current.lineage:
+        problems.append(f"current serial is {landed.serial if landed else 'missing'}, expected {current.serial}")
+    listed = {e.serial for e in target.history()}
+    for serial, checksum in sorted(wanted.items()):
+        if serial not in listed:
+            problems.append(f"serial {serial} is not in its history")
+            continue
+        got = target.read_version(serial)
+        if got.serial != serial or content_checksum(got) != checksum:
+            problems.append(f"serial {serial} differs from the source")
+    if problems:
+        raise StateError(
+            f"the copy of state {key} at {target.describe()} does not verify: " + "; ".join(problems),
+            hint="the source was left as it was and the plan still points at it; check the target and retry",
+        )
+
+
+# --------------------------------------------------------------------------- plan file switch
+
+_TOP_BACKEND = re.compile(r"^backend\s*:", re.MULTILINE)
+
+
+def switch_plan_backend(path: Path, old_url: str | None, new_url: str, url_line: int | None) -> bool:
+    """Point the plan file's `backend.url` at `new_url` with the smallest edit; False if the file's
+    shape is one we do not rewrite (the caller tells the user to edit it)."""
+    text = path.read_text(encoding="utf-8")
+    quoted = f'"{new_url}"'
+    if old_url is not None and url_line is not None:
+        lines = text.splitlines(keepends=True)
+        idx = url_line - 1
+        if not 0 <= idx < len(lines) or old_url not in lines[idx]:
+            return False
+        line = lines[idx]
+        for form in (f'"{old_url}"', f"'{old_url}'", old_url):
+            if form in line:
+                lines[idx] = line.replace(form, quoted, 1)
+                break
+        text = "".join(lines)
+    elif old_url is None and not _TOP_BACKEND.search(text):
+        text = text + ("" if text.endswith("\n") else "\n") + f"backend:\n  url: {quoted}\n"
+    else:
+        return False
+    tmp = path.with_name(f".{path.name}.migrate-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+# --------------------------------------------------------------------------- rekey
+
+
+@dataclass
+class Rekeyed:
+    """One state document after `state rekey`: the key that sealed it before (None: plaintext)."""
+
+    key: str
+    where: str
+    from_key: str | None
+    to_key: str
+    serial: int
+    changed: bool
+
+
+def rekey_document(
+    backend: StateBackend, *, key: str, command: str, lock_timeout: float, actor: str, old_keys: list[StateKey]
+) -> Rekeyed | None:
+    """Re-encrypt the current state with the backend's configured key (a new serial).
+
+    Older versions keep the key they were written with: list it under `encryption.old_keys` to
+    keep reading them. None when nothing is stored under `key`.
+    """
+    from cloudorch.errors import ConfigError
+    from cloudorch.state.backends.remote import RemoteBackend
+    from cloudorch.state.model import StateEvent
+
+    if not isinstance(backend, RemoteBackend) or backend.cipher is None:
+        raise ConfigError(
+            f"state {key} ({backend.describe()}) has no encryption key configured",
+            hint="add `encryption: {key_env: NAME}` (the new key) to the plan's backend block, then rekey",
+        )
+    backend.cipher.keys.extend(k for k in old_keys if k.key_id not in {c.key_id for c in backend.cipher.keys})
+    with backend.lock(LockInfo.new(command), lock_timeout):
+        before = backend.sealed_with()
+        state = backend.read()
+        if state is None:
+            return None
+        to_key = backend.cipher.key_id
+        if before == to_key:
+            return Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=False)
+        state.events.append(StateEvent(kind="rekey", actor=actor, detail={"from": before or "plaintext", "to": to_key}))
+        expected = state.serial
+        state.serial += 1
+        backend.write(state, expected)
+        return Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=True)
