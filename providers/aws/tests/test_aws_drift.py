@@ -127,3 +127,28 @@ def test_bucket_created_outside_is_found_by_its_address_tag(
     assert doc["not_created"] == ["jobs", "logs"]
     code, _, text = cli(capsys, "drift", plan, "--markdown")
     assert code == 2 and "<code>site</code> (aws.s3_bucket): created outside cloudorch (not in state)" in text
+
+
+def test_rollback_restores_a_sensitive_value_only_from_a_matching_plan_value(
+    tmp_path: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "drift_lambda.yaml"
+    shutil.copy(FIXTURE.with_name("drift_lambda.yaml"), plan)
+    code, _, text = cli(capsys, "apply", plan, "--auto-approve", "--var", "greeting=hello")  # serial 1
+    assert code == 0, text
+    code, _, text = cli(capsys, "apply", plan, "--auto-approve")  # serial 2: greeting=bonjour
+    assert code == 0, text
+
+    def greeting() -> str:
+        cfg = aws("lambda").get_function_configuration(FunctionName="drift-lambda-fn")
+        return str(cfg["Environment"]["Variables"]["GREETING"])
+
+    assert greeting() == "bonjour"
+    code, _, text = cli(capsys, "rollback", plan, "--to", "1", "--auto-approve")
+    assert code == 1
+    assert "cannot restore sensitive value(s) of serial 1: fn.environment" in text
+    assert greeting() == "bonjour"
+    code, _, text = cli(capsys, "rollback", plan, "--to", "1", "--auto-approve", "--var", "greeting=hello")
+    assert code == 0, text
+    assert "hello" not in text and "bonjour" not in text  # masked in the plan shown
+    assert greeting() == "hello"
