@@ -40,6 +40,8 @@ Environment (a flag on the command line wins):
   CLOUDORCH_STAGE=NAME         --stage              CLOUDORCH_SANDBOX=1        --sandbox
   CLOUDORCH_ON_FAILURE=MODE    --on-failure         CLOUDORCH_NO_COLOR=1       --no-color
   CLOUDORCH_REFRESH=false      --refresh=false      CLOUDORCH_DEBUG=1          tracebacks for bugs
+  CLOUDORCH_PLAN_FORMAT=FMT    plan --format        CLOUDORCH_SANDBOX_DIR=DIR  where the sandbox lives
+  CLOUDORCH_ACTOR=NAME         who approves/overrides (else the CI user, else the OS user)
   CI=true: never prompt (apply needs --auto-approve), no live progress, no colour unless
   FORCE_COLOR is set. NO_COLOR is honoured too.
 
@@ -299,7 +301,8 @@ def _ask(out: Output, verb: str) -> bool:
 
     if not sys.stdin.isatty() or in_ci():
         raise CloudorchError(
-            f"{verb} needs confirmation, but there is no terminal to ask on",
+            f"{verb} needs confirmation, but there is no terminal to ask on"
+            + (" (CI=true never prompts)" if in_ci() else ""),
             hint="review the plan, then run again with --auto-approve (or apply a saved plan file)",
         )
     out.err.print(f"\nDo you want to {verb}? Only 'yes' will be accepted.")

@@ -36,12 +36,15 @@ class Output:
     _current: ClassVar[Output | None] = None
 
     def __init__(self, *, color: bool = True, json_mode: bool = False, sandbox: bool = False) -> None:
-        no_color = not color or bool(os.environ.get("NO_COLOR")) or (in_ci() and not _forced_color())
+        ci_plain = in_ci() and not _forced_color()
+        no_color = not color or bool(os.environ.get("NO_COLOR")) or ci_plain
         self.json_mode = json_mode
         self.documented = False  # stdout already holds this command's one JSON document
         self.sandbox = sandbox  # this run works on the sandbox: say so on every screen
-        self.out = Console(no_color=no_color, highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
+        # under CI a pseudo-terminal is still a log file: no escape codes at all, not even bold
+        term = False if ci_plain else None
+        self.out = Console(no_color=no_color, highlight=False, soft_wrap=True, force_terminal=term)
+        self.err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True, force_terminal=term)
 
     @classmethod
     def current(cls) -> Output:
