@@ -30,7 +30,7 @@ stages, from one YAML plan file.
   cloudorch destroy plans/quickstart.yaml      remove everything the plan made
 
 \b
-Exit codes: 0 ok / no changes, 1 error, 2 changes present (plan --detailed-exitcode),
+Exit codes: 0 ok / no changes, 1 error, 2 changes or drift present (plan --detailed-exitcode, drift),
 3 denied by policy, 4 state locked, 130 interrupted. Every command takes --json.
 
 \b

@@ -9,6 +9,7 @@ or changes the cloud: reconciling and rolling back go through the normal plan/ap
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
@@ -277,8 +278,6 @@ def detect(
     Returns the report and the live state (records as the cloud has them now, deleted ones
     left out) for policies to judge.
     """
-    import time
-
     started = time.monotonic()
     report = DriftReport(plan.name or plan.path.stem, str(plan.path), state.serial)
     records = [r for a, r in sorted(state.resources.items()) if scope is None or a in scope]
