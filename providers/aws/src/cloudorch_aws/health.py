@@ -56,8 +56,10 @@ def alarms_in_alarm(provider: AwsProvider, spec: Mapping[str, Any]) -> tuple[boo
     firing: list[str] = []
     try:
         for page in client.get_paginator("describe_alarms").paginate(**kwargs):
-            firing += [a["AlarmName"] for a in page.get("MetricAlarms", [])]
-            firing += [a["AlarmName"] for a in page.get("CompositeAlarms", [])]
+            # filter again here: moto ignores StateValue when a name prefix is given as well
+            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                if alarm.get("StateValue") == "ALARM":
+                    firing.append(alarm["AlarmName"])
     except Exception as exc:
         raise provider.classify(exc, None) from exc
     what = f"prefix {check.prefix!r}" if not check.names else "names " + ", ".join(check.names)
