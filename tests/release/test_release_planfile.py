@@ -74,7 +74,8 @@ def test_stage_references_need_stages(run: Callable[..., Result], tmp_path: Path
     # without stages, ${release.version} still comes from the plan's release block
     plan = _write(
         tmp_path,
-        'version: 1\nrelease: {version: "7.1"}\nresources:\n  a: {type: core.null, properties: {values: {v: "${release.version}"}}}\n',
+        'version: 1\nrelease: {version: "7.1"}\n'
+        'resources:\n  a: {type: core.null, properties: {values: {v: "${release.version}"}}}\n',
     )
     assert run("apply", str(plan), "--auto-approve").code == 0
     shown = run("state", "show", str(plan), "a", "--json").json()

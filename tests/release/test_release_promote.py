@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Result = Any  # the `run` fixture's result (tests/release/conftest.py)
-
 import boto3
 
+Result = Any  # the `run` fixture's result (tests/release/conftest.py)
 
 
 AT = {
@@ -50,7 +49,9 @@ def test_three_stage_release_through_every_gate(
     plan = str(release_plan())
     aws = ("--var", f"aws_endpoint={moto}")
 
-    got = run("release", "deploy", plan, "--stage", "dev", "--version", "1.0.0", "--auto-approve", *aws, at=AT["deploy"])
+    got = run(
+        "release", "deploy", plan, "--stage", "dev", "--version", "1.0.0", "--auto-approve", *aws, at=AT["deploy"]
+    )
     assert got.code == 0, got.err
     assert _state(run, Path(plan), "dev") == {"env": "dev", "stage": "dev", "version": "1.0.0"}
     assert (Path(plan).parent / "out/dev/build.txt").read_text() == "version 1.0.0 in dev\n"
@@ -72,7 +73,9 @@ def test_three_stage_release_through_every_gate(
     assert run("release", "approve", plan, "--stage", "prod", "--version", "1.0.0", actor="alice").code == 0
     again = run("release", "approve", plan, "--stage", "prod", "--version", "1.0.0", "--json", actor="alice")
     assert again.code == 0 and again.json()["already_approved"] and again.json()["approvals"] == ["alice"]
-    bob = run("release", "approve", plan, "--stage", "prod", "--version", "1.0.0", "--comment", "lgtm", "--json", actor="bob")
+    bob = run(
+        "release", "approve", plan, "--stage", "prod", "--version", "1.0.0", "--comment", "lgtm", "--json", actor="bob"
+    )
     assert bob.json()["approvals"] == ["alice", "bob"] and bob.json()["satisfied"]
     mallory = run("release", "approve", plan, "--stage", "prod", "--version", "1.0.0", actor="mallory")
     assert mallory.code == 3 and "mallory may not approve" in mallory.err
@@ -122,7 +125,18 @@ def test_three_stage_release_through_every_gate(
     ]
 
     # 1.1.0 reaches prod but fails its verify check: prod goes back to 1.0.0 by itself
-    run("release", "deploy", plan, "--stage", "dev", "--version", "1.1.0", "--auto-approve", *aws, at="2026-11-24T09:00:00Z")
+    run(
+        "release",
+        "deploy",
+        plan,
+        "--stage",
+        "dev",
+        "--version",
+        "1.1.0",
+        "--auto-approve",
+        *aws,
+        at="2026-11-24T09:00:00Z",
+    )
     got = run("release", "promote", plan, "--to", "staging", "--auto-approve", *aws, at="2026-11-24T10:00:00Z")
     assert got.code == 0, got.err
     for actor in ("bob", "carol"):
@@ -136,7 +150,11 @@ def test_three_stage_release_through_every_gate(
     assert _state(run, Path(plan), "prod")["version"] == "1.0.0"
     assert (Path(plan).parent / "out/prod/build.txt").read_text() == "version 1.0.0 in prod\n"
     tail = run("release", "history", plan, "--stage", "prod", "--json").json()["events"][-3:]
-    assert [(e["kind"], e["version"]) for e in tail] == [("promote", "1.1.0"), ("verify_failed", "1.1.0"), ("rollback", "1.0.0")]
+    assert [(e["kind"], e["version"]) for e in tail] == [
+        ("promote", "1.1.0"),
+        ("verify_failed", "1.1.0"),
+        ("rollback", "1.0.0"),
+    ]
     assert tail[2]["reason"].startswith("verification of 1.1.0 failed: health.command")
 
     # the release history lives in state documents, beside the stages' own

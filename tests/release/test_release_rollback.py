@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,9 @@ def _deploy(run: Callable[..., Result], plan: Path, version: str, at: str = "202
     assert got.code == 0, got.err
 
 
-def test_rollback_redeploys_the_previous_version(run: Callable[..., Result], release_plan: Callable[[str], Path]) -> None:
+def test_rollback_redeploys_the_previous_version(
+    run: Callable[..., Result], release_plan: Callable[[str], Path]
+) -> None:
     plan = release_plan("release_two_stage.yaml")
     _deploy(run, plan, "1.0.0")
     _deploy(run, plan, "2.0.0")
