@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,14 @@ def _finished(journal: Path) -> list[str]:
         return []
     lines = [json.loads(x) for x in journal.read_text().splitlines() if x.strip().endswith("}")]
     return [x["op"]["address"] for x in lines if x["event"] == "finished"]
+
+
+@pytest.fixture(autouse=True)
+def _leave_moto_empty(moto_url: str) -> Iterator[None]:
+    """moto's backends are per process: fifty buckets left behind would show up in another module's
+    in-process moto server on the same pytest worker."""
+    yield
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
 
 
 @pytest.mark.slow
