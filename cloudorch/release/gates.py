@@ -74,6 +74,8 @@ def _fmt_seconds(seconds: float) -> str:
 
 
 def policy_gate(gate: Gate, inp: GateInputs) -> Verdict:
+    from cloudorch.policy.model import Level
+
     names: tuple[str, ...] | None = gate.spec
     report = inp.policy_report
     known = {p.id for p in report.policies} if report is not None else set()
@@ -84,7 +86,8 @@ def policy_gate(gate: Gate, inp: GateInputs) -> Verdict:
         return Verdict(gate.name, True, "the plan declares no policies")
     wanted = set(names) if names else known
     hits = [v for v in report.violations if v.policy_id in wanted]
-    standing = [v for v in hits if v.policy_id not in inp.policy_overrides]
+    # only a mandatory policy can be waived (--override ID --reason); hard and advisory ones stand
+    standing = [v for v in hits if not (v.level is Level.MANDATORY and v.policy_id in inp.policy_overrides)]
     what = ", ".join(sorted(wanted)) or "no policies"
     if standing:
         lines = "; ".join(str(v) for v in standing[:5]) + (
