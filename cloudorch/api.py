@@ -125,7 +125,13 @@ def bind_release(plan: PlanSpec, opts: RunOptions) -> PlanSpec:
     if plan.stages:
         from cloudorch.release.model import stages_of
 
-        stages_of(plan)  # located errors for a malformed `stages:` before anything runs
+        stages = stages_of(plan)  # located errors for a malformed `stages:` before anything runs
+        gated = stages is not None and opts.stage is not None and stages.by_name[opts.stage].gates
+        if gated and opts.release_version is None and opts.notify and opts.command.endswith(" apply"):
+            opts.notify(
+                f"stage {opts.stage} has release gates; `cloudorch apply` does not evaluate them "
+                "(`cloudorch release promote` does) and leaves no release history"
+            )
     elif not uses_roots(plan, STAGE_ROOTS):
         return plan
     return bind_stage(plan, stage_context(plan, opts.stage, opts.release_version))
@@ -885,6 +891,87 @@ def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecor
 def state_history(opts: RunOptions) -> list[Any]:
     _, _, backend = read_state(opts)
     return backend.history()
+
+
+def _plan_documents(plan: PlanSpec, opts: RunOptions) -> list[str]:
+    """Every state document a plan can have: its own (or the --stage one's), each stage's, the release ledger."""
+    key = plan_key(plan)
+    if opts.stage is not None:
+        return [state_key(plan, opts)]
+    return [key, *(f"{key}.{s}" for s in plan.stages or {}), f"{key}..release"]
+
+
+@dataclass
+class MigrateResult:
+    """What `state migrate` did: the documents copied and whether the plan file now points at the target."""
+
+    target: str
+    documents: list[Any]
+    switched: bool
+    switch_note: str
+
+
+def state_migrate(opts: RunOptions, to_url: str) -> MigrateResult:
+    """Copy every state document of the plan (current + history) to `to_url`, verify, switch the plan."""
+    from cloudorch.errors import Location
+    from cloudorch.planfile import load_plan
+    from cloudorch.state.backends import open_backend
+    from cloudorch.state.backends.url import OPTIONS_BY_SCHEME, CommonOptions, parse_backend_url
+    from cloudorch.state.migrate import copy_document, switch_plan_backend
+
+    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    root = Path(opts.state_dir or (plan.path.parent / ".cloudorch"))
+    block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
+    target_scheme = parse_backend_url(to_url, Location("--to")).scheme
+    # the target shares the options every backend has (encryption, lease); cloud options come from its SDK env
+    common = {k: v for k, v in block.items() if k in CommonOptions.model_fields and k != "url"}
+    copied = []
+    for key in _plan_documents(plan, opts):
+        source = backend_for(plan, opts, key=key)
+        target = open_backend(to_url, common, key=key, local_root=root, env=opts.env)
+        if source.describe() == target.describe():
+            raise ConfigError(f"--to {to_url}: the state already lives there", hint="pick another location")
+        done = copy_document(source, target, key=key, command=opts.command, lock_timeout=opts.lock_timeout)
+        if done is not None:
+            copied.append(done)
+    if not copied:
+        raise StateError(
+            f"nothing to migrate: {plan.path} has no state yet",
+            hint="apply the plan first, or point --backend at where its state is",
+        )
+    if opts.backend_url:
+        note = f"--backend/CLOUDORCH_BACKEND named the source: use --backend {to_url} from now on"
+        return MigrateResult(to_url, copied, False, note)
+    left = sorted(set(block) - set(OPTIONS_BY_SCHEME[target_scheme].model_fields))
+    if left:
+        note = f"backend options {', '.join(left)} do not apply to {target_scheme}:// — edit {plan.path} yourself"
+        return MigrateResult(to_url, copied, False, note)
+    url_line = plan.location("backend", "url").line if "url" in block else None
+    switched = switch_plan_backend(plan.path, block.get("url"), to_url, url_line)
+    note = f"{plan.path} now has backend url {to_url}" if switched else f"set backend.url: {to_url} in {plan.path}"
+    return MigrateResult(to_url, copied, switched, note)
+
+
+def state_rekey(opts: RunOptions, old_key_envs: Sequence[str] = (), old_key_files: Sequence[Path] = ()) -> list[Any]:
+    """Re-encrypt each state document of the plan with the backend's configured key."""
+    from cloudorch.planfile import load_plan
+    from cloudorch.state.crypto import StateKey
+    from cloudorch.state.migrate import rekey_document
+
+    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    env = dict(os.environ if opts.env is None else opts.env)
+    old = [StateKey.from_env(n, env) for n in old_key_envs] + [StateKey.from_file(p) for p in old_key_files]
+    done = []
+    for key in _plan_documents(plan, opts):
+        backend = backend_for(plan, opts, key=key)
+        got = rekey_document(
+            backend, key=key, command=opts.command, lock_timeout=opts.lock_timeout, actor=actor(), old_keys=old
+        )
+        if got is not None:
+            done.append(got)
+    if not done:
+        raise StateError(f"nothing to rekey: {plan.path} has no state yet", hint="apply the plan first")
+    return done
 
 
 def force_unlock(opts: RunOptions, lock_id: str) -> None:

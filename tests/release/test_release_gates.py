@@ -112,6 +112,7 @@ def test_plain_commands_on_a_staged_plan_name_their_stage(
     assert got.code == 1 and "has release stages (dev, prod)" in got.err and "--stage dev" in got.err
     got = run("apply", str(plan), "--stage", "prod", "--var", "version=3.0.0", "--auto-approve", at=SUNDAY_NOON)
     assert got.code == 3 and "prod-hours" in got.err  # the policy matched to prod blocks plain applies too
+    assert "stage prod has release gates; `cloudorch apply` does not evaluate them" in got.err
     got = run("apply", str(plan), "--stage", "dev", "--var", "version=3.0.0", "--auto-approve", at=SUNDAY_NOON)
     assert got.code == 0, got.err
     assert run("output", str(plan), "label", "--stage", "dev").out.strip() == "dev-3.0.0"
