@@ -116,22 +116,22 @@ def open_release(opts: RunOptions) -> Release:
     return Release(opts, plan, stages, store, store.read(), clock_now(opts.env), api.actor())
 
 
-_VAR_REF = re.compile(r"^\$\{\s*var\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}$")
+_VERSION_AS_VAR = re.compile(
+    r"""version\s*:\s*(["']?)\$\{\s*var\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\1\s*(?:[,}#]|$)"""
+)
 
 
 def version_vars(plan: PlanSpec, version: str) -> dict[str, str]:
     """When `release.version` is written `${var.NAME}`, `--version` sets NAME too, so they agree."""
-    import yaml
-
-    try:
-        raw = yaml.safe_load(plan.text)
-    except yaml.YAMLError:  # pragma: no cover - load_plan already parsed it
+    # read the text where the value was written (cheap) rather than parse the YAML again
+    loc = plan.location("release", "version")
+    if loc.line is None or loc.field != "release.version":
         return {}
-    written = ((raw or {}).get("release") or {}).get("version") if isinstance(raw, dict) else None
-    m = _VAR_REF.match(written) if isinstance(written, str) else None
-    if m is None or m.group(1) not in plan.variables:
+    line = plan.text.splitlines()[loc.line - 1][(loc.column or 1) - 1 :]
+    m = _VERSION_AS_VAR.match(line)
+    if m is None or m.group(2) not in plan.variables:
         return {}
-    return {m.group(1): version}
+    return {m.group(2): version}
 
 
 def stage_options(rel: Release, stage: str, version: str, **kw: Any) -> RunOptions:
