@@ -51,7 +51,8 @@ def plan_text(n: int) -> str:
     ]
     for i in range(n):
         lines.append(
-            f"  r{i}: {{type: core.null, properties: {{values: {{v: '${{release.version}}', e: '${{stage.vars.env}}'}}}}}}"
+            f"  r{i}: {{type: core.null, properties: "
+            "{values: {v: '${release.version}', e: '${stage.vars.env}'}}}"
         )
     return "\n".join(lines) + "\n"
 
