@@ -104,6 +104,15 @@ class OutputSpec(_Strict):
         return {"value": data}
 
 
+def _release_schema(schema: dict[str, Any], section: str) -> None:
+    """The JSON Schema of `stages:` / `release:` comes from the release model (imported only here)."""
+    from cloudorch.release.model import section_json_schema
+
+    description = schema.get("description")
+    schema.clear()
+    schema.update(section_json_schema(section), description=description)
+
+
 class PlanFileModel(_Strict):
     """The top level of a plan file."""
 
@@ -116,9 +125,17 @@ class PlanFileModel(_Strict):
     )
     resources: dict[str, ResourceSpec] = Field(default_factory=dict, description="Resources by name.")
     outputs: dict[str, OutputSpec] = Field(default_factory=dict, description="Outputs by name.")
-    # typed by later issues (release, policy, state); accepted loosely for now
-    stages: dict[str, Any] | None = Field(None, description="Release stages by name.")
-    release: dict[str, Any] | None = Field(None, description="The release promoted through stages.")
+    # kept as dicts (templates inside); `cloudorch.release.model.stages_of` checks them, with locations
+    stages: dict[str, Any] | None = Field(
+        None,
+        description="Release stages by name: needs, vars, gates, verify, on_failed_verification.",
+        json_schema_extra=lambda schema: _release_schema(schema, "stages"),
+    )
+    release: dict[str, Any] | None = Field(
+        None,
+        description="The release promoted through stages: `version`, approval `groups`, any other keys.",
+        json_schema_extra=lambda schema: _release_schema(schema, "release"),
+    )
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
     backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
 

@@ -325,3 +325,24 @@ def _order(plan: PlanSpec, by_name: dict[str, Stage]) -> list[str]:
     edges = [(need, n) for n, s in by_name.items() for need in s.needs]
     g = graphs.build(nodes, edges, locate=lambda n: plan.location("stages", n, "needs"))
     return graphs.order(g)
+
+
+def section_json_schema(section: str) -> dict[str, Any]:
+    """JSON Schema of the plan file's `stages:` (a mapping of `StageModel`) or `release:` section."""
+    if section == "stages":
+        stage = StageModel.model_json_schema()
+        stage.pop("title", None)
+        return {"anyOf": [{"type": "object", "additionalProperties": stage}, {"type": "null"}]}
+    release = {
+        "type": "object",
+        "properties": {
+            "version": {"description": "The version being promoted, usually `${var.version}`."},
+            "groups": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "description": "Approval groups: name -> actors, for `approval: {from: NAME}`.",
+            },
+        },
+        "additionalProperties": True,
+    }
+    return {"anyOf": [release, {"type": "null"}]}
