@@ -92,3 +92,34 @@ def test_on_failure_is_validated_before_anything_runs(fixture_plan: Any) -> None
     with pytest.raises(ConfigError, match="expected one of stop, continue, rollback"):
         api.apply(_opts(plan, on_failure="Rollback"))
     assert not (plan.parent / ".cloudorch" / "state").exists()
+
+
+def test_a_sensitive_previous_value_cannot_be_restored_and_says_so(tmp_path: Path) -> None:
+    from cloudorch.engine.rollback import build_undo
+    from cloudorch.state.journal import JournalEntry, JournalReplay
+    from cloudorch.state.model import ResourceRecord, State, sensitive_marker
+
+    before = ResourceRecord(
+        address="db", type="core.null", provider="core", id="1", properties={"password": sensitive_marker("old")}
+    )
+    now = before.model_copy(update={"properties": {"password": sensitive_marker("new")}})
+    replay = JournalReplay(
+        path=tmp_path / "j.jsonl",
+        header={},
+        completed=[JournalEntry("finished", "", {"op": "db", "address": "db", "action": "update"})],
+        inverses={
+            "db": {
+                "op": "inverse:db",
+                "address": "db",
+                "action": "update",
+                "undo": "update",
+                "type": "core.null",
+                "provider": "core",
+                "after": [],
+                "previous": before.model_dump(mode="json"),
+            }
+        },
+    )
+    plan = build_undo(replay, State(resources={"db": now}))
+    assert plan.changes == {}
+    assert "sensitive property password is kept only as a hash" in plan.report.not_undone["db"]
