@@ -19,6 +19,7 @@ from cloudorch.changes import Action, Change, ChangeSet
 from cloudorch.engine.applier import Applier, ApplyObserver
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.scheduler import Interrupt, Task
+from cloudorch.errors import CloudorchError
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal, JournalReplay
 from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker
@@ -162,6 +163,33 @@ def _undo_change(address: str, inv: dict[str, Any], state: State, report: UndoRe
     return None
 
 
+def _restore_half_done(replay: JournalReplay, state: State, providers: ProviderSet, plan: UndoPlan) -> None:
+    """A replace that failed after deleting the old object (or a delete that failed half-way) left
+    state pointing at nothing: ask the cloud, and re-create the object from its previous properties."""
+    for entry in replay.completed:
+        op = entry.op
+        address = str(op.get("address"))
+        if entry.event != "failed" or op.get("op") != address or op.get("action") not in ("replace", "delete"):
+            continue
+        inv = replay.inverses.get(address, {})
+        current = state.resources.get(address)
+        if current is None or "previous" not in inv or address in plan.changes:
+            continue
+        try:
+            rt = providers.resource_type(current.provider, current.type)
+            seen = rt.read(address, current.id, rt.Properties.model_construct(**current.properties))
+        except CloudorchError as exc:
+            plan.report.not_undone[address] = f"could not tell whether its failed {op.get('action')} deleted it: {exc}"
+            continue
+        if seen is not None:
+            continue  # the failed operation left the object in place: nothing to undo
+        state.resources.pop(address, None)
+        change = _undo_change(address, {**inv, "undo": "create"}, state, plan.report)
+        if change is not None:
+            plan.changes[address] = change
+            plan.after.setdefault(address, set())
+
+
 class _UndoApplier(Applier):
     """An applier whose operations run in the undo order, not the order of `depends_on`."""
 
@@ -197,6 +225,7 @@ def rollback(
     """Undo every operation `replay` says finished, journaling into `journal`; state is updated in place."""
     t0 = time.monotonic()
     plan = build_undo(replay, state)
+    _restore_half_done(replay, state, providers, plan)
     report = plan.report
     journal.rollback(
         {"op": "rollback", "address": "*", "action": "rollback", "reason": reason, "undo": sorted(plan.changes)}

@@ -123,3 +123,15 @@ def test_a_sensitive_previous_value_cannot_be_restored_and_says_so(tmp_path: Pat
     plan = build_undo(replay, State(resources={"db": now}))
     assert plan.changes == {}
     assert "sensitive property password is kept only as a hash" in plan.report.not_undone["db"]
+
+
+def test_a_replace_that_failed_after_deleting_the_old_object_is_put_back(fixture_plan: Any) -> None:
+    plan = fixture_plan("rollback_replace.yaml")
+    assert api.apply(_opts(plan, on_failure="stop")) is not None
+    old = plan.parent / "out" / "doc.txt"
+    (plan.parent / "blocked").write_text("a file, so nothing can be created under it")
+    result = api.apply(_opts(plan, where="blocked/doc.txt"))
+    assert result is not None and list(result.failed) == ["doc"]
+    assert result.undo.undone == {"doc": "re-created from its previous properties"}
+    assert old.read_text() == "keep me"
+    assert [r.properties["path"] for r in api.state_list(_opts(plan))] == ["out/doc.txt"]
