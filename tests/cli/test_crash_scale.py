@@ -167,3 +167,42 @@ def test_lock_of_a_silent_holder_is_taken_over_once_its_lease_expires(fixture_pl
     r = _run("recover", str(plan), "--json", cwd=tmp_path)
     assert r.returncode == 0 and "pid 999999" in json.loads(r.stdout)["took_over_lock"]
     assert not (root / "locks" / "crashundo.lock").exists()
+
+
+def test_recover_adopts_what_exists_and_records_absent_what_does_not(fixture_plan: Any, tmp_path: Path) -> None:
+    from cloudorch.state.journal import Journal
+
+    plan = fixture_plan("crash_adopt.yaml")
+    assert _run("apply", str(plan), "--auto-approve", cwd=tmp_path).returncode == 0
+    for address in ("made", "never"):
+        assert _run("state", "rm", str(plan), address, cwd=tmp_path).returncode == 0
+    backend = LocalBackend(tmp_path / ".cloudorch", "adopt")
+    state = backend.read()
+    assert state is not None
+    # what a killed apply leaves: `made` created but not journaled as finished, `never` not created,
+    # `keep` deleted but not journaled as finished
+    (tmp_path / "out" / "never.txt").unlink()
+    (tmp_path / "out" / "keep.txt").unlink()
+    journal = Journal.start(backend.journal_path(), {"lineage": state.lineage, "plan_name": "adopt"})
+    for address in ("made", "never"):
+        props = {"path": f"out/{address}.txt", "content": address, "mode": None}
+        journal.started(
+            {"op": address, "address": address, "action": "create", "type": "core.file", "provider": "core",
+             "properties": props, "depends_on": []}
+        )  # fmt: skip
+    journal.started({"op": "keep", "address": "keep", "action": "delete", "type": "core.file", "provider": "core"})
+    journal.abandon()
+
+    r = _run("recover", str(plan), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "adopted made: an in-flight create had made it" in r.stdout
+    assert "absent never: an in-flight create made nothing" in r.stdout
+    assert "deleted keep: an in-flight delete had finished" in r.stdout
+    recovered = backend.read()
+    assert recovered is not None and set(recovered.resources) == {"made"}
+
+    r = _run("apply", str(plan), "--auto-approve", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)["result"]
+    assert sorted(result["succeeded"]) == ["keep", "never"]  # `made` is not created twice
+    assert "was killed and its journal was recovered" in r.stderr
