@@ -11,6 +11,7 @@ from cloudorch.cli.common import (
     JsonOpt,
     LockTimeoutOpt,
     PlanArg,
+    SandboxOpt,
     StageOpt,
     StateDirOpt,
     VarFileOpt,
@@ -29,6 +30,7 @@ def recover(
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
     stage: StageOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -46,6 +48,7 @@ def recover(
         state_dir=state_dir,
         backend=backend,
         stage=stage,
+        sandbox=sandbox,
         command="recover",
         lock_timeout=lock_timeout,
     )
