@@ -355,6 +355,23 @@ def _adopt_refreshed(state: State, observed: Mapping[str, Any], providers: Provi
         rec.properties = props
 
 
+def _adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
+    """A saved plan's diffs hold what refresh saw: take it into state, as `_adopt_refreshed` does.
+
+    So applying a saved plan (and `rollback`, which applies one) repairs drift too. Sensitive
+    values are shown masked in diffs and stay as state recorded them.
+    """
+    for c in cs.changes:
+        rec = state.resources.get(c.address)
+        if rec is None or c.action.value not in ("update", "replace") or not c.diff:
+            continue
+        props = dict(rec.properties)
+        for d in c.diff:
+            if d.path in props and not d.sensitive:
+                props[d.path] = d.before
+        rec.properties = props
+
+
 def check_policies(sess: Session, opts: RunOptions, cs: ChangeSet) -> PolicyReport | None:
     """Evaluate the plan's policies on a changeset; results go into the changeset and reports."""
     plan = sess.loaded.plan
@@ -491,6 +508,7 @@ def apply(
         if saved is not None:
             check_saved(saved, sess)
             cs = saved
+            _adopt_seen_in_diffs(sess.state, cs)
             check_policies(sess, opts, cs)  # apply judges again, with today's policies
         else:
             cs = plan_in(sess, opts)

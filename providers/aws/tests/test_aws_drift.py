@@ -152,3 +152,22 @@ def test_rollback_restores_a_sensitive_value_only_from_a_matching_plan_value(
     assert code == 0, text
     assert "hello" not in text and "bonjour" not in text  # masked in the plan shown
     assert greeting() == "hello"
+
+
+def test_rollback_repairs_drift_of_a_resource_it_restores(
+    plan: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, text = cli(capsys, "apply", plan, "--auto-approve")  # serial 1
+    assert code == 0, text
+    plan.write_text(plan.read_text().replace("visibility_timeout: 45", "visibility_timeout: 60"))
+    code, _, text = cli(capsys, "apply", plan, "--auto-approve")  # serial 2: only the queue changed
+    assert code == 0, text
+    s3 = aws("s3")
+    s3.put_bucket_tagging(Bucket="drift-test-site", Tagging={"TagSet": [{"Key": "owner", "Value": "intruder"}]})
+    code, _, text = cli(capsys, "rollback", plan, "--to", "1", "--auto-approve")
+    assert code == 0, text
+    assert _tags(aws, "drift-test-site") == {"owner": "web", "env": "dev", "team": "web", "cloudorch:address": "site"}
+    sqs = aws("sqs")
+    url = sqs.get_queue_url(QueueName="drift-test-jobs")["QueueUrl"]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+    assert got["VisibilityTimeout"] == "45"
