@@ -253,8 +253,10 @@ class AzureLeaseLock(LockSlot):
         obj, props = got
         leased = props is not None and str(getattr(props.lease, "state", "")) == "leased"
         if not obj.data.strip():
-            # leased but empty: its taker is between acquire and write (or died there)
-            return unreadable_holder(obj.token, obj.modified) if leased else None
+            # leased but empty: its taker is between acquire and write. Never judged stale by age
+            # (the blob's time is that of the last release): if the taker died there, the Azure
+            # lease itself runs out within 15-60 s and the next acquire succeeds.
+            return unreadable_holder(obj.token, None) if leased else None
         seen = parse_lock(obj.data, obj.token, obj.modified)
         if not leased:
             return None  # its holder stopped renewing the Azure lease: free to acquire

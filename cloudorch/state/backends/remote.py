@@ -33,6 +33,8 @@ from cloudorch.state.statefile import (
 
 #: an unparseable lock document is normally one being written this instant (see local.py)
 UNREADABLE_LOCK_GRACE_SECONDS = 5.0
+#: how long a command with no --lock-timeout still waits for such a lock to show its holder
+UNREADABLE_SETTLE_SECONDS = 1.0
 
 
 class PreconditionFailed(Exception):
@@ -291,6 +293,7 @@ class RemoteBackend(StateBackend):
 
     def lock(self, info: LockInfo, timeout: float) -> LockHandle:
         deadline = time.monotonic() + max(timeout, 0.0)
+        settle = time.monotonic() + UNREADABLE_SETTLE_SECONDS
         delay = self.poll_interval
         took_over: LockInfo | None = None
         while True:
@@ -309,6 +312,9 @@ class RemoteBackend(StateBackend):
                     return self._handle(mine, got, seen.info)
                 continue
             remaining = deadline - time.monotonic()
+            if seen is not None and not seen.readable and time.monotonic() < settle:
+                # a lock being written right now (an Azure lease taken a moment ago): name its holder
+                remaining = max(remaining, 0.05)
             if seen is not None and remaining <= 0:
                 raise LockHeldError(f"state {self.key} ({self.store.url(self.state_name)})", seen.info)
             time.sleep(max(min(delay, remaining), 0.01))

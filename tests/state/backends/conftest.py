@@ -143,3 +143,24 @@ def remote(request: pytest.FixtureRequest, servers: Any, monkeypatch: pytest.Mon
     for k, v in r.env.items():
         monkeypatch.setenv(k, v)
     return r
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run the CLI in this process, the way a user would type it (no interpreter start-up per call)."""
+    from cloudorch.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

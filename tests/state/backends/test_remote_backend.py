@@ -93,7 +93,7 @@ def test_forged_write_between_read_and_write_is_refused_not_overwritten(remote: 
     remote.raw_put(_name(remote), forged_bytes)
 
     mine.serial = 3
-    with pytest.raises(StateError, match="changed since it was read.*nothing was overwritten"):
+    with pytest.raises(StateError, match=r"changed since it was read.*nothing was overwritten"):
         backend.write(mine, 2)
     assert remote.raw_get(_name(remote)) == forged_bytes
 
@@ -217,7 +217,7 @@ def test_dynamodb_lock_table(servers: Any) -> None:
         backend.write(_state(1), None)
     assert r.backend(lock_table=table).current_lock() is None
     # the lock object path is not used when a table is configured
-    with pytest.raises(Exception, match="NoSuchKey|Not Found|404"):
+    with pytest.raises(Exception, match=r"NoSuchKey|Not Found|404"):
         r.raw.get_object(Bucket=r.bucket, Key="team/shop/shop.lock")
 
 
@@ -252,10 +252,10 @@ def test_wrong_key_fails_clearly_and_overwrites_nothing(remote: Remote, monkeypa
     _write_serials(remote.backend(encryption={"key_env": "GOOD"}), 2)
     before = remote.raw_get(_name(remote))
     wrong = remote.backend(encryption={"key_env": "BAD"})
-    with pytest.raises(StateError, match="encrypted with key .* but the configured key is") as err:
+    with pytest.raises(StateError, match=r"encrypted with key .* but the configured key is") as err:
         wrong.read()
     assert err.value.hint and "old_keys" in err.value.hint
-    with pytest.raises(StateError, match="is encrypted .* no key is configured"):
+    with pytest.raises(StateError, match=r"is encrypted .* no key is configured"):
         remote.backend().read()
     # a tampered header fails authentication, it is never read as another serial
     tampered = before.replace(b'"serial":2', b'"serial":7')
