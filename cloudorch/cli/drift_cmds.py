@@ -44,9 +44,7 @@ if TYPE_CHECKING:
     from cloudorch.changes import ChangeSet
     from cloudorch.engine.applier import ApplyObserver, ApplyResult
 
-Runner = Callable[
-    [Callable[["ChangeSet"], bool], "ApplyObserver", Callable[["ChangeSet"], None]], "ApplyResult | None"
-]
+Runner = Callable[[Callable[["ChangeSet"], bool], "ApplyObserver", Callable[["ChangeSet"], None]], "ApplyResult | None"]
 
 
 def _confirmed_apply(out: Output, json_: bool, auto_approve: bool, verb: str, run: Runner) -> dict[str, Any]:
@@ -180,9 +178,7 @@ def _reconcile(opts: RunOptions, out: Output, json_: bool, auto_approve: bool) -
         json_,
         auto_approve,
         "reconcile the drift",
-        lambda confirm, observer, on_plan: api.apply(
-            apply_opts, confirm=confirm, observer=observer, on_plan=on_plan
-        ),
+        lambda confirm, observer, on_plan: api.apply(apply_opts, confirm=confirm, observer=observer, on_plan=on_plan),
     )
 
 

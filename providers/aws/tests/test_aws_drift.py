@@ -115,9 +115,7 @@ def test_bucket_created_outside_is_found_by_its_address_tag(
 ) -> None:
     s3 = aws("s3")
     s3.create_bucket(Bucket="drift-test-site")
-    s3.put_bucket_tagging(
-        Bucket="drift-test-site", Tagging={"TagSet": [{"Key": "cloudorch:address", "Value": "site"}]}
-    )
+    s3.put_bucket_tagging(Bucket="drift-test-site", Tagging={"TagSet": [{"Key": "cloudorch:address", "Value": "site"}]})
     code, doc, text = cli(capsys, "drift", plan, "--json")
     assert code == 2, text
     [site] = doc["resources"]
