@@ -310,8 +310,8 @@ def status(
                 continue
             out.print(f"  -> {escape(nxt['stage'])} with {escape(nxt['version'])}:")
             for g in nxt["gates"]:
-                mark = {True: "[green]pass[/]", False: "[red]fail[/]", None: "[dim]at promotion[/]"}[g["passed"]]
-                out.print(f"       {mark:<8} {escape(g['gate'])}: {escape(g['detail'])}")
+                word, style = {True: ("pass", "green"), False: ("fail", "red"), None: ("later", "dim")}[g["passed"]]
+                out.print(f"       [{style}]{word:<5}[/] {escape(g['gate'])}: {escape(g['detail'])}")
             pending = nxt["pending_approvals"]
             if pending and pending["waiting_for"]:
                 out.print(
