@@ -136,7 +136,7 @@ def _finish(out: Output, json_: bool, outcome: Outcome) -> int:
             out.print()
             render_result(out, outcome.result)
         _render_verdicts(out, "Verification:", outcome.verification)
-        if outcome.applied and outcome.result is not None and outcome.result.ok:
+        if outcome.applied and outcome.result is not None and outcome.result.ok and outcome.denied is None:
             out.print(f"[green]{outcome.stage} now runs {escape(outcome.version)}[/]")
         if outcome.rolled_back_to:
             out.print(f"[yellow]{outcome.stage} was rolled back to {escape(outcome.rolled_back_to)}[/]")
