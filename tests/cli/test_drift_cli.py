@@ -161,3 +161,16 @@ def test_object_created_outside_is_reported(cli, fixture_plan, tmp_path) -> None
     ]
     assert doc["not_created"] == ["index", "scratch"]
     assert doc["calls"]["find"] == 3
+
+
+def test_a_mandatory_policy_on_live_state_can_be_overridden(cli, fixture_plan, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = _applied(cli, fixture_plan)
+    plan.write_text(plan.read_text().replace("level: hard", "level: mandatory"))
+    os.chmod(tmp_path / "out" / "notes.txt", 0o777)
+    r = cli("drift", str(plan), "--markdown")
+    assert r.code == 3
+    assert "<summary>Policies on live state: 1 violation(s), 1 blocking</summary>" in r.out
+    r = cli("drift", str(plan), "--json", "--override", "no-world-writable", "--reason", "INC-7: being fixed")
+    assert r.code == 2, r.err  # waived: the drift itself still counts
+    [result] = r.json()["policy_results"]
+    assert result["blocking"] is False and result["overridden"]["reason"] == "INC-7: being fixed"
