@@ -56,6 +56,10 @@ class Release:
     def refresh(self) -> None:
         self.ledger = self.store.read()
 
+    def clock(self) -> datetime:
+        """Now, for events recorded after an apply (which may have taken a while since `now`)."""
+        return clock_now(self.opts.env)
+
 
 @dataclass
 class Outcome:
@@ -116,9 +120,7 @@ def open_release(opts: RunOptions) -> Release:
     return Release(opts, plan, stages, store, store.read(), clock_now(opts.env), api.actor())
 
 
-_VERSION_AS_VAR = re.compile(
-    r"""version\s*:\s*(["']?)\$\{\s*var\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\1\s*(?:[,}#]|$)"""
-)
+_VERSION_AS_VAR = re.compile(r"""version\s*:\s*(["']?)\$\{\s*var\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\1\s*(?:[,}#]|$)""")
 
 
 def version_vars(plan: PlanSpec, version: str) -> dict[str, str]:
@@ -230,7 +232,8 @@ def _after_apply(rel: Release, stage: Stage, sopts: RunOptions, out: Outcome, ob
         return
     why = "; ".join(f"{v.gate}: {v.detail}" for v in failing)
     _record(
-        rel, [L.event(L.VERIFY_FAILED, actor=rel.actor, at=rel.now, stage=stage.name, version=out.version, reason=why)]
+        rel,
+        [L.event(L.VERIFY_FAILED, actor=rel.actor, at=rel.clock(), stage=stage.name, version=out.version, reason=why)],
     )
     target = rel.ledger.previous_good(stage.name) if stage.on_failed_verification == "rollback" else None
     if target is None:
@@ -274,7 +277,7 @@ def _rollback_to(
             L.event(
                 L.ROLLBACK,
                 actor=rel.actor,
-                at=rel.now,
+                at=rel.clock(),
                 stage=stage.name,
                 version=target,
                 ok=result.ok,
@@ -323,7 +326,7 @@ def deploy(
             L.event(
                 L.DEPLOY,
                 actor=rel.actor,
-                at=rel.now,
+                at=rel.clock(),
                 stage=stage.name,
                 version=version,
                 ok=result.ok,
@@ -455,7 +458,7 @@ def promote(
         L.event(
             L.OVERRIDE,
             actor=rel.actor,
-            at=rel.now,
+            at=rel.clock(),
             stage=to,
             version=version,
             reason=v.overridden,
@@ -466,14 +469,14 @@ def promote(
         if v.overridden
     ]
     events += [
-        L.event(L.OVERRIDE, actor=rel.actor, at=rel.now, stage=to, version=version, reason=reason, policy=pid)
+        L.event(L.OVERRIDE, actor=rel.actor, at=rel.clock(), stage=to, version=version, reason=reason, policy=pid)
         for pid, reason in policy_overrides.items()
     ]
     events.append(
         L.event(
             L.PROMOTE,
             actor=rel.actor,
-            at=rel.now,
+            at=rel.clock(),
             stage=to,
             version=version,
             ok=result.ok,
