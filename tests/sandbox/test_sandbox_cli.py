@@ -158,6 +158,27 @@ def test_multi_cloud_plan_applies_and_destroys_in_the_sandbox(
     assert s3.list_buckets()["Buckets"] == []
 
 
+def test_resource_manager_objects_round_trip_through_the_sandbox_arm_server(
+    sandbox: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    directory, _ = sandbox
+    plan = tmp_path / "arm_only.yaml"
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "sandbox" / "arm_only.yaml", plan)
+    applied = run(directory, "apply", str(plan), "--sandbox", "--auto-approve", "--json", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    vnet_id = json.loads(applied.stdout)["outputs"]["vnet_id"]
+    assert vnet_id.lower().endswith(
+        "/resourcegroups/sandbox-rg/providers/microsoft.network/virtualnetworks/sandbox-vnet"
+    )
+    # the tags and properties came back as written: a re-plan finds nothing to do
+    replanned = run(directory, "plan", str(plan), "--sandbox", "--detailed-exitcode", cwd=tmp_path)
+    assert replanned.returncode == 0, replanned.stdout + replanned.stderr
+    destroyed = run(directory, "destroy", str(plan), "--sandbox", "--auto-approve", cwd=tmp_path)
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    gone_now = run(directory, "plan", str(plan), "--sandbox", "--json", cwd=tmp_path)
+    assert {c["action"] for c in json.loads(gone_now.stdout)["changes"]} == {"create"}
+
+
 def test_down_stops_only_a_pid_still_running_the_recorded_command(tmp_path: Path) -> None:
     # a recorded pid that now belongs to another program (pid reuse) must survive `down`
     other = subprocess.Popen(["sleep", "30"])
