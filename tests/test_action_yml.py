@@ -174,3 +174,21 @@ def test_unknown_command_fails_with_an_error_annotation(runner: Runner) -> None:
     bad = runner.run(command="deploy", plan="lifecycle.yaml")["run"]
     assert bad.code == 1
     assert "::error::command must be plan, apply, drift or promote" in bad.stdout
+
+
+def test_promote_needs_a_stage_and_a_blocking_gate_fails_the_step(runner: Runner) -> None:
+    shutil.copy(FIXTURES / "release_two_stage.yaml", runner.work / "app.yaml")
+    no_stage = runner.run(command="promote", plan="app.yaml")["run"]
+    assert no_stage.code == 1 and "needs the stage input" in no_stage.stdout
+    env = {**os.environ, "CI": "true"}
+    deployed = subprocess.run(
+        [sys.executable, "-m", "cloudorch", "release", "deploy", "app.yaml", "--stage", "dev", "--version", "1.0.0",
+         "--auto-approve"],
+        cwd=runner.work, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    # prod's http health gate points at a closed port: the promotion is refused whatever the hour
+    promoted = runner.run(command="promote", plan="app.yaml", stage="prod")["run"]
+    assert promoted.code == 3, promoted.stdout + promoted.stderr
+    assert promoted.outputs["exit-code"] == "3"
+    assert "release promote to `prod`: exit 3" in promoted.summary and "health.http" in promoted.summary
