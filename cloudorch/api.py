@@ -261,7 +261,7 @@ def session(opts: RunOptions, *, lock: bool = True) -> Iterator[Session]:
         report = recover(backend, providers) if lock else None
         if report is not None and opts.notify:
             opts.notify(report.summary())
-        state = backend.read() or State(plan_name=plan_key(loaded.plan), state_key=plan_key(loaded.plan))
+        state = backend.read() or State(plan_name=plan_key(loaded.plan), state_key=state_key(loaded.plan, opts))
         yield Session(loaded, providers, backend, handle, state, report, getattr(handle, "took_over", None))
     finally:
         providers.close()
@@ -459,8 +459,12 @@ def options_for_saved(cs: ChangeSet, base: RunOptions) -> RunOptions:
     from dataclasses import replace
 
     inputs = cs.inputs or {}
+    stage = base.stage
+    if stage is None and cs.state_key.startswith(f"{cs.plan_name}."):
+        stage = cs.state_key[len(cs.plan_name) + 1 :]  # a plan saved for one release stage applies to it
     return replace(
         base,
+        stage=stage,
         plan_file=Path(cs.plan_file),
         vars=dict(inputs.get("vars", {})),
         var_files=[Path(p) for p in inputs.get("var_files", [])],

@@ -116,3 +116,15 @@ def test_plain_commands_on_a_staged_plan_name_their_stage(
     got = run("apply", str(plan), "--stage", "dev", "--var", "version=3.0.0", "--auto-approve", at=SUNDAY_NOON)
     assert got.code == 0, got.err
     assert run("output", str(plan), "label", "--stage", "dev").out.strip() == "dev-3.0.0"
+
+
+def test_a_plan_saved_for_a_stage_applies_to_that_stage(
+    run: Callable[..., Result], release_plan: Callable[[str], Path]
+) -> None:
+    plan = release_plan("release_two_stage.yaml")
+    saved = plan.parent / "dev.plan.json"
+    got = run("plan", str(plan), "--stage", "dev", "--var", "version=4.0.0", "-o", str(saved))
+    assert got.code == 0, got.err
+    got = run("apply", str(saved))  # no --stage: the saved plan knows its state document
+    assert got.code == 0, got.err
+    assert run("output", str(plan), "label", "--stage", "dev").out.strip() == "dev-4.0.0"
