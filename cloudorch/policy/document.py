@@ -184,7 +184,7 @@ def build_state_input(
         "changeset": {"changes": changes, "counts": counts},
         "resources": resources,
         "providers": _provider_view(provider_configs),
-        "stage": stage if stage is not None else (state.state_key if state.state_key != "default" else None),
+        "stage": stage,
         "release": dict(release) if release is not None else None,
         "user": user if user is not None else current_actor().name,
         "time": _now(now),
