@@ -109,11 +109,6 @@ def build_undo(replay: JournalReplay, state: State) -> UndoPlan:
         for dep in inv.get("after", []):
             if dep in plan.changes:
                 plan.after[dep].add(address)
-    for entry in replay.completed:
-        if entry.event == "failed" and not str(entry.op.get("op", "")).startswith(UNDO_PREFIX):
-            report.warnings.append(
-                f"{entry.op.get('address')}: its {entry.op.get('action')} failed, so there was nothing of it to undo"
-            )
     return plan
 
 
@@ -163,31 +158,104 @@ def _undo_change(address: str, inv: dict[str, Any], state: State, report: UndoRe
     return None
 
 
-def _restore_half_done(replay: JournalReplay, state: State, providers: ProviderSet, plan: UndoPlan) -> None:
-    """A replace that failed after deleting the old object (or a delete that failed half-way) left
-    state pointing at nothing: ask the cloud, and re-create the object from its previous properties."""
+def _undo_failed(replay: JournalReplay, state: State, providers: ProviderSet, plan: UndoPlan) -> None:
+    """Failed operations may have done half their work; ask the cloud what they left."""
     for entry in replay.completed:
         op = entry.op
         address = str(op.get("address"))
-        if entry.event != "failed" or op.get("op") != address or op.get("action") not in ("replace", "delete"):
+        if entry.event != "failed" or op.get("op") != address:
             continue
-        inv = replay.inverses.get(address, {})
-        current = state.resources.get(address)
-        if current is None or "previous" not in inv or address in plan.changes:
-            continue
-        try:
-            rt = providers.resource_type(current.provider, current.type)
-            seen = rt.read(address, current.id, rt.Properties.model_construct(**current.properties))
-        except CloudorchError as exc:
-            plan.report.not_undone[address] = f"could not tell whether its failed {op.get('action')} deleted it: {exc}"
-            continue
-        if seen is not None:
-            continue  # the failed operation left the object in place: nothing to undo
-        state.resources.pop(address, None)
-        change = _undo_change(address, {**inv, "undo": "create"}, state, plan.report)
-        if change is not None:
-            plan.changes[address] = change
-            plan.after.setdefault(address, set())
+        if op.get("action") == "create":
+            _remove_failed_create(entry.started, address, state, providers, plan)
+        elif op.get("action") == "update":
+            _revert_failed_update(replay.inverses.get(address, {}), entry.started, address, state, plan)
+        elif op.get("action") in ("replace", "delete"):
+            _restore_half_done(replay, address, str(op.get("action")), state, providers, plan)
+
+
+def _revert_failed_update(
+    inv: dict[str, Any], started: dict[str, Any] | None, address: str, state: State, plan: UndoPlan
+) -> None:
+    """An update can fail half-way (tags changed, then a setting refused): apply the previous
+    properties again, diffed against what the update attempted so every touched setting is reset."""
+    current = state.resources.get(address)
+    if current is None or "previous" not in inv:
+        return
+    if started is None or "properties" not in started:
+        plan.report.warnings.append(
+            f"{address}: its update failed; the type journals no properties, so a partial update is not reverted"
+        )
+        return
+    state.resources[address] = current.model_copy(update={"properties": dict(started["properties"])})
+    change = _undo_change(address, inv, state, plan.report)
+    if change is None:
+        state.resources[address] = current
+        return
+    plan.changes[address] = change.model_copy(update={"reasons": ["its failed update was reverted"]})
+    plan.after.setdefault(address, set())
+
+
+def _remove_failed_create(
+    started: dict[str, Any] | None, address: str, state: State, providers: ProviderSet, plan: UndoPlan
+) -> None:
+    """A create that failed after the cloud made the object (e.g. a later configuration call was
+    refused) leaves it behind, unknown to state: find it by name or tag and delete it."""
+    nothing = f"{address}: its create failed and left nothing behind"
+    if started is None or "properties" not in started or address in state.resources:
+        plan.report.warnings.append(f"{address}: its create failed (the type cannot look for what it left)")
+        return
+    try:
+        rt = providers.resource_type(str(started["provider"]), str(started["type"]))
+        found = rt.find(address, rt.Properties.model_construct(**started["properties"]))
+    except CloudorchError as exc:
+        plan.report.not_undone[address] = f"could not look for what its failed create left: {exc}"
+        return
+    if found is None:
+        plan.report.warnings.append(nothing)
+        return
+    state.resources[address] = ResourceRecord(
+        address=address,
+        type=str(started["type"]),
+        provider=str(started["provider"]),
+        id=found.id,
+        properties=dict(started["properties"]),
+        attributes=found.attributes,
+    )
+    plan.changes[address] = Change(
+        action=Action.DELETE,
+        address=address,
+        type=str(started["type"]),
+        provider=str(started["provider"]),
+        id=found.id,
+        before=dict(started["properties"]),
+        reasons=["its failed create had left it behind"],
+    )
+    plan.after.setdefault(address, set())
+
+
+def _restore_half_done(
+    replay: JournalReplay, address: str, action: str, state: State, providers: ProviderSet, plan: UndoPlan
+) -> None:
+    """A replace that failed after deleting the old object (or a delete that failed half-way) left
+    state pointing at nothing: ask the cloud, and re-create the object from its previous properties."""
+    inv = replay.inverses.get(address, {})
+    current = state.resources.get(address)
+    if current is None or "previous" not in inv or address in plan.changes:
+        return
+    try:
+        rt = providers.resource_type(current.provider, current.type)
+        seen = rt.read(address, current.id, rt.Properties.model_construct(**current.properties))
+    except CloudorchError as exc:
+        plan.report.not_undone[address] = f"could not tell whether its failed {action} deleted it: {exc}"
+        return
+    if seen is not None:
+        plan.report.warnings.append(f"{address}: its {action} failed and left the object in place")
+        return
+    state.resources.pop(address, None)
+    change = _undo_change(address, {**inv, "undo": "create"}, state, plan.report)
+    if change is not None:
+        plan.changes[address] = change
+        plan.after.setdefault(address, set())
 
 
 class _UndoApplier(Applier):
@@ -225,7 +293,7 @@ def rollback(
     """Undo every operation `replay` says finished, journaling into `journal`; state is updated in place."""
     t0 = time.monotonic()
     plan = build_undo(replay, state)
-    _restore_half_done(replay, state, providers, plan)
+    _undo_failed(replay, state, providers, plan)
     report = plan.report
     journal.rollback(
         {"op": "rollback", "address": "*", "action": "rollback", "reason": reason, "undo": sorted(plan.changes)}
@@ -256,7 +324,7 @@ def rollback(
         result = applier.run(record_inverses=False)
         for address in result.succeeded:
             c = plan.changes[address]
-            report.undone[address] = _DONE[c.action]
+            report.undone[address] = c.reasons[0] if c.reasons else _DONE[c.action]
         for address, why in result.failed.items():
             report.not_undone[address] = f"its undo failed: {why}"
         for address, why in result.skipped.items():

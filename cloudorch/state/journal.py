@@ -222,6 +222,8 @@ class JournalEntry:
     event: str
     at: str
     op: dict[str, Any]
+    #: for a failed operation, its "started" payload (properties a rollback can `find` it by)
+    started: dict[str, Any] | None = None
 
 
 @dataclass
@@ -291,8 +293,12 @@ def read_journal(path: Path) -> JournalReplay:
         elif event == "started":
             started[str(op.get("op"))] = op
         elif event in ("finished", "failed"):
-            started.pop(str(op.get("op")), None)
-            replay.completed.append(JournalEntry(event=event, at=str(doc.get("at", "")), op=op))
+            began = started.pop(str(op.get("op")), None)
+            replay.completed.append(
+                JournalEntry(
+                    event=event, at=str(doc.get("at", "")), op=op, started=began if event == "failed" else None
+                )
+            )
     replay.in_flight = list(started.values())
     return replay
 

@@ -92,3 +92,78 @@ def test_sigkill_mid_apply_of_50_buckets_leaves_no_duplicate_and_no_orphan(tmp_p
         tags = {t["Key"]: t["Value"] for t in aws("s3").get_bucket_tagging(Bucket=name)["TagSet"]}
         assert tags["cloudorch:address"] == f"b{name[-2:]}"
     assert _run("plan", plan, "--detailed-exitcode", cwd=tmp_path).returncode == 0
+
+
+ROLLBACK_FIXTURE = FIXTURE.with_name("rollback_s3_30.yaml")
+
+
+def _world(aws: Any) -> dict[str, tuple[dict[str, str], str | None]]:
+    """Every bucket in moto: its tags and its versioning status."""
+    s3 = aws("s3")
+    out: dict[str, tuple[dict[str, str], str | None]] = {}
+    for b in s3.list_buckets()["Buckets"]:
+        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=b["Name"])["TagSet"]}
+        out[b["Name"]] = (tags, s3.get_bucket_versioning(Bucket=b["Name"]).get("Status"))
+    return out
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, Any]:
+    from cloudorch.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.lstrip().startswith("{") else out
+
+
+def _records(plan: Path) -> dict[str, tuple[str, Any]]:
+    doc = json.loads((plan.parent / ".cloudorch" / "state" / "rbs3.json").read_text())
+    return {a: (r["id"], r["properties"]) for a, r in doc["state"]["resources"].items()}
+
+
+def test_rollback_with_a_fault_in_the_middle_leaves_moto_and_state_as_before(
+    tmp_path: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudorch_aws import AwsProvider
+    from cloudorch_aws.faults import Fault
+
+    plan = tmp_path / "rollback_s3_30.yaml"
+    shutil.copy(ROLLBACK_FIXTURE, plan)
+    refused = Fault("s3", "PutBucketVersioning", 403, "AccessDenied", "not allowed to s3:PutBucketVersioning")
+    AwsProvider.client_hooks.append(refused)
+    # a first apply: `mid` is created and tagged, then refused; everything is undone, `mid` too
+    code, doc = _cli(capsys, "apply", plan, "--auto-approve", "--json", "--on-failure=rollback")
+    assert code == 1
+    result = doc["result"]
+    assert list(result["failed"]) == ["mid"] and refused.injected == 1
+    assert result["rolled_back"]["complete"], result["rolled_back"]
+    assert result["rolled_back"]["undone"]["mid"] == "its failed create had left it behind"
+    assert _world(aws) == {}
+    assert _records(plan) == {}
+    AwsProvider.client_hooks.remove(refused)
+
+    code, doc = _cli(capsys, "apply", plan, "--auto-approve", "--json")
+    assert code == 0, doc
+    world, records = _world(aws), _records(plan)
+    assert len(world) == 30 and world["rb-mid"] == ({"rev": "1", "cloudorch:address": "mid"}, "Enabled")
+
+    # an update of all thirty: `mid` gets its new tags, then its versioning change is refused once
+    once = Fault("s3", "PutBucketVersioning", 403, "AccessDenied", "not allowed", times=1)
+    AwsProvider.client_hooks.append(once)
+    code, text = _cli(
+        capsys,
+        "apply",
+        plan,
+        "--auto-approve",
+        "--on-failure=rollback",
+        "--var",
+        "rev=2",
+        "--var",
+        "mid_versioned=false",
+    )
+    assert code == 1
+    assert "Apply failed and was rolled back." in text
+    assert "mid: its failed update was reverted" in text
+    assert _world(aws) == world
+    assert _records(plan) == records
+    assert _cli(capsys, "plan", plan, "--detailed-exitcode")[0] == 0
