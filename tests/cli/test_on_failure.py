@@ -100,6 +100,7 @@ def test_rollback_puts_updates_replaces_and_deletes_back(cli, fixture_plan, tmp_
     )
     assert r.code == 1
     assert "Apply failed and was rolled back." in r.out
+    assert "gate failed: rolling back the" in r.err and "Rolling back: " in r.err  # progress says so
     assert "doc: replaced back" in r.out and "extra[b]: re-created from its previous properties" in r.out
     assert "data that was inside it cannot come back" in r.out
     assert "base: updated back to its previous properties" in r.out
