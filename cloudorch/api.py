@@ -562,7 +562,7 @@ def apply(
         applier.write_state()
         stats = journal.stats()
         result.journal_lines, result.journal_fsyncs = stats.lines, stats.fsyncs
-        if result.abandoned:
+        if result.abandoned or (result.undo is not None and result.undo.abandoned):
             journal.abandon()  # operations still running: the next command recovers them
         else:
             journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})

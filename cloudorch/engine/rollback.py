@@ -42,6 +42,8 @@ class UndoReport:
     not_undone: dict[str, str] = field(default_factory=dict)  # address -> why not
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: undo operations still running when a second Ctrl-C stopped the wait: the journal must stay
+    abandoned: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -329,7 +331,10 @@ def rollback(
             report.not_undone[address] = f"its undo failed: {why}"
         for address, why in result.skipped.items():
             report.not_undone[address] = f"its undo was skipped: it {why}"
-        for address in [*result.not_started, *result.abandoned]:
+        for address in result.not_started:
             report.not_undone[address] = "its undo did not run (interrupted)"
+        for address in result.abandoned:
+            report.not_undone[address] = "its undo was still running when the wait was stopped; run `cloudorch recover`"
+        report.abandoned = list(result.abandoned)
     report.seconds = time.monotonic() - t0
     return report
