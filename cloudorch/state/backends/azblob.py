@@ -26,7 +26,6 @@ from cloudorch.state.backends.remote import (
     SeenLock,
     StoredObject,
     parse_lock,
-    unreadable_holder,
 )
 from cloudorch.state.backends.url import AzureOptions, BackendURL
 from cloudorch.state.lock import LockInfo
@@ -188,12 +187,14 @@ class AzureStore(ObjectStore):
 
 
 class AzureLeaseLock(LockSlot):
-    """The lock as a lease on a lock blob whose content names the holder.
+    """The lock as a leased blob whose content names the holder.
 
-    Take: acquire the lease (creating the empty blob first if needed), then write our LockInfo
-    under it; a write refused for the lease means someone broke it in between, and we retry.
-    Release: empty the content, release the lease. A holder whose cloudorch lease ran out (or
-    whose process is gone) is broken only on the ETag of the content we judged stale.
+    Take: create the blob with our LockInfo only if it does not exist, then lease it (two calls).
+    A blob that exists belongs to someone: a holder whose cloudorch lease ran out (or whose
+    process is gone) is replaced by breaking its Azure lease and leasing the blob again, both
+    only on the ETag of the content judged stale, then writing our LockInfo under our lease.
+    Release deletes the blob with our lease. While a command runs its lease is renewed; a runner
+    that dies stops renewing and both its Azure lease and its LockInfo lease run out.
     """
 
     def __init__(self, store: AzureStore, name: str, lease_seconds: float) -> None:
@@ -207,39 +208,23 @@ class AzureLeaseLock(LockSlot):
         return BlobLeaseClient(self.store.blob(self.name), lease_id=lease_id)
 
     def create(self, info: LockInfo) -> Acquired | None:
-        from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+        from azure.core import MatchConditions
 
-        lease = self._lease()
-        with self.store.errors("take the state lock in", self.name):
-            try:
-                lease.acquire(lease_duration=self.duration)
-            except ResourceNotFoundError:
-                with contextlib.suppress(ResourceExistsError):
-                    self.store.blob(self.name).upload_blob(b"", overwrite=False)
-                try:
-                    lease.acquire(lease_duration=self.duration)
-                except ResourceExistsError:
-                    return None
-            except (ResourceExistsError, HttpResponseError) as exc:
-                if _status(exc) == 409:
-                    return None
-                raise
-        previous = self.store.read(self.name, "read the state lock in")
-        replaced = None
-        if previous is not None and previous[0].data.strip():
-            seen = parse_lock(previous[0].data, previous[0].token, previous[0].modified)
-            replaced = seen.info if seen.readable else None
-        if not self._write(info, lease.id):
+        try:
+            etag = self.store.put(self.name, info.to_json().encode(), if_token=None)
+            lease = self._lease()
+            with self.store.errors("take the state lock in", self.name):
+                lease.acquire(lease_duration=self.duration, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except PreconditionFailed:
             return None
-        return Acquired(str(lease.id), replaced)
+        return Acquired(str(lease.id))
 
-    def _write(self, info: LockInfo | None, lease_id: str) -> bool:
+    def _write(self, info: LockInfo, lease_id: str) -> bool:
         from azure.core.exceptions import HttpResponseError
 
-        data = b"" if info is None else info.to_json().encode()
         with self.store.errors("write the state lock in", self.name):
             try:
-                self.store.blob(self.name).upload_blob(data, overwrite=True, lease=lease_id)
+                self.store.blob(self.name).upload_blob(info.to_json().encode(), overwrite=True, lease=lease_id)
             except HttpResponseError as exc:
                 if _status(exc) in (409, 412):  # the lease was broken or is another's
                     return False
@@ -250,19 +235,11 @@ class AzureLeaseLock(LockSlot):
         got = self.store.read(self.name, "read the state lock in")
         if got is None:
             return None
-        obj, props = got
-        leased = props is not None and str(getattr(props.lease, "state", "")) == "leased"
-        if not obj.data.strip():
-            # leased but empty: its taker is between acquire and write. Never judged stale by age
-            # (the blob's time is that of the last release): if the taker died there, the Azure
-            # lease itself runs out within 15-60 s and the next acquire succeeds.
-            return unreadable_holder(obj.token, None) if leased else None
-        seen = parse_lock(obj.data, obj.token, obj.modified)
-        if not leased:
-            return None  # its holder stopped renewing the Azure lease: free to acquire
-        return seen
+        obj = got[0]
+        return parse_lock(obj.data, obj.token, obj.modified)
 
-    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
+    def _break(self, etag: str) -> bool:
+        """Break whatever Azure lease the blob has, only if its content is still `etag`."""
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError
 
@@ -270,15 +247,31 @@ class AzureLeaseLock(LockSlot):
             with self.store.errors("break the stale state lock in", self.name):
                 try:
                     self._lease().break_lease(
-                        lease_break_period=0, etag=seen.token, match_condition=MatchConditions.IfNotModified
+                        lease_break_period=0, etag=etag, match_condition=MatchConditions.IfNotModified
                     )
                 except HttpResponseError as exc:
-                    if _status(exc) != 409:  # 409: no lease to break any more
+                    if _status(exc) != 409:  # 409: no lease left to break (it ran out)
                         raise
         except PreconditionFailed:
+            return False
+        return True
+
+    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
+        from azure.core import MatchConditions
+
+        if not self._break(seen.token):
             return None
-        got = self.create(info)
-        return None if got is None else Acquired(got.token, seen.info)
+        lease = self._lease()
+        try:
+            with self.store.errors("take the stale state lock in", self.name):
+                lease.acquire(
+                    lease_duration=self.duration, etag=seen.token, match_condition=MatchConditions.IfNotModified
+                )
+        except PreconditionFailed:
+            return None
+        if not self._write(info, lease.id):
+            return None
+        return Acquired(str(lease.id), seen.info)
 
     def renew(self, info: LockInfo, token: str) -> str | None:
         from azure.core.exceptions import HttpResponseError
@@ -299,17 +292,22 @@ class AzureLeaseLock(LockSlot):
         from azure.core.exceptions import HttpResponseError
 
         with contextlib.suppress(HttpResponseError, PreconditionFailed, StateError):
-            if self._write(None, token):
-                self._lease(token).release()
+            self.store.blob(self.name).delete_blob(lease=token)
 
     def remove(self, seen: SeenLock) -> bool:
         from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceNotFoundError
 
+        if not self._break(seen.token):
+            return False
         try:
-            with self.store.errors("break the state lock in", self.name):
-                self._lease().break_lease(
-                    lease_break_period=0, etag=seen.token, match_condition=MatchConditions.IfNotModified
-                )
+            with self.store.errors("remove the state lock in", self.name):
+                try:
+                    self.store.blob(self.name).delete_blob(
+                        etag=seen.token, match_condition=MatchConditions.IfNotModified
+                    )
+                except ResourceNotFoundError:
+                    return True
         except PreconditionFailed:
             return False
         return True

@@ -55,37 +55,32 @@ class S3Store(ObjectStore):
             if env.get(var) and not options.profile
         }
         self._client: Any = None
-        self._session: Any = None
         self._lock = threading.Lock()
 
-    def session(self) -> Any:
-        import boto3
-
-        with self._lock:
-            if self._session is None:
-                try:
-                    self._session = boto3.session.Session(
-                        profile_name=self.options.profile, region_name=self.options.region, **self.keys
-                    )
-                except Exception as exc:  # botocore's ProfileNotFound
-                    raise StateError(
-                        f"backend s3://{self.bucket}: AWS profile {self.options.profile!r} not found",
-                        hint="check ~/.aws/config or drop `profile` to use the default credential chain",
-                    ) from exc
-            return self._session
-
     def client(self, service: str = "s3") -> Any:
+        """A botocore client (boto3 itself is not needed: its import pulls in s3transfer, ~0.1 s)."""
+        import botocore.session
         from botocore.config import Config
+        from botocore.exceptions import ProfileNotFound
 
-        session = self.session()
-        region = session.region_name or "us-east-1"
         config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=30)
-        if service != "s3":
-            return session.client(service, region_name=region, endpoint_url=self.endpoint, config=config)
         with self._lock:
-            if self._client is None:
-                self._client = session.client("s3", region_name=region, endpoint_url=self.endpoint, config=config)
-            return self._client
+            if service == "s3" and self._client is not None:
+                return self._client
+            session = botocore.session.Session(profile=self.options.profile)
+            region = self.options.region or session.get_config_variable("region") or "us-east-1"
+            try:
+                client = session.create_client(
+                    service, region_name=region, endpoint_url=self.endpoint, config=config, **self.keys
+                )
+            except ProfileNotFound as exc:
+                raise StateError(
+                    f"backend s3://{self.bucket}: AWS profile {self.options.profile!r} not found",
+                    hint="check ~/.aws/config or drop `profile` to use the default credential chain",
+                ) from exc
+            if service == "s3":
+                self._client = client
+            return client
 
     @contextlib.contextmanager
     def errors(self, doing: str, name: str = "") -> Iterator[None]:
