@@ -35,6 +35,8 @@ from cloudorch.state.statefile import (
 UNREADABLE_LOCK_GRACE_SECONDS = 5.0
 #: how long a command with no --lock-timeout still waits for such a lock to show its holder
 UNREADABLE_SETTLE_SECONDS = 1.0
+#: `versions()` limit meaning "every version" (ids only: cheap to list)
+ALL_VERSIONS = 1_000_000
 
 
 class PreconditionFailed(Exception):
@@ -266,23 +268,43 @@ class RemoteBackend(StateBackend):
 
     def read_version(self, serial: int) -> State:
         self.store.require_history()
-        versions = self.store.versions(self.state_name, max(self.history_limit, 1000))
-        for version in versions:
-            header = self._version_header(version)
-            if header is None or header.serial != serial:
-                continue
-            if version.current:
+        versions = self.store.versions(self.state_name, ALL_VERSIONS)
+        found = self._find_version(versions, serial)
+        if found is not None:
+            if found.current:
                 state = self.read()
                 if state is not None and state.serial == serial:
                     return state
-                continue
-            data = self.store.get_version(self.state_name, version.version_id)
-            return self._decode(data, f"{self.store.url(self.state_name)} (version {version.version_id})")
+            else:
+                data = self.store.get_version(self.state_name, found.version_id)
+                return self._decode(data, f"{self.store.url(self.state_name)} (version {found.version_id})")
         kept = [e.serial for e in self.history()]
         raise StateError(
             f"state {self.key} ({self.store.url(self.state_name)}) has no version with serial {serial}",
-            hint=f"Versions kept: {', '.join(map(str, kept)) or 'none'}.",
+            hint=f"Versions kept: {', '.join(map(str, kept)) or 'none'} (the newest {self.history_limit} are listed).",
         )
+
+    def _find_version(self, versions: list[ObjectVersion], serial: int) -> ObjectVersion | None:
+        """Serials only grow from one version to the next, so a binary search over the versions
+        (newest first) finds one in log2(n) ranged reads."""
+        lo, hi = 0, len(versions) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            header = self._version_header(versions[mid])
+            if header is None:
+                break
+            if header.serial == serial:
+                return versions[mid]
+            if header.serial > serial:
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        # not found that way (an unreadable header, or a listing out of order): look at each
+        for version in versions:
+            header = self._version_header(version)
+            if header is not None and header.serial == serial:
+                return version
+        return None
 
     def sealed_with(self) -> str | None:
         """The id of the key the current document is encrypted with; None if it is plaintext."""

@@ -174,6 +174,8 @@ class S3Store(ObjectStore):
                 for v in page.get("Versions", []):
                     if v["Key"] == name:
                         found.append((v["LastModified"], bool(v["IsLatest"]), str(v["VersionId"])))
+                if len(found) >= limit:  # one key's versions come newest first: the rest are older
+                    break
         found.sort(key=lambda f: (f[1], f[0]), reverse=True)
         return [ObjectVersion(vid, latest) for _, latest, vid in found[:limit]]
 

@@ -187,9 +187,10 @@ def parse_options(scheme: str, block: Mapping[str, Any], locate: Locate | None) 
         if err["type"] == "extra_forbidden" and len(path) == 1:
             guess = did_you_mean(path[0], list(model.model_fields))
             known_elsewhere = [s for s, m in OPTIONS_BY_SCHEME.items() if path[0] in m.model_fields]
-            if guess:
+            if known_elsewhere:
+                elsewhere = f"`{path[0]}` is an option of {', '.join(s + '://' for s in known_elsewhere)} backends"
+                hint = f"{guess} ({elsewhere})" if guess else f"{elsewhere}; {hint}"
+            elif guess:
                 hint = guess
-            elif known_elsewhere:
-                hint = f"`{path[0]}` is an option of {', '.join(s + '://' for s in known_elsewhere)} backends; " + hint
             raise ConfigError(f"backend.{path[0]}: unknown option", hint=hint, location=where) from exc
         raise ConfigError(f"backend.{'.'.join(path)}: {err['msg']}", hint=hint, location=where) from exc

@@ -63,6 +63,10 @@ def test_write_read_history_and_older_versions(remote: Remote) -> None:
     assert backend.read_version(4).resources == final.resources
     with pytest.raises(StateError, match="no version with serial 9"):
         backend.read_version(9)
+    # found by binary search over the versions, whichever the serial
+    _write_serials(remote.backend(key="many"), 7)
+    many = remote.backend(key="many")
+    assert [many.read_version(n).serial for n in range(1, 8)] == list(range(1, 8))
     # another process (a fresh backend) sees the same thing
     assert remote.backend().read() == final
     assert remote.backend().journal_path() == Path(".cloudorch/journal/shop.jsonl")
