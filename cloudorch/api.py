@@ -964,6 +964,9 @@ def state_migrate(opts: RunOptions, to_url: str) -> MigrateResult:
     if opts.backend_url:
         note = f"--backend/CLOUDORCH_BACKEND named the source: use --backend {to_url} from now on"
         return MigrateResult(to_url, copied, False, note)
+    if opts.stage is not None:
+        note = f"copied stage {opts.stage} only; the plan still points at its old backend for the other documents"
+        return MigrateResult(to_url, copied, False, note)
     left = sorted(set(block) - set(OPTIONS_BY_SCHEME[target_scheme].model_fields))
     if left:
         note = f"backend options {', '.join(left)} do not apply to {target_scheme}:// — edit {plan.path} yourself"

@@ -338,7 +338,13 @@ class RemoteBackend(StateBackend):
                 # a lock being written right now (an Azure lease taken a moment ago): name its holder
                 remaining = max(remaining, 0.05)
             if seen is not None and remaining <= 0:
-                raise LockHeldError(f"state {self.key} ({self.store.url(self.state_name)})", seen.info)
+                err = LockHeldError(f"state {self.key} ({self.store.url(self.state_name)})", seen.info)
+                # the id alone only finds local locks: a remote one needs the plan to find its backend
+                err.hint = (
+                    "Wait for that command to finish (or pass --lock-timeout). If you are sure it is gone, "
+                    f"release the lock with: cloudorch force-unlock {seen.info.id} PLAN_FILE"
+                )
+                raise err
             time.sleep(max(min(delay, remaining), 0.01))
             delay = min(delay * 1.5, 1.0)
 

@@ -295,3 +295,22 @@ def test_backend_block_errors_are_located(cli: Cli, tmp_path: Path) -> None:
     assert r.returncode == 1 and "gs://bucket/prefix" in r.stderr and "bad2.yaml:" in r.stderr
     r = cli("plan", str(plan), "--backend", "s3://")
     assert r.returncode == 1 and "--backend" in r.stderr and "needs a bucket" in r.stderr
+
+
+def test_force_unlock_a_remote_lock_through_the_cli(cli: Cli, remote: Remote, tmp_path: Path) -> None:
+    from cloudorch.state import LockInfo
+
+    plan = _plan(tmp_path, "stuck", remote.url)
+    backend = open_backend(remote.url, {}, key="stuck", local_root=tmp_path / ".cloudorch")
+    handle = backend.lock(LockInfo.new("cloudorch apply"), 0)
+    try:
+        refused = cli("plan", str(plan))
+        assert refused.returncode == 4
+        assert f"cloudorch force-unlock {handle.info.id} PLAN_FILE" in refused.stderr
+        assert cli("force-unlock", "not-it", str(plan)).returncode == 1
+        done = cli("force-unlock", handle.info.id, str(plan), "--json")
+        assert done.returncode == 0, done.stderr
+        assert backend.current_lock() is None
+        assert cli("plan", str(plan)).returncode == 0
+    finally:
+        handle.release()
