@@ -276,3 +276,22 @@ def test_bad_key_material_is_a_config_error(remote: Remote) -> None:
         remote.backend(encryption={"key_env": "SHORT"})
     with pytest.raises(ConfigError, match="MISSING is not set"):
         remote.backend(encryption={"key_env": "MISSING"})
+
+
+def test_rekey_turns_encryption_on_for_a_plaintext_state(servers: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudorch.state.migrate import rekey_document
+
+    r = make_remote("gs", servers("gs"))
+    _write_serials(r.backend(), 2)
+    r.env["KEY"] = _key()
+    backend = r.backend(encryption={"key_env": "KEY"})
+    assert backend.read() is not None  # a plaintext state stays readable once a key is configured
+    done = rekey_document(backend, key="shop", command="state rekey", lock_timeout=0, actor="ann", old_keys=[])
+    assert done is not None and done.changed and done.from_key is None and done.serial == 3
+    assert b'"ciphertext"' in r.raw_get(_name(r))
+    again = rekey_document(
+        r.backend(encryption={"key_env": "KEY"}), key="shop", command="x", lock_timeout=0, actor="ann", old_keys=[]
+    )
+    assert again is not None and not again.changed and again.serial == 3
+    state = r.backend(encryption={"key_env": "KEY"}).read()
+    assert state is not None and state.events[-1].kind == "rekey" and state.events[-1].actor == "ann"
