@@ -107,8 +107,9 @@ def cli(args: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
-# A no-change plan timed inside one long-lived process (SDK imported and its client created once,
-# on the warm-up call), to show the backend's per-command cost apart from interpreter start-up.
+# A no-change plan timed inside one long-lived process (the SDK imported and its service models
+# loaded on the warm-up call; each plan still opens its backend and client), to show the
+# backend's per-command cost apart from interpreter start-up.
 IN_PROCESS = r"""
 import json, sys, time
 from pathlib import Path
