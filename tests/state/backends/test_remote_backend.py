@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Remote, make_remote
+from remote_testkit import Remote, make_remote
 
 from cloudorch.errors import ConfigError, StateError, StateLockedError
 from cloudorch.state import LockHeldError, LockInfo, ResourceRecord, State

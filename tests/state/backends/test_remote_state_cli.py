@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCHEMES, CliResult, Remote, make_remote
+from remote_testkit import SCHEMES, CliResult, Remote, make_remote
 
 from cloudorch.state.backends import open_backend
 
