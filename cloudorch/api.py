@@ -114,7 +114,13 @@ def load(opts: RunOptions) -> Loaded:
 
 
 def validate(opts: RunOptions) -> Loaded:
-    return load(opts)
+    from cloudorch.state.backends.url import check_backend_block
+
+    loaded = load(opts)
+    plan = loaded.plan
+    block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
+    check_backend_block(opts.backend_url, block, lambda *field: plan.location("backend", *field))
+    return loaded
 
 
 def bind_release(plan: PlanSpec, opts: RunOptions) -> PlanSpec:

@@ -194,3 +194,12 @@ def parse_options(scheme: str, block: Mapping[str, Any], locate: Locate | None) 
                 hint = guess
             raise ConfigError(f"backend.{path[0]}: unknown option", hint=hint, location=where) from exc
         raise ConfigError(f"backend.{'.'.join(path)}: {err['msg']}", hint=hint, location=where) from exc
+
+
+def check_backend_block(url: str | None, block: Mapping[str, Any], locate: Locate | None) -> CommonOptions:
+    """Validate a backend address and its options without opening anything (`cloudorch validate`)."""
+    target = url or block.get("url")
+    if not target:
+        return parse_options("file", block, locate)
+    where = Location("--backend") if url else (locate("url") if locate is not None else None)
+    return parse_options(parse_backend_url(str(target), where).scheme, block, locate)

@@ -314,3 +314,13 @@ def test_force_unlock_a_remote_lock_through_the_cli(cli: Cli, remote: Remote, tm
         assert cli("plan", str(plan)).returncode == 0
     finally:
         handle.release()
+
+
+def test_validate_checks_the_backend_block_without_connecting(cli: Cli, tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "typo", "s3://team-state/shop", lock_tabel="locks")
+    r = cli("validate", str(plan))
+    assert r.returncode == 1
+    assert "typo.yaml:" in r.stderr and "backend.lock_tabel: unknown option" in r.stderr
+    assert "lock_table" in r.stderr
+    good = _plan(tmp_path, "fine", "s3://no-such-bucket-anywhere/shop", lock_table="locks")
+    assert cli("validate", str(good)).returncode == 0
