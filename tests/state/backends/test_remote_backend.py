@@ -295,3 +295,18 @@ def test_rekey_turns_encryption_on_for_a_plaintext_state(servers: Any, monkeypat
     assert again is not None and not again.changed and again.serial == 3
     state = r.backend(encryption={"key_env": "KEY"}).read()
     assert state is not None and state.events[-1].kind == "rekey" and state.events[-1].actor == "ann"
+
+
+def test_s3_server_side_encryption_with_a_kms_key(servers: Any) -> None:
+    import boto3
+
+    server = servers("s3")["s3"]
+    r = make_remote("s3", {"s3": server})
+    kms = boto3.client("kms", endpoint_url=server.url, region_name="us-east-1", **_keys())
+    key_id = kms.create_key(Description="state")["KeyMetadata"]["KeyId"]
+    backend = r.backend(kms_key_id=key_id)
+    _write_serials(backend, 2)
+    head = r.raw.head_object(Bucket=r.bucket, Key=_name(r))
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert key_id in head["SSEKMSKeyId"]
+    assert backend.read_version(1).serial == 1
