@@ -63,6 +63,30 @@ def open_backend(
     return _open_remote(parsed, options, key=key, local_root=local_root, env=environ)
 
 
+#: the SDK module each scheme needs, and the distribution that brings it
+_SDKS = {
+    "s3": ("botocore", "cloudorch[aws]"),
+    "gs": ("google.cloud.storage", "cloudorch[gcp]"),
+    "azblob": ("azure.storage.blob", "cloudorch[azure]"),
+}
+
+
+def _require_sdk(scheme: str) -> None:
+    """A missing SDK is a ConfigError naming what to install, not an ImportError later."""
+    import importlib.util
+
+    module, extra = _SDKS[scheme]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package (google.cloud, azure.storage) is missing
+        found = False
+    if not found:
+        raise ConfigError(
+            f"backend {scheme}://: the {module} package is not installed",
+            hint=f"pip install '{extra}' (its provider brings the SDK the backend uses)",
+        )
+
+
 def _only_common(block: Mapping[str, Any]) -> bool:
     return set(block) <= {"url", "lease_seconds", "history_limit", "encryption"}
 
@@ -81,6 +105,7 @@ def _open_remote(
     from cloudorch.state.backends.remote import LockSlot, ObjectStore, RemoteBackend
     from cloudorch.state.crypto import cipher_from_options
 
+    _require_sdk(parsed.scheme)
     state_name = parsed.object_name(key, ".json")
     lock_name = parsed.object_name(key, ".lock")
     store: ObjectStore
