@@ -30,13 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         Output.current().plain("Interrupted.", err=True)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # click usage errors and real bugs
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        aborts, usage_errors = _click_exception_types()
+        if isinstance(exc, aborts):
             Output.current().plain("Aborted.", err=True)
             return int(ExitCode.INTERRUPTED)
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if isinstance(exc, usage_errors):
+            exc.show()  # type: ignore[attr-defined]
             return int(ExitCode.ERROR)
         if os.environ.get("CLOUDORCH_DEBUG"):
             raise
@@ -47,6 +46,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         return int(ExitCode.ERROR)
     return rv if isinstance(rv, int) else 0
+
+
+def _click_exception_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(abort types, usage-error types): typer 0.2x vendors click as `typer._click`, older typer uses click."""
+    import typer
+
+    aborts: list[type[BaseException]] = [typer.Abort]
+    usage: list[type[BaseException]] = []
+    try:
+        from typer._click.exceptions import ClickException  # type: ignore[import-not-found,unused-ignore]
+
+        usage.append(ClickException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        aborts.append(click.exceptions.Abort)
+        usage.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(aborts), tuple(usage)
 
 
 if __name__ == "__main__":

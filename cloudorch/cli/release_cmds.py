@@ -19,6 +19,7 @@ from cloudorch.cli.common import (
     LockTimeoutOpt,
     ParallelismOpt,
     PlanArg,
+    SandboxOpt,
     StageOpt,
     StateDirOpt,
     VarFileOpt,
@@ -68,6 +69,7 @@ def _release_opts(
     var_file: list[Path] | None,
     state_dir: Path | None,
     backend: str | None,
+    sandbox: bool = False,
     stage: str | None = None,
     lock_timeout: float = 0.0,
     parallelism: int = 256,
@@ -78,6 +80,7 @@ def _release_opts(
         var_file=var_file,
         state_dir=state_dir,
         backend=backend,
+        sandbox=sandbox,
         stage=stage,
         command="release " + command,
         lock_timeout=lock_timeout,
@@ -160,6 +163,7 @@ def deploy(
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -174,6 +178,7 @@ def deploy(
         var_file=var_file,
         state_dir=state_dir,
         backend=backend,
+        sandbox=sandbox,
         stage=stage,
         lock_timeout=lock_timeout,
         parallelism=parallelism,
@@ -200,6 +205,7 @@ def promote(
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -216,6 +222,7 @@ def promote(
         var_file=var_file,
         state_dir=state_dir,
         backend=backend,
+        sandbox=sandbox,
         lock_timeout=lock_timeout,
         parallelism=parallelism,
     )
@@ -250,6 +257,7 @@ def approve(
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -264,6 +272,7 @@ def approve(
         var_file=var_file,
         state_dir=state_dir,
         backend=backend,
+        sandbox=sandbox,
         stage=stage,
         lock_timeout=lock_timeout,
     )
@@ -287,6 +296,7 @@ def status(
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
+    sandbox: SandboxOpt = False,
     json_: JsonOpt = False,
 ) -> int:
     """Per stage: the version running, since when, the next promotion's gates and pending approvals."""
@@ -294,7 +304,9 @@ def status(
 
     out = _out(json_)
     doc = api.release_status(
-        _release_opts(plan_file, "status", var=var, var_file=var_file, state_dir=state_dir, backend=backend)
+        _release_opts(
+            plan_file, "status", var=var, var_file=var_file, state_dir=state_dir, backend=backend, sandbox=sandbox
+        )
     )
     if json_:
         out.document(doc)
@@ -329,13 +341,16 @@ def history(
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
+    sandbox: SandboxOpt = False,
     json_: JsonOpt = False,
 ) -> int:
     """Every deploy, promotion, approval, override, refusal, rejection and rollback, with actor, time and reason."""
     from cloudorch import api
 
     out = _out(json_)
-    opts = _release_opts(plan_file, "history", var=var, var_file=var_file, state_dir=state_dir, backend=backend)
+    opts = _release_opts(
+        plan_file, "history", var=var, var_file=var_file, state_dir=state_dir, backend=backend, sandbox=sandbox
+    )
     events = api.release_history(opts, stage)
     if json_:
         out.document({"events": events})
@@ -365,6 +380,7 @@ def rollback(
     parallelism: ParallelismOpt = 256,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -379,6 +395,7 @@ def rollback(
         var_file=var_file,
         state_dir=state_dir,
         backend=backend,
+        sandbox=sandbox,
         stage=stage,
         lock_timeout=lock_timeout,
         parallelism=parallelism,
@@ -400,6 +417,7 @@ def reject(
     var_file: VarFileOpt = None,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,
+    sandbox: SandboxOpt = False,
     lock_timeout: LockTimeoutOpt = 0.0,
     json_: JsonOpt = False,
 ) -> int:
@@ -408,7 +426,14 @@ def reject(
 
     out = _out(json_)
     opts = _release_opts(
-        plan_file, "reject", var=var, var_file=var_file, state_dir=state_dir, backend=backend, lock_timeout=lock_timeout
+        plan_file,
+        "reject",
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        backend=backend,
+        sandbox=sandbox,
+        lock_timeout=lock_timeout,
     )
     got = api.release_reject(opts, version, reason)
     if json_:

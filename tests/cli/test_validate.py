@@ -64,3 +64,11 @@ def test_graph_schema_providers_version(cli, fixture_plan) -> None:  # type: ign
     core = next(p for p in prov["providers"] if p["name"] == "core")
     assert {t["type"] for t in core["types"]} >= {"core.null", "core.file", "core.wait"}
     assert cli("version", "--json").json()["version"]
+
+
+def test_unknown_option_is_a_usage_error_not_an_internal_error(cli, fixture_plan) -> None:  # type: ignore[no-untyped-def]
+    plan = fixture_plan("lifecycle.yaml")
+    result = cli("validate", str(plan), "--no-such-flag")
+    assert result.code == 1
+    assert "No such option: --no-such-flag" in result.err
+    assert "Internal error" not in result.err and "Traceback" not in result.err
