@@ -324,3 +324,41 @@ def test_validate_checks_the_backend_block_without_connecting(cli: Cli, tmp_path
     assert "lock_table" in r.stderr
     good = _plan(tmp_path, "fine", "s3://no-such-bucket-anywhere/shop", lock_table="locks")
     assert cli("validate", str(good)).returncode == 0
+
+
+def test_migrate_encrypted_state_between_clouds(
+    cli: Cli, servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = servers("s3", "gs")
+    source, target = make_remote("s3", found), make_remote("gs", found, prefix="moved")
+    for k, v in {**source.env, **target.env}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("TEAM_KEY", _key())
+    plan = _plan(tmp_path, "sealed", source.url, encryption={"key_env": "TEAM_KEY"})
+    for owner in ("ann", "ben"):
+        assert cli("apply", str(plan), "--auto-approve", "--var", f"owner={owner}").returncode == 0
+    before = _serials(cli, plan)
+    r = cli("state", "migrate", str(plan), "--to", target.url, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["switched"] is True
+    assert _serials(cli, plan) == before
+    raw = target.raw_get("moved/sealed.json")
+    assert b'"ciphertext"' in raw and b"ben" not in raw  # still encrypted on the new backend
+
+
+def test_migrate_does_not_switch_when_options_belong_to_the_old_cloud(
+    cli: Cli, servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = servers("s3", "gs")
+    source, target = make_remote("s3", found), make_remote("gs", found, prefix="moved")
+    for k, v in {**source.env, **target.env}.items():
+        monkeypatch.setenv(k, v)
+    plan = _plan(tmp_path, "regional", source.url, region="us-east-1")
+    assert cli("apply", str(plan), "--auto-approve").returncode == 0
+    text = plan.read_text()
+    r = cli("state", "migrate", str(plan), "--to", target.url)
+    assert r.returncode == 0, r.stderr
+    assert "backend options region do not apply to gs://" in r.stdout
+    assert plan.read_text() == text  # copied and verified, but the plan still points at S3
+    moved = open_backend(target.url, {}, key="regional", local_root=tmp_path / ".cloudorch")
+    assert moved.read() is not None
