@@ -82,7 +82,7 @@ def main() -> int:
         rows.append(
             (
                 "apply multi-cloud --sandbox",
-                timed([*co, "apply", str(plan), "--sandbox", "--auto-approve"], tmp, env),
+                timed([*co, "apply", str(plan), "--stage", "dev", "--sandbox", "--auto-approve"], tmp, env),
                 "",
                 "info",
             )
@@ -90,7 +90,7 @@ def main() -> int:
         rows.append(
             (
                 "destroy multi-cloud --sandbox",
-                timed([*co, "destroy", str(plan), "--sandbox", "--auto-approve"], tmp, env),
+                timed([*co, "destroy", str(plan), "--stage", "dev", "--sandbox", "--auto-approve"], tmp, env),
                 "",
                 "info",
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from cloudorch.errors import CloudorchError, ExitCode
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     from cloudorch.cli.common import app
     from cloudorch.cli.output import Output
 
+    # urllib3 warns on import of its SOCKS module when PySocks is absent, which some SDKs trigger
+    # even with no proxy configured: noise on every screen, not something the user can act on.
+    warnings.filterwarnings("ignore", message="SOCKS support in urllib3 requires")
     try:
         rv = app(args=argv, prog_name="cloudorch", standalone_mode=False)
     except SystemExit as exc:  # typer.Exit and --help

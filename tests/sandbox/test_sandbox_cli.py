@@ -115,7 +115,7 @@ def test_env_points_the_sdks_at_the_emulators(sandbox: tuple[Path, dict[str, Any
     assert f"export AWS_ENDPOINT_URL={urls['moto']}" in shell.stdout.splitlines()
 
 
-def test_multi_cloud_plan_applies_and_destroys_in_the_sandbox(
+def test_multi_cloud_plan_releases_through_two_stages_in_the_sandbox(
     sandbox: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
     import boto3
@@ -126,35 +126,49 @@ def test_multi_cloud_plan_applies_and_destroys_in_the_sandbox(
     shutil.copy(MULTI_CLOUD, plan)
     env = json.loads(run(directory, "sandbox", "env", "--json").stdout)["env"]
 
-    applied = run(directory, "apply", str(plan), "--sandbox", "--auto-approve", "--json", cwd=tmp_path)
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    doc = json.loads(applied.stdout)
-    assert doc["sandbox"] is True and doc["applied"] is True
-    assert doc["outputs"]["mirror_bucket"] == "cloudorch-demo-site-mirror"
+    deployed = run(directory, "release", "deploy", str(plan), "--stage", "dev", "--version", "1.0.0",
+                   "--sandbox", "--auto-approve", "--json", cwd=tmp_path)  # fmt: skip
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    doc = json.loads(deployed.stdout)
+    assert doc["sandbox"] is True and doc["applied"] is True and doc["stage"] == "dev"
 
     # the objects are in the emulators, and the cross-cloud references landed
     s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                       aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
-    pointer = s3.get_object(Bucket="cloudorch-demo-site", Key="azure-assets.txt")["Body"].read().decode()
-    assert pointer == doc["outputs"]["assets_url"]
+    outputs = json.loads(run(directory, "output", str(plan), "--stage", "dev", "--sandbox", "--json",
+                             cwd=tmp_path).stdout)  # fmt: skip
+    assert outputs["mirror_bucket"] == "cloudorch-demo-dev-site-mirror"
+    pointer = s3.get_object(Bucket="cloudorch-demo-dev-site", Key="azure-assets.txt")["Body"].read().decode()
+    assert pointer == outputs["assets_url"]
     blobs = BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
-    note = blobs.get_blob_client("cloudorch-demo-assets", "aws-site.txt").download_blob().readall()
-    assert note == b"arn:aws:s3:::cloudorch-demo-site"
+    note = blobs.get_blob_client("cloudorch-demo-dev-assets", "aws-site.txt").download_blob().readall()
+    assert note == b"arn:aws:s3:::cloudorch-demo-dev-site"
+
+    promoted = run(directory, "release", "promote", str(plan), "--to", "staging", "--sandbox", "--auto-approve",
+                   "--json", cwd=tmp_path)  # fmt: skip
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    doc = json.loads(promoted.stdout)
+    assert doc["version"] == "1.0.0" and [g["gate"] for g in doc["gates"]] == ["policy"]
+    release = s3.get_object(Bucket="cloudorch-demo-staging-site", Key="RELEASE")["Body"].read()
+    assert release == b"1.0.0"
 
     # sandbox state is its own namespace: nothing in the real state directory
-    assert (tmp_path / ".cloudorch" / "sandbox" / "state" / "multi-cloud.json").exists()
+    assert (tmp_path / ".cloudorch" / "sandbox" / "state" / "multi-cloud.staging.json").exists()
     assert not (tmp_path / ".cloudorch" / "state").exists()
-    real = run(directory, "state", "list", str(plan), "--json", cwd=tmp_path)
+    real = run(directory, "state", "list", str(plan), "--stage", "dev", "--json", cwd=tmp_path)
     assert json.loads(real.stdout) == {"resources": []}
 
-    replanned = run(directory, "plan", str(plan), "--sandbox", "--detailed-exitcode", cwd=tmp_path)
+    replanned = run(directory, "plan", str(plan), "--stage", "staging", "--var", "version=1.0.0", "--sandbox",
+                    "--detailed-exitcode", cwd=tmp_path)  # fmt: skip
     assert replanned.returncode == 0, replanned.stdout + replanned.stderr
     assert "SANDBOX" in replanned.stderr.splitlines()[0]
     assert "No changes." in replanned.stdout
 
-    destroyed = run(directory, "destroy", str(plan), "--sandbox", "--auto-approve", cwd=tmp_path)
-    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
-    assert "SANDBOX" in destroyed.stderr
+    for stage in ("staging", "dev"):
+        destroyed = run(directory, "destroy", str(plan), "--stage", stage, "--sandbox", "--auto-approve",
+                        cwd=tmp_path)  # fmt: skip
+        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+        assert "SANDBOX" in destroyed.stderr
     assert s3.list_buckets()["Buckets"] == []
 
 

@@ -22,7 +22,7 @@ from cloudorch_azure.provider import TOKEN_ENV
 from cloudorch.testing import RunningServer, start_fake_gcs
 
 PLAN = Path(__file__).parents[3] / "plans" / "multi-cloud.yaml"
-ADDRESSES = {"site", "mirror", "rg", "assets", "arn_note", "azure_pointer"}
+ADDRESSES = {"site", "mirror", "rg", "assets", "arn_note", "azure_pointer", "release_note"}
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -69,24 +69,25 @@ def test_three_clouds_apply_replan_destroy(
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cloudorch", *args, str(plan), *[f"--var={k}={v}" for k, v in variables.items()]],
+            [sys.executable, "-m", "cloudorch", *args, str(plan), "--stage", "dev",
+             *[f"--var={k}={v}" for k, v in variables.items()]],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
         )
 
     applied = cli("apply", "--auto-approve", "--json")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     outputs = json.loads(applied.stdout)["outputs"]
-    assert outputs["mirror_bucket"] == "cloudorch-demo-site-mirror"  # S3 -> GCS
+    assert outputs["mirror_bucket"] == "cloudorch-demo-dev-site-mirror"  # S3 -> GCS
 
     from azure.storage.blob import BlobServiceClient
 
     blobs = BlobServiceClient.from_connection_string(azurite.extra["connection_string"])
-    note = blobs.get_blob_client("cloudorch-demo-assets", "aws-site.txt").download_blob().readall()
-    assert note == b"arn:aws:s3:::cloudorch-demo-site"  # AWS -> Azure
+    note = blobs.get_blob_client("cloudorch-demo-dev-assets", "aws-site.txt").download_blob().readall()
+    assert note == b"arn:aws:s3:::cloudorch-demo-dev-site"  # AWS -> Azure
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    pointer = s3.get_object(Bucket="cloudorch-demo-site", Key="azure-assets.txt")["Body"].read().decode()
-    assert pointer == outputs["assets_url"] and pointer.endswith("/cloudorch-demo-assets")  # Azure -> AWS
+    pointer = s3.get_object(Bucket="cloudorch-demo-dev-site", Key="azure-assets.txt")["Body"].read().decode()
+    assert pointer == outputs["assets_url"] and pointer.endswith("/cloudorch-demo-dev-assets")  # Azure -> AWS
 
     replanned = cli("plan", "--json", "--detailed-exitcode")
     assert replanned.returncode == 0, replanned.stdout + replanned.stderr
@@ -96,5 +97,5 @@ def test_three_clouds_apply_replan_destroy(
 
     destroyed = cli("destroy", "--auto-approve")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
-    assert "cloudorch-demo-rg" not in arm.state.groups
+    assert "cloudorch-demo-dev-rg" not in arm.state.groups
     assert s3.list_buckets()["Buckets"] == []
