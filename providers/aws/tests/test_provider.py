@@ -13,7 +13,7 @@ import pytest
 from cloudorch.errors import ErrorKind, ProviderError
 from cloudorch.providers import ProviderContext, ReadRequest
 from cloudorch_aws import AwsConfig, AwsProvider
-from cloudorch_aws.faults import CallCounter, Fault, latency
+from cloudorch_aws.faults import CallCounter, Fault
 
 
 def bucket_type(provider: AwsProvider) -> Any:
@@ -184,6 +184,7 @@ def test_read_many_needs_at_most_two_calls_per_resource(provider: AwsProvider) -
 
 
 def test_read_many_runs_in_parallel(provider: AwsProvider) -> None:
+    import threading
     import time
 
     rt = bucket_type(provider)
@@ -192,10 +193,27 @@ def test_read_many_runs_in_parallel(provider: AwsProvider) -> None:
         p = props(rt, name=f"slow-bucket-{i}")
         reqs.append(ReadRequest(f"b[{i}]", rt.create(f"b[{i}]", p).id, p))
     slow = AwsProvider(provider.config, "aws", provider.context)
-    AwsProvider.client_hooks.append(latency(0.1))
-    started = time.monotonic()
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, most at once
+
+    def overlap(client: Any) -> None:
+        # counts HTTP attempts that are in flight together: parallel reads overlap, serial ones never do
+        def before(**_: Any) -> None:
+            with lock:
+                in_flight[0] += 1
+                in_flight[1] = max(in_flight)
+            time.sleep(0.05)
+
+        def after(**_: Any) -> None:
+            with lock:
+                in_flight[0] -= 1
+
+        client.meta.events.register("before-send", before, unique_id="overlap-before")
+        client.meta.events.register("after-call", after, unique_id="overlap-after")
+
+    AwsProvider.client_hooks.append(overlap)
     assert all(slow.resource_type("aws.s3_bucket").read_many(reqs))
-    assert time.monotonic() - started < 0.1 * 16 / 2
+    assert in_flight[1] > 1
 
 
 # ----------------------------------------------------------------------------- local files
