@@ -37,7 +37,7 @@ from cloudorch.cli.common import (
     app,
 )
 from cloudorch.cli.output import Output
-from cloudorch.errors import ExitCode
+from cloudorch.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
     from cloudorch.api import RunOptions
@@ -104,6 +104,10 @@ def drift(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print a compact Markdown summary (stable, for a CI comment).")
     ] = False,
+    format_: Annotated[
+        str,
+        typer.Option("--format", help="text, json (same as --json) or markdown (same as --markdown), as on plan."),
+    ] = "text",
     auto_approve: AutoApproveOpt = False,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
@@ -124,6 +128,12 @@ def drift(
     from cloudorch import api
     from cloudorch.cli.render import drift_markdown, render_drift
 
+    if format_ not in ("text", "json", "markdown"):
+        raise ConfigError(f"--format {format_}: unknown format", hint="use text, json or markdown")
+    markdown = markdown or format_ == "markdown"
+    if json_ and markdown:
+        raise ConfigError("--json and markdown output ask for two documents on stdout", hint="choose one")
+    json_ = json_ or format_ == "json"
     out = _out(json_)
     opts = _plan_opts(
         plan_file,

@@ -84,7 +84,7 @@ def test_markdown_is_stable_and_collapsible(cli, fixture_plan, tmp_path) -> None
     plan = _applied(cli, fixture_plan)
     _tamper(tmp_path)
     first = cli("drift", str(plan), "--markdown")
-    second = cli("drift", str(plan), "--markdown")
+    second = cli("drift", str(plan), "--format", "markdown")  # the same switch plan has
     assert first.code == second.code == 2
     assert first.out == second.out
     assert first.out.startswith("### cloudorch drift: `drift_files`")
