@@ -688,7 +688,7 @@ def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> Recov
             )
         from cloudorch.state.model import StateEvent
 
-        sess.state.events.append(StateEvent(kind="rollback", actor=actor(), detail=outcome.undo.to_json()))
+        sess.state.events.append(StateEvent(kind="undo", actor=actor(), detail=outcome.undo.to_json()))
         expected = sess.state.serial
         sess.state.serial += 1
         sess.backend.write(sess.state, expected_serial=expected or None)
