@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cloudorch.policy.model import RegoTestResult
     from cloudorch.providers import Registry
     from cloudorch.state.backends.base import StateBackend
+    from cloudorch.state.journal import Journal
     from cloudorch.state.lock import LockHandle
     from cloudorch.state.model import ResourceRecord, State
 
@@ -508,7 +509,7 @@ def apply(
     """Plan (or take a saved plan), confirm, and apply. None means the user declined."""
     from cloudorch.engine.applier import Applier, check_on_failure
     from cloudorch.engine.scheduler import Interrupt as _Interrupt
-    from cloudorch.state.journal import Journal, remove_journal
+    from cloudorch.state.journal import remove_journal
 
     check_on_failure(opts.on_failure)
     if saved is not None:
@@ -535,17 +536,7 @@ def apply(
             return None
         if repair is not None and opts.notify:
             opts.notify(repair["message"])
-        journal = Journal.start(
-            sess.backend.journal_path(),
-            {
-                "plan_name": plan_key(sess.loaded.plan),
-                "state_key": sess.state.state_key,
-                "lineage": sess.state.lineage,
-                "serial": sess.state.serial,
-                "command": opts.command,
-                "actor": actor(),
-            },
-        )
+        journal = _start_journal(sess, opts)
         applier = Applier(
             cs,
             sess.state,
@@ -655,24 +646,14 @@ def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> Recov
 
     from cloudorch.engine.rollback import rollback
     from cloudorch.engine.scheduler import Interrupt as _Interrupt
-    from cloudorch.state.journal import Journal, remove_journal
+    from cloudorch.state.journal import remove_journal
 
     with session(replace(opts, notify=None)) as sess:
         outcome = RecoverOutcome(sess.recovered, sess.lock_took_over, state_serial=sess.state.serial)
         report = sess.recovered
         if report is None or not report.rollback_unfinished or report.replay is None:
             return outcome
-        journal = Journal.start(
-            sess.backend.journal_path(),
-            {
-                "plan_name": plan_key(sess.loaded.plan),
-                "state_key": sess.state.state_key,
-                "lineage": sess.state.lineage,
-                "serial": sess.state.serial,
-                "command": opts.command,
-                "actor": actor(),
-            },
-        )
+        journal = _start_journal(sess, opts)
         intr = _Interrupt()
         with SigintGuard(intr):
             outcome.undo = rollback(
@@ -696,6 +677,23 @@ def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> Recov
         remove_journal(journal.path)
         outcome.state_serial = sess.state.serial
         return outcome
+
+
+def _start_journal(sess: Session, opts: RunOptions) -> Journal:
+    """A new apply journal for this session, its header naming the state it applies to."""
+    from cloudorch.state.journal import Journal
+
+    return Journal.start(
+        sess.backend.journal_path(),
+        {
+            "plan_name": plan_key(sess.loaded.plan),
+            "state_key": sess.state.state_key,
+            "lineage": sess.state.lineage,
+            "serial": sess.state.serial,
+            "command": opts.command,
+            "actor": actor(),
+        },
+    )
 
 
 def _resolved_policy_hook(

