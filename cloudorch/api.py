@@ -219,17 +219,13 @@ def _providers(loaded: Loaded, opts: RunOptions | None = None) -> ProviderSet:
 def _sandbox_blocks(blocks: Mapping[str, Any], opts: RunOptions | None) -> dict[str, dict[str, Any]]:
     """Provider blocks pointed at the local emulators, which are started first if they are not running."""
     from cloudorch import sandbox
-    from cloudorch.sandbox.endpoints import AWS_CREDENTIALS, provider_blocks
+    from cloudorch.sandbox.endpoints import provider_blocks
 
     notify = (opts.notify if opts else None) or (lambda _text: None)
     box, started = sandbox.up(notify=notify)
     if started:
         notify(f"started the sandbox's emulators ({', '.join(e.name for e in box.emulators)}); "
                "`cloudorch sandbox down` stops them")
-    # boto3 takes credentials only from its own chain: throwaway ones, so no real key or profile is used
-    os.environ.update(AWS_CREDENTIALS)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
     return provider_blocks(box, blocks)
 
 

@@ -126,8 +126,9 @@ def test_multi_cloud_plan_releases_through_two_stages_in_the_sandbox(
     shutil.copy(MULTI_CLOUD, plan)
     env = json.loads(run(directory, "sandbox", "env", "--json").stdout)["env"]
 
+    # a profile this machine does not have must not matter: the sandbox never reads real credentials
     deployed = run(directory, "release", "deploy", str(plan), "--stage", "dev", "--version", "1.0.0",
-                   "--sandbox", "--auto-approve", "--json", cwd=tmp_path)  # fmt: skip
+                   "--sandbox", "--auto-approve", "--json", cwd=tmp_path, AWS_PROFILE="prod-admin")  # fmt: skip
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     doc = json.loads(deployed.stdout)
     assert doc["sandbox"] is True and doc["applied"] is True and doc["stage"] == "dev"

@@ -130,6 +130,18 @@ class AwsProvider(Provider):
         import boto3.session
         import botocore.exceptions
 
+        if self.context.sandbox:
+            import botocore.session
+
+            # the sandbox's moto takes any key: throwaway ones keep real credentials out of reach, and
+            # AWS_PROFILE is not even looked at (a profile the machine lacks would fail the session)
+            core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+            return boto3.session.Session(
+                botocore_session=core,
+                aws_access_key_id="sandbox",
+                aws_secret_access_key="sandbox",
+                region_name=self.config.region or "us-east-1",
+            )
         try:
             base = boto3.session.Session(profile_name=self.config.profile, region_name=self.config.region)
         except botocore.exceptions.ProfileNotFound as exc:
