@@ -213,6 +213,7 @@ def _providers(loaded: Loaded, opts: RunOptions | None = None) -> ProviderSet:
         blocks,
         ProviderContext(plan_dir=plan.path.parent.resolve(), sandbox=sandbox),
         locate=lambda key: plan.location("providers", key),
+        scope=opts.stage if opts is not None else None,
     )
 
 
