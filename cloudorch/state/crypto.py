@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cloudorch.errors import ConfigError, StateError
-from cloudorch.state.statefile import StateHeader
+from cloudorch.state.model import State
+from cloudorch.state.statefile import HEADER_PEEK, CorruptStateError, StateHeader, decode_state
 
 ALGORITHM = "AES-256-GCM"
 KEY_BYTES = 32
@@ -145,14 +146,34 @@ def sealed_header(prefix: bytes, source: str) -> StateHeader:
     idx = prefix.find(_CIPHER_MARK)
     if idx < 0:
         raise StateError(f"{source} is not a complete encrypted state document")
-    doc = json.loads(prefix[:idx] + b"}")
-    return StateHeader(
-        serial=int(doc["serial"]),
-        lineage=str(doc["lineage"]),
-        written_at=str(doc.get("written_at", "")),
-        resource_count=int(doc.get("resource_count", 0)),
-        checksum=str(doc["checksum"]),
-    )
+    try:
+        doc = json.loads(prefix[:idx] + b"}")
+        return StateHeader(
+            serial=int(doc["serial"]),
+            lineage=str(doc["lineage"]),
+            written_at=str(doc.get("written_at", "")),
+            resource_count=int(doc.get("resource_count", 0)),
+            checksum=str(doc["checksum"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:  # an edited or damaged header: never guess
+        raise CorruptStateError(f"state file {source} cannot be used: its encrypted header is damaged") from exc
+
+
+def open_sealed(data: bytes, cipher: StateCipher | None, source: str, *, no_key_hint: str) -> State:
+    """The state inside an envelope (`is_sealed(data)`), checked against its clear header.
+
+    No cipher is a StateError naming the key that sealed it; a wrong key is a WrongKeyError.
+    """
+    if cipher is None:
+        raise StateError(
+            f"state file {source} is encrypted (key {sealed_key_id(data[:HEADER_PEEK])}), but no key is configured",
+            hint=no_key_hint,
+        )
+    outer = sealed_header(data[:HEADER_PEEK], source)
+    state = decode_state(cipher.open(data, source), source)
+    if outer.serial != state.serial or outer.lineage != state.lineage:
+        raise CorruptStateError(f"state file {source} cannot be used: its envelope disagrees with its content")
+    return state
 
 
 def sealed_key_id(prefix: bytes) -> str | None:

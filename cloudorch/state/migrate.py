@@ -123,12 +123,48 @@ def switch_plan_backend(path: Path, old_url: str | None, new_url: str, url_line:
         text = "".join(lines)
     elif old_url is None and not _TOP_BACKEND.search(text):
         text = text + ("" if text.endswith("\n") else "\n") + f"backend:\n  url: {quoted}\n"
+    elif old_url is None:
+        # a block without `url` (local state with options, e.g. encryption): add the url to it
+        added = _add_url_to_block(text, quoted)
+        if added is None:
+            return False
+        text = added
     else:
         return False
     tmp = path.with_name(f".{path.name}.migrate-tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return True
+
+
+def _add_url_to_block(text: str, quoted: str) -> str | None:
+    """`text` with `url:` added to its top-level `backend:` mapping (block or flow style), or None
+    when the result would not parse to exactly that (then the user edits the file)."""
+    import yaml
+
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if _TOP_BACKEND.match(line)), None)
+    if at is None:
+        return None
+    head, _, rest = lines[at].partition(":")
+    value = rest.split("#", 1)[0].strip()
+    if value.startswith("{") and value != "{}":
+        lines[at] = head + ":" + rest.replace("{", f"{{url: {quoted}, ", 1)
+    elif not value:
+        following = next((ln for ln in lines[at + 1 :] if ln.strip() and not ln.lstrip().startswith("#")), "")
+        indent = following[: len(following) - len(following.lstrip())] or "  "
+        lines.insert(at + 1, f"{indent}url: {quoted}\n")
+    else:
+        return None
+    edited = "".join(lines)
+    try:
+        before, after = yaml.safe_load(text), yaml.safe_load(edited)
+    except yaml.YAMLError:
+        return None
+    if not (isinstance(before, dict) and isinstance(after, dict) and isinstance(before.get("backend"), dict)):
+        return None
+    expected = {**before, "backend": {**before["backend"], "url": quoted.strip('"')}}
+    return edited if after == expected else None
 
 
 # --------------------------------------------------------------------------- rekey
@@ -155,10 +191,11 @@ def rekey_document(
     keep reading them. None when nothing is stored under `key`.
     """
     from cloudorch.errors import ConfigError
+    from cloudorch.state.backends.local import LocalBackend
     from cloudorch.state.backends.remote import RemoteBackend
     from cloudorch.state.model import StateEvent
 
-    if not isinstance(backend, RemoteBackend) or backend.cipher is None:
+    if not isinstance(backend, RemoteBackend | LocalBackend) or backend.cipher is None:
         raise ConfigError(
             f"state {key} ({backend.describe()}) has no encryption key configured",
             hint="add `encryption: {key_env: NAME}` (the new key) to the plan's backend block, then rekey",

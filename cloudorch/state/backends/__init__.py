@@ -2,6 +2,8 @@
 
 `local` is the default (files under `.cloudorch/`); remote stores (S3, GCS, Azure Blob) share
 `remote.RemoteBackend`, each with its own compare-and-swap and lock (`s3`, `gcs`, `azblob`).
+Any of them seals documents when the block has `encryption:` (`cloudorch.state.crypto`), local
+too: a block with only common options (no `url`) means local state with those options.
 Backends never interpret resources. `open_backend` turns a `--backend` URL or a plan's
 `backend:` block into one; cloud SDKs are imported only when a remote backend is opened.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from cloudorch.errors import ConfigError, Location
 from cloudorch.state.backends.base import HistoryEntry, StateBackend
 from cloudorch.state.backends.local import LocalBackend
-from cloudorch.state.backends.url import BackendURL, Locate, parse_backend_url, parse_options
+from cloudorch.state.backends.url import BackendURL, CommonOptions, Locate, parse_backend_url, parse_options
 
 __all__ = ["BackendURL", "HistoryEntry", "LocalBackend", "StateBackend", "open_backend", "parse_backend_url"]
 
@@ -41,9 +43,7 @@ def open_backend(
     if not target:
         if _only_common(block):
             options = parse_options("file", block, locate)
-            if options.encryption is not None:
-                raise _no_local_encryption(locate)
-            return LocalBackend(local_root, key, lease_seconds=options.lease_seconds)
+            return _open_local(local_root, key, options, environ, locate)
         raise ConfigError(
             "backend: options without a `url`",
             hint="add `url: s3://bucket/prefix` (or gs://, azblob://, file://) to the backend block",
@@ -57,10 +57,25 @@ def open_backend(
     parsed = parse_backend_url(str(target), where)
     options = parse_options(parsed.scheme, block, locate)
     if parsed.scheme == "file":
-        if options.encryption is not None:
-            raise _no_local_encryption(locate)
-        return LocalBackend(Path(parsed.prefix), key, lease_seconds=options.lease_seconds)
+        return _open_local(Path(parsed.prefix), key, options, environ, locate)
     return _open_remote(parsed, options, key=key, local_root=local_root, env=environ)
+
+
+def _open_local(
+    root: Path, key: str, options: CommonOptions, env: Mapping[str, str], locate: Locate | None
+) -> LocalBackend:
+    cipher = None
+    if options.encryption is not None:
+        from cloudorch.state.crypto import cipher_from_options
+
+        try:
+            cipher = cipher_from_options(options.encryption, dict(env))
+        except ConfigError as exc:
+            # a key that is unset or malformed is a mistake in the plan's block: say where it is
+            if exc.location is None and locate is not None:
+                exc.location = locate("encryption")
+            raise
+    return LocalBackend(root, key, lease_seconds=options.lease_seconds, cipher=cipher)
 
 
 #: the SDK module each scheme needs, and the distribution that brings it
@@ -89,14 +104,6 @@ def _require_sdk(scheme: str) -> None:
 
 def _only_common(block: Mapping[str, Any]) -> bool:
     return set(block) <= {"url", "lease_seconds", "history_limit", "encryption"}
-
-
-def _no_local_encryption(locate: Locate | None) -> ConfigError:
-    return ConfigError(
-        "backend.encryption: encryption at rest is for remote backends (s3://, gs://, azblob://)",
-        hint="local state is protected by file permissions; remove `encryption` or use a remote backend",
-        location=locate("encryption") if locate is not None else None,
-    )
 
 
 def _open_remote(

@@ -3,6 +3,9 @@
 Layout: `state/<key>.json` (current), `history/<key>/<serial>.json` (previous versions, last N),
 `locks/<key>.lock` (O_CREAT|O_EXCL lock with a lease; `.guard` serialises takeovers),
 `journal/<key>.jsonl` (apply journal).
+With a cipher (`backend.encryption`) every state document it writes is sealed (`cloudorch.state.crypto`):
+the header stays readable, so history, compare-and-swap and pruning work without the key. The
+journal is not encrypted.
 Writes never copy old bytes: the previous version enters history by hard link (rename where
 links are unsupported), and the new one lands by temp file, fsync, rename, directory fsync.
 Compare-and-swap here is a guard against stale writers; mutual exclusion is the lock's job.
@@ -25,6 +28,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.base import HistoryEntry, StateBackend
+from cloudorch.state.crypto import StateCipher, is_sealed, open_sealed, sealed_header, sealed_key_id
 from cloudorch.state.durable import atomic_write, create_exclusive, fsync_dir, write_temp
 from cloudorch.state.lock import (
     DEFAULT_LEASE_SECONDS,
@@ -58,6 +62,11 @@ DEFAULT_HISTORY_LIMIT = 20
 # its writer died between create and write, and the lock is stale.
 UNREADABLE_LOCK_GRACE_SECONDS = 5.0
 UNREADABLE_LOCK_ID = "unreadable"
+
+_NO_KEY_HINT = (
+    "Configure the key it was written with in the plan: `backend: {encryption: {key_env: NAME}}` "
+    "(or key_file: PATH; earlier keys under encryption.old_keys)."
+)
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 _HISTORY_NAME_RE = re.compile(r"^(\d+)\.json$")
@@ -99,6 +108,7 @@ class LocalBackend(StateBackend):
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         poll_interval: float = 0.05,
+        cipher: StateCipher | None = None,
     ) -> None:
         if not _KEY_RE.match(key):
             raise StateError(
@@ -112,6 +122,7 @@ class LocalBackend(StateBackend):
         self.history_limit = history_limit
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        self.cipher = cipher
         self.state_path = self.root / "state" / f"{key}.json"
         self.history_dir = self.root / "history" / key
         self.lock_path = self.root / "locks" / f"{key}.lock"
@@ -142,7 +153,9 @@ class LocalBackend(StateBackend):
         stored = self._stored_header()
         self._check_swap(state, stored, expected_serial)
         state.written_at = now_iso()
-        data, _ = encode_state(state)
+        data, header = encode_state(state)
+        if self.cipher is not None:
+            data = self.cipher.seal(data, header)
         tmp = write_temp(self.state_path.parent, self.state_path.name, data)
         try:
             if stored is not None and self.history_limit > 0:
@@ -240,7 +253,18 @@ class LocalBackend(StateBackend):
         return self._journal_path
 
     def describe(self) -> str:
-        return f"local {self._show(self.state_path)}"
+        sealed = f", encrypted (key {self.cipher.key_id})" if self.cipher else ""
+        return f"local {self._show(self.state_path)}{sealed}"
+
+    @_os_errors("read state in")
+    def sealed_with(self) -> str | None:
+        """The id of the key that sealed the current state (None: plaintext or no state)."""
+        try:
+            with open(self.state_path, "rb") as fh:
+                prefix = fh.read(HEADER_PEEK)
+        except FileNotFoundError:
+            return None
+        return sealed_key_id(prefix) if is_sealed(prefix) else None
 
     # -- internals: state ------------------------------------------------------------------
 
@@ -254,8 +278,12 @@ class LocalBackend(StateBackend):
             directory.mkdir(parents=True, exist_ok=True)
 
     def _decode(self, data: bytes, path: Path) -> State:
+        source = self._show(path)
         try:
-            return decode_state(data, self._show(path))
+            if is_sealed(data[:HEADER_PEEK]):
+                # a wrong key (WrongKeyError) is not corruption: no restore hint, the file is fine
+                return open_sealed(data, self.cipher, source, no_key_hint=_NO_KEY_HINT)
+            return decode_state(data, source)
         except CorruptStateError as exc:
             raise CorruptStateError(exc.message, hint=self._restore_hint()) from exc
 
@@ -290,7 +318,10 @@ class LocalBackend(StateBackend):
 
     def _read_header(self, path: Path) -> StateHeader:
         with open(path, "rb") as fh:
-            return decode_header(fh.read(HEADER_PEEK), fh.read, self._show(path))
+            prefix = fh.read(HEADER_PEEK)
+            if is_sealed(prefix):
+                return sealed_header(prefix, self._show(path))
+            return decode_header(prefix, fh.read, self._show(path))
 
     def _check_swap(self, state: State, stored: StateHeader | None, expected_serial: int | None) -> None:
         where = self._show(self.state_path)

@@ -61,8 +61,10 @@ def test_options_are_checked_per_scheme(tmp_path: Path) -> None:
         open_("gs://team-state/shop", lease_seconds=0)
     with pytest.raises(ConfigError, match="exactly one of key_env and key_file"):
         open_("s3://team-state/shop", encryption={"key_env": "A", "key_file": "b"})
-    with pytest.raises(ConfigError, match="encryption at rest is for remote backends"):
-        open_("file://" + str(tmp_path), encryption={"key_env": "A"})
+    # local state takes encryption too; an unset key variable is located at the block
+    with pytest.raises(ConfigError, match="NO_SUCH_STATE_KEY_VAR is not set") as unset:
+        open_("file://" + str(tmp_path), encryption={"key_env": "NO_SUCH_STATE_KEY_VAR"})
+    assert unset.value.location is not None and unset.value.location.line == 7
     with pytest.raises(ConfigError, match="options without a `url`"):
         open_backend(None, {"region": "eu-west-1"}, key="shop", local_root=tmp_path, locate=_locate)
 
