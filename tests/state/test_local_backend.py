@@ -314,3 +314,15 @@ def test_5000_resources_load_and_write_fast(backend: LocalBackend, make_state: M
         assert loaded is not None and len(loaded.resources) == 5000
     assert min(writes) < 0.3, writes
     assert min(reads) < 0.3, reads
+
+
+def test_backend_block_history_limit_reaches_local_state(root: Path, make_state: MakeState) -> None:
+    from cloudorch.state.backends import open_backend
+
+    backend = open_backend(None, {"history_limit": 2}, key="shop", local_root=root)
+    state = make_state(2)
+    backend.write(state, None)
+    for serial in range(2, 6):
+        state.serial = serial
+        backend.write(state, serial - 1)
+    assert [e.serial for e in backend.history()] == [5, 4, 3]

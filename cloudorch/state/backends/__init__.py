@@ -75,7 +75,7 @@ def _open_local(
             if exc.location is None and locate is not None:
                 exc.location = locate("encryption")
             raise
-    return LocalBackend(root, key, lease_seconds=options.lease_seconds, cipher=cipher)
+    return LocalBackend(root, key, options.history_limit, lease_seconds=options.lease_seconds, cipher=cipher)
 
 
 #: the SDK module each scheme needs, and the distribution that brings it
