@@ -19,12 +19,11 @@ from pathlib import Path
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.base import HistoryEntry, StateBackend
-from cloudorch.state.crypto import StateCipher, is_sealed, sealed_header, sealed_key_id
+from cloudorch.state.crypto import StateCipher, is_sealed, open_sealed, sealed_header, sealed_key_id
 from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo, lock_mismatch
 from cloudorch.state.model import State, now_iso
 from cloudorch.state.statefile import (
     HEADER_PEEK,
-    CorruptStateError,
     StateHeader,
     decode_header,
     decode_state,
@@ -436,15 +435,10 @@ class RemoteBackend(StateBackend):
 
     def _decode(self, data: bytes, source: str) -> State:
         if is_sealed(data[:HEADER_PEEK]):
-            if self.cipher is None:
-                raise StateError(
-                    f"{source} is encrypted (key {sealed_key_id(data[:HEADER_PEEK])}), but no key is configured",
-                    hint="Add `encryption: {key_env: NAME}` (or key_file) to the plan's backend block.",
-                )
-            outer = sealed_header(data[:HEADER_PEEK], source)
-            data = self.cipher.open(data, source)
-            state = decode_state(data, source)
-            if outer.serial != state.serial or outer.lineage != state.lineage:
-                raise CorruptStateError(f"state file {source} cannot be used: its envelope disagrees with its content")
-            return state
+            return open_sealed(
+                data,
+                self.cipher,
+                source,
+                no_key_hint="Add `encryption: {key_env: NAME}` (or key_file) to the plan's backend block.",
+            )
         return decode_state(data, source)
