@@ -31,7 +31,7 @@ stages, from one YAML plan file.
 
 \b
 Exit codes: 0 ok / no changes, 1 error, 2 changes or drift present (plan --detailed-exitcode, drift),
-3 denied by policy, 4 state locked, 130 interrupted. Every command takes --json.
+3 denied by policy or a release gate, 4 state locked, 130 interrupted. Every command takes --json.
 
 \b
 Environment (a flag on the command line wins):
