@@ -309,38 +309,69 @@ def _ask(out: Output, verb: str) -> bool:
     return out.err.input("  Enter a value: ").strip() == "yes"
 
 
+class ApplyUi:
+    """The terminal half of every command that applies: show the changes, ask, show progress, show
+    the result. Commands hand `on_plan`, `confirm` and `progress` to the API and build their own JSON."""
+
+    def __init__(
+        self,
+        out: Output,
+        json_: bool,
+        auto_approve: bool,
+        verb: str,
+        *,
+        show_policy: bool = True,
+        gap_before_plan: bool = False,
+    ) -> None:
+        from cloudorch.cli.render import ProgressObserver
+
+        self.out, self.json_, self.auto_approve, self.verb = out, json_, auto_approve, verb
+        self.show_policy, self.gap_before_plan = show_policy, gap_before_plan
+        self.progress = ProgressObserver(out, 0)
+
+    def on_plan(self, cs: Any) -> None:
+        from cloudorch.cli.render import render_changeset
+
+        self.progress.total = sum(1 for c in cs.changes if c.is_change)
+        if self.json_:
+            return
+        if self.gap_before_plan:
+            self.out.print()
+        render_changeset(self.out, cs)
+        if self.show_policy:
+            _render_policy(self.out, cs)
+
+    def confirm(self, cs: Any) -> bool:
+        if not cs.has_changes or self.auto_approve or _ask(self.out, self.verb):
+            return True
+        self.out.print("Cancelled: nothing was changed.")
+        return False
+
+    def show_result(self, result: Any, *, outputs: bool = True) -> None:
+        """What the apply did (human output only), then the outputs state now records."""
+        from cloudorch.cli.render import render_outputs, render_result
+
+        if self.json_:
+            return
+        if result.changeset.has_changes:
+            self.out.print()
+            render_result(self.out, result)
+        if outputs:
+            render_outputs(self.out, result.state.outputs)
+
+
 def _run_apply(
     opts: RunOptions, out: Output, json_: bool, auto_approve: bool, saved_path: Path | None, verb: str
 ) -> int:
     from cloudorch import api
     from cloudorch.changes import ChangeSet
-    from cloudorch.cli.render import (
-        ProgressObserver,
-        changeset_json,
-        render_changeset,
-        render_outputs,
-        render_result,
-        result_json,
-    )
+    from cloudorch.cli.render import changeset_json, result_json
 
     saved = ChangeSet.load(saved_path) if saved_path is not None else None
-    progress = ProgressObserver(out, 0)
-
-    def on_plan(cs: ChangeSet) -> None:
-        progress.total = sum(1 for c in cs.changes if c.is_change)
-        if not json_:
-            render_changeset(out, cs)
-            _render_policy(out, cs)
-
-    def confirm(cs: ChangeSet) -> bool:
-        # a saved plan was reviewed when it was saved; applying it is the confirmation
-        if auto_approve or saved is not None or _ask(out, verb):
-            return True
-        out.print("Cancelled: nothing was changed.")
-        return False
-
-    with progress:
-        result = api.apply(opts, saved=saved, confirm=confirm, observer=progress, on_plan=on_plan)
+    # a saved plan was reviewed when it was saved; applying it is the confirmation
+    ui = ApplyUi(out, json_, auto_approve or saved is not None, verb)
+    with ui.progress:
+        result = api.apply(opts, saved=saved, confirm=ui.confirm, observer=ui.progress, on_plan=ui.on_plan)
     if result is None:
         if json_:
             out.document({"applied": False, "reason": "declined"})
@@ -356,11 +387,7 @@ def _run_apply(
                 },
             }
         )
-    else:
-        if result.repair is not None:
-            out.print(f"\n{escape(result.repair['message'])}")
-        if result.changeset.has_changes:
-            out.print()
-            render_result(out, result)
-        render_outputs(out, result.state.outputs)
+    elif result.repair is not None:
+        out.print(f"\n{escape(result.repair['message'])}")
+    ui.show_result(result)
     return 0 if result.ok else int(ExitCode.ERROR)

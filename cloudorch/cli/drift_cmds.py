@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cloudorch.cli.common import (
+    ApplyUi,
     AutoApproveOpt,
     BackendOpt,
     JsonOpt,
@@ -29,11 +30,9 @@ from cloudorch.cli.common import (
     TargetOpt,
     VarFileOpt,
     VarOpt,
-    _ask,
     _out,
     _plan_opts,
     _policy_kw,
-    _render_policy,
     app,
 )
 from cloudorch.cli.output import Output
@@ -49,38 +48,14 @@ Runner = Callable[[Callable[["ChangeSet"], bool], "ApplyObserver", Callable[["Ch
 
 def _confirmed_apply(out: Output, json_: bool, auto_approve: bool, verb: str, run: Runner) -> dict[str, Any]:
     """Show the plan, ask (unless --auto-approve), apply; the outcome as a JSON-able dict."""
-    from cloudorch.cli.render import (
-        ProgressObserver,
-        changeset_json,
-        render_changeset,
-        render_outputs,
-        render_result,
-        result_json,
-    )
+    from cloudorch.cli.render import changeset_json, result_json
 
-    progress = ProgressObserver(out, 0)
-
-    def on_plan(cs: ChangeSet) -> None:
-        progress.total = sum(1 for c in cs.changes if c.is_change)
-        if not json_:
-            render_changeset(out, cs)
-            _render_policy(out, cs)
-
-    def confirm(cs: ChangeSet) -> bool:
-        if auto_approve or _ask(out, verb):
-            return True
-        out.print("Cancelled: nothing was changed.")
-        return False
-
-    with progress:
-        result = run(confirm, progress, on_plan)
+    ui = ApplyUi(out, json_, auto_approve, verb)
+    with ui.progress:
+        result = run(ui.confirm, ui.progress, ui.on_plan)
     if result is None:
         return {"applied": False, "reason": "declined", "exit": int(ExitCode.ERROR)}
-    if not json_:
-        if result.changeset.has_changes:
-            out.print()
-            render_result(out, result)
-        render_outputs(out, result.state.outputs)
+    ui.show_result(result)
     return {
         "applied": result.changeset.has_changes,
         "changeset": changeset_json(result.changeset),

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from cloudorch.cli.common import (
+    ApplyUi,
     AutoApproveOpt,
     BackendOpt,
     JsonOpt,
@@ -24,7 +25,6 @@ from cloudorch.cli.common import (
     StateDirOpt,
     VarFileOpt,
     VarOpt,
-    _ask,
     _options,
     _out,
     app,
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from cloudorch.api import RunOptions
-    from cloudorch.changes import ChangeSet
     from cloudorch.cli.output import Output
     from cloudorch.release.promotion import Outcome
 
@@ -88,28 +87,9 @@ def _release_opts(
     )
 
 
-class _ApplyUi:
-    """The apply half of deploy, promote and rollback: show the changes, ask, show progress."""
-
-    def __init__(self, out: Output, json_: bool, auto_approve: bool, verb: str) -> None:
-        from cloudorch.cli.render import ProgressObserver
-
-        self.out, self.json_, self.auto_approve, self.verb = out, json_, auto_approve, verb
-        self.progress = ProgressObserver(out, 0)
-
-    def on_plan(self, cs: ChangeSet) -> None:
-        from cloudorch.cli.render import render_changeset
-
-        self.progress.total = sum(1 for c in cs.changes if c.is_change)
-        if not self.json_:
-            self.out.print()
-            render_changeset(self.out, cs)
-
-    def confirm(self, cs: ChangeSet) -> bool:
-        if not cs.has_changes or self.auto_approve or _ask(self.out, self.verb):
-            return True
-        self.out.print("Cancelled: nothing was changed.")
-        return False
+def _ui(out: Output, json_: bool, auto_approve: bool, verb: str) -> ApplyUi:
+    # gate verdicts, not the policy table, say what policies found; a gap sets the plan off from them
+    return ApplyUi(out, json_, auto_approve, verb, show_policy=False, gap_before_plan=True)
 
 
 def _render_verdicts(out: Output, title: str, verdicts: list[Any]) -> None:
@@ -183,7 +163,7 @@ def deploy(
         lock_timeout=lock_timeout,
         parallelism=parallelism,
     )
-    ui = _ApplyUi(out, json_, auto_approve, f"deploy {version} to {stage}")
+    ui = _ui(out, json_, auto_approve, f"deploy {version} to {stage}")
     if not json_:
         out.print(f"Deploying {escape(version)} to {escape(stage)}")
     with ui.progress:
@@ -226,7 +206,7 @@ def promote(
         lock_timeout=lock_timeout,
         parallelism=parallelism,
     )
-    ui = _ApplyUi(out, json_, auto_approve, f"promote into {to}")
+    ui = _ui(out, json_, auto_approve, f"promote into {to}")
 
     def on_verdicts(version: str, verdicts: list[Any]) -> None:
         if not json_:
@@ -400,7 +380,7 @@ def rollback(
         lock_timeout=lock_timeout,
         parallelism=parallelism,
     )
-    ui = _ApplyUi(out, json_, auto_approve, f"roll {stage} back")
+    ui = _ui(out, json_, auto_approve, f"roll {stage} back")
     with ui.progress:
         outcome = api.release_rollback(
             opts, to_version=to_version, reason=reason, confirm=ui.confirm, observer=ui.progress, on_plan=ui.on_plan
