@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,26 +30,10 @@ from typing import Any
 
 import yaml
 
+from cloudorch.testing.servers import start_moto
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def reset(url: str) -> None:
@@ -130,14 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     from cloudorch import api
 
     # moto in its own process, as AWS is: in-process it would share our GIL with 32 client threads
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_ready(url)
+    server = start_moto()
+    url = server.url
     os.environ["AWS_ENDPOINT_URL"] = url
     n = args.buckets + args.queues
     rows: list[tuple[str, str, str, bool | None]] = []
@@ -176,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             api.destroy(opts)
     finally:
         AwsProvider.client_hooks[:] = []
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
 
     per_bucket = s3_calls / max(1, args.buckets)
     per_queue = sqs_calls / max(1, args.queues)

@@ -21,38 +21,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cloudorch.testing.servers import start_moto
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 Row = tuple[str, str, str, "bool | None"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def write_plan(directory: Path, name: str, resources: dict[str, Any], providers: dict[str, Any]) -> Path:
@@ -123,16 +104,10 @@ def bench_aws(buckets: int, queues: int, latency_s: float) -> list[Row]:
     from cloudorch import api
 
     # moto in its own process, as AWS is: in-process it would share our GIL with the client threads
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_moto()
+    url = server.url
     n = buckets + queues
     try:
-        wait_ready(url)
         os.environ["AWS_ENDPOINT_URL"] = url
         slow, counter = latency(latency_s), CallCounter()
         cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"})
@@ -184,8 +159,7 @@ def bench_aws(buckets: int, queues: int, latency_s: float) -> list[Row]:
             sequential = time.perf_counter() - started
     finally:
         AwsProvider.client_hooks[:] = []
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
     per = calls / n
     speedup = sequential / seconds
     print(f"aws drift calls: {detail}")
