@@ -208,7 +208,7 @@ def _installed(module: str) -> bool:
 
 def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
     """Start an emulator for every cloud whose provider is installed; record each as it starts."""
-    from cloudorch.testing.servers import fake_gcs_argv, fake_gcs_binary, free_port
+    from cloudorch.testing.servers import azurite_argv, fake_gcs_argv, fake_gcs_binary, free_port
 
     directory.mkdir(parents=True, exist_ok=True)
     box = Sandbox(directory)
@@ -245,19 +245,7 @@ def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
                 box.skipped["azurite"] = why
             else:
                 p = free_port()
-                argv = [
-                    str(shutil.which("node")),
-                    str(script),
-                    "--blobHost",
-                    "127.0.0.1",
-                    "--blobPort",
-                    str(p),
-                    "--inMemoryPersistence",
-                    "--skipApiVersionCheck",
-                    "--disableTelemetry",
-                    "--silent",
-                    "--loose",
-                ]
+                argv = azurite_argv(str(shutil.which("node")), script, p)
                 work = directory / "azurite"
                 work.mkdir(exist_ok=True)
                 box.emulators.append(_start(directory, "azurite", "azure", argv, p, cwd=work))

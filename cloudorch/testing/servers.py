@@ -301,6 +301,14 @@ def azurite_connection_string(blob_url: str) -> str:
     )
 
 
+def azurite_argv(node: str | Path, main_js: str | Path, port: int) -> list[str]:
+    """The command line of an in-memory Azurite Blob service on 127.0.0.1:`port`."""
+    return [
+        str(node), str(main_js), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+        "--skipApiVersionCheck", "--disableTelemetry", "--silent", "--loose",
+    ]  # fmt: skip
+
+
 def start_azurite(port: int | None = None, *, tools_dir: Path | None = None) -> RunningServer:
     """Azurite's blob service, in memory, started with node directly so there is one pid to stop.
 
@@ -316,19 +324,7 @@ def start_azurite(port: int | None = None, *, tools_dir: Path | None = None) -> 
     def start(p: int) -> RunningServer:
         blob_url = f"http://127.0.0.1:{p}/{AZURITE_ACCOUNT}"
         conn = azurite_connection_string(blob_url)
-        argv = [
-            node,
-            str(main_js),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(p),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
-            "--loose",
-        ]
+        argv = azurite_argv(node, main_js, p)
         # --inMemoryPersistence keeps data in memory; the cwd only receives Azurite's stray files
         workdir = Path(tempfile.mkdtemp(prefix="cloudorch-azurite-"))
         try:
