@@ -109,7 +109,7 @@ def _only_common(block: Mapping[str, Any]) -> bool:
 def _open_remote(
     parsed: BackendURL, options: Any, *, key: str, local_root: Path, env: Mapping[str, str]
 ) -> StateBackend:
-    from cloudorch.state.backends.remote import LockSlot, ObjectStore, RemoteBackend
+    from cloudorch.state.backends.remote import LockSlot, ObjectLock, ObjectStore, RemoteBackend
     from cloudorch.state.crypto import cipher_from_options
 
     _require_sdk(parsed.scheme)
@@ -118,20 +118,20 @@ def _open_remote(
     store: ObjectStore
     slot: LockSlot
     if parsed.scheme == "s3":
-        from cloudorch.state.backends.s3 import DynamoLock, S3LockObject, S3Store
+        from cloudorch.state.backends.s3 import DynamoLock, S3Store
 
         s3 = S3Store(parsed, options, env)
         store = s3
         slot = (
             DynamoLock(s3, options.lock_table, f"{parsed.bucket}/{state_name}")
             if options.lock_table
-            else (S3LockObject(s3, lock_name))
+            else (ObjectLock(s3, lock_name))
         )
     elif parsed.scheme == "gs":
-        from cloudorch.state.backends.gcs import GcsLockObject, GcsStore
+        from cloudorch.state.backends.gcs import GcsStore
 
         gcs = GcsStore(parsed, options, env)
-        store, slot = gcs, GcsLockObject(gcs, lock_name)
+        store, slot = gcs, ObjectLock(gcs, lock_name)
     else:
         from cloudorch.state.backends.azblob import AzureLeaseLock, AzureStore
 

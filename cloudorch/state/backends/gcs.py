@@ -15,17 +15,12 @@ from typing import Any
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.remote import (
-    Acquired,
-    LockSlot,
     ObjectStore,
     ObjectVersion,
     PreconditionFailed,
-    SeenLock,
     StoredObject,
-    parse_lock,
 )
 from cloudorch.state.backends.url import BackendURL, GcsOptions
-from cloudorch.state.lock import LockInfo
 
 
 class GcsStore(ObjectStore):
@@ -114,6 +109,9 @@ class GcsStore(ObjectStore):
                 return None
             return StoredObject(data, str(blob.generation), blob.updated)
 
+    def get_lock(self, name: str) -> StoredObject | None:
+        return self._read(name, "read the state lock in")
+
     def get(self, name: str) -> StoredObject | None:
         return self._read(name, "read state from")
 
@@ -159,43 +157,3 @@ class GcsStore(ObjectStore):
                 "history, rollback) in object versions and will not write state without them",
                 hint=f"gcloud storage buckets update gs://{self.bucket_name} --versioning",
             )
-
-
-class GcsLockObject(LockSlot):
-    """The lock as its own object: created with `if_generation_match=0`, replaced by generation."""
-
-    def __init__(self, store: GcsStore, name: str) -> None:
-        self.store = store
-        self.name = name
-
-    def _put(self, info: LockInfo, token: str | None) -> str | None:
-        try:
-            return self.store.put(self.name, info.to_json().encode(), if_token=token)
-        except PreconditionFailed:
-            return None
-
-    def create(self, info: LockInfo) -> Acquired | None:
-        token = self._put(info, None)
-        return None if token is None else Acquired(token)
-
-    def read(self) -> SeenLock | None:
-        got = self.store._read(self.name, "read the state lock in")
-        return None if got is None else parse_lock(got.data, got.token, got.modified)
-
-    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
-        token = self._put(info, seen.token)
-        return None if token is None else Acquired(token)
-
-    def renew(self, info: LockInfo, token: str) -> str | None:
-        return self._put(info, token)
-
-    def release(self, info: LockInfo, token: str) -> None:
-        with contextlib.suppress(PreconditionFailed):
-            self.store.delete(self.name, if_token=token)
-
-    def remove(self, seen: SeenLock) -> bool:
-        try:
-            self.store.delete(self.name, if_token=seen.token)
-        except PreconditionFailed:
-            return False
-        return True

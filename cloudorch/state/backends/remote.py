@@ -11,6 +11,7 @@ Cloud SDK calls live in `s3.py`, `gcs.py` and `azblob.py`; this module imports n
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -93,6 +94,16 @@ class ObjectStore(ABC):
         """Called before replacing version `token`; stores without versioning keep a copy here."""
         return None  # S3 and GCS keep the replaced version themselves
 
+    def get_lock(self, name: str) -> StoredObject | None:
+        """The lock object, or None; a failure says it was the lock being read."""
+        return self.get(name)
+
+    def delete(self, name: str, *, if_token: str) -> None:
+        """Delete if the current token is `if_token`; PreconditionFailed otherwise.
+
+        Only stores whose lock is an object of its own (`ObjectLock`) need it."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no lock object")
+
 
 @dataclass(frozen=True)
 class SeenLock:
@@ -137,6 +148,47 @@ class LockSlot(ABC):
     @abstractmethod
     def remove(self, seen: SeenLock) -> bool:
         """Force-unlock exactly `seen`; False if it changed meanwhile."""
+
+
+class ObjectLock(LockSlot):
+    """The lock as its own object next to the state: created only if absent, replaced and removed
+    only by its version token (S3's ETag, GCS's generation)."""
+
+    def __init__(self, store: ObjectStore, name: str) -> None:
+        self.store = store
+        self.name = name
+
+    def _put(self, info: LockInfo, token: str | None) -> str | None:
+        try:
+            return self.store.put(self.name, info.to_json().encode(), if_token=token)
+        except PreconditionFailed:
+            return None
+
+    def create(self, info: LockInfo) -> Acquired | None:
+        token = self._put(info, None)
+        return None if token is None else Acquired(token)
+
+    def read(self) -> SeenLock | None:
+        got = self.store.get_lock(self.name)
+        return None if got is None else parse_lock(got.data, got.token, got.modified)
+
+    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
+        token = self._put(info, seen.token)
+        return None if token is None else Acquired(token)
+
+    def renew(self, info: LockInfo, token: str) -> str | None:
+        return self._put(info, token)
+
+    def release(self, info: LockInfo, token: str) -> None:
+        with contextlib.suppress(PreconditionFailed):
+            self.store.delete(self.name, if_token=token)
+
+    def remove(self, seen: SeenLock) -> bool:
+        try:
+            self.store.delete(self.name, if_token=seen.token)
+        except PreconditionFailed:
+            return False
+        return True
 
 
 def unreadable_holder(token: str, modified: datetime | None) -> SeenLock:

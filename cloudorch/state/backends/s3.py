@@ -133,6 +133,9 @@ class S3Store(ObjectStore):
     def url(self, name: str) -> str:
         return f"s3://{self.bucket}/{name}"
 
+    def get_lock(self, name: str) -> StoredObject | None:
+        return self._get(name, "read the state lock in", {})
+
     def get(self, name: str) -> StoredObject | None:
         return self._get(name, "read state from", {})
 
@@ -204,47 +207,6 @@ class S3Store(ObjectStore):
                 hint=f"aws s3api put-bucket-versioning --bucket {self.bucket} "
                 "--versioning-configuration Status=Enabled",
             )
-
-
-class S3LockObject(LockSlot):
-    """The lock as its own object, next to the state: created only if absent, replaced only by ETag."""
-
-    def __init__(self, store: S3Store, name: str) -> None:
-        self.store = store
-        self.name = name
-
-    def create(self, info: LockInfo) -> Acquired | None:
-        try:
-            return Acquired(self.store.put(self.name, info.to_json().encode(), if_token=None))
-        except PreconditionFailed:
-            return None
-
-    def read(self) -> SeenLock | None:
-        got = self.store._get(self.name, "read the state lock in", {})
-        return None if got is None else parse_lock(got.data, got.token, got.modified)
-
-    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
-        try:
-            return Acquired(self.store.put(self.name, info.to_json().encode(), if_token=seen.token))
-        except PreconditionFailed:
-            return None
-
-    def renew(self, info: LockInfo, token: str) -> str | None:
-        try:
-            return self.store.put(self.name, info.to_json().encode(), if_token=token)
-        except PreconditionFailed:
-            return None
-
-    def release(self, info: LockInfo, token: str) -> None:
-        with contextlib.suppress(PreconditionFailed):
-            self.store.delete(self.name, if_token=token)
-
-    def remove(self, seen: SeenLock) -> bool:
-        try:
-            self.store.delete(self.name, if_token=seen.token)
-        except PreconditionFailed:
-            return False
-        return True
 
 
 class DynamoLock(LockSlot):
