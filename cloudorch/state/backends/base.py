@@ -10,8 +10,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloudorch.errors import StateError
 from cloudorch.state.lock import LockHandle, LockInfo
 from cloudorch.state.model import State
+from cloudorch.state.statefile import StateHeader
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,34 @@ class HistoryEntry:
     resource_count: int
     checksum: str
     current: bool
+
+
+#: the hint when a compare-and-swap write finds that another writer got there first
+RETRY_HINT = "Another process wrote this state since you read it: read it again (re-run plan) and retry."
+
+
+def check_swap(where: str, state: State, stored: StateHeader | None, expected_serial: int) -> None:
+    """The compare-and-swap rule every backend applies before replacing serial `expected_serial`."""
+    if stored is None:
+        raise StateError(
+            f"refusing to write {where}: expected serial {expected_serial}, but no state is stored",
+            hint="The state was removed since you read it; check its history before retrying.",
+        )
+    if stored.serial != expected_serial:
+        raise StateError(
+            f"refusing to write {where}: expected serial {expected_serial}, but it is at serial {stored.serial}",
+            hint=RETRY_HINT,
+        )
+    if stored.lineage != state.lineage:
+        raise StateError(
+            f"refusing to write {where}: its lineage is {stored.lineage}, this state's is {state.lineage}",
+            hint="This state belongs to a different plan or stage; check the backend and state key.",
+        )
+    if state.serial <= expected_serial:
+        raise StateError(
+            f"refusing to write {where}: new serial {state.serial} must be greater than {expected_serial}",
+            hint="The caller bumps `serial` before writing (internal error; please report it).",
+        )
 
 
 class StateBackend(ABC):

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Concatenate, ParamSpec, TypeVar
 
 from cloudorch.errors import StateError
-from cloudorch.state.backends.base import HistoryEntry, StateBackend
+from cloudorch.state.backends.base import RETRY_HINT, HistoryEntry, StateBackend, check_swap
 from cloudorch.state.crypto import StateCipher, is_sealed, open_sealed, sealed_header, sealed_key_id
 from cloudorch.state.durable import atomic_write, create_exclusive, fsync_dir, write_temp
 from cloudorch.state.lock import (
@@ -325,33 +325,12 @@ class LocalBackend(StateBackend):
 
     def _check_swap(self, state: State, stored: StateHeader | None, expected_serial: int | None) -> None:
         where = self._show(self.state_path)
-        retry = "Another process wrote this state since you read it: read it again (re-run plan) and retry."
-        if expected_serial is None:
-            if stored is not None:
-                raise StateError(
-                    f"refusing to write {where}: expected no state yet, but it holds serial {stored.serial}",
-                    hint=retry,
-                )
-            return
-        if stored is None:
+        if expected_serial is not None:
+            check_swap(where, state, stored, expected_serial)
+        elif stored is not None:
             raise StateError(
-                f"refusing to write {where}: expected serial {expected_serial}, but no state is stored",
-                hint="The state was removed since you read it; check its history before retrying.",
-            )
-        if stored.serial != expected_serial:
-            raise StateError(
-                f"refusing to write {where}: expected serial {expected_serial}, but it is at serial {stored.serial}",
-                hint=retry,
-            )
-        if stored.lineage != state.lineage:
-            raise StateError(
-                f"refusing to write {where}: its lineage is {stored.lineage}, this state's is {state.lineage}",
-                hint="This state belongs to a different plan or stage; check the backend and state key.",
-            )
-        if state.serial <= expected_serial:
-            raise StateError(
-                f"refusing to write {where}: new serial {state.serial} must be greater than {expected_serial}",
-                hint="The caller bumps `serial` before writing (internal error; please report it).",
+                f"refusing to write {where}: expected no state yet, but it holds serial {stored.serial}",
+                hint=RETRY_HINT,
             )
 
     def _archive_current(self, serial: int) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cloudorch.errors import StateError
-from cloudorch.state.backends.base import HistoryEntry, StateBackend
+from cloudorch.state.backends.base import RETRY_HINT, HistoryEntry, StateBackend, check_swap
 from cloudorch.state.crypto import StateCipher, is_sealed, open_sealed, sealed_header, sealed_key_id
 from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo, lock_mismatch
 from cloudorch.state.model import State, now_iso
@@ -250,34 +250,13 @@ class RemoteBackend(StateBackend):
 
     def write(self, state: State, expected_serial: int | None) -> None:
         where = self.store.url(self.state_name)
-        retry = "Another process wrote this state since you read it: read it again (re-run plan) and retry."
         if not self._history_checked:
             self.store.require_history()
             self._history_checked = True
         token: str | None = None
         if expected_serial is not None:
             stored, token = self._stored_for(expected_serial)
-            if stored is None:
-                raise StateError(
-                    f"refusing to write {where}: expected serial {expected_serial}, but no state is stored",
-                    hint="The state was removed since you read it; check its history before retrying.",
-                )
-            if stored.serial != expected_serial:
-                raise StateError(
-                    f"refusing to write {where}: expected serial {expected_serial}, but it is at serial "
-                    f"{stored.serial}",
-                    hint=retry,
-                )
-            if stored.lineage != state.lineage:
-                raise StateError(
-                    f"refusing to write {where}: its lineage is {stored.lineage}, this state's is {state.lineage}",
-                    hint="This state belongs to a different plan or stage; check the backend and state key.",
-                )
-            if state.serial <= expected_serial:
-                raise StateError(
-                    f"refusing to write {where}: new serial {state.serial} must be greater than {expected_serial}",
-                    hint="The caller bumps `serial` before writing (internal error; please report it).",
-                )
+            check_swap(where, state, stored, expected_serial)
         state.written_at = now_iso()
         data, header = self._encode(state)
         try:
@@ -293,7 +272,9 @@ class RemoteBackend(StateBackend):
                     why = f"expected no state yet, but {now}"
                 else:
                     why = f"it changed since it was read (expected serial {expected_serial}; {now} now)"
-                raise StateError(f"refusing to write {where}: {why}; nothing was overwritten", hint=retry) from None
+                raise StateError(
+                    f"refusing to write {where}: {why}; nothing was overwritten", hint=RETRY_HINT
+                ) from None
             new_token = landed[1]  # a retried request of ours had already landed
         self._seen = (header, new_token)
         self.bytes_written += len(data)
