@@ -667,9 +667,7 @@ def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> Recov
         from cloudorch.state.model import StateEvent
 
         sess.state.events.append(StateEvent(kind="undo", actor=actor(), detail=outcome.undo.to_json()))
-        expected = sess.state.serial
-        sess.state.serial += 1
-        sess.backend.write(sess.state, expected_serial=expected or None)
+        sess.backend.write_next(sess.state)
         journal.close({"undone": len(outcome.undo.undone)})
         remove_journal(journal.path)
         outcome.state_serial = sess.state.serial
@@ -720,9 +718,7 @@ def _finish_without_changes(sess: Session, cs: ChangeSet) -> ApplyResult:
     outputs = compute_outputs(sess.loaded.plan, sess.state)
     if outputs != sess.state.outputs or sess.recovered is not None:
         sess.state.outputs = outputs
-        expected = sess.state.serial
-        sess.state.serial += 1
-        sess.backend.write(sess.state, expected_serial=expected or None)
+        sess.backend.write_next(sess.state)
     return ApplyResult(changeset=cs, state=sess.state)
 
 
@@ -838,9 +834,7 @@ def _mutate_state(opts: RunOptions, fn: Callable[[State], str], kind: str) -> st
         state = backend.read() or State(plan_name=plan_key(plan), state_key=plan_key(plan))
         what = fn(state)
         state.events.append(StateEvent(kind=kind, actor=actor(), detail={"what": what}))
-        expected = state.serial
-        state.serial += 1
-        backend.write(state, expected_serial=expected or None)
+        backend.write_next(state)
     return what
 
 
@@ -903,9 +897,7 @@ def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecor
             state.events.append(
                 StateEvent(kind="import", actor=actor(), detail={"address": address, "id": cloud_id})
             )
-            expected = state.serial
-            state.serial += 1
-            backend.write(state, expected_serial=expected or None)
+            backend.write_next(state)
             return rec
     finally:
         providers.close()

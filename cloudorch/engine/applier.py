@@ -383,9 +383,7 @@ class Applier:
         with self._state_lock:
             snapshot = self.state.model_copy(update={"resources": dict(self.state.resources)})
             self._since_ckpt = 0
-        expected = snapshot.serial
-        snapshot.serial += 1
-        self.backend.write(snapshot, expected_serial=expected or None)
+        self.backend.write_next(snapshot)
         with self._state_lock:
             self.state.serial = snapshot.serial
         self._last_ckpt = time.monotonic()

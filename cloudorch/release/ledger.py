@@ -142,9 +142,7 @@ class LedgerStore:
         with self.backend.lock(LockInfo.new(command), lock_timeout):
             state = self.backend.read() or State(plan_name=self.plan_name, state_key=self.key)
             state.events.extend(new)
-            expected = state.serial
-            state.serial += 1
-            self.backend.write(state, expected_serial=expected or None)
+            self.backend.write_next(state)
 
 
 def describe(e: StateEvent) -> dict[str, Any]:

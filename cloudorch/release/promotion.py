@@ -183,9 +183,7 @@ def _mark_stage_state(rel: Release, sopts: RunOptions, kind: str, version: str, 
             )
         )
         del state.events[:-200]
-        expected = state.serial
-        state.serial += 1
-        backend.write(state, expected_serial=expected or None)
+        backend.write_next(state)
 
 
 Confirm = Callable[["ChangeSet"], bool]

@@ -210,7 +210,5 @@ def rekey_document(
         if before == to_key:
             return Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=False)
         state.events.append(StateEvent(kind="rekey", actor=actor, detail={"from": before or "plaintext", "to": to_key}))
-        expected = state.serial
-        state.serial += 1
-        backend.write(state, expected)
+        backend.write_next(state)
         return Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=True)

@@ -78,6 +78,13 @@ class StateBackend(ABC):
     def write(self, state: State, expected_serial: int | None) -> None:
         """Store `state` if the stored serial is `expected_serial`; stamps `state.written_at`."""
 
+    def write_next(self, state: State) -> None:
+        """Store `state` as the version after the one it holds: bump its serial, then `write`
+        compare-and-swap against the old one (nothing stored yet when it was 0)."""
+        expected = state.serial
+        state.serial += 1
+        self.write(state, expected_serial=expected or None)
+
     @abstractmethod
     def history(self) -> list[HistoryEntry]:
         """Stored versions, newest first; the current one has `current=True`.
