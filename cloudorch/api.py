@@ -87,13 +87,20 @@ class Loaded:
     graph: nx.DiGraph
 
 
+def read_plan(opts: RunOptions) -> PlanSpec:
+    """The plan file alone, its variables resolved from the run's --var, --var-file and environment."""
+    from cloudorch.planfile import load_plan
+
+    return load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+
+
 def load(opts: RunOptions) -> Loaded:
     """Load, validate and type-check a plan file and build its graph (the `validate` command)."""
     from cloudorch import graph as graphs
-    from cloudorch.planfile import check_types, expand, load_plan
+    from cloudorch.planfile import check_types, expand
     from cloudorch.providers import Registry
 
-    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    plan = read_plan(opts)
     if plan.stages and opts.stage is None:
         from cloudorch.release import load_all_stages
 
@@ -796,9 +803,8 @@ def actor() -> str:
 
 def read_state(opts: RunOptions) -> tuple[PlanSpec, State | None, StateBackend]:
     """State without taking the lock (list, show, output, history)."""
-    from cloudorch.planfile import load_plan
 
-    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    plan = read_plan(opts)
     backend = backend_for(plan, opts)
     return plan, backend.read(), backend
 
@@ -929,12 +935,11 @@ class MigrateResult:
 def state_migrate(opts: RunOptions, to_url: str) -> MigrateResult:
     """Copy every state document of the plan (current + history) to `to_url`, verify, switch the plan."""
     from cloudorch.errors import Location
-    from cloudorch.planfile import load_plan
     from cloudorch.state.backends import open_backend
     from cloudorch.state.backends.url import OPTIONS_BY_SCHEME, CommonOptions, parse_backend_url
     from cloudorch.state.migrate import copy_document, switch_plan_backend
 
-    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    plan = read_plan(opts)
     root = Path(opts.state_dir or (plan.path.parent / ".cloudorch"))
     block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
     target_scheme = parse_backend_url(to_url, Location("--to")).scheme
@@ -972,11 +977,10 @@ def state_migrate(opts: RunOptions, to_url: str) -> MigrateResult:
 
 def state_rekey(opts: RunOptions, old_key_envs: Sequence[str] = (), old_key_files: Sequence[Path] = ()) -> list[Any]:
     """Re-encrypt each state document of the plan with the backend's configured key."""
-    from cloudorch.planfile import load_plan
     from cloudorch.state.crypto import StateKey
     from cloudorch.state.migrate import rekey_document
 
-    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    plan = read_plan(opts)
     env = dict(os.environ if opts.env is None else opts.env)
     old = [StateKey.from_env(n, env) for n in old_key_envs] + [StateKey.from_file(p) for p in old_key_files]
     done = []

@@ -105,9 +105,7 @@ class Outcome:
 
 def open_release(opts: RunOptions) -> Release:
     from cloudorch import api
-    from cloudorch.planfile import load_plan
-
-    plan = load_plan(opts.plan_file, vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    plan = api.read_plan(opts)
     stages = stages_of(plan)
     if stages is None:
         raise ConfigError(
