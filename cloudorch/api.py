@@ -315,7 +315,7 @@ def _scope(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
 def plan_in(sess: Session, opts: RunOptions) -> ChangeSet:
     """Compute a changeset inside an open session (state locked)."""
     from cloudorch import graph as graphs
-    from cloudorch.engine.planner import Planner, PlanRequest, make_changeset, refresh
+    from cloudorch.engine.planner import Planner, PlanRequest, adopt_refreshed, make_changeset, refresh
 
     loaded, state = sess.loaded, sess.state
     for r in opts.replace:
@@ -335,52 +335,13 @@ def plan_in(sess: Session, opts: RunOptions) -> ChangeSet:
     order = [a for a in graphs.order(loaded.graph) if scope is None or a in scope]
     planner = Planner(loaded.plan, loaded.instances, order, state, sess.providers, request)
     changes = planner.run(observed)
-    _adopt_refreshed(state, observed, sess.providers)
+    adopt_refreshed(state, observed, sess.providers)
     if scope is not None:
         changes = [c for c in changes if c.address in scope]
     cs = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
     cs.inputs = {"vars": dict(opts.vars), "var_files": [str(p) for p in opts.var_files]}
     check_policies(sess, opts, cs)
     return cs
-
-
-def _adopt_refreshed(state: State, observed: Mapping[str, Any], providers: ProviderSet) -> None:
-    """Take what refresh read into the in-memory state, as Terraform's refreshed prior state.
-
-    An update is then called with the cloud's values as `old`, so a type that only sends what
-    differs (tags, attributes) repairs drift instead of comparing two copies of the plan. Run
-    after the diff: the planner tells drift from plan changes by the values state recorded.
-    """
-    from cloudorch.providers import Observed, sensitive_fields
-    from cloudorch.state.model import is_sensitive_marker, sensitive_marker
-
-    for address, obs in observed.items():
-        rec = state.resources.get(address)
-        if rec is None or not isinstance(obs, Observed):
-            continue
-        sens = sensitive_fields(providers.resource_type(rec.provider, rec.type).Properties)
-        props = dict(rec.properties)
-        for key, value in obs.properties.items():
-            if key in props:
-                props[key] = sensitive_marker(value) if key in sens and not is_sensitive_marker(value) else value
-        rec.properties = props
-
-
-def _adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
-    """A saved plan's diffs hold what refresh saw: take it into state, as `_adopt_refreshed` does.
-
-    So applying a saved plan (and `rollback`, which applies one) repairs drift too. Sensitive
-    values are shown masked in diffs and stay as state recorded them.
-    """
-    for c in cs.changes:
-        rec = state.resources.get(c.address)
-        if rec is None or c.action.value not in ("update", "replace") or not c.diff:
-            continue
-        props = dict(rec.properties)
-        for d in c.diff:
-            if d.path in props and not d.sensitive:
-                props[d.path] = d.before
-        rec.properties = props
 
 
 def check_policies(sess: Session, opts: RunOptions, cs: ChangeSet) -> PolicyReport | None:
@@ -512,6 +473,7 @@ def apply(
 ) -> ApplyResult | None:
     """Plan (or take a saved plan), confirm, and apply. None means the user declined."""
     from cloudorch.engine.applier import Applier, check_on_failure
+    from cloudorch.engine.planner import adopt_seen_in_diffs
     from cloudorch.engine.scheduler import Interrupt as _Interrupt
     from cloudorch.state.journal import remove_journal
 
@@ -523,7 +485,7 @@ def apply(
         if saved is not None:
             check_saved(saved, sess)
             cs = saved
-            _adopt_seen_in_diffs(sess.state, cs)
+            adopt_seen_in_diffs(sess.state, cs)
             check_policies(sess, opts, cs)  # apply judges again, with today's policies
         else:
             cs = plan_in(sess, opts)

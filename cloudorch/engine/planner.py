@@ -447,6 +447,42 @@ class _NotRefreshed:
 _NOT_REFRESHED: Any = _NotRefreshed()
 
 
+def adopt_refreshed(state: State, observed: Mapping[str, Any], providers: ProviderSet) -> None:
+    """Take what refresh read into the in-memory state, as Terraform's refreshed prior state.
+
+    An update is then called with the cloud's values as `old`, so a type that only sends what
+    differs (tags, attributes) repairs drift instead of comparing two copies of the plan. Run
+    after the diff: the planner tells drift from plan changes by the values state recorded.
+    """
+    for address, obs in observed.items():
+        rec = state.resources.get(address)
+        if rec is None or not isinstance(obs, Observed):
+            continue
+        sens = sensitive_fields(providers.resource_type(rec.provider, rec.type).Properties)
+        props = dict(rec.properties)
+        for key, value in obs.properties.items():
+            if key in props:
+                props[key] = sensitive_marker(value) if key in sens and not is_sensitive_marker(value) else value
+        rec.properties = props
+
+
+def adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
+    """A saved plan's diffs hold what refresh saw: take it into state, as `adopt_refreshed` does.
+
+    So applying a saved plan (and `rollback`, which applies one) repairs drift too. Sensitive
+    values are shown masked in diffs and stay as state recorded them.
+    """
+    for c in cs.changes:
+        rec = state.resources.get(c.address)
+        if rec is None or c.action.value not in ("update", "replace") or not c.diff:
+            continue
+        props = dict(rec.properties)
+        for d in c.diff:
+            if d.path in props and not d.sensitive:
+                props[d.path] = d.before
+        rec.properties = props
+
+
 def make_changeset(
     plan: PlanSpec, planner_changes: list[Change], state: State, request: PlanRequest, *, state_key: str
 ) -> ChangeSet:
