@@ -1,15 +1,15 @@
 """A `PolicySet`: the loaded policies of one command, evaluated against an `input` document.
 
-Built-in rules run in Python while the Rego rules run in regopy threads (regopy releases the
-GIL), and both feed one `PolicyReport`. `check_resource` re-checks one change whose unknown
-values became known at apply. Deciding what blocks is the report's job, not this module's.
+The Rego input is built first (building it needs the GIL), then the Rego rules run in regopy
+threads (which release it) while the built-in rules run in Python; both feed one `PolicyReport`.
+`check_resource` re-checks one change whose unknown values became known at apply. Deciding what
+blocks is the report's job, not this module's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cloudorch.changes import Change
@@ -69,10 +69,9 @@ class PolicySet:
         start = time.perf_counter()
         rego_violations: list[Violation] = []
         if self.rego is not None and self.rego.rules:
-            with ThreadPoolExecutor(1, thread_name_prefix="policy") as pool:
-                future = pool.submit(self.rego.evaluate, doc)
-                violations, checked = self._run_builtins(doc)
-                rego_violations = future.result()
+            run = self.rego.start(doc)
+            violations, checked = self._run_builtins(doc)
+            rego_violations = run.result()
         else:
             violations, checked = self._run_builtins(doc)
         if self.rego is not None:
