@@ -125,6 +125,29 @@ print(json.dumps(times[1:]))
 """
 
 
+# What botocore alone costs a fresh process: import it and build the S3 client the backend
+# builds (no request). The S3 plan pays this on top of everything the local plan does.
+SDK_COST = r"""
+import time
+start = time.perf_counter()
+import botocore.session
+from botocore.config import Config
+session = botocore.session.Session()
+session.create_client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                      config=Config(retries={"mode": "standard", "max_attempts": 5}),
+                      aws_access_key_id="a", aws_secret_access_key="b")
+print(time.perf_counter() - start)
+"""
+
+
+def sdk_cost(env: dict[str, str], repeat: int) -> float:
+    runs = []
+    for _ in range(repeat):
+        r = subprocess.run([sys.executable, "-c", SDK_COST], env=env, capture_output=True, text=True, check=True)
+        runs.append(float(r.stdout))
+    return statistics.median(runs)
+
+
 def in_process_plan(path: Path, cwd: Path, env: dict[str, str], repeat: int) -> list[float]:
     r = subprocess.run(
         [sys.executable, "-c", IN_PROCESS, str(path), str(repeat)], cwd=cwd, env=env, capture_output=True, text=True
@@ -185,6 +208,15 @@ def main(argv: list[str] | None = None) -> int:
             inside = {
                 side: statistics.median(in_process_plan(path, d, env, opts.repeat)) for side, (d, path) in sides.items()
             }
+            sdk = sdk_cost(env, opts.repeat)
+            rows.append(
+                (
+                    "botocore import + S3 client, fresh process",
+                    "(no request)",
+                    f"{sdk:.2f} s",
+                    f"floor {(lt + sdk) / lt:.2f}x (local plan + this)",
+                )
+            )
             rows.append(("same, inside one process", "local state", f"{inside['local']:.2f} s", "1.00x"))
             rows.append(
                 (
