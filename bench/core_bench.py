@@ -36,7 +36,7 @@ WAIT = 0.2  # seconds per core.wait resource
 MB = 1024 * 1024
 
 # Modules that must stay out of `cloudorch --help` (prefix match on the top-level package).
-FORBIDDEN_AT_HELP = ("networkx", "boto3", "botocore", "azure", "google")
+FORBIDDEN_AT_HELP = ("regopy", "boto3", "botocore", "azure", "google")
 # Also reported (not a target) if they show up, because they are slow to import.
 HEAVY_INFO = ("pydantic", "rich", "yaml", "typer", "jsonschema", "moto", "requests", "urllib3", "s3transfer")
 

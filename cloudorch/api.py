@@ -2,7 +2,7 @@
 
 Each function takes plain options, does one command's work, and returns data (a changeset, an
 apply result, state records). It never prints and never asks; confirmation and rendering are
-the CLI's. Heavy modules (networkx, providers) are imported inside the functions that need them.
+the CLI's. Heavy modules (providers, SDKs) are imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 from cloudorch.errors import CloudorchError, ConfigError, Interrupted, StalePlanError, StateError
 
 if TYPE_CHECKING:
-    import networkx as nx
-
     from cloudorch.changes import Change, ChangeSet
     from cloudorch.engine.applier import ApplyObserver, ApplyResult
     from cloudorch.engine.drift import DriftReport
     from cloudorch.engine.providerset import ProviderSet
     from cloudorch.engine.recovery import RecoveryReport
     from cloudorch.engine.scheduler import Interrupt
+    from cloudorch.graph import Graph
     from cloudorch.planfile import Instance, PlanSpec
     from cloudorch.policy import PolicyReport, PolicySet
     from cloudorch.policy.model import RegoTestResult
@@ -84,7 +83,7 @@ class Loaded:
     plan: PlanSpec
     instances: list[Instance]
     registry: Registry
-    graph: nx.DiGraph
+    graph: Graph
 
 
 def read_plan(opts: RunOptions) -> PlanSpec:

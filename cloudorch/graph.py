@@ -1,19 +1,62 @@
-"""The dependency graph: one networkx DiGraph over resource addresses (and, later, stages).
+"""The dependency graph: one `Graph` over resource addresses (and stages, for releases).
 
 An edge `a -> b` means `a` must exist before `b` (b references a or lists it in depends_on).
 This module builds the graph, names cycles in full, orders it, computes critical paths and
-renders it; it knows nothing about clouds or state. Import it lazily: networkx is slow to load.
+renders it; it knows nothing about clouds or state. It is plain Python on purpose: networkx,
+which it used before, took 0.14 s to import on every plan for the five algorithms used here.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import networkx as nx
-
 from cloudorch.errors import ConfigError, Location
+
+
+class Graph:
+    """A directed graph with an attribute mapping per node; nodes keep their insertion order."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self._succ: dict[str, dict[str, None]] = {}  # dicts as ordered sets
+        self._pred: dict[str, dict[str, None]] = {}
+
+    def add_node(self, node: str, attrs: Mapping[str, Any] | None = None) -> None:
+        if node not in self.nodes:
+            self.nodes[node] = {}
+            self._succ[node] = {}
+            self._pred[node] = {}
+        if attrs:
+            self.nodes[node].update(attrs)
+
+    def add_edge(self, u: str, v: str) -> None:
+        """Add u -> v, and either node if it is new."""
+        self.add_node(u)
+        self.add_node(v)
+        self._succ[u][v] = None
+        self._pred[v][u] = None
+
+    def __contains__(self, node: object) -> bool:
+        return node in self.nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.nodes)
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        return [(u, v) for u, succ in self._succ.items() for v in succ]
+
+    def successors(self, node: str) -> list[str]:
+        return list(self._succ[node])
+
+    def predecessors(self, node: str) -> list[str]:
+        return list(self._pred[node])
 
 
 def build(
@@ -21,36 +64,75 @@ def build(
     edges: Iterable[tuple[str, str]],
     *,
     locate: Callable[[str], Location | None] | None = None,
-) -> nx.DiGraph:
+) -> Graph:
     """Build and check the graph. `edges` are (dependency, dependent) pairs."""
-    g = nx.DiGraph()
-    g.add_nodes_from(nodes)
-    g.add_edges_from(edges)
+    g = Graph()
+    for node, attrs in nodes:
+        g.add_node(node, attrs)
+    for u, v in edges:
+        g.add_edge(u, v)
     check_acyclic(g, locate=locate)
     return g
 
 
-def check_acyclic(g: nx.DiGraph, *, locate: Callable[[str], Location | None] | None = None) -> None:
-    # find_cycle is slow on large acyclic graphs (seconds at 5,000 nodes); only name a cycle
-    # once the cheap check says there is one
-    if nx.is_directed_acyclic_graph(g):
+def find_cycle(g: Graph) -> list[str] | None:
+    """One cycle as a closed path (first node repeated at the end), or None if there is none.
+
+    Depth-first from each node in insertion order; the path stops at the first node seen again
+    while still on the stack, so a node that only leads into a cycle is not part of the answer.
+    """
+    done: set[str] = set()
+    for root in g.nodes:
+        if root in done:
+            continue
+        path = [root]
+        on_path = {root: 0}
+        stack = [iter(g._succ[root])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                node = path.pop()
+                del on_path[node]
+                done.add(node)
+                continue
+            if nxt in on_path:
+                return [*path[on_path[nxt] :], nxt]
+            if nxt in done:
+                continue
+            on_path[nxt] = len(path)
+            path.append(nxt)
+            stack.append(iter(g._succ[nxt]))
+    return None
+
+
+def check_acyclic(g: Graph, *, locate: Callable[[str], Location | None] | None = None) -> None:
+    cycle = find_cycle(g)
+    if cycle is None:
         return
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return
-    path = [u for u, _ in cycle] + [cycle[0][0]]
-    first = path[0]
     raise ConfigError(
-        "dependency cycle: " + " -> ".join(path),
+        "dependency cycle: " + " -> ".join(cycle),
         hint="break the cycle: remove one of these references or depends_on entries",
-        location=locate(first) if locate else None,
+        location=locate(cycle[0]) if locate else None,
     )
 
 
-def order(g: nx.DiGraph) -> list[str]:
-    """A deterministic topological order (ties broken by name)."""
-    return list(nx.lexicographical_topological_sort(g))
+def order(g: Graph) -> list[str]:
+    """A deterministic topological order: of the nodes ready at each step, the smallest name first."""
+    indeg = {n: len(pred) for n, pred in g._pred.items()}
+    ready = [n for n, d in indeg.items() if d == 0]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        n = heapq.heappop(ready)
+        out.append(n)
+        for s in g._succ[n]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(ready, s)
+    if len(out) != len(g.nodes):
+        check_acyclic(g)  # names the cycle
+    return out
 
 
 def remaining_path(
@@ -61,7 +143,7 @@ def remaining_path(
     """For each node, the weight of the heaviest path from it to a sink (inclusive).
 
     The scheduler starts the ready node with the largest value first (critical-path priority).
-    Works on plain mappings so the scheduler does not need networkx.
+    Works on plain mappings: the scheduler's tasks are operations, not graph nodes.
     """
     node_list = list(nodes)
     indeg: dict[str, int] = dict.fromkeys(node_list, 0)
@@ -89,12 +171,12 @@ def remaining_path(
     return out
 
 
-def critical_path(g: nx.DiGraph, weight: Callable[[str], float] = lambda _n: 1.0) -> tuple[float, list[str]]:
+def critical_path(g: Graph, weight: Callable[[str], float] = lambda _n: 1.0) -> tuple[float, list[str]]:
     """The heaviest path through the graph and its total weight."""
-    if g.number_of_nodes() == 0:
+    if not g.nodes:
         return 0.0, []
     best: dict[str, tuple[float, str | None]] = {}
-    for n in nx.topological_sort(g):
+    for n in order(g):
         preds = [(best[p][0], p) for p in g.predecessors(n)]
         top = max(preds) if preds else (0.0, None)
         best[n] = (top[0] + weight(n), top[1])
@@ -108,29 +190,39 @@ def critical_path(g: nx.DiGraph, weight: Callable[[str], float] = lambda _n: 1.0
     return total, list(reversed(path))
 
 
-def ancestors(g: nx.DiGraph, nodes: Iterable[str]) -> set[str]:
-    out: set[str] = set()
-    for n in nodes:
-        out |= nx.ancestors(g, n)
-    return out
+def _reach(links: Mapping[str, Mapping[str, None]], nodes: Iterable[str]) -> set[str]:
+    """Every node reachable from `nodes` by following `links`, the start nodes excluded unless
+    another start node reaches them."""
+    start = list(nodes)
+    seen: set[str] = set()
+    todo = [m for n in start for m in links[n]]
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(links[n])
+    return seen
 
 
-def descendants(g: nx.DiGraph, nodes: Iterable[str]) -> set[str]:
-    out: set[str] = set()
-    for n in nodes:
-        out |= nx.descendants(g, n)
-    return out
+def ancestors(g: Graph, nodes: Iterable[str]) -> set[str]:
+    """Everything the given nodes depend on, directly or not."""
+    return _reach(g._pred, nodes)
+
+
+def descendants(g: Graph, nodes: Iterable[str]) -> set[str]:
+    """Everything that depends on the given nodes, directly or not."""
+    return _reach(g._succ, nodes)
 
 
 # --------------------------------------------------------------------------- rendering
 
 
-def _label(g: nx.DiGraph, n: str) -> str:
+def _label(g: Graph, n: str) -> str:
     kind = g.nodes[n].get("type", "")
     return f"{n}\\n{kind}" if kind else n
 
 
-def to_dot(g: nx.DiGraph) -> str:
+def to_dot(g: Graph) -> str:
     lines = ["digraph cloudorch {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
     for n in sorted(g.nodes):
         shape = ', shape=ellipse, style=filled, fillcolor="#eef"' if g.nodes[n].get("kind") == "stage" else ""
@@ -145,7 +237,7 @@ def _mermaid_id(n: str) -> str:
     return "n_" + "".join(c if c.isalnum() else "_" for c in n)
 
 
-def to_mermaid(g: nx.DiGraph) -> str:
+def to_mermaid(g: Graph) -> str:
     lines = ["flowchart LR"]
     for n in sorted(g.nodes):
         kind = g.nodes[n].get("type", "")
@@ -156,7 +248,7 @@ def to_mermaid(g: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(g: nx.DiGraph) -> str:
+def to_json(g: Graph) -> str:
     doc = {
         "nodes": [{"id": n, **{k: v for k, v in g.nodes[n].items()}} for n in sorted(g.nodes)],
         "edges": [{"from": u, "to": v} for u, v in sorted(g.edges)],

@@ -2,7 +2,7 @@
 
 This package is the only place that prints and the only place a `CloudorchError` becomes a
 message and an exit code (`main`). Keep imports here light: `cloudorch --help` must not load
-networkx, a provider or a cloud SDK.
+a provider, a cloud SDK or the engine.
 """
 
 from __future__ import annotations
