@@ -1,10 +1,9 @@
 """Rego (OPA) policies evaluated in process with regopy: Conftest-compatible `deny` / `warn` /
 `violation` rules, compiled once per command, each rule queried once per input document.
 
-Owns the regopy boundary: module parsing and syntax errors with file:line, the projection of
-the `input` document to the fields the policies name (rego-cpp's cost grows with the size of the
-input), parallel querying, result normalisation, and `test_*` rules. It returns `Violation`s;
-it does not decide what blocks.
+Owns the regopy boundary: module parsing and syntax errors with file:line, building the input
+(cut down to what the rules can reach: see `reach`), parallel querying, result normalisation,
+and `test_*` rules. It returns `Violation`s; it does not decide what blocks.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudorch.errors import Location
+from cloudorch.policy import reach
 from cloudorch.policy.model import (
     Level,
     PolicyEvaluationError,
@@ -41,21 +41,7 @@ _PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _RULE_RE = re.compile(r"^((?:deny|warn|violation)(?:_[A-Za-z0-9_]+)?)\b(?!\s*\()", re.MULTILINE)
 _TEST_RE = re.compile(r"^((?:todo_)?test_[A-Za-z0-9_]+)\b", re.MULTILINE)
 _LEVEL_RE = re.compile(r"^\s*#\s*cloudorch:\s*level\s*[=:]\s*([A-Za-z]+)", re.MULTILINE)
-_TOKEN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_STRING_RE = re.compile(r'"((?:[^"\\]|\\.)*)"|`([^`]*)`')
 _COMMENT_RE = re.compile(r"#[^\n]*")
-#: uses that may reach input fields not named in the source: the projection is then turned off
-_OPAQUE_RE = re.compile(
-    r"\bwalk\s*\(|\bobject\.(?:keys|remove|filter|union|union_n|subset)\b|\bjson\.(?:marshal|filter|remove|patch)"
-    r"|\byaml\.marshal|%v|\bprint\s*\(|\binput\b(?!\s*[.\[])"
-)
-#: rule heads such as `deny[msg]` (v0 syntax) look like computed keys but are not
-_RULE_HEAD_RE = re.compile(r"^[A-Za-z_]\w*\s*\[[^\]\n]*\]", re.MULTILINE)
-#: uses that reach properties by a computed key: property-level projection is then turned off
-_DYNAMIC_KEY_RE = re.compile(r"\[\s*(?!_\s*\])[A-Za-z_][A-Za-z0-9_]*\s*\]|\bsome\s+\w+\s*,\s*\w+\s+in\b")
-
-TOP_FIELDS = ("when", "changeset", "resources", "providers", "stage", "release", "user", "time", "plan")
-CHANGE_FIELDS = ("address", "type", "provider", "action", "before", "after", "after_unknown", "diff")
 
 
 def _require_regopy(what: str) -> None:
@@ -338,74 +324,6 @@ def _items(value: Any) -> list[Any]:
     return [value]
 
 
-class Projection:
-    """Which parts of the `input` document the loaded policies can reach.
-
-    rego-cpp copies terms while iterating, so its cost grows with the size of the input: a
-    change's properties that no policy names are left out. A policy that reaches fields it does
-    not name (walk, object.*, json.marshal, %v, computed keys) turns the projection off, as does
-    `full_input: true` on its entry.
-    """
-
-    def __init__(self, modules: Sequence[RegoModule], *, full: bool = False) -> None:
-        tokens: set[str] = set()
-        opaque = full
-        dynamic = False
-        for mod in modules:
-            code = _COMMENT_RE.sub("", mod.text)
-            for a, b in _STRING_RE.findall(code):
-                tokens.add(a or b)
-            no_strings = _STRING_RE.sub('""', code)
-            tokens.update(_TOKEN_RE.findall(no_strings))
-            bare = _RULE_HEAD_RE.sub("", no_strings)
-            opaque = opaque or _OPAQUE_RE.search(bare) is not None
-            dynamic = dynamic or _DYNAMIC_KEY_RE.search(bare) is not None
-        self.full = opaque
-        self.tokens = frozenset(tokens)
-        self.top = tuple(k for k in TOP_FIELDS if k in tokens)
-        self.change_fields = tuple(k for k in CHANGE_FIELDS if k in tokens)
-        self.properties: frozenset[str] | None = None if dynamic else self.tokens
-
-    def _props(self, props: Any) -> Any:
-        if self.properties is None:
-            return props
-        return self._prune(props, self.properties)
-
-    def _prune(self, value: Any, keep: frozenset[str]) -> Any:
-        """Keys no policy names are dropped at every depth (values under kept keys are pruned too)."""
-        if isinstance(value, dict):
-            return {k: self._prune(v, keep) for k, v in value.items() if k in keep}
-        if isinstance(value, list):
-            return [self._prune(v, keep) for v in value]
-        return value
-
-    def apply(self, doc: Mapping[str, Any]) -> dict[str, Any]:
-        if self.full:
-            return dict(doc)
-        out: dict[str, Any] = {k: doc.get(k) for k in self.top}
-        if "changeset" in out:
-            cs = doc["changeset"]
-            fields = self.change_fields
-            props = self._props
-            new_cs: dict[str, Any] = {}
-            if "counts" in self.tokens:
-                new_cs["counts"] = cs["counts"]
-            if "changes" in self.tokens:
-                changes = []
-                for c in cs["changes"]:
-                    entry = {k: c[k] for k in fields}
-                    if "after" in entry:
-                        entry["after"] = props(entry["after"])
-                    if "before" in entry:
-                        entry["before"] = props(entry["before"])
-                    changes.append(entry)
-                new_cs["changes"] = changes
-            out["changeset"] = new_cs
-        if "resources" in out:
-            out["resources"] = {a: self._props(p) for a, p in (doc.get("resources") or {}).items()}
-        return out
-
-
 class RegoEngine:
     """The compiled Rego policies of one command; thread-safe (each interpreter has a lock)."""
 
@@ -420,7 +338,16 @@ class RegoEngine:
         _require_regopy("a .rego policy")
         self.modules = list(modules)
         self.rules = list(rules)
-        self.projection = Projection(self.modules, full=full_input)
+        scans = [reach.Scan.of(m) for m in self.modules]
+        self.projection = reach.Projection(scans, full=full_input)
+        # per rule: the modules its query can run code from, and the input they can reach
+        linked = reach.closures(scans)
+        self._rule_scans: list[list[reach.Scan]] = []
+        for rule in self.rules:
+            homes = [i for i, m in enumerate(self.modules) if m.package == rule.package and rule.name in m.rules]
+            reached = sorted(set().union(*(linked[i] for i in homes))) if homes else range(len(scans))
+            self._rule_scans.append([scans[i] for i in reached])
+        self._own = [reach.Projection(sc, full=full_input) for sc in self._rule_scans]
         n = workers if workers is not None else min(4, os.cpu_count() or 1)
         self.workers = max(1, min(n, len(self.rules) or 1))
         self._interpreters = [_new_interpreter(self.modules) for _ in range(self.workers)]
@@ -463,11 +390,20 @@ class RegoEngine:
         run = RegoRun(self, known)
         if not self.rules:
             return run
-        rego_input = make_input(self.projection.apply(doc))
         if not parallel or self.workers == 1:
-            run.run_serial(rego_input)
-        else:
-            run.run_parallel(rego_input)
+            run.run_serial(make_input(self.projection.apply(doc)))
+            return run
+        groups = reach.plan_groups(doc, self._own, self._rule_scans, self.workers)
+        if groups is None:
+            run.run_parallel(make_input(self.projection.apply(doc)), range(len(self.rules)), range(self.workers))
+            return run
+        # each group's input is built while the groups before it are already querying
+        try:
+            for group in groups:
+                run.run_parallel(make_input(group.projection.apply(doc)), group.rules, group.interpreters)
+        except BaseException:
+            run.abandon()
+            raise
         return run
 
     def _violation(self, rule: RegoRule, item: Any, known: set[str]) -> Violation:
@@ -527,11 +463,12 @@ class RegoRun:
         finally:
             locks[k].release()
 
-    def run_parallel(self, rego_input: Any) -> None:
+    def run_parallel(self, rego_input: Any, rules: Iterable[int], interpreters: Iterable[int]) -> None:
+        """Start querying `rules` on `interpreters`, all loaded with `rego_input`, in threads."""
         # Rules differ tenfold in cost, so a fixed split leaves one interpreter idle: each
         # interpreter takes the next rule from a queue ordered by what the rule cost last time.
         engine = self.engine
-        pending = sorted(range(len(engine.rules)), key=lambda i: -engine._cost[i])
+        pending = sorted(rules, key=lambda i: -engine._cost[i])
         take = threading.Lock()
 
         def drain(k: int) -> None:
@@ -552,11 +489,16 @@ class RegoRun:
                     pending.clear()
                 self._errors.append(exc)
 
-        self._threads = [
-            threading.Thread(target=drain, args=(k,), name=f"rego-{k}", daemon=True) for k in range(engine.workers)
-        ]
-        for thread in self._threads:
+        for k in interpreters:
+            thread = threading.Thread(target=drain, args=(k,), name=f"rego-{k}", daemon=True)
+            self._threads.append(thread)
             thread.start()
+
+    def abandon(self) -> None:
+        """Wait for the queries already started, keeping none of their results."""
+        for thread in self._threads:
+            thread.join()
+        self._results.clear()
 
     def result(self) -> list[Violation]:
         for thread in self._threads:
