@@ -1,5 +1,5 @@
 """`python -m cloudorch` runs the CLI."""
 
-from cloudorch.cli import main
+from cloudorch.cli import run
 
-raise SystemExit(main())
+run()

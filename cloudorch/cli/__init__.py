@@ -7,11 +7,24 @@ a provider, a cloud SDK or the engine.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import warnings
 
 from cloudorch.errors import CloudorchError, ExitCode
+
+
+def run() -> None:
+    """The `cloudorch` console script and `python -m cloudorch`: `main` in a process of its own."""
+    # One command allocates a lot (plan documents, SDK service models) and frees nearly all of it
+    # by reference counting, yet with the default threshold (700) the cycle collector runs
+    # thousands of times, and its full passes re-walk every object made at import. Collect 15x
+    # less often and never re-walk what exists by now: ~10% of a no-change plan. Cycles are
+    # still collected. Only here, not in `main`, which tests and other programs call in process.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:
