@@ -29,6 +29,16 @@ def run() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cloudorch` console script; returns the process exit code."""
+    try:
+        return _main(argv)
+    finally:
+        workers = sys.modules.get("cloudorch.state.backends.worker")
+        if workers is not None:
+            workers.shutdown()  # a state backend's worker process, if the command started one
+
+
+def _main(argv: list[str] | None) -> int:
+    _prefetch_store(sys.argv[1:] if argv is None else argv)
     from cloudorch.cli import app as _commands  # noqa: F401  (registers every command)
     from cloudorch.cli.common import app
     from cloudorch.cli.output import Output
@@ -63,6 +73,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         return int(ExitCode.ERROR)
     return rv if isinstance(rv, int) else 0
+
+
+#: commands that open a plan's state backend: a store worker started for them is used
+_STATE_COMMANDS = frozenset(
+    {"plan", "apply", "destroy", "drift", "rollback", "recover", "output", "force-unlock", "state", "release", "policy"}
+)
+
+
+def _prefetch_store(args: list[str]) -> None:
+    """Start the state store's worker before typer has even parsed the flags (~0.15 s sooner
+    than `_options` can), from a quick look at the arguments: the first that names a file is
+    taken for the plan. A wrong guess costs an idle worker; `_options` then starts the right one."""
+    if not args or args[0] not in _STATE_COMMANDS or "--sandbox" in args or "--help" in args:
+        return
+    if os.environ.get("CLOUDORCH_SANDBOX", "").lower() in ("1", "true", "yes", "on"):
+        return
+    from pathlib import Path
+
+    from cloudorch.state.backends.worker import prefetch, prefetch_for
+
+    for i, arg in enumerate(args):
+        if arg == "--backend" and i + 1 < len(args):
+            prefetch(args[i + 1].partition("://")[0])
+            return
+        if arg.startswith("--backend="):
+            prefetch(arg.partition("=")[2].partition("://")[0])
+            return
+    if os.environ.get("CLOUDORCH_BACKEND"):
+        prefetch(os.environ["CLOUDORCH_BACKEND"].partition("://")[0])
+        return
+    for arg in args[1:]:
+        if not arg.startswith("-") and Path(arg).is_file():
+            prefetch_for(Path(arg), None)
+            return
 
 
 def _click_exception_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:

@@ -13,14 +13,30 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import ConfigError, Location
-from cloudorch.state.backends.base import HistoryEntry, StateBackend
-from cloudorch.state.backends.local import LocalBackend
-from cloudorch.state.backends.url import BackendURL, CommonOptions, Locate, parse_backend_url, parse_options
+from cloudorch.state import lazy_exports
+
+if TYPE_CHECKING:
+    from cloudorch.state.backends.base import HistoryEntry, StateBackend
+    from cloudorch.state.backends.local import LocalBackend
+    from cloudorch.state.backends.store import LockSlot, ObjectStore
+    from cloudorch.state.backends.url import BackendURL, CommonOptions, Locate, parse_backend_url
+
+# loaded on first use, as in `cloudorch.state`: a store worker imports this package for `worker`
+_EXPORTS = {
+    "BackendURL": "cloudorch.state.backends.url",
+    "HistoryEntry": "cloudorch.state.backends.base",
+    "LocalBackend": "cloudorch.state.backends.local",
+    "StateBackend": "cloudorch.state.backends.base",
+    "parse_backend_url": "cloudorch.state.backends.url",
+}
 
 __all__ = ["BackendURL", "HistoryEntry", "LocalBackend", "StateBackend", "open_backend", "parse_backend_url"]
+
+
+__getattr__ = lazy_exports(globals(), _EXPORTS)
 
 
 def open_backend(
@@ -38,6 +54,8 @@ def open_backend(
     for the URL's scheme; `locate(*field)` gives the file:line of a field of the block for errors.
     The journal of every backend stays under `local_root`.
     """
+    from cloudorch.state.backends.url import parse_backend_url, parse_options
+
     environ = os.environ if env is None else env
     target = url or block.get("url")
     if not target:
@@ -64,6 +82,8 @@ def open_backend(
 def _open_local(
     root: Path, key: str, options: CommonOptions, env: Mapping[str, str], locate: Locate | None
 ) -> LocalBackend:
+    from cloudorch.state.backends.local import LocalBackend
+
     cipher = None
     if options.encryption is not None:
         from cloudorch.state.crypto import cipher_from_options
@@ -106,37 +126,65 @@ def _only_common(block: Mapping[str, Any]) -> bool:
     return set(block) <= {"url", "lease_seconds", "history_limit", "encryption"}
 
 
-def _open_remote(
-    parsed: BackendURL, options: Any, *, key: str, local_root: Path, env: Mapping[str, str]
-) -> StateBackend:
-    from cloudorch.state.backends.remote import LockSlot, ObjectLock, ObjectStore, RemoteBackend
-    from cloudorch.state.crypto import cipher_from_options
+def store_class(scheme: str) -> type[ObjectStore]:
+    """The `ObjectStore` of a remote scheme (importing its module, not yet its SDK)."""
+    if scheme == "s3":
+        from cloudorch.state.backends.s3 import S3Store
 
-    _require_sdk(parsed.scheme)
-    state_name = parsed.object_name(key, ".json")
-    lock_name = parsed.object_name(key, ".lock")
-    store: ObjectStore
-    slot: LockSlot
+        return S3Store
+    if scheme == "gs":
+        from cloudorch.state.backends.gcs import GcsStore
+
+        return GcsStore
+    from cloudorch.state.backends.azblob import AzureStore
+
+    return AzureStore
+
+
+def store_and_slot(
+    parsed: BackendURL, options: Any, state_name: str, lock_name: str, env: Mapping[str, str]
+) -> tuple[ObjectStore, LockSlot]:
+    """The object store for `parsed` and the slot the lock of its object `state_name` lives in.
+
+    A store worker passes plain copies of `parsed` and `options` (same attributes, no pydantic)."""
+    from cloudorch.state.backends.store import ObjectLock
+
     if parsed.scheme == "s3":
         from cloudorch.state.backends.s3 import DynamoLock, S3Store
 
         s3 = S3Store(parsed, options, env)
-        store = s3
-        slot = (
-            DynamoLock(s3, options.lock_table, f"{parsed.bucket}/{state_name}")
-            if options.lock_table
-            else (ObjectLock(s3, lock_name))
-        )
-    elif parsed.scheme == "gs":
+        if options.lock_table:
+            return s3, DynamoLock(s3, options.lock_table, f"{parsed.bucket}/{state_name}")
+        return s3, ObjectLock(s3, lock_name)
+    if parsed.scheme == "gs":
         from cloudorch.state.backends.gcs import GcsStore
 
         gcs = GcsStore(parsed, options, env)
-        store, slot = gcs, ObjectLock(gcs, lock_name)
-    else:
-        from cloudorch.state.backends.azblob import AzureLeaseLock, AzureStore
+        return gcs, ObjectLock(gcs, lock_name)
+    from cloudorch.state.backends.azblob import AzureLeaseLock, AzureStore
 
-        az = AzureStore(parsed, options, env)
-        store, slot = az, AzureLeaseLock(az, lock_name, options.lease_seconds)
+    az = AzureStore(parsed, options, env)
+    return az, AzureLeaseLock(az, lock_name, options.lease_seconds)
+
+
+def _open_remote(
+    parsed: BackendURL, options: Any, *, key: str, local_root: Path, env: Mapping[str, str]
+) -> StateBackend:
+    from cloudorch.state.backends import worker as workers
+    from cloudorch.state.backends.remote import RemoteBackend
+    from cloudorch.state.crypto import cipher_from_options
+
+    _require_sdk(parsed.scheme)
+    state_name, lock_name = parsed.object_name(key, ".json"), parsed.object_name(key, ".lock")
+    store: ObjectStore
+    slot: LockSlot
+    # the CLI starts a worker early so the SDK loads on another core; the library runs stores here
+    worker = workers.running(parsed.scheme)
+    if worker is not None:
+        handle = worker.open(parsed, options, state_name, lock_name, env)
+        store, slot = workers.WorkerStore(worker, handle), workers.WorkerSlot(worker, handle)
+    else:
+        store, slot = store_and_slot(parsed, options, state_name, lock_name, env)
     return RemoteBackend(
         store,
         slot,

@@ -14,10 +14,10 @@ import contextlib
 import math
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import StateError
-from cloudorch.state.backends.remote import (
+from cloudorch.state.backends.store import (
     Acquired,
     LockSlot,
     ObjectStore,
@@ -27,8 +27,10 @@ from cloudorch.state.backends.remote import (
     StoredObject,
     parse_lock,
 )
-from cloudorch.state.backends.url import AzureOptions, BackendURL
 from cloudorch.state.lock import LockInfo
+
+if TYPE_CHECKING:  # not at run time: a store worker hosts stores without pydantic
+    from cloudorch.state.backends.url import AzureOptions, BackendURL
 
 #: Azure's own bounds on a blob lease
 MIN_LEASE, MAX_LEASE = 15, 60
@@ -52,6 +54,10 @@ class AzureStore(ObjectStore):
         self.connection_string = options.connection_string or env.get("AZURE_STORAGE_CONNECTION_STRING") or None
         self._container: Any = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def warm_up(cls) -> None:
+        import azure.storage.blob  # noqa: F401
 
     def container(self) -> Any:
         with self._lock:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import StateError
-from cloudorch.state.backends.remote import (
+from cloudorch.state.backends.store import (
     ObjectStore,
     ObjectVersion,
     PreconditionFailed,
     StoredObject,
 )
-from cloudorch.state.backends.url import BackendURL, GcsOptions
+
+if TYPE_CHECKING:  # not at run time: a store worker hosts stores without pydantic
+    from cloudorch.state.backends.url import BackendURL, GcsOptions
 
 
 class GcsStore(ObjectStore):
@@ -38,6 +40,11 @@ class GcsStore(ObjectStore):
             if self._bucket is None:
                 self._bucket = self._make_client().bucket(self.bucket_name)
             return self._bucket
+
+    @classmethod
+    def warm_up(cls) -> None:
+        import google.auth  # noqa: F401
+        from google.cloud import storage  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
 
     def _make_client(self) -> Any:
         from google.cloud import storage  # type: ignore[import-untyped,unused-ignore]

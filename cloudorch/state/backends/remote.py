@@ -6,20 +6,25 @@ and our write is refused, never overwritten; history listed from the store's obj
 ranged reads of each version's header; optional client-side encryption (`cloudorch.state.crypto`);
 and the lock protocol over a `LockSlot` (a lock object created with a precondition, an Azure
 lease, or a DynamoDB item) with leases and takeover of stale locks. The journal stays local.
-Cloud SDK calls live in `s3.py`, `gcs.py` and `azblob.py`; this module imports no SDK.
+The adapters' interface is `store.py`; cloud SDK calls live in `s3.py`, `gcs.py` and `azblob.py`;
+this module imports no SDK.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.base import RETRY_HINT, HistoryEntry, StateBackend, check_swap
+from cloudorch.state.backends.store import (
+    Acquired,
+    LockSlot,
+    ObjectStore,
+    ObjectVersion,
+    PreconditionFailed,
+    SeenLock,
+)
 from cloudorch.state.crypto import StateCipher, is_sealed, open_sealed, sealed_header, sealed_key_id
 from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo, lock_mismatch
 from cloudorch.state.model import State, now_iso
@@ -37,173 +42,6 @@ UNREADABLE_LOCK_GRACE_SECONDS = 5.0
 UNREADABLE_SETTLE_SECONDS = 1.0
 #: `versions()` limit meaning "every version" (ids only: cheap to list)
 ALL_VERSIONS = 1_000_000
-
-
-class PreconditionFailed(Exception):
-    """The store refused a conditional write or delete: the object is not what we expected."""
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """An object's bytes (or its first bytes) and the version token a conditional write names."""
-
-    data: bytes
-    token: str
-    modified: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ObjectVersion:
-    version_id: str
-    current: bool
-
-
-class ObjectStore(ABC):
-    """The few conditional operations a remote backend needs from a cloud's object store."""
-
-    @abstractmethod
-    def url(self, name: str) -> str:
-        """`s3://bucket/name`, for messages."""
-
-    @abstractmethod
-    def get(self, name: str) -> StoredObject | None:
-        """The current object, or None."""
-
-    @abstractmethod
-    def get_head(self, name: str, n: int, version_id: str | None = None) -> StoredObject | None:
-        """The first `n` bytes of the current object (or of one version) and its token."""
-
-    @abstractmethod
-    def get_version(self, name: str, version_id: str) -> bytes:
-        """One stored version, whole."""
-
-    @abstractmethod
-    def put(self, name: str, data: bytes, *, if_token: str | None) -> str:
-        """Write if the current token is `if_token` (None: only if absent); the new token.
-        Raises PreconditionFailed otherwise."""
-
-    @abstractmethod
-    def versions(self, name: str, limit: int) -> list[ObjectVersion]:
-        """Up to `limit` stored versions, newest first."""
-
-    @abstractmethod
-    def require_history(self) -> None:
-        """Raise StateError when the store keeps no versions (history and rollback need them)."""
-
-    def before_overwrite(self, name: str, token: str) -> None:
-        """Called before replacing version `token`; stores without versioning keep a copy here."""
-        return None  # S3 and GCS keep the replaced version themselves
-
-    def get_lock(self, name: str) -> StoredObject | None:
-        """The lock object, or None; a failure says it was the lock being read."""
-        return self.get(name)
-
-    def delete(self, name: str, *, if_token: str) -> None:
-        """Delete if the current token is `if_token`; PreconditionFailed otherwise.
-
-        Only stores whose lock is an object of its own (`ObjectLock`) need it."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no lock object")
-
-
-@dataclass(frozen=True)
-class SeenLock:
-    """A lock as read: its holder, the token to replace or remove exactly it, its age."""
-
-    info: LockInfo
-    token: str
-    readable: bool = True
-    age_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Acquired:
-    token: str
-    #: a lock this acquisition replaced without asking (an Azure lease that had run out)
-    replaced: LockInfo | None = None
-
-
-class LockSlot(ABC):
-    """Where one state's lock lives, with atomic create / replace / remove."""
-
-    @abstractmethod
-    def create(self, info: LockInfo) -> Acquired | None:
-        """Take the lock if nobody holds it; None if someone does."""
-
-    @abstractmethod
-    def read(self) -> SeenLock | None:
-        """The current holder, or None when free."""
-
-    @abstractmethod
-    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
-        """Replace exactly the stale lock `seen`; None if it changed meanwhile."""
-
-    @abstractmethod
-    def renew(self, info: LockInfo, token: str) -> str | None:
-        """Store the renewed lease if the lock is still ours; the new token, or None if lost."""
-
-    @abstractmethod
-    def release(self, info: LockInfo, token: str) -> None:
-        """Remove our lock (nothing if it is no longer ours)."""
-
-    @abstractmethod
-    def remove(self, seen: SeenLock) -> bool:
-        """Force-unlock exactly `seen`; False if it changed meanwhile."""
-
-
-class ObjectLock(LockSlot):
-    """The lock as its own object next to the state: created only if absent, replaced and removed
-    only by its version token (S3's ETag, GCS's generation)."""
-
-    def __init__(self, store: ObjectStore, name: str) -> None:
-        self.store = store
-        self.name = name
-
-    def _put(self, info: LockInfo, token: str | None) -> str | None:
-        try:
-            return self.store.put(self.name, info.to_json().encode(), if_token=token)
-        except PreconditionFailed:
-            return None
-
-    def create(self, info: LockInfo) -> Acquired | None:
-        token = self._put(info, None)
-        return None if token is None else Acquired(token)
-
-    def read(self) -> SeenLock | None:
-        got = self.store.get_lock(self.name)
-        return None if got is None else parse_lock(got.data, got.token, got.modified)
-
-    def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
-        token = self._put(info, seen.token)
-        return None if token is None else Acquired(token)
-
-    def renew(self, info: LockInfo, token: str) -> str | None:
-        return self._put(info, token)
-
-    def release(self, info: LockInfo, token: str) -> None:
-        with contextlib.suppress(PreconditionFailed):
-            self.store.delete(self.name, if_token=token)
-
-    def remove(self, seen: SeenLock) -> bool:
-        try:
-            self.store.delete(self.name, if_token=seen.token)
-        except PreconditionFailed:
-            return False
-        return True
-
-
-def unreadable_holder(token: str, modified: datetime | None) -> SeenLock:
-    from cloudorch.state.lock import unknown_holder
-
-    since = (modified or datetime.now(UTC)).isoformat(timespec="milliseconds")
-    age = (datetime.now(UTC) - modified).total_seconds() if modified else 0.0
-    return SeenLock(unknown_holder("unreadable", since), token, readable=False, age_seconds=age)
-
-
-def parse_lock(raw: bytes, token: str, modified: datetime | None) -> SeenLock:
-    try:
-        return SeenLock(LockInfo.from_json(raw), token)
-    except ValueError:
-        return unreadable_holder(token, modified)
 
 
 class RemoteBackend(StateBackend):
