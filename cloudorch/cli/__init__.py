@@ -91,17 +91,17 @@ def _prefetch_store(args: list[str]) -> None:
         return
     from pathlib import Path
 
-    from cloudorch.state.backends.worker import prefetch, prefetch_for
+    from cloudorch.state.backends.worker import prefetch_for
 
     for i, arg in enumerate(args):
         if arg == "--backend" and i + 1 < len(args):
-            prefetch(args[i + 1].partition("://")[0])
+            prefetch_for(None, args[i + 1])
             return
         if arg.startswith("--backend="):
-            prefetch(arg.partition("=")[2].partition("://")[0])
+            prefetch_for(None, arg.partition("=")[2])
             return
     if os.environ.get("CLOUDORCH_BACKEND"):
-        prefetch(os.environ["CLOUDORCH_BACKEND"].partition("://")[0])
+        prefetch_for(None, os.environ["CLOUDORCH_BACKEND"])
         return
     for arg in args[1:]:
         if not arg.startswith("-") and Path(arg).is_file():

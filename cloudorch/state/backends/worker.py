@@ -9,7 +9,8 @@ its lock slot in the worker (`WorkerStore`, `WorkerSlot`). Compare-and-swap, lea
 and history stay in this process's `RemoteBackend`: the worker only runs the same `ObjectStore`
 and `LockSlot` methods it would run here, so both ways share one protocol and one set of tests.
 
-The library never starts a worker by itself: without `prefetch`, stores run in process, and
+The library never starts a worker by itself: without `prefetch`, stores run in process. The CLI
+starts none when its process has loaded that SDK already (`main` called in process), and
 `CLOUDORCH_STORE_WORKER=0` turns prefetching off. The protocol is length-prefixed pickles over
 the worker's stdin and stdout, between two processes of the same program. Each reply carries its
 request's number, so a call abandoned by Ctrl-C leaves a reply the next call skips. The worker
@@ -50,8 +51,8 @@ from cloudorch.state.backends.store import (
 )
 from cloudorch.state.lock import LockInfo
 
-#: schemes whose store can run in a worker (file:// is local: nothing to import)
-SCHEMES = ("s3", "gs", "azblob")
+#: the SDK module each store a worker can host needs (file:// is local: nothing to import)
+_SDK_MODULES = {"s3": "botocore", "gs": "google.cloud.storage", "azblob": "azure.storage.blob"}
 ENV_SWITCH = "CLOUDORCH_STORE_WORKER"
 
 _HEADER = struct.Struct("!I")
@@ -303,14 +304,13 @@ def prefetch(scheme: str | None) -> StoreWorker | None:
     is installed; None otherwise. Spawning failures are not errors: the store then runs here."""
     import importlib.util
 
-    if scheme not in SCHEMES or not enabled():
+    if scheme not in _SDK_MODULES or not enabled():
         return None
     with _POOL_LOCK:
         if scheme in _POOL and _POOL[scheme].alive:
             return _POOL[scheme]
-        module = {"s3": "botocore", "gs": "google.cloud.storage", "azblob": "azure.storage.blob"}[scheme]
         try:
-            if importlib.util.find_spec(module) is None:
+            if importlib.util.find_spec(_SDK_MODULES[scheme]) is None:
                 return None
         except ModuleNotFoundError:
             return None
@@ -321,15 +321,21 @@ def prefetch(scheme: str | None) -> StoreWorker | None:
         return _POOL[scheme]
 
 
-def prefetch_for(plan_file: Path, backend_url: str | None) -> StoreWorker | None:
-    """`prefetch` for the store a command on `plan_file` (and `--backend`) will open."""
+def prefetch_for(plan_file: Path | None, backend_url: str | None) -> StoreWorker | None:
+    """`prefetch` for the store a command on `plan_file` (or `--backend`) will open, unless this
+    process has loaded that SDK already (a program calling the CLI in process, a test): then the
+    store costs nothing more here, and a worker would only load it a second time."""
+    scheme: str | None = None
     if backend_url:
-        return prefetch(backend_url.partition("://")[0])
-    try:
-        text = plan_file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None  # loading the plan reports it
-    return prefetch(scheme_in_plan(text))
+        scheme = backend_url.partition("://")[0]
+    elif plan_file is not None:
+        try:
+            scheme = scheme_in_plan(plan_file.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            return None  # loading the plan reports it
+    if scheme not in _SDK_MODULES or _SDK_MODULES[scheme] in sys.modules:
+        return None
+    return prefetch(scheme)
 
 
 def running(scheme: str) -> StoreWorker | None:
