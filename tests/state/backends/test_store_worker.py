@@ -232,3 +232,39 @@ def test_ctrl_c_reaches_the_cli_which_saves_state_and_unlocks_through_the_worker
     state = backend.read()
     assert state is not None and "slow" in state.resources
     assert not Path(f"/proc/{children[0]}").exists() or "Z" in Path(f"/proc/{children[0]}/stat").read_text().split()[2]
+
+
+def test_migrate_through_the_cli_with_the_source_in_a_worker(servers: Any, tmp_path: Path) -> None:
+    """A real CLI process: S3 -> another S3 bucket (a second store in the same worker) -> GCS (the
+    target's SDK in process, the source's in the worker) keeps every serial."""
+    found = servers("s3", "gs")
+    source = make_remote("s3", found)
+    second, gcs = make_remote("s3", found, prefix="moved"), make_remote("gs", found, prefix="moved")
+    plan = tmp_path / "shop.yaml"
+    plan.write_text(
+        f"version: 1\nname: shop\nvariables:\n  n: {{type: number, default: 0}}\nbackend:\n  url: {source.url}\n"
+        'resources:\n  a:\n    type: core.null\n    properties: {values: {n: "${var.n}"}}\n'
+    )
+    env = {**os.environ, **source.env, **gcs.env, "NO_COLOR": "1"}
+
+    def cloudorch(*args: str) -> dict[str, Any]:
+        r = subprocess.run(
+            [sys.executable, "-m", "cloudorch", *args, "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        doc: dict[str, Any] = json.loads(r.stdout)
+        return doc
+
+    for n in (1, 2, 3):
+        cloudorch("apply", str(plan), "--auto-approve", "--var", f"n={n}")
+    before = [e["serial"] for e in cloudorch("state", "history", str(plan))["history"]]
+    assert before == [3, 2, 1]
+    for target in (second.url, gcs.url):
+        moved = cloudorch("state", "migrate", str(plan), "--to", target)
+        assert moved["switched"] is True and moved["documents"][0]["serials"] == [1, 2, 3]
+        assert [e["serial"] for e in cloudorch("state", "history", str(plan))["history"]] == before
