@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import pickle
 import re
@@ -57,6 +58,7 @@ ENV_SWITCH = "CLOUDORCH_STORE_WORKER"
 
 _HEADER = struct.Struct("!I")
 _BACKEND_BLOCK = re.compile(r"^backend[ \t]*:(.*(?:\n(?:[ \t#].*)?)*)", re.MULTILINE)
+_SAVED_PLAN_FILE = re.compile(rb'"plan_file":\s*("(?:[^"\\]|\\.)*")')
 _URL_SCHEME = re.compile(r"""\burl["']?[ \t]*:[ \t]*["']?([a-z][a-z0-9]*)://""")
 
 
@@ -330,12 +332,25 @@ def prefetch_for(plan_file: Path | None, backend_url: str | None) -> StoreWorker
         scheme = backend_url.partition("://")[0]
     elif plan_file is not None:
         try:
-            scheme = scheme_in_plan(plan_file.read_text(encoding="utf-8", errors="replace"))
+            scheme = scheme_in_plan(_plan_text(plan_file))
         except OSError:
             return None  # loading the plan reports it
     if scheme not in _SDK_MODULES or _SDK_MODULES[scheme] in sys.modules:
         return None
     return prefetch(scheme)
+
+
+def _plan_text(path: Path) -> str:
+    """The plan file's text; for a saved plan (`plan -o`, JSON), the text of the plan file it
+    names near its top, which `apply` reads again for the backend."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.lstrip().startswith(b"{"):
+        named = _SAVED_PLAN_FILE.search(head)
+        if named is None:
+            return ""
+        path = Path(json.loads(named.group(1)))
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def running(scheme: str) -> StoreWorker | None:

@@ -194,6 +194,9 @@ def test_the_cli_leaves_the_sdk_to_the_worker_and_stops_it(servers: Any, tmp_pat
     applied = run("apply", str(plan), "--auto-approve")
     assert applied == {"code": 0, "botocore": False, "children": False}
     assert run("plan", str(plan), "--detailed-exitcode") == {"code": 0, "botocore": False, "children": False}
+    # a saved plan (JSON) names its plan file, whose backend block the worker is started for
+    assert run("plan", str(plan), "-o", "saved.plan")["code"] == 0
+    assert run("apply", "saved.plan") == {"code": 0, "botocore": False, "children": False}
     # switched off, the same command imports the SDK here and finds the state the worker wrote
     off = run("plan", str(plan), "--detailed-exitcode", **{worker.ENV_SWITCH: "0"})
     assert off == {"code": 0, "botocore": True, "children": False}
