@@ -94,6 +94,7 @@ class StoreWorker:
         self._in: IO[bytes] = self._proc.stdin
         self._out = self._proc.stdout.fileno()
         self._buf = bytearray()
+        self._outbuf = bytearray()
         self._lock = threading.Lock()
         self._sent = 0
         self.calls = 0
@@ -126,20 +127,17 @@ class StoreWorker:
         raise _rebuild(self.scheme, kind, value)
 
     def _send(self, data: bytes) -> None:
-        message = _HEADER.pack(len(data)) + data
-        interrupted: BaseException | None = None
-        view = memoryview(message)
-        while view:
-            try:
-                written = os.write(self._in.fileno(), view)
-            except KeyboardInterrupt as exc:
-                interrupted = exc  # finish the message (half of one would garble every later call)
-                continue
-            except OSError as exc:
-                raise self._gone() from exc
-            view = view[written:]
-        if interrupted is not None:
-            raise interrupted
+        # A Ctrl-C can stop a write half way; the rest stays in self._outbuf and goes first with
+        # the next call, so the worker always reads whole requests (the abandoned one's answer is
+        # skipped by its number). Each write and its bookkeeping are one statement, with no point
+        # between them where Python raises KeyboardInterrupt.
+        self._outbuf += _HEADER.pack(len(data)) + data
+        fd = self._in.fileno()
+        try:
+            while self._outbuf:
+                del self._outbuf[: os.write(fd, self._outbuf)]
+        except OSError as exc:
+            raise self._gone() from exc
 
     def _receive(self) -> bytes:
         # bytes read stay in self._buf when a Ctrl-C interrupts the wait, so nothing is lost
@@ -150,10 +148,9 @@ class StoreWorker:
                     data = bytes(self._buf[_HEADER.size : _HEADER.size + size])
                     del self._buf[: _HEADER.size + size]
                     return data
-            chunk = os.read(self._out, 1 << 20)
+            self._buf += (chunk := os.read(self._out, 1 << 20))
             if not chunk:
                 raise self._gone()
-            self._buf += chunk
 
     def _gone(self) -> WorkerGone:
         self._proc.poll()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,17 +129,32 @@ def test_a_worker_that_dies_is_a_clear_error_naming_the_switch(s3_hosted: tuple[
     assert caught.value.hint is not None and worker.ENV_SWITCH in caught.value.hint
 
 
-def test_an_answer_to_an_abandoned_call_is_skipped_by_the_next(s3_hosted: tuple[Remote, worker.StoreWorker]) -> None:
-    """What Ctrl-C during a call leaves behind: a reply nobody read. The next call gets its own."""
+@pytest.mark.parametrize("sent", ["whole", "half"])
+def test_a_call_abandoned_by_ctrl_c_does_not_garble_the_next(
+    s3_hosted: tuple[Remote, worker.StoreWorker], sent: str
+) -> None:
+    """What Ctrl-C during a call leaves behind: a request sent whole whose answer nobody read, or
+    one stopped half way through writing it. The next call still gets its own answer."""
     remote, started = s3_hosted
     backend = _hosted_backend(remote)
     backend.write(_state(), None)
     handle = backend.store.handle  # type: ignore[attr-defined]
-    with started._lock:  # a request sent, then abandoned before its answer was read
+    with started._lock:
         started._sent += 1
-        started._send(pickle.dumps((started._sent, handle, "store.get", ("team/shop/nothing-here.json",), {})))
-    current = backend.read()
-    assert current is not None and current.serial == 1 and len(current.resources) == 3
+        data = pickle.dumps((started._sent, handle, "store.get", ("team/shop/nothing-here.json",), {}))
+        if sent == "whole":
+            started._send(data)
+        else:  # what an interrupted _send leaves: part written to the pipe, the rest kept
+            message = worker._HEADER.pack(len(data)) + data
+            os.write(started._in.fileno(), message[:7])
+            started._outbuf += message[7:]
+    # in a thread: a garbled stream would leave the worker waiting for bytes, and this call hung
+    got: list[State | None] = []
+    reader = threading.Thread(target=lambda: got.append(backend.read()), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the call after an abandoned one never got its answer"
+    assert got[0] is not None and got[0].serial == 1 and len(got[0].resources) == 3
 
 
 @pytest.mark.parametrize(
