@@ -3,7 +3,7 @@
 Importing a cloud SDK and building its client costs every CLI process 0.2-0.3 s of CPU
 (botocore: ~0.2 s) before its first state request: on a no-change plan of 1,000 resources that
 is 40% on top of the same plan with local state. The CLI starts a worker as soon as it sees which
-store a plan uses (`prefetch`, from `--backend` or the plan file's text), so the SDK is imported
+store a plan uses (`prefetch_for`: `--backend`, `CLOUDORCH_BACKEND` or the plan file), so the SDK is imported
 on the other core while this process parses the plan. `open_backend` then hosts the store and
 its lock slot in the worker (`WorkerStore`, `WorkerSlot`). Compare-and-swap, leases, encryption
 and history stay in this process's `RemoteBackend`: the worker only runs the same `ObjectStore`
