@@ -210,10 +210,6 @@ def _bool(flag: str, text: str) -> bool:
     raise ConfigError(f"{flag}={text}: expected true or false")
 
 
-#: commands that never open a state backend (so start no store worker)
-_READS_NO_STATE = frozenset({"validate", "graph"})
-
-
 def _options(
     plan_file: Path,
     *,
@@ -231,10 +227,6 @@ def _options(
     out = Output.current()
     if sandbox:
         out.mark_sandbox()
-    elif command not in _READS_NO_STATE:
-        from cloudorch.state.backends.worker import prefetch_for
-
-        prefetch_for(plan_file, backend)  # the store's SDK loads on another core while the plan is parsed
     return RunOptions(
         plan_file=plan_file,
         notify=lambda text: out.err.print(f"[yellow]{escape(text)}[/]"),

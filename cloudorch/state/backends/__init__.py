@@ -99,23 +99,27 @@ def _open_local(
 
 
 #: the SDK module each scheme needs, and the distribution that brings it
-_SDKS = {
+SDKS = {
     "s3": ("botocore", "cloudorch[aws]"),
     "gs": ("google.cloud.storage", "cloudorch[gcp]"),
     "azblob": ("azure.storage.blob", "cloudorch[azure]"),
 }
 
 
-def _require_sdk(scheme: str) -> None:
-    """A missing SDK is a ConfigError naming what to install, not an ImportError later."""
+def sdk_installed(scheme: str) -> bool:
+    """Whether the SDK a remote scheme needs can be imported (without importing it)."""
     import importlib.util
 
-    module, extra = _SDKS[scheme]
     try:
-        found = importlib.util.find_spec(module) is not None
+        return importlib.util.find_spec(SDKS[scheme][0]) is not None
     except ModuleNotFoundError:  # a parent package (google.cloud, azure.storage) is missing
-        found = False
-    if not found:
+        return False
+
+
+def _require_sdk(scheme: str) -> None:
+    """A missing SDK is a ConfigError naming what to install, not an ImportError later."""
+    if not sdk_installed(scheme):
+        module, extra = SDKS[scheme]
         raise ConfigError(
             f"backend {scheme}://: the {module} package is not installed",
             hint=f"pip install '{extra}' (its provider brings the SDK the backend uses)",

@@ -41,6 +41,7 @@ from types import SimpleNamespace
 from typing import IO, Any, NoReturn
 
 from cloudorch.errors import CloudorchError, StateError
+from cloudorch.state.backends import SDKS, sdk_installed
 from cloudorch.state.backends.store import (
     Acquired,
     LockSlot,
@@ -52,14 +53,30 @@ from cloudorch.state.backends.store import (
 )
 from cloudorch.state.lock import LockInfo
 
-#: the SDK module each store a worker can host needs (file:// is local: nothing to import)
-_SDK_MODULES = {"s3": "botocore", "gs": "google.cloud.storage", "azblob": "azure.storage.blob"}
 ENV_SWITCH = "CLOUDORCH_STORE_WORKER"
 
 _HEADER = struct.Struct("!I")
 _BACKEND_BLOCK = re.compile(r"^backend[ \t]*:(.*(?:\n(?:[ \t#].*)?)*)", re.MULTILINE)
 _SAVED_PLAN_FILE = re.compile(rb'"plan_file":\s*("(?:[^"\\]|\\.)*")')
 _URL_SCHEME = re.compile(r"""\burl["']?[ \t]*:[ \t]*["']?([a-z][a-z0-9]*)://""")
+
+
+def _frame(message: Any) -> bytes:
+    """One message as the pipe carries it: its pickle's length, then the pickle."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
+def _unframe(buf: bytearray) -> Any | None:
+    """Take the first whole message off `buf`; None (and `buf` untouched) until one has arrived."""
+    if len(buf) < _HEADER.size:
+        return None
+    end = _HEADER.size + _HEADER.unpack_from(buf)[0]
+    if len(buf) < end:
+        return None
+    message = pickle.loads(bytes(buf[_HEADER.size : end]))
+    del buf[:end]
+    return message
 
 
 class WorkerGone(StateError):
@@ -117,21 +134,21 @@ class StoreWorker:
             self.calls += 1
             self._sent += 1
             number = self._sent
-            self._send(pickle.dumps((number, handle, method, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL))
+            self._send(_frame((number, handle, method, args, kwargs)))
             while True:
-                number_back, kind, value = pickle.loads(self._receive())
+                number_back, kind, value = self._receive()
                 if number_back == number:
                     break  # earlier numbers: answers to calls a Ctrl-C abandoned
         if kind == "ok":
             return value
         raise _rebuild(self.scheme, kind, value)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, message: bytes) -> None:
         # A Ctrl-C can stop a write half way; the rest stays in self._outbuf and goes first with
         # the next call, so the worker always reads whole requests (the abandoned one's answer is
         # skipped by its number). Each write and its bookkeeping are one statement, with no point
         # between them where Python raises KeyboardInterrupt.
-        self._outbuf += _HEADER.pack(len(data)) + data
+        self._outbuf += message
         fd = self._in.fileno()
         try:
             while self._outbuf:
@@ -139,18 +156,13 @@ class StoreWorker:
         except OSError as exc:
             raise self._gone() from exc
 
-    def _receive(self) -> bytes:
+    def _receive(self) -> Any:
         # bytes read stay in self._buf when a Ctrl-C interrupts the wait, so nothing is lost
-        while True:
-            if len(self._buf) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(self._buf)
-                if len(self._buf) >= _HEADER.size + size:
-                    data = bytes(self._buf[_HEADER.size : _HEADER.size + size])
-                    del self._buf[: _HEADER.size + size]
-                    return data
+        while (message := _unframe(self._buf)) is None:
             self._buf += (chunk := os.read(self._out, 1 << 20))
             if not chunk:
                 raise self._gone()
+        return message
 
     def _gone(self) -> WorkerGone:
         self._proc.poll()
@@ -282,8 +294,8 @@ _POOL: dict[str, StoreWorker] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def enabled(env: Mapping[str, str] | None = None) -> bool:
-    value = (os.environ if env is None else env).get(ENV_SWITCH, "1").strip().lower()
+def enabled() -> bool:
+    value = os.environ.get(ENV_SWITCH, "1").strip().lower()
     return value not in ("0", "false", "no", "off") and bool(sys.executable)
 
 
@@ -301,17 +313,12 @@ def scheme_in_plan(text: str) -> str | None:
 def prefetch(scheme: str | None) -> StoreWorker | None:
     """Start the worker for `scheme` (once per process) if that store can have one and its SDK
     is installed; None otherwise. Spawning failures are not errors: the store then runs here."""
-    import importlib.util
-
-    if scheme not in _SDK_MODULES or not enabled():
+    if scheme not in SDKS or not enabled():
         return None
     with _POOL_LOCK:
         if scheme in _POOL and _POOL[scheme].alive:
             return _POOL[scheme]
-        try:
-            if importlib.util.find_spec(_SDK_MODULES[scheme]) is None:
-                return None
-        except ModuleNotFoundError:
+        if not sdk_installed(scheme):
             return None
         try:
             _POOL[scheme] = StoreWorker(scheme)
@@ -332,7 +339,7 @@ def prefetch_for(plan_file: Path | None, backend_url: str | None) -> StoreWorker
             scheme = scheme_in_plan(_plan_text(plan_file))
         except OSError:
             return None  # loading the plan reports it
-    if scheme not in _SDK_MODULES or _SDK_MODULES[scheme] in sys.modules:
+    if scheme not in SDKS or SDKS[scheme][0] in sys.modules:
         return None
     return prefetch(scheme)
 
@@ -376,14 +383,12 @@ def _serve(scheme: str, inp: int, out: int) -> int:
     hosted: dict[int, tuple[ObjectStore, LockSlot]] = {}
     buf = bytearray()
     while True:
-        while len(buf) < _HEADER.size or len(buf) < _HEADER.size + _HEADER.unpack_from(buf)[0]:
+        while (request := _unframe(buf)) is None:
             chunk = os.read(inp, 1 << 20)
             if not chunk:
                 return 0  # the parent is done, or gone
             buf += chunk
-        (size,) = _HEADER.unpack_from(buf)
-        number, handle, method, args, kwargs = pickle.loads(bytes(buf[_HEADER.size : _HEADER.size + size]))
-        del buf[: _HEADER.size + size]
+        number, handle, method, args, kwargs = request
         reply: tuple[int, str, Any]
         try:
             if method == "open":
@@ -403,8 +408,7 @@ def _serve(scheme: str, inp: int, out: int) -> int:
         except Exception as exc:  # a bug: its traceback goes to the log the parent reports
             traceback.print_exc()
             reply = (number, "bug", f"{type(exc).__name__}: {exc}")
-        data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        message = memoryview(_HEADER.pack(len(data)) + data)
+        message = memoryview(_frame(reply))
         while message:
             message = message[os.write(out, message) :]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -60,6 +59,27 @@ def _hosted_backend(remote: Remote) -> RemoteBackend:
     assert isinstance(backend, RemoteBackend)
     assert isinstance(backend.store, worker.WorkerStore), "the prefetched worker should host the store"
     return backend
+
+
+def _s3_plan(tmp_path: Path, url: str, resources: str, variables: str = "") -> Path:
+    """A plan file `shop.yaml` with state at `url`; `resources` is the YAML under `resources:`."""
+    plan = tmp_path / "shop.yaml"
+    plan.write_text(f"version: 1\nname: shop\n{variables}backend:\n  url: {url}\nresources:\n{resources}")
+    return plan
+
+
+def _json_of(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run a real process that must exit 0: its stdout as one JSON document, or else its last
+    line as one (a probe printing after the CLI's own output)."""
+    r = subprocess.run(
+        argv, cwd=cwd, env={**os.environ, "NO_COLOR": "1", **env}, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    try:
+        doc: dict[str, Any] = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        doc = json.loads(r.stdout.strip().splitlines()[-1])
+    return doc
 
 
 def test_a_hosted_store_keeps_state_history_and_compare_and_swap(hosted: Remote) -> None:
@@ -141,11 +161,10 @@ def test_a_call_abandoned_by_ctrl_c_does_not_garble_the_next(
     handle = backend.store.handle  # type: ignore[attr-defined]
     with started._lock:
         started._sent += 1
-        data = pickle.dumps((started._sent, handle, "store.get", ("team/shop/nothing-here.json",), {}))
+        message = worker._frame((started._sent, handle, "store.get", ("team/shop/nothing-here.json",), {}))
         if sent == "whole":
-            started._send(data)
+            started._send(message)
         else:  # what an interrupted _send leaves: part written to the pipe, the rest kept
-            message = worker._HEADER.pack(len(data)) + data
             os.write(started._in.fileno(), message[:7])
             started._outbuf += message[7:]
     # in a thread: a garbled stream would leave the worker waiting for bytes, and this call hung
@@ -175,11 +194,7 @@ def test_the_store_is_guessed_from_the_plan_text(text: str, scheme: str | None) 
 
 def test_the_cli_leaves_the_sdk_to_the_worker_and_stops_it(servers: Any, tmp_path: Path) -> None:
     remote = make_remote("s3", servers("s3"))
-    plan = tmp_path / "shop.yaml"
-    plan.write_text(
-        f"version: 1\nname: shop\nbackend:\n  url: {remote.url}\n"
-        "resources:\n  a:\n    type: core.null\n    properties: {values: {n: 1}}\n"
-    )
+    plan = _s3_plan(tmp_path, remote.url, "  a:\n    type: core.null\n    properties: {values: {n: 1}}\n")
     probe = textwrap.dedent(
         """
         import json, os, sys
@@ -195,17 +210,7 @@ def test_the_cli_leaves_the_sdk_to_the_worker_and_stops_it(servers: Any, tmp_pat
     )
 
     def run(*args: str, **env: str) -> dict[str, Any]:
-        r = subprocess.run(
-            [sys.executable, "-c", probe, *args],
-            cwd=tmp_path,
-            env={**os.environ, **remote.env, "NO_COLOR": "1", **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert r.returncode == 0, r.stderr
-        result: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
-        return result
+        return _json_of([sys.executable, "-c", probe, *args], tmp_path, {**remote.env, **env})
 
     applied = run("apply", str(plan), "--auto-approve")
     assert applied == {"code": 0, "botocore": False, "children": False}
@@ -221,11 +226,7 @@ def test_the_cli_leaves_the_sdk_to_the_worker_and_stops_it(servers: Any, tmp_pat
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from /proc")
 def test_ctrl_c_reaches_the_cli_which_saves_state_and_unlocks_through_the_worker(servers: Any, tmp_path: Path) -> None:
     remote = make_remote("s3", servers("s3"))
-    plan = tmp_path / "shop.yaml"
-    plan.write_text(
-        f"version: 1\nname: shop\nbackend:\n  url: {remote.url}\n"
-        "resources:\n  slow:\n    type: core.wait\n    properties: {seconds: 2}\n"
-    )
+    plan = _s3_plan(tmp_path, remote.url, "  slow:\n    type: core.wait\n    properties: {seconds: 2}\n")
     # its own process group, as a shell gives a foreground job: Ctrl-C signals the whole group
     proc = subprocess.Popen(
         [sys.executable, "-m", "cloudorch", "apply", str(plan), "--auto-approve"],
@@ -259,25 +260,15 @@ def test_migrate_through_the_cli_with_the_source_in_a_worker(servers: Any, tmp_p
     found = servers("s3", "gs")
     source = make_remote("s3", found)
     second, gcs = make_remote("s3", found, prefix="moved"), make_remote("gs", found, prefix="moved")
-    plan = tmp_path / "shop.yaml"
-    plan.write_text(
-        f"version: 1\nname: shop\nvariables:\n  n: {{type: number, default: 0}}\nbackend:\n  url: {source.url}\n"
-        'resources:\n  a:\n    type: core.null\n    properties: {values: {n: "${var.n}"}}\n'
+    plan = _s3_plan(
+        tmp_path,
+        source.url,
+        '  a:\n    type: core.null\n    properties: {values: {n: "${var.n}"}}\n',
+        variables="variables:\n  n: {type: number, default: 0}\n",
     )
-    env = {**os.environ, **source.env, **gcs.env, "NO_COLOR": "1"}
 
     def cloudorch(*args: str) -> dict[str, Any]:
-        r = subprocess.run(
-            [sys.executable, "-m", "cloudorch", *args, "--json"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert r.returncode == 0, r.stderr
-        doc: dict[str, Any] = json.loads(r.stdout)
-        return doc
+        return _json_of([sys.executable, "-m", "cloudorch", *args, "--json"], tmp_path, {**source.env, **gcs.env})
 
     for n in (1, 2, 3):
         cloudorch("apply", str(plan), "--auto-approve", "--var", f"n={n}")
