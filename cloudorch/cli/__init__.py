@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    _prefetch_store(sys.argv[1:] if argv is None else argv)
+    from cloudorch.cli.prefetch import prefetch_store
+
+    prefetch_store(sys.argv[1:] if argv is None else argv)
     from cloudorch.cli import app as _commands  # noqa: F401  (registers every command)
     from cloudorch.cli.common import app
     from cloudorch.cli.output import Output
@@ -73,40 +75,6 @@ def _main(argv: list[str] | None) -> int:
         )
         return int(ExitCode.ERROR)
     return rv if isinstance(rv, int) else 0
-
-
-#: commands that open a plan's state backend: a store worker started for them is used
-_STATE_COMMANDS = frozenset(
-    {"plan", "apply", "destroy", "drift", "rollback", "recover", "output", "force-unlock", "state", "release", "policy"}
-)
-
-
-def _prefetch_store(args: list[str]) -> None:
-    """Start the state store's worker before typer has even parsed the flags (~0.15 s sooner
-    than a command could), from a quick look at the arguments: `--backend`, else
-    `CLOUDORCH_BACKEND`, else the first argument naming a file whose text names a remote store.
-    A wrong guess costs an idle worker; a missed one, only the speed-up."""
-    if not args or args[0] not in _STATE_COMMANDS or "--sandbox" in args or "--help" in args:
-        return
-    if os.environ.get("CLOUDORCH_SANDBOX", "").lower() in ("1", "true", "yes", "on"):
-        return
-    from pathlib import Path
-
-    from cloudorch.state.backends.worker import prefetch_for
-
-    for i, arg in enumerate(args):
-        if arg == "--backend" and i + 1 < len(args):
-            prefetch_for(None, args[i + 1])
-            return
-        if arg.startswith("--backend="):
-            prefetch_for(None, arg.partition("=")[2])
-            return
-    if os.environ.get("CLOUDORCH_BACKEND"):
-        prefetch_for(None, os.environ["CLOUDORCH_BACKEND"])
-        return
-    for arg in args[1:]:  # `--var-file vars.yaml plan.yaml`: the first file may not be the plan
-        if not arg.startswith("-") and Path(arg).is_file() and prefetch_for(Path(arg), None) is not None:
-            return
 
 
 def _click_exception_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:

@@ -3,7 +3,7 @@
 Importing a cloud SDK and building its client costs every CLI process 0.2-0.3 s of CPU
 (botocore: ~0.2 s) before its first state request: on a no-change plan of 1,000 resources that
 is 40% on top of the same plan with local state. The CLI starts a worker as soon as it sees which
-store a plan uses (`prefetch_for`: `--backend`, `CLOUDORCH_BACKEND` or the plan file), so the SDK is imported
+store a plan uses (`cloudorch.cli.prefetch`), so the SDK is imported
 on the other core while this process parses the plan. `open_backend` then hosts the store and
 its lock slot in the worker (`WorkerStore`, `WorkerSlot`). Compare-and-swap, leases, encryption
 and history stay in this process's `RemoteBackend`: the worker only runs the same `ObjectStore`
@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import pickle
-import re
 import signal
 import struct
 import subprocess
@@ -56,9 +54,6 @@ from cloudorch.state.lock import LockInfo
 ENV_SWITCH = "CLOUDORCH_STORE_WORKER"
 
 _HEADER = struct.Struct("!I")
-_BACKEND_BLOCK = re.compile(r"^backend[ \t]*:(.*(?:\n(?:[ \t#].*)?)*)", re.MULTILINE)
-_SAVED_PLAN_FILE = re.compile(rb'"plan_file":\s*("(?:[^"\\]|\\.)*")')
-_URL_SCHEME = re.compile(r"""\burl["']?[ \t]*:[ \t]*["']?([a-z][a-z0-9]*)://""")
 
 
 def _frame(message: Any) -> bytes:
@@ -299,17 +294,6 @@ def enabled() -> bool:
     return value not in ("0", "false", "no", "off") and bool(sys.executable)
 
 
-def scheme_in_plan(text: str) -> str | None:
-    """The scheme of the top-level `backend:` block's url in a plan file's text, if plainly written.
-
-    A guess made before the plan is parsed: a wrong one only costs a worker nobody uses."""
-    block = _BACKEND_BLOCK.search(text)
-    if block is None:
-        return None
-    url = _URL_SCHEME.search(block.group(1))
-    return url.group(1) if url else None
-
-
 def prefetch(scheme: str | None) -> StoreWorker | None:
     """Start the worker for `scheme` (once per process) if that store can have one and its SDK
     is installed; None otherwise. Spawning failures are not errors: the store then runs here."""
@@ -325,36 +309,6 @@ def prefetch(scheme: str | None) -> StoreWorker | None:
         except OSError:
             return None
         return _POOL[scheme]
-
-
-def prefetch_for(plan_file: Path | None, backend_url: str | None) -> StoreWorker | None:
-    """`prefetch` for the store a command on `plan_file` (or `--backend`) will open, unless this
-    process has loaded that SDK already (a program calling the CLI in process, a test): then the
-    store costs nothing more here, and a worker would only load it a second time."""
-    scheme: str | None = None
-    if backend_url:
-        scheme = backend_url.partition("://")[0]
-    elif plan_file is not None:
-        try:
-            scheme = scheme_in_plan(_plan_text(plan_file))
-        except OSError:
-            return None  # loading the plan reports it
-    if scheme not in SDKS or SDKS[scheme][0] in sys.modules:
-        return None
-    return prefetch(scheme)
-
-
-def _plan_text(path: Path) -> str:
-    """The plan file's text; for a saved plan (`plan -o`, JSON), the text of the plan file it
-    names near its top, which `apply` reads again for the backend."""
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if head.lstrip().startswith(b"{"):
-        named = _SAVED_PLAN_FILE.search(head)
-        if named is None:
-            return ""
-        path = Path(json.loads(named.group(1)))
-    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def running(scheme: str) -> StoreWorker | None:

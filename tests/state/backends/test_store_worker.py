@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from remote_testkit import SCHEMES, Remote, make_remote
 
+from cloudorch.cli.prefetch import scheme_in_plan
 from cloudorch.errors import StateError, StateLockedError
 from cloudorch.state import LockInfo, ResourceRecord, State
 from cloudorch.state.backends import open_backend, parse_backend_url, store_and_slot, worker
@@ -189,7 +190,7 @@ def test_a_call_abandoned_by_ctrl_c_does_not_garble_the_next(
     ],
 )
 def test_the_store_is_guessed_from_the_plan_text(text: str, scheme: str | None) -> None:
-    assert worker.scheme_in_plan(text) == scheme
+    assert scheme_in_plan(text) == scheme
 
 
 def test_the_cli_leaves_the_sdk_to_the_worker_and_stops_it(servers: Any, tmp_path: Path) -> None:
