@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from cloudorch.planfile import Instance, PlanSpec
     from cloudorch.policy import PolicyReport, PolicySet
     from cloudorch.policy.model import RegoTestResult
-    from cloudorch.providers import Registry
+    from cloudorch.provider.registry import Registry
     from cloudorch.state.backends.base import StateBackend
     from cloudorch.state.journal import Journal
     from cloudorch.state.lock import LockHandle
@@ -97,7 +97,7 @@ def load(opts: RunOptions) -> Loaded:
     """Load, validate and type-check a plan file and build its graph (the `validate` command)."""
     from cloudorch import graph as graphs
     from cloudorch.planfile import check_types, expand
-    from cloudorch.providers import Registry
+    from cloudorch.provider.registry import Registry
 
     plan = read_plan(opts)
     if plan.stages and opts.stage is None:
@@ -207,7 +207,7 @@ def backend_for(plan: PlanSpec, opts: RunOptions, key: str | None = None) -> Sta
 
 def _providers(loaded: Loaded, opts: RunOptions | None = None) -> ProviderSet:
     from cloudorch.engine.providerset import ProviderSet
-    from cloudorch.providers import ProviderContext
+    from cloudorch.provider.contract import ProviderContext
 
     plan = loaded.plan
     blocks: Mapping[str, Any] = plan.providers or {}
@@ -1000,13 +1000,14 @@ def force_unlock_any(state_root: Path, lock_id: str) -> None:
 
 def schema() -> dict[str, Any]:
     from cloudorch.planfile import plan_json_schema
-    from cloudorch.providers import Registry
+    from cloudorch.provider.registry import Registry
 
     return plan_json_schema(Registry())
 
 
 def providers_info() -> list[dict[str, Any]]:
-    from cloudorch.providers import Registry, force_new_fields, sensitive_fields
+    from cloudorch.provider.contract import force_new_fields, sensitive_fields
+    from cloudorch.provider.registry import Registry
 
     reg = Registry()
     out: list[dict[str, Any]] = []
@@ -1085,7 +1086,7 @@ def _plan_sensitive_values(sess: Session) -> dict[str, dict[str, Any]]:
     """address -> sensitive property -> the plan's value today (references resolved from state)."""
     from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
     from cloudorch.planfile.expand import instance_address
-    from cloudorch.providers import sensitive_fields
+    from cloudorch.provider.contract import sensitive_fields
 
     def lookup(ref: Reference) -> Any:
         if ref.root != "resources":

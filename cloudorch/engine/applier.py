@@ -29,7 +29,7 @@ from cloudorch.engine.scheduler import Interrupt, Scheduler, ScheduleResult, Tas
 from cloudorch.errors import CloudorchError, ConfigError, ProviderError
 from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
-from cloudorch.providers import Observed, ResourceType, sensitive_fields
+from cloudorch.provider.contract import Observed, ResourceType, sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal
 from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker, now_iso, sensitive_marker

@@ -23,7 +23,7 @@ from cloudorch.engine.retry import call_with_retries
 from cloudorch.errors import ConfigError, Location
 from cloudorch.planfile import Instance, PlanSpec
 from cloudorch.planfile.expressions import escape
-from cloudorch.providers import Observed, sensitive_fields
+from cloudorch.provider.contract import Observed, sensitive_fields
 from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker, sensitive_marker
 
 #: how a sensitive value appears in a drift report

@@ -22,13 +22,7 @@ from cloudorch.engine.retry import call_with_retries
 from cloudorch.errors import ConfigError, Location, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
-from cloudorch.providers import (
-    Observed,
-    ReadRequest,
-    ResourceType,
-    force_new_fields,
-    sensitive_fields,
-)
+from cloudorch.provider.contract import Observed, ReadRequest, ResourceType, force_new_fields, sensitive_fields
 from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker, sensitive_marker
 
 

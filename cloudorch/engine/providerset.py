@@ -20,7 +20,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from cloudorch.errors import ConfigError, Location
-from cloudorch.providers import Observed, Provider, ProviderContext, ReadRequest, Registry, ResourceType
+from cloudorch.provider.contract import Observed, Provider, ProviderContext, ReadRequest, ResourceType
+from cloudorch.provider.registry import Registry
 
 
 class ProviderSet:

@@ -16,7 +16,7 @@ from typing import Any
 
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.errors import CloudorchError
-from cloudorch.providers import sensitive_fields
+from cloudorch.provider.contract import sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import JournalReplay, read_journal
 from cloudorch.state.model import ResourceRecord, State, StateEvent, sensitive_marker

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from cloudorch.errors import ProviderError
-from cloudorch.providers import Provider
+from cloudorch.provider.contract import Provider
 
 T = TypeVar("T")
 

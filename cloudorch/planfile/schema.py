@@ -14,7 +14,8 @@ from pydantic.json_schema import models_json_schema
 
 from cloudorch.errors import ProviderNotFoundError
 from cloudorch.planfile.model import PlanFileModel
-from cloudorch.providers import Registry, ResourceType
+from cloudorch.provider.contract import ResourceType
+from cloudorch.provider.registry import Registry
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

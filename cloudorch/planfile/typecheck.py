@@ -26,7 +26,8 @@ from cloudorch.planfile.expressions import (
 )
 from cloudorch.planfile.model import PlanSpec
 from cloudorch.planfile.source import paused_gc
-from cloudorch.providers import Registry, ResourceType
+from cloudorch.provider.contract import ResourceType
+from cloudorch.provider.registry import Registry
 
 _IGNORE_HEAD = re.compile(r"[.\[]")
 

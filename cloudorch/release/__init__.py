@@ -25,7 +25,7 @@ def load_all_stages(plan: PlanSpec, opts: RunOptions) -> Loaded:
     from cloudorch.api import Loaded
     from cloudorch.planfile import check_types, expand
     from cloudorch.planfile.expand import bind_stage, stage_context
-    from cloudorch.providers import Registry
+    from cloudorch.provider.registry import Registry
     from cloudorch.release.model import stages_of
 
     stages = stages_of(plan)

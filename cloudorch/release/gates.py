@@ -26,7 +26,7 @@ from cloudorch.release.model import CommandCheck, Gate, HttpCheck, Stage, parse_
 
 if TYPE_CHECKING:
     from cloudorch.policy import PolicyReport
-    from cloudorch.providers import Provider
+    from cloudorch.provider.contract import Provider
 
 
 @dataclass

@@ -11,15 +11,9 @@ from cloudorch import api
 from cloudorch.engine.drift import keep_ignored, path_steps, pick_serial, version_instances, without_paths
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.errors import ConfigError, Location
-from cloudorch.providers import (
-    CoreProvider,
-    Observed,
-    ProviderContext,
-    Registry,
-    ResourceProperties,
-    ResourceType,
-    prop,
-)
+from cloudorch.provider.contract import Observed, ProviderContext, ResourceProperties, ResourceType, prop
+from cloudorch.provider.core import CoreProvider
+from cloudorch.provider.registry import Registry
 from cloudorch.state.backends.base import HistoryEntry
 from cloudorch.state.model import ResourceRecord, State, sensitive_marker
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudorch.providers import Registry
+from cloudorch.provider.registry import Registry
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "planfile"
 BAD = FIXTURES / "bad"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cloudorch.planfile import check_types, expand, load_plan
-from cloudorch.providers import Registry
+from cloudorch.provider.registry import Registry
 
 
 def big_plan(n: int) -> str:

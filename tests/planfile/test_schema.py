@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cloudorch.planfile import plan_json_schema
-from cloudorch.providers import Registry
+from cloudorch.provider.registry import Registry
 
 from .conftest import GOOD
 

@@ -10,7 +10,7 @@ import pytest
 
 from cloudorch.errors import ConfigError
 from cloudorch.planfile import check_types, expand, load_plan
-from cloudorch.providers import Registry
+from cloudorch.provider.registry import Registry
 
 from .conftest import GOOD
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cloudorch.providers import ProviderContext
+from cloudorch.provider.contract import ProviderContext
 from cloudorch_aws import AwsConfig, AwsProvider
 
 REGION = "us-east-1"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from cloudorch.providers import Observed, ReadRequest, force_new_fields, sensitive_fields
+from cloudorch.provider.contract import Observed, ReadRequest, force_new_fields, sensitive_fields
 from cloudorch_aws import AwsProvider
 
 Ctx = dict[str, Any]

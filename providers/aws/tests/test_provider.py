@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import ProviderContext, ReadRequest
+from cloudorch.provider.contract import ProviderContext, ReadRequest
 from cloudorch_aws import AwsConfig, AwsProvider
 from cloudorch_aws.faults import CallCounter, Fault
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from azure_arm_server import ArmServer
 
-from cloudorch.providers import Observed, ResourceType, force_new_fields
+from cloudorch.provider.contract import Observed, ResourceType, force_new_fields
 from cloudorch.testing import RunningServer
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"

@@ -16,7 +16,7 @@ from azure_testkit import provider_config
 from cloudorch_azure import AzureConfig, AzureProvider
 from cloudorch_azure.provider import TOKEN_ENV
 
-from cloudorch.providers import ProviderContext
+from cloudorch.provider.contract import ProviderContext
 from cloudorch.testing import RunningServer, start_azurite
 
 

@@ -9,7 +9,7 @@ from cloudorch_azure import AzureConfig, AzureProvider
 from cloudorch_azure.provider import TOKEN_ENV
 
 from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import ProviderContext
+from cloudorch.provider.contract import ProviderContext
 from cloudorch.testing import RunningServer, free_port
 
 RG = {"name": "rg-faults"}

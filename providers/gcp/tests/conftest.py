@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cloudorch_gcp import GcpConfig, GcpProvider
 
-from cloudorch.providers import ProviderContext
+from cloudorch.provider.contract import ProviderContext
 from cloudorch.testing import RunningServer, start_fake_gcs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudorch.providers import Observed, ResourceType, force_new_fields
+from cloudorch.provider.contract import Observed, ResourceType, force_new_fields
 
 
 def changed_keys(rt: ResourceType[Any], observed: Observed, user: dict[str, Any]) -> set[str]:

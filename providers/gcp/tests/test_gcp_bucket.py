@@ -128,7 +128,7 @@ def test_force_destroy_empties_the_bucket(gcp: GcpProvider) -> None:
 def test_connection_refused_is_transient(fake_gcs: object) -> None:
     from cloudorch_gcp import GcpConfig
 
-    from cloudorch.providers import ProviderContext
+    from cloudorch.provider.contract import ProviderContext
     from cloudorch.testing import free_port
 
     provider = GcpProvider(GcpConfig(endpoint=f"http://127.0.0.1:{free_port()}"), "gcp", ProviderContext(env={}))

@@ -9,8 +9,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, prop
+from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, prop
 from cloudorch_aws.resource import AwsResource, tag_dict, tag_list
 
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, prop
+from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, prop
 from cloudorch_aws.resource import ADDRESS_TAG, AwsResource, Shape, address_tag_value, tag_dict, tag_list
 
 VPC_GONE = ("InvalidVpcID.NotFound",)

@@ -5,7 +5,7 @@ Pure data and functions over botocore's error shape, so nothing here imports bot
 
 from __future__ import annotations
 
-from cloudorch.errors import ErrorKind
+from cloudorch.provider.contract import ErrorKind, classify_status
 
 THROTTLED_CODES = frozenset(
     {
@@ -81,12 +81,9 @@ def http_status(exc: BaseException) -> int | None:
 
 def error_kind(code: str, status: int, message: str) -> ErrorKind:
     """THROTTLED / CONFLICT / TRANSIENT / FATAL for an AWS error code and HTTP status."""
-    if code in THROTTLED_CODES or status == 429:
-        return ErrorKind.THROTTLED
-    if code in CONFLICT_CODES or code.endswith("InUseException"):
-        return ErrorKind.CONFLICT
-    if code in TRANSIENT_CODES or status >= 500:
-        return ErrorKind.TRANSIENT
-    if any(h in message for h in PROPAGATION_HINTS):
-        return ErrorKind.TRANSIENT
-    return ErrorKind.FATAL
+    return classify_status(
+        status,
+        throttled=code in THROTTLED_CODES,
+        conflict=code in CONFLICT_CODES or code.endswith("InUseException"),
+        transient=code in TRANSIENT_CODES or any(h in message for h in PROPAGATION_HINTS),
+    )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cloudorch.errors import ConfigError
+from cloudorch.provider.contract import ConfigError
 
 if TYPE_CHECKING:
     from cloudorch_aws.provider import AwsProvider

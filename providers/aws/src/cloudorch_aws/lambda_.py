@@ -15,8 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, prop
+from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, prop
 from cloudorch_aws.errors import PROPAGATION_HINTS
 from cloudorch_aws.resource import AwsResource
 

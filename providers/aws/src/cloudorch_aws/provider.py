@@ -14,8 +14,15 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudorch.errors import ConfigError, ErrorKind, ProviderError
-from cloudorch.providers import Provider, ProviderContext, ResourceType
+from cloudorch.provider.contract import (
+    ConfigError,
+    ErrorKind,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ResourceType,
+    retry_after,
+)
 from cloudorch_aws.cloudwatch import AlarmResource
 from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
@@ -68,6 +75,7 @@ class AwsProvider(Provider):
 
     name = "aws"
     package = "cloudorch-aws"
+    contract = ">=2.0,<3"
     Config = AwsConfig
     resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (
         BucketResource,
@@ -269,13 +277,7 @@ class AwsProvider(Provider):
             message = response.get("Error", {}).get("Message") or ""
             status = http_status(exc) or 0
             kind = error_kind(code, status, message)
-            retry_after = None
-            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
-            if "retry-after" in headers:
-                try:
-                    retry_after = float(headers["retry-after"])
-                except ValueError:
-                    retry_after = None
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders")
             hint = None
             if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
                 hint = f"the credentials of providers.{self.alias} lack permission for {op}"
@@ -285,7 +287,7 @@ class AwsProvider(Provider):
                 f"AWS {op} failed{where}: {code}: {message}".rstrip(": "),
                 kind=kind,
                 address=address,
-                retry_after=retry_after,
+                retry_after=retry_after(headers),
                 hint=hint,
                 cause=exc,
             )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from cloudorch.providers import Observed, ReadRequest, ResourceType
+from cloudorch.provider.contract import Observed, ReadRequest, ResourceType
 from cloudorch_aws.errors import error_code
 
 if TYPE_CHECKING:

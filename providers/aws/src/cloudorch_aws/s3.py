@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import Observed, ReadRequest, ResourceProperties, prop
+from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ReadRequest, ResourceProperties, prop
 from cloudorch_aws.resource import AwsResource, Shape, tag_dict, tag_list
 
 NO_BUCKET = ("NoSuchBucket", "404", "NotFound")

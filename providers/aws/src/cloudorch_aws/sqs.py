@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import Observed, ReadRequest, ResourceProperties, prop
+from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ReadRequest, ResourceProperties, prop
 from cloudorch_aws.resource import AwsResource, Shape
 
 GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue")

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cloudorch.errors import ConfigError, ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, ResourceType, prop
+from cloudorch.provider.contract import (
+    ConfigError,
+    ErrorKind,
+    Observed,
+    ProviderError,
+    ResourceProperties,
+    ResourceType,
+    prop,
+)
 from cloudorch_azure.shape import ADDRESS_TAG, project, same_location
 
 if TYPE_CHECKING:

@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from cloudorch.errors import ConfigError, ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, ResourceType, prop
+from cloudorch.provider.contract import (
+    ConfigError,
+    ErrorKind,
+    Observed,
+    ProviderError,
+    ResourceProperties,
+    ResourceType,
+    prop,
+)
 from cloudorch_azure.shape import ADDRESS_METADATA, SHA256_METADATA, digests, user_metadata
 
 if TYPE_CHECKING:

@@ -8,25 +8,44 @@ every client is built with the SDK's own retries switched off.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudorch.errors import ConfigError, ErrorKind, ProviderError
-from cloudorch.providers import Provider, ProviderContext, ResourceType
+from cloudorch.provider.contract import (
+    ConfigError,
+    ErrorKind,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ResourceType,
+    classify_status,
+    first_line,
+    retry_after,
+)
 from cloudorch_azure.arm_resource import ArmResource
 from cloudorch_azure.blob import StorageBlob, StorageContainer
 from cloudorch_azure.resource_group import ResourceGroup
 from cloudorch_azure.shape import ADDRESS_TAG
 
 log = logging.getLogger(__name__)
+
+#: error codes of a 409 that mean "busy, try again": the engine retries them as conflicts
+BUSY_CODES = frozenset(
+    {
+        "AnotherOperationInProgress",
+        "Conflict",
+        "ContainerBeingDeleted",
+        "ResourceGroupBeingDeleted",
+        "LeaseIdMissing",
+        "OperationNotAllowed",
+    }
+)
 
 #: A bearer token used as-is instead of DefaultAzureCredential (CI with a token minted elsewhere; tests).
 TOKEN_ENV = "CLOUDORCH_AZURE_ACCESS_TOKEN"
@@ -87,6 +106,7 @@ class AzureProvider(Provider):
 
     name = "azure"
     package = "cloudorch-azure"
+    contract = ">=2.0,<3"
     Config = AzureConfig
     resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (
         ResourceGroup,
@@ -270,20 +290,6 @@ class AzureProvider(Provider):
 
     # ------------------------------------------------------------------ errors
 
-    @contextmanager
-    def errors(self, address: str, what: str) -> Iterator[None]:
-        """Turn any SDK exception raised inside into a classified ProviderError."""
-        try:
-            yield
-        except (ProviderError, ConfigError):
-            raise
-        except Exception as exc:
-            error = self.classify(exc, address)
-            detail = error.message.removeprefix(f"{address}: ")
-            error.message = f"{address}: {what}: {detail}"
-            error.args = (error.message,)
-            raise error from exc
-
     def classify(self, exc: BaseException, address: str | None = None) -> ProviderError:
         if isinstance(exc, ProviderError):
             return exc
@@ -295,7 +301,7 @@ class AzureProvider(Provider):
 
         if isinstance(exc, az.ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
             return ProviderError(
-                f"{name}: cannot get an Azure token: {_first_line(exc)}",
+                f"{name}: cannot get an Azure token: {first_line(exc)}",
                 kind=ErrorKind.FATAL,
                 address=address,
                 cause=exc,
@@ -303,7 +309,7 @@ class AzureProvider(Provider):
             )
         if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError | ConnectionError | TimeoutError):
             return ProviderError(
-                f"{name}: connection failed: {_first_line(exc)}", kind=ErrorKind.TRANSIENT, address=address, cause=exc
+                f"{name}: connection failed: {first_line(exc)}", kind=ErrorKind.TRANSIENT, address=address, cause=exc
             )
         if not isinstance(exc, az.HttpResponseError):
             return super().classify(exc, address)
@@ -311,21 +317,28 @@ class AzureProvider(Provider):
         status = exc.status_code or 0
         code = error_code(exc)
         message = error_message(exc)
-        if status == 429 or code in {"TooManyRequests", "RateLimitExceeded"}:
+        kind = classify_status(
+            status,
+            throttled=code in {"TooManyRequests", "RateLimitExceeded"},
+            # 409 with another code (a name taken, say) is the user's to fix, not a wait
+            conflict=status == 409 and code in BUSY_CODES,
+            transient=code in {"ServerBusy", "OperationTimedOut", "InternalError"},
+        )
+        if kind is ErrorKind.THROTTLED:
             return ProviderError(
                 f"{name}: throttled by Azure ({code or status}): {message}",
                 kind=ErrorKind.THROTTLED,
                 address=address,
                 cause=exc,
-                retry_after=retry_after(exc),
+                retry_after=azure_retry_after(exc),
             )
-        if status >= 500 or status == 408 or code in {"ServerBusy", "OperationTimedOut", "InternalError"}:
+        if kind is ErrorKind.TRANSIENT:
             return ProviderError(
                 f"{name}: Azure answered {status} {code}: {message}",
                 kind=ErrorKind.TRANSIENT,
                 address=address,
                 cause=exc,
-                retry_after=retry_after(exc),
+                retry_after=azure_retry_after(exc),
             )
         if code in {"AuthorizationFailed", "LinkedAuthorizationFailed", "AuthorizationPermissionMismatch"} or (
             status == 403
@@ -361,20 +374,13 @@ class AzureProvider(Provider):
                 cause=exc,
                 hint="check providers.azure.subscription_id",
             )
-        if status == 409 and code in {
-            "AnotherOperationInProgress",
-            "Conflict",
-            "ContainerBeingDeleted",
-            "ResourceGroupBeingDeleted",
-            "LeaseIdMissing",
-            "OperationNotAllowed",
-        }:
+        if kind is ErrorKind.CONFLICT:
             return ProviderError(
                 f"{name}: busy ({code}): {message}",
                 kind=ErrorKind.CONFLICT,
                 address=address,
                 cause=exc,
-                retry_after=retry_after(exc),
+                retry_after=azure_retry_after(exc),
             )
         return ProviderError(
             f"{name}: Azure answered {status} {code or ''}: {message}".replace("  ", " "),
@@ -421,11 +427,11 @@ def error_message(exc: Any) -> str:
             body = None
         if isinstance(body, dict) and isinstance(body.get("error"), dict) and body["error"].get("message"):
             return str(body["error"]["message"])
-    return _first_line(exc)
+    return first_line(exc)
 
 
-def retry_after(exc: Any) -> float | None:
-    """Seconds from Retry-After (seconds or HTTP date) or the millisecond variants, if any."""
+def azure_retry_after(exc: Any) -> float | None:
+    """Seconds to wait from Azure's millisecond headers, else from Retry-After (either form)."""
     response = getattr(exc, "response", None)
     if response is None:
         return None
@@ -437,20 +443,4 @@ def retry_after(exc: Any) -> float | None:
                 return float(value) / scale
             except ValueError:
                 pass
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return retry_after(headers)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, ResourceType, prop
+from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, ResourceType, prop
 from cloudorch_azure.shape import ADDRESS_TAG, same_location
 
 if TYPE_CHECKING:

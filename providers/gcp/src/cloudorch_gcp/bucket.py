@@ -10,8 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from cloudorch.errors import ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, ResourceType, prop
+from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, ResourceType, prop
 
 if TYPE_CHECKING:
     from cloudorch_gcp.provider import GcpProvider

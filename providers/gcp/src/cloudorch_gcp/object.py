@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import model_validator
 
-from cloudorch.errors import ConfigError, ErrorKind, ProviderError
-from cloudorch.providers import Observed, ResourceProperties, ResourceType, prop
+from cloudorch.provider.contract import (
+    ConfigError,
+    ErrorKind,
+    Observed,
+    ProviderError,
+    ResourceProperties,
+    ResourceType,
+    prop,
+)
 
 if TYPE_CHECKING:
     from cloudorch_gcp.provider import GcpProvider

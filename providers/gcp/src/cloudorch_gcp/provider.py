@@ -7,19 +7,25 @@ The SDK is imported lazily; retries belong to the engine, so every call passes `
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudorch.errors import ConfigError, ErrorKind, ProviderError
-from cloudorch.providers import Provider, ProviderContext, ResourceType
+from cloudorch.provider.contract import (
+    ConfigError,
+    ErrorKind,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ResourceType,
+    classify_status,
+    first_line,
+    retry_after,
+)
 from cloudorch_gcp.bucket import StorageBucket
 from cloudorch_gcp.object import StorageObject
 
@@ -62,6 +68,7 @@ class GcpProvider(Provider):
 
     name = "gcp"
     package = "cloudorch-gcp"
+    contract = ">=2.0,<3"
     Config = GcpConfig
     resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (StorageBucket, StorageObject)
     default_concurrency = 32
@@ -149,20 +156,6 @@ class GcpProvider(Provider):
 
     # ------------------------------------------------------------------ errors
 
-    @contextmanager
-    def errors(self, address: str, what: str) -> Iterator[None]:
-        """Turn any SDK exception raised inside into a classified ProviderError."""
-        try:
-            yield
-        except (ProviderError, ConfigError):
-            raise
-        except Exception as exc:
-            error = self.classify(exc, address)
-            detail = error.message.removeprefix(f"{address}: ")
-            error.message = f"{address}: {what}: {detail}"
-            error.args = (error.message,)
-            raise error from exc
-
     def classify(self, exc: BaseException, address: str | None = None) -> ProviderError:
         if isinstance(exc, ProviderError):
             return exc
@@ -186,27 +179,33 @@ class GcpProvider(Provider):
             exc, requests.ConnectionError | requests.Timeout | auth_exc.TransportError | ConnectionError | TimeoutError
         ):
             return ProviderError(
-                f"{name}: connection failed: {_first_line(exc)}", kind=ErrorKind.TRANSIENT, address=address, cause=exc
+                f"{name}: connection failed: {first_line(exc)}", kind=ErrorKind.TRANSIENT, address=address, cause=exc
             )
         if not isinstance(exc, gexc.GoogleAPICallError):
             return super().classify(exc, address)
         status = int(exc.code or 0)
-        message = exc.message or _first_line(exc)
-        if status == 429:
+        message = exc.message or first_line(exc)
+        lowered = message.lower()
+        # GCS answers 409 for a bucket that is not empty; fake-gcs-server 412
+        not_empty = status in (409, 412) and ("not empty" in lowered or "must be empty" in lowered)
+        name_taken = status == 409 and ("already exists" in lowered or "not available" in lowered)
+        kind = classify_status(status, conflict=status in (409, 412) and not (not_empty or name_taken))
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        if kind is ErrorKind.THROTTLED:
             return ProviderError(
                 f"{name}: throttled by Cloud Storage: {message}",
                 kind=ErrorKind.THROTTLED,
                 address=address,
                 cause=exc,
-                retry_after=retry_after(exc),
+                retry_after=retry_after(headers),
             )
-        if status >= 500 or status == 408:
+        if kind is ErrorKind.TRANSIENT:
             return ProviderError(
                 f"{name}: Cloud Storage answered {status}: {message}",
                 kind=ErrorKind.TRANSIENT,
                 address=address,
                 cause=exc,
-                retry_after=retry_after(exc),
+                retry_after=retry_after(headers),
             )
         if status == 401:
             return ProviderError(
@@ -224,9 +223,7 @@ class GcpProvider(Provider):
                 cause=exc,
                 hint="grant the account a Storage role on this project or bucket",
             )
-        lowered = message.lower()
-        if status in (409, 412) and ("not empty" in lowered or "must be empty" in lowered):
-            # GCS answers 409; fake-gcs-server 412
+        if not_empty:
             return ProviderError(
                 f"{name}: bucket is not empty: {message}",
                 kind=ErrorKind.FATAL,
@@ -234,42 +231,17 @@ class GcpProvider(Provider):
                 cause=exc,
                 hint="set force_destroy: true to delete its objects first",
             )
-        if status == 409:
-            if "already exists" in lowered or "not available" in lowered:
-                return ProviderError(
-                    f"{name}: bucket name is taken: {message}",
-                    kind=ErrorKind.FATAL,
-                    address=address,
-                    cause=exc,
-                    hint="bucket names are global across all projects: choose another name",
-                )
-            return ProviderError(f"{name}: conflict: {message}", kind=ErrorKind.CONFLICT, address=address, cause=exc)
-        if status == 412:
+        if name_taken:
             return ProviderError(
-                f"{name}: precondition failed: {message}", kind=ErrorKind.CONFLICT, address=address, cause=exc
+                f"{name}: bucket name is taken: {message}",
+                kind=ErrorKind.FATAL,
+                address=address,
+                cause=exc,
+                hint="bucket names are global across all projects: choose another name",
             )
+        if kind is ErrorKind.CONFLICT:
+            what = "conflict" if status == 409 else "precondition failed"
+            return ProviderError(f"{name}: {what}: {message}", kind=ErrorKind.CONFLICT, address=address, cause=exc)
         return ProviderError(
             f"{name}: Cloud Storage answered {status}: {message}", kind=ErrorKind.FATAL, address=address, cause=exc
         )
-
-
-def retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

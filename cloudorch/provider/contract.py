@@ -1,0 +1,409 @@
+"""The provider contract: what a provider plugin implements and what cloudorch promises it.
+
+A provider knows the resource types of one cloud. This module is everything a plugin imports
+from cloudorch: the base classes (`Provider`, `ResourceType`, `Observed`), the classified errors
+it raises, and the helpers every cloud needs (classifying an HTTP failure, reading `Retry-After`,
+the first line of an SDK message). A resource type is narrow on purpose (Terraform's provider
+interface is the model): one request in, one `Observed` out, errors raised as `ProviderError`s.
+
+The contract is versioned (`CONTRACT_VERSION`, major.minor). A minor version only adds what a
+plugin may ignore; a major version breaks plugins. Each `Provider` subclass declares the range it
+implements in `contract` (for example `">=2.0,<3"`), and `cloudorch.provider.registry` refuses a
+plugin whose range excludes the running contract. A plugin's distribution pins the cloudorch
+releases that carry that contract: cloudorch 0.1.x carries contract 2.x (contract 1 was the
+unversioned `cloudorch.providers` module), so a plugin for contract 2 depends on
+`cloudorch>=0.1,<0.2`. Raise the contract's major version together with cloudorch's minor one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import functools
+import math
+import os
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# the error classes are defined with the rest of the hierarchy (the CLI's one handler knows them
+# there); a plugin imports them from here, with the rest of the contract
+from cloudorch.errors import ConfigError, ErrorKind, ProviderError, ProviderNotFoundError
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "ConfigError",
+    "ContractMismatchError",
+    "ErrorKind",
+    "Observed",
+    "Provider",
+    "ProviderContext",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "ReadRequest",
+    "ResourceProperties",
+    "ResourceType",
+    "classify_status",
+    "contract_admits",
+    "contract_text",
+    "contract_wants_newer",
+    "first_line",
+    "force_new_fields",
+    "parse_retry_after",
+    "prop",
+    "retry_after",
+    "sensitive_fields",
+]
+
+#: The version of this contract, (major, minor); see the module docstring for what each means.
+CONTRACT_VERSION: tuple[int, int] = (2, 0)
+
+
+def contract_text(version: tuple[int, int] = CONTRACT_VERSION) -> str:
+    """`2.0` for (2, 0): how messages and `cloudorch providers` show a contract version."""
+    return f"{version[0]}.{version[1]}"
+
+
+class ContractMismatchError(ProviderNotFoundError):
+    """An installed provider implements a contract version this cloudorch does not run."""
+
+
+# --------------------------------------------------------------------------- property models
+
+
+def prop(
+    default: Any = ...,
+    *,
+    description: str,
+    force_new: bool = False,
+    sensitive: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A documented property of a resource type.
+
+    `force_new`: changing it replaces the resource (delete + create) instead of updating it.
+    `sensitive`: its value is masked in output and stored in state only as a hash.
+    """
+    extra: dict[str, Any] = {}
+    if force_new:
+        extra["force_new"] = True
+    if sensitive:
+        extra["sensitive"] = True
+    return Field(default, description=description, json_schema_extra=extra or None, **kwargs)
+
+
+class ResourceProperties(BaseModel):
+    """Base of every resource type's properties model: unknown properties are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@functools.cache
+def _flag_fields(model: type[BaseModel], flag: str) -> frozenset[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get(flag):
+            names.add(name)
+    return frozenset(names)
+
+
+def force_new_fields(model: type[BaseModel]) -> frozenset[str]:
+    return _flag_fields(model, "force_new")
+
+
+def sensitive_fields(model: type[BaseModel]) -> frozenset[str]:
+    return _flag_fields(model, "sensitive")
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a resource type saw of one object in the cloud.
+
+    `properties` are in the shape of the type's Properties model; a key the cloud cannot report
+    (a write-only value) is simply absent and is never diffed. `attributes` are computed values
+    others can reference as `${resources.NAME.ATTR}` (an ARN, an etag); properties can be
+    referenced the same way.
+    """
+
+    id: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    address: str
+    id: str
+    properties: BaseModel  # the properties last applied, from state
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider may know about the run: where the plan lives, whether it is the sandbox."""
+
+    plan_dir: Path = field(default_factory=Path.cwd)
+    sandbox: bool = False
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class ResourceType(ABC, Generic[P]):
+    """CRUD for one kind of cloud object. Instances are bound to one configured provider.
+
+    Every method is idempotent where the cloud allows. `create` tags the object with its
+    address (`cloudorch:address`) or uses a deterministic token, so `find` can recover it after
+    a crash between the cloud call and the journal line.
+    """
+
+    type_name: ClassVar[str]
+    Properties: ClassVar[type[BaseModel]]
+    #: attribute name -> description, for reference checking and `cloudorch schema`
+    attributes: ClassVar[Mapping[str, str]] = {}
+    #: one sentence for `cloudorch providers` and the JSON Schema
+    description: ClassVar[str] = ""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    @abstractmethod
+    def create(self, address: str, props: P) -> Observed: ...
+
+    @abstractmethod
+    def read(self, address: str, id: str, props: P) -> Observed | None:
+        """Return what the cloud has now, or None if the object is gone."""
+
+    @abstractmethod
+    def update(self, address: str, id: str, old: P, new: P) -> Observed:
+        """Change the object in place; only called when no force-new property changed."""
+
+    @abstractmethod
+    def delete(self, address: str, id: str, props: P) -> None:
+        """Delete and wait until it is really gone; deleting a missing object is not an error."""
+
+    def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
+        """Refresh many objects; override where one list call can answer for many."""
+        return [self.read(r.address, r.id, r.properties) for r in requests]  # type: ignore[arg-type]
+
+    def import_(self, address: str, id: str) -> Observed:
+        raise ConfigError(
+            f"resource type {self.type_name} does not support import",
+            hint="create it with cloudorch instead, or remove it from the cloud",
+        )
+
+    def find(self, address: str, props: P) -> Observed | None:
+        """Find an object a crashed create may have made (by tag or token); None if unknown."""
+        return None
+
+    def estimate_seconds(self, props: P) -> float:
+        """How long an operation usually takes; the scheduler's critical-path weight."""
+        return 1.0
+
+
+class Provider(ABC):
+    """A configured provider block (`providers.aws`, `providers.aws.west`)."""
+
+    name: ClassVar[str]
+    #: the distribution to install, for error hints
+    package: ClassVar[str]
+    #: the contract versions this provider implements, e.g. ">=2.0,<3" (see `contract_admits`)
+    contract: ClassVar[str]
+    Config: ClassVar[type[BaseModel]]
+    resource_types: ClassVar[Sequence[type[ResourceType[Any]]]]
+    default_concurrency: ClassVar[int] = 16
+    #: attempts per operation for throttled/transient errors (the engine retries, with backoff)
+    default_max_attempts: ClassVar[int] = 5
+
+    def __init__(self, config: BaseModel, alias: str, context: ProviderContext) -> None:
+        self.config = config
+        self.alias = alias
+        self.context = context
+        self._types: dict[str, ResourceType[Any]] = {}
+
+    @property
+    def max_concurrency(self) -> int:
+        value = getattr(self.config, "max_concurrency", None)
+        return int(value) if value else self.default_concurrency
+
+    @property
+    def max_attempts(self) -> int:
+        value = getattr(self.config, "max_attempts", None)
+        return int(value) if value else self.default_max_attempts
+
+    @classmethod
+    def type_class(cls, type_name: str) -> type[ResourceType[Any]] | None:
+        for rt in cls.resource_types:
+            if rt.type_name == type_name:
+                return rt
+        return None
+
+    def resource_type(self, type_name: str) -> ResourceType[Any]:
+        rt = self._types.get(type_name)
+        if rt is None:
+            cls = self.type_class(type_name)
+            if cls is None:
+                raise ConfigError(f"provider {self.name} has no resource type {type_name}")
+            rt = self._types[type_name] = cls(self)
+        return rt
+
+    def check_health(self, kind: str, spec: Mapping[str, Any]) -> tuple[bool, str]:
+        """Answer a release health check of this provider's cloud: (passed, what was seen).
+
+        `kind` is the check's name in the plan file (`aws_alarms` for the `aws` provider); `spec`
+        its settings. Providers that offer checks override this; the release gates call it, so
+        the core reads a cloud's health without importing its SDK. A check that cannot be
+        answered (bad spec) raises ConfigError; a cloud call that fails raises ProviderError.
+        """
+        raise ConfigError(
+            f"provider {self.name} offers no health check {kind!r}",
+            hint="built-in checks are http and command; see the provider's README for its checks",
+        )
+
+    def classify(self, exc: BaseException, address: str | None = None) -> ProviderError:
+        """Turn an SDK exception into a classified ProviderError; providers override this."""
+        if isinstance(exc, ProviderError):
+            return exc
+        return ProviderError(f"{type(exc).__name__}: {exc}", kind=ErrorKind.FATAL, address=address, cause=exc)
+
+    @contextmanager
+    def errors(self, address: str, what: str) -> Iterator[None]:
+        """Turn any SDK exception raised inside into a classified ProviderError naming `what` was done.
+
+        The message reads `ADDRESS: WHAT: DETAIL`; errors cloudorch already classified pass unchanged.
+        """
+        try:
+            yield
+        except (ProviderError, ConfigError):
+            raise
+        except Exception as exc:
+            error = self.classify(exc, address)
+            detail = error.message.removeprefix(f"{address}: ")
+            error.message = f"{address}: {what}: {detail}"
+            error.args = (error.message,)
+            raise error from exc
+
+    def close(self) -> None:
+        """Release clients and threads; called once at the end of a command."""
+        return None
+
+
+# --------------------------------------------------------------------------- contract versions
+
+_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+)(?:\.(\d+))?\s*$")
+
+
+def _clauses(spec: str) -> list[tuple[str, tuple[int, int]]]:
+    clauses = []
+    for part in spec.split(","):
+        m = _CLAUSE.match(part)
+        if m is None:
+            raise ValueError(f"cannot read {part.strip()!r} in contract range {spec!r} (write e.g. '>=2.0,<3')")
+        clauses.append((m.group(1), (int(m.group(2)), int(m.group(3) or 0))))
+    return clauses
+
+
+def contract_admits(spec: str, version: tuple[int, int] = CONTRACT_VERSION) -> bool:
+    """Whether a declared range such as `>=2.0,<3` includes `version`.
+
+    A range is clauses joined by commas, each an operator (`>=`, `>`, `<=`, `<`, `==`, `!=`) and
+    a version `MAJOR` or `MAJOR.MINOR` (a missing minor is 0). Raises ValueError if unreadable.
+    """
+    checks = {
+        ">=": lambda v, b: v >= b,
+        ">": lambda v, b: v > b,
+        "<=": lambda v, b: v <= b,
+        "<": lambda v, b: v < b,
+        "==": lambda v, b: v == b,
+        "!=": lambda v, b: v != b,
+    }
+    return all(checks[op](version, bound) for op, bound in _clauses(spec))
+
+
+def contract_wants_newer(spec: str, version: tuple[int, int] = CONTRACT_VERSION) -> bool:
+    """Whether `spec` excludes `version` because it asks for a later contract (a lower bound fails)."""
+    lower = {">=": lambda v, b: v >= b, ">": lambda v, b: v > b, "==": lambda v, b: v >= b}
+    return any(op in lower and not lower[op](version, bound) for op, bound in _clauses(spec))
+
+
+# --------------------------------------------------------------------------- helpers every cloud needs
+
+
+def classify_status(
+    status: int | None,
+    *,
+    throttled: bool = False,
+    conflict: bool = False,
+    transient: bool = False,
+) -> ErrorKind:
+    """The kind of a failed cloud call, by one rule for every cloud.
+
+    The flags carry what only the cloud knows (its error codes, its messages); the HTTP status
+    carries the rest. In this order: throttled (HTTP 429 or `throttled`), conflict (`conflict`:
+    the object is busy; HTTP 409 alone is not enough, clouds also send it for a name taken),
+    transient (HTTP 408, any 5xx, or `transient`), else fatal.
+    """
+    code = status or 0
+    if throttled or code == 429:
+        return ErrorKind.THROTTLED
+    if conflict:
+        return ErrorKind.CONFLICT
+    if transient or code == 408 or code >= 500:
+        return ErrorKind.TRANSIENT
+    return ErrorKind.FATAL
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header value, or None when there is none to honour.
+
+    Both forms of RFC 9110 section 10.2.3: delta-seconds (`120`; a decimal is accepted) and an
+    HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`, or the obsolete RFC 850 and asctime forms, read as
+    GMT). A date in the past means "now" (0.0). A negative or non-finite number, or anything
+    unreadable, is None, so the engine falls back to its own backoff. The result is not capped:
+    `cloudorch.engine.retry` bounds every wait.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # `-0000` and asctime dates carry no zone; HTTP dates are always GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
+    """`parse_retry_after` of the `Retry-After` header in `headers`, looked up in any letter case."""
+    if not headers:
+        return None
+    value = headers.get("Retry-After")
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    return parse_retry_after(value, now=now)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (SDK messages run on), or its class name if empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
