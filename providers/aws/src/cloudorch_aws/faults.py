@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 
@@ -27,12 +27,14 @@ class _Raw:
         yield self._body
 
 
-def error_response(client: Any, status: int, code: str, message: str) -> Any:
-    """An AWSResponse carrying `code` in the error format of `client`'s protocol."""
+def error_response(
+    client: Any, status: int, code: str, message: str, extra_headers: Mapping[str, str] | None = None
+) -> Any:
+    """An AWSResponse carrying `code` in the error format of `client`'s protocol (and `extra_headers`)."""
     from botocore.awsrequest import AWSResponse
 
     protocol = client.meta.service_model.protocol
-    headers: dict[str, str] = {"x-amzn-requestid": "cloudorch-fault"}
+    headers: dict[str, str] = {"x-amzn-requestid": "cloudorch-fault", **(extra_headers or {})}
     if protocol in ("json", "rest-json", "smithy-rpc-v2-cbor"):
         body = json.dumps({"__type": code, "message": message}).encode()
         headers["content-type"] = "application/x-amz-json-1.0"
@@ -62,7 +64,10 @@ def event_name(client: Any, operation: str | None = None) -> str:
 
 
 class Fault:
-    """Answer `operation` (every operation when None) with an error, the first `times` calls or always."""
+    """Answer `operation` (every operation when None) with an error, the first `times` calls or always.
+
+    `headers` go out with the error, e.g. a `Retry-After` the way a throttling service sends it.
+    """
 
     def __init__(
         self,
@@ -72,6 +77,7 @@ class Fault:
         code: str,
         message: str = "injected by cloudorch_aws.faults",
         times: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.service = service
         self.operation = operation
@@ -79,6 +85,7 @@ class Fault:
         self.code = code
         self.message = message
         self.times = times
+        self.headers = dict(headers or {})
         self.injected = 0
         self._lock = threading.Lock()
 
@@ -91,7 +98,7 @@ class Fault:
                 if self.times is not None and self.injected >= self.times:
                     return None
                 self.injected += 1
-            return error_response(client, self.status, self.code, self.message)
+            return error_response(client, self.status, self.code, self.message, self.headers)
 
         client.meta.events.register(event_name(client, self.operation), handler, unique_id=f"fault-{id(self)}")
 
