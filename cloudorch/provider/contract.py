@@ -67,7 +67,7 @@ CONTRACT_VERSION: tuple[int, int] = (2, 0)
 
 
 def contract_text(version: tuple[int, int] = CONTRACT_VERSION) -> str:
-    """`2.0` for (2, 0): how messages and `cloudorch providers` show a contract version."""
+    """`2.0` for (2, 0): how messages show a contract version."""
     return f"{version[0]}.{version[1]}"
 
 
