@@ -50,10 +50,24 @@ def install_command(
     In a checkout (`providers/NAME/pyproject.toml` beside the `cloudorch` package) the provider
     is developed in that folder, and the index's release is not what the checkout runs.
     """
-    folder = (checkout or source_checkout()) / "providers" / name
+    root = checkout or source_checkout()
+    folder = root / "providers" / name
     if (folder / "pyproject.toml").is_file():
         return f"pip install -e {_shown(folder)}"
+    if _declares(root / "pyproject.toml", name):  # `core`, in a checkout that was never installed
+        return f"pip install -e {_shown(root)}"
     return f"pip install {'--upgrade ' if upgrade else ''}{package or f'cloudorch-{name}'}"
+
+
+def _declares(pyproject: Path, name: str) -> bool:
+    """Whether `pyproject` declares provider `name` in its entry points."""
+    import tomllib
+
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, ValueError):
+        return False
+    return name in project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
 
 
 def install_hint(name: str, package: str | None = None, *, checkout: Path | None = None) -> str:

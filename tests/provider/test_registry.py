@@ -253,6 +253,15 @@ def test_install_hint_inside_a_checkout_names_the_providers_folder(tmp_path: Pat
     assert install_hint("aws", checkout=tmp_path) == f"pip install -e {tmp_path / 'providers' / 'aws'}"
 
 
+def test_a_checkout_never_installed_is_told_to_install_itself(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "cloudorch"\n[project.entry-points."cloudorch.providers"]\ncore = "x:Y"\n'
+    )
+    os.chdir(tmp_path)
+    assert install_hint("core", checkout=tmp_path) == "pip install -e ."
+    assert install_hint("other", checkout=tmp_path).startswith("pip install cloudorch-other")
+
+
 def test_this_checkout_is_detected_beside_the_installed_package() -> None:
     # the suite runs from a source checkout: every shipped provider has its folder here
     assert Path(cloudorch.__file__).parents[1] == REPO
