@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from cloudorch.state.journal import Journal, JournalEntry, JournalReplay, JournalStats, read_journal, remove_journal
     from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo
     from cloudorch.state.model import ResourceRecord, State, StateEvent
-    from cloudorch.state.recovery import RecoveryReport, apply_replay
+    from cloudorch.state.recovery import JournalFold, apply_replay
     from cloudorch.state.statefile import CorruptStateError
 
 _EXPORTS = {
@@ -40,7 +40,7 @@ _EXPORTS = {
     "ResourceRecord": "cloudorch.state.model",
     "State": "cloudorch.state.model",
     "StateEvent": "cloudorch.state.model",
-    "RecoveryReport": "cloudorch.state.recovery",
+    "JournalFold": "cloudorch.state.recovery",
     "apply_replay": "cloudorch.state.recovery",
     "CorruptStateError": "cloudorch.state.statefile",
 }
@@ -51,13 +51,13 @@ __all__ = [
     "HistoryEntry",
     "Journal",
     "JournalEntry",
+    "JournalFold",
     "JournalReplay",
     "JournalStats",
     "LocalBackend",
     "LockHandle",
     "LockHeldError",
     "LockInfo",
-    "RecoveryReport",
     "ResourceRecord",
     "State",
     "StateBackend",
