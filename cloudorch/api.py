@@ -136,7 +136,7 @@ def bind_release(plan: PlanSpec, opts: RunOptions) -> PlanSpec:
 
     check_stage(plan, opts)
     if plan.stages:
-        from cloudorch.release.model import stages_of
+        from cloudorch.planfile.stages import stages_of
 
         stages = stages_of(plan)  # located errors for a malformed `stages:` before anything runs
         gated = stages is not None and opts.stage is not None and stages.by_name[opts.stage].gates

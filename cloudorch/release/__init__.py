@@ -25,8 +25,8 @@ def load_all_stages(plan: PlanSpec, opts: RunOptions) -> Loaded:
     from cloudorch.api import Loaded
     from cloudorch.planfile import check_types, expand
     from cloudorch.planfile.expand import bind_stage, stage_context
+    from cloudorch.planfile.stages import stages_of
     from cloudorch.providers import Registry
-    from cloudorch.release.model import stages_of
 
     stages = stages_of(plan)
     assert stages is not None
