@@ -1,8 +1,8 @@
 """Releases: a version promoted from stage to stage of one plan file, through gates.
 
-Owns the typed stages and gates (`model`), the clock (`clock`), the ledger of every release
-event (`ledger`), gate evaluation (`gates`) and the commands' logic (`promotion`). It applies
-only through `cloudorch.api` (one state document per stage) and never prints.
+Owns the ledger of every release event (`ledger`), gate evaluation (`gates`, `clock`) and the
+commands' logic (`promotion`); the stages grammar is `cloudorch.planfile.stages`. It applies only
+through the operations layer `cloudorch.run`, never through `cloudorch.api` or `cloudorch.cli`.
 """
 
 from __future__ import annotations
