@@ -370,7 +370,7 @@ def pick_serial(history: Sequence[Any], current: int, to: int | None, steps: int
         return older[steps - 1]
     assert to is not None
     if to == current:
-        raise ConfigError(f"--to {to} is the current serial", hint="nothing to roll back to")
+        raise ConfigError(f"--to {to} is the current serial", hint="nothing to revert to")
     if to not in older:
         shown = ", ".join(str(s) for s in older[:20]) or "none"
         raise ConfigError(
