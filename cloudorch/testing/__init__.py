@@ -1,7 +1,7 @@
 """Helpers for tests and benchmarks: local cloud servers on 127.0.0.1 to run against (`servers`).
 
-It must not import a cloud SDK at import time, nor `release`, `api` or `cli`; no product command
-imports it.
+It must not import a cloud SDK at import time, nor `release`, `api` or `cli`; of the product, only
+the sandbox imports it (for the emulator processes).
 """
 
 from cloudorch.testing.servers import (
