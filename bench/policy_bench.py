@@ -1,5 +1,5 @@
 """Benchmark: policy time for a changeset of 5,000 `core.null` creates against 10 built-in rules
-and 10 Rego rules (issue 5 target: <= 1 s in total on the project's machine).
+and 10 Rego rules (target, as in bench/README.md: <= 1 s in total on the project's machine).
 
 Run: `.venv/bin/python bench/policy_bench.py [--resources N] [--repeat K] [--breakdown]`. Prints a
 table; the exit status is 1 when the median total exceeds the target, so CI can run it as a check.

@@ -1,7 +1,9 @@
 """cloudorch: provision AWS, Azure and Google Cloud and promote releases from one plan file.
 
-The package's public surface is `cloudorch.api`; everything else is an implementation module
-that owns one noun of DESIGN.md. Importing this package must stay cheap (no provider, no SDK).
+The library surface is `cloudorch.api`; every other module owns one noun. Layers, lowest first:
+errors, clock, actor | graph, changes, provider | planfile, state | policy, sandbox, graph_export |
+engine | run | release, testing | api | cli. A module imports only from layers below its own, so
+importing this package stays cheap (no provider, no SDK).
 """
 
 __version__ = "0.1.0"

@@ -136,7 +136,7 @@ def bind_release(plan: PlanSpec, opts: RunOptions) -> PlanSpec:
 
     check_stage(plan, opts)
     if plan.stages:
-        from cloudorch.release.model import stages_of
+        from cloudorch.planfile.stages import stages_of
 
         stages = stages_of(plan)  # located errors for a malformed `stages:` before anything runs
         gated = stages is not None and opts.stage is not None and stages.by_name[opts.stage].gates
@@ -545,7 +545,7 @@ def _roll_back(
     sess: Session, opts: RunOptions, journal: Any, result: ApplyResult, observer: ApplyObserver | None, intr: Interrupt
 ) -> Any:
     """Undo what this apply finished, from the journal's inverse records (--on-failure=rollback)."""
-    from cloudorch.engine.rollback import rollback
+    from cloudorch.engine.undo import undo_apply
     from cloudorch.state.journal import read_journal
 
     if observer is not None:
@@ -553,7 +553,7 @@ def _roll_back(
             f"{', '.join(sorted(result.failed))} failed: rolling back the {len(result.succeeded)} "
             "operation(s) this apply finished"
         )
-    return rollback(
+    return undo_apply(
         read_journal(journal.path),
         sess.state,
         sess.providers,
@@ -600,7 +600,7 @@ class RecoverOutcome:
 
     report: RecoveryReport | None
     took_over: Any = None
-    undo: Any = None  # an engine.rollback.UndoReport when an unfinished rollback was completed
+    undo: Any = None  # an engine.undo.UndoReport when an unfinished rollback was completed
     state_serial: int = 0
 
 
@@ -609,19 +609,19 @@ def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> Recov
     in-flight creates made, and finish a rollback a crash cut short. No journal: nothing to do."""
     from dataclasses import replace
 
-    from cloudorch.engine.rollback import rollback
     from cloudorch.engine.scheduler import Interrupt as _Interrupt
+    from cloudorch.engine.undo import undo_apply
     from cloudorch.state.journal import remove_journal
 
     with session(replace(opts, notify=None)) as sess:
         outcome = RecoverOutcome(sess.recovered, sess.lock_took_over, state_serial=sess.state.serial)
         report = sess.recovered
-        if report is None or not report.rollback_unfinished or report.replay is None:
+        if report is None or not report.undo_unfinished or report.replay is None:
             return outcome
         journal = _start_journal(sess, opts)
         intr = _Interrupt()
         with SigintGuard(intr):
-            outcome.undo = rollback(
+            outcome.undo = undo_apply(
                 report.replay,
                 sess.state,
                 sess.providers,

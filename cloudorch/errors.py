@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 
 class ExitCode(enum.IntEnum):
-    """The documented process exit codes (README, DESIGN.md)."""
+    """The documented process exit codes (README.md, "Exit codes")."""
 
     OK = 0
     ERROR = 1

@@ -1,8 +1,8 @@
-"""The command line: typer commands that parse flags, call `cloudorch.api`, and render.
+"""The command line: typer commands that parse flags, call `cloudorch.api`, and render; the only
+place that prints and that turns a `CloudorchError` into a message and an exit code (`main`).
 
-This package is the only place that prints and the only place a `CloudorchError` becomes a
-message and an exit code (`main`). Keep imports here light: `cloudorch --help` must not load
-a provider, a cloud SDK or the engine.
+It imports the facade, `errors` and rendering helpers, never `engine`, `run`, `state` or a provider
+directly; and lightly: `cloudorch --help` must not load a provider, a cloud SDK or the engine.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ with the state so the total bytes written stay linear). A SIGKILL at any point l
 finished operation: the journal is replayed by the next command (see `engine.recovery`).
 
 Before the first operation, the applier journals the inverse of every planned change (see
-`state.journal`), which `engine.rollback` turns into the undo of a failed apply. `on_failure`
+`state.journal`), which `engine.undo` turns into the undo of a failed apply. `on_failure`
 decides what a failure does to the rest: `stop` starts nothing new (running work finishes),
 `continue` keeps starting independent work; dependents of a failure are skipped either way.
 """
@@ -58,7 +58,7 @@ class ApplyResult:
     abandoned: list[str] = field(default_factory=list)
     #: with on_failure=stop/rollback: the failure after which nothing new was started
     stopped_by: str | None = None
-    #: what `--on-failure=rollback` undid (an `engine.rollback.UndoReport`), None when no rollback ran
+    #: what `--on-failure=rollback` undid (an `engine.undo.UndoReport`), None when no undo ran
     undo: Any = None
     #: set when this apply repairs a failed or interrupted one: what that run left undone
     repair: dict[str, Any] | None = None

@@ -1,22 +1,21 @@
-"""Drift: what the cloud has now against what state recorded and what the plan wants (issue #6).
+"""Drift: what the cloud has now against what state recorded and what the plan wants.
 
-Owns the three-way drift report (`detect`), the `lifecycle.ignore_changes` path helpers the
-planner also uses, and the desired world of a rollback taken from a state version in history
-(`version_instances`). It reads the cloud through the planner's `refresh` and never writes state
-or changes the cloud: reconciling and rolling back go through the normal plan/apply path.
+Owns the three-way drift report (`detect`) and the desired world of a revert to a state version
+in history (`version_instances`); `lifecycle.ignore_changes` paths live in `engine/ignore.py`.
+It reads the cloud through the planner's `refresh` and never writes state or changes the cloud:
+reconciling and reverting go through the normal plan/apply path.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cloudorch.changes import KNOWN_AFTER_APPLY, Change
+from cloudorch.engine.ignore import path_steps, without_paths
 from cloudorch.engine.planner import Planner, PlanRequest, refresh
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import call_with_retries
@@ -32,86 +31,6 @@ MASK = "(sensitive)"
 DELETED = "deleted"
 CHANGED = "changed"
 CREATED_OUTSIDE = "created_outside"
-
-# --------------------------------------------------------------------------- ignore_changes paths
-
-_TOKEN = re.compile(r"""\.?([^.\[\]]+)|\[(\d+)\]|\[["']([^"']*)["']\]""")
-
-
-def path_steps(path: str) -> list[str | int]:
-    """`tags.owner` -> ["tags", "owner"]; `rules[0]` -> ["rules", 0]; `tags["a.b"]` -> ["tags", "a.b"]."""
-    steps: list[str | int] = []
-    for m in _TOKEN.finditer(path):
-        name, index, quoted = m.groups()
-        steps.append(int(index) if index is not None else (quoted if quoted is not None else name))
-    return steps
-
-
-def _get(value: Any, steps: Sequence[str | int]) -> tuple[bool, Any]:
-    for s in steps:
-        try:
-            value = value[s]
-        except (KeyError, IndexError, TypeError):
-            return False, None
-    return True, value
-
-
-def _set(value: Any, steps: Sequence[str | int], present: bool, new: Any) -> None:
-    """Set (or remove, when not `present`) the value at `steps` inside `value`, in place."""
-    ok, parent = _get(value, steps[:-1])
-    if not ok or not isinstance(parent, dict | list):
-        return
-    last = steps[-1]
-    if isinstance(parent, dict):
-        if present:
-            parent[last] = new
-        else:
-            parent.pop(last, None)
-    elif isinstance(last, int) and 0 <= last < len(parent) and present:
-        parent[last] = new
-
-
-def without_paths(key: str, value: Any, paths: Sequence[str]) -> Any:
-    """`value` of property `key` with the nested ignored paths under it removed (for comparing)."""
-    nested = [path_steps(p)[1:] for p in paths if path_steps(p)[:1] == [key] and len(path_steps(p)) > 1]
-    if not nested or not isinstance(value, dict | list):
-        return value
-    out = deepcopy(value)
-    for steps in nested:
-        _set(out, steps, False, None)
-    return out
-
-
-def keep_ignored(
-    desired: dict[str, Any], paths: Sequence[str], seen: Mapping[str, Any], recorded: Mapping[str, Any]
-) -> tuple[dict[str, Any], set[str]]:
-    """Desired properties with every ignored path taken from the cloud (else from state).
-
-    What Terraform does with `ignore_changes`: an update never writes an ignored value back.
-    Returns the new properties and the top-level keys that were replaced. Sensitive values,
-    which state holds only as hashes, are left as the plan has them.
-    """
-    out = dict(desired)
-    replaced: set[str] = set()
-    for path in paths:
-        steps = path_steps(path)
-        if not steps or not isinstance(steps[0], str):
-            continue
-        head = steps[0]
-        source = seen if head in seen else recorded
-        if head not in source or is_sensitive_marker(source[head]):
-            continue
-        if len(steps) == 1:
-            out[head] = deepcopy(source[head])
-        else:
-            if not isinstance(out.get(head), dict | list):
-                continue
-            present, value = _get(source[head], steps[1:])
-            out[head] = deepcopy(out[head])
-            _set(out[head], steps[1:], present, deepcopy(value))
-        replaced.add(head)
-    return out, replaced
-
 
 # --------------------------------------------------------------------------- the report
 
@@ -375,7 +294,7 @@ def _find_created_outside(
     report.not_created.sort()
 
 
-# --------------------------------------------------------------------------- rollback to a version
+# --------------------------------------------------------------------------- revert to a state version
 
 
 @dataclass
@@ -451,7 +370,7 @@ def pick_serial(history: Sequence[Any], current: int, to: int | None, steps: int
         return older[steps - 1]
     assert to is not None
     if to == current:
-        raise ConfigError(f"--to {to} is the current serial", hint="nothing to roll back to")
+        raise ConfigError(f"--to {to} is the current serial", hint="nothing to revert to")
     if to not in older:
         shown = ", ".join(str(s) for s in older[:20]) or "none"
         raise ConfigError(

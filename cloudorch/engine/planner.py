@@ -344,7 +344,7 @@ class Planner:
         if rec is not None and seen is not None and inst.lifecycle.ignore_changes:
             # an update never writes an ignored value back (Terraform's ignore_changes); a
             # re-create after a delete outside uses the plan's values
-            from cloudorch.engine.drift import keep_ignored
+            from cloudorch.engine.ignore import keep_ignored
 
             seen_now = seen.properties if isinstance(seen, Observed) else {}
             desired, kept = keep_ignored(desired, inst.lifecycle.ignore_changes, seen_now, rec.properties)

@@ -5,8 +5,9 @@ a second Ctrl-C). Every finished operation in it is folded into state; every ope
 started but never finished is looked up in the cloud with the type's `find` (by tag or client
 token) and adopted if it exists, or recorded absent if the type can say so; an in-flight delete
 is confirmed by reading the object back. So the next apply neither loses nor duplicates anything.
-A journal whose rollback was cut short is reported (`rollback_unfinished`) so the caller can
-finish the undo (`cloudorch recover` does).
+A journal whose undo was cut short is reported (`undo_unfinished`) so the caller can finish the
+undo (`cloudorch recover` does). Folding the journal's finished operations into state is
+`cloudorch.state.recovery.apply_replay`; this module adds what needs the cloud.
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ from cloudorch.state.recovery import apply_replay
 
 @dataclass
 class RecoveryReport:
+    """What crash recovery did to state: folded from the journal, adopted, confirmed, or lost."""
+
     recovered: list[str] = field(default_factory=list)  # finished ops folded into state
     adopted: list[str] = field(default_factory=list)  # in-flight creates found in the cloud
     absent: list[str] = field(default_factory=list)  # in-flight creates the cloud says do not exist
     deleted: list[str] = field(default_factory=list)  # in-flight deletes confirmed gone
     lost: list[str] = field(default_factory=list)  # in-flight ops whose outcome is unknown
     journal: str = ""
-    #: the journal as read, so an unfinished rollback can be completed from its inverse records
+    #: the journal as read, so an unfinished undo can be completed from its inverse records
     replay: JournalReplay | None = None
 
     @property
-    def rollback_unfinished(self) -> bool:
+    def undo_unfinished(self) -> bool:
+        """The killed run had begun undoing a failed apply (`--on-failure=rollback`) and did not finish."""
         return self.replay is not None and self.replay.rollback is not None
 
     def to_json(self) -> dict[str, Any]:
@@ -46,7 +50,8 @@ class RecoveryReport:
             "deleted": self.deleted,
             "lost": self.lost,
             "journal": self.journal,
-            "rollback_unfinished": self.rollback_unfinished,
+            # the key predates the name "undo"; `recover --json` readers depend on it
+            "rollback_unfinished": self.undo_unfinished,
         }
 
     def summary(self) -> str:
@@ -136,7 +141,7 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
                 "absent": report.absent,
                 "deleted": report.deleted,
                 "lost": report.lost,
-                "rollback_unfinished": report.rollback_unfinished,
+                "rollback_unfinished": report.undo_unfinished,  # as in `to_json`
             },
         )
     )

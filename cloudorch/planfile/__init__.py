@@ -1,8 +1,8 @@
-"""The plan file: loading and validating YAML, references, for_each expansion, JSON Schema.
+"""The plan file: YAML loading with located errors, references, for_each expansion, the stages and
+release grammar (`stages`), type checks against the providers' models, JSON Schema.
 
-This package owns everything between a plan file on disk and a list of resource instances with
-located errors; it never talks to a cloud and never prints. The engine imports the names below;
-the modules behind them are private to this package.
+It never talks to a cloud, reads state or prints; it imports only `errors`, `graph` and `provider`,
+never `state`, `policy`, `engine`, `run`, `release`, `api` or `cli`.
 """
 
 from cloudorch.planfile.expand import Instance, expand

@@ -1,6 +1,6 @@
 """References inside plan file strings: `${var.x}`, `${resources.web[eu].arn}`, `$${` for a literal.
 
-This module owns the small template grammar of DESIGN.md (parse, find, resolve) and the `Unknown`
+This module owns the small template grammar of plan files (parse, find, resolve) and the `Unknown`
 marker for values known only after apply. It never evaluates code and knows nothing of files:
 errors are `ExpressionError`s that the caller turns into a located `ConfigError`.
 

@@ -1,8 +1,8 @@
 """The pydantic models of a plan file and `PlanSpec`, the loaded, validated plan.
 
-This module owns the shape of the file (DESIGN.md, "A plan file at a glance"); field
-descriptions double as the JSON Schema text. It does not read files or resolve references:
-see `cloudorch.planfile.load` and `cloudorch.planfile.expressions`.
+This module owns the shape of the file (the grammar of `stages:` and `release:` is in
+`stages.py`); field descriptions double as the JSON Schema text. It does not read files or
+resolve references: see `cloudorch.planfile.load` and `cloudorch.planfile.expressions`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloudorch.errors import Location
 from cloudorch.planfile.source import SourceMap
+from cloudorch.planfile.stages import section_json_schema
 
 VariableType = Literal["string", "number", "bool", "list", "map", "any"]
 
@@ -105,9 +106,7 @@ class OutputSpec(_Strict):
 
 
 def _release_schema(schema: dict[str, Any], section: str) -> None:
-    """The JSON Schema of `stages:` / `release:` comes from the release model (imported only here)."""
-    from cloudorch.release.model import section_json_schema
-
+    """The JSON Schema of `stages:` / `release:` comes from their models in `stages.py`."""
     description = schema.get("description")
     schema.clear()
     schema.update(section_json_schema(section), description=description)
@@ -125,7 +124,7 @@ class PlanFileModel(_Strict):
     )
     resources: dict[str, ResourceSpec] = Field(default_factory=dict, description="Resources by name.")
     outputs: dict[str, OutputSpec] = Field(default_factory=dict, description="Outputs by name.")
-    # kept as dicts (templates inside); `cloudorch.release.model.stages_of` checks them, with locations
+    # kept as dicts (templates inside); `stages.stages_of` checks them, with locations
     stages: dict[str, Any] | None = Field(
         None,
         description="Release stages by name: needs, vars, gates, verify, on_failed_verification.",

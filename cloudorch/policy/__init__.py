@@ -1,8 +1,8 @@
-"""Policy as code: built-in rules and Rego (OPA) policies over a changeset, a single resource at
-apply, or live state, with advisory / mandatory / hard enforcement and CI reports.
+"""Policy as code: built-in rules and Rego (OPA) policies over a changeset, a resource or live state,
+with advisory / mandatory / hard enforcement and CI reports (`cloudorch/policy/README.md`).
 
-A library: it returns reports and raises `CloudorchError`s; the CLI prints and picks exit codes.
-See cloudorch/policy/README.md for the `input` document and the policy file formats.
+It returns reports and raises `CloudorchError`s, never prints; it imports the ground floor,
+`changes` and `state`, never `engine`, `run`, `release`, `api` or `cli`.
 """
 
 from cloudorch.policy.actor import Actor, current_actor

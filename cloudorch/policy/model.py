@@ -15,7 +15,7 @@ from cloudorch.errors import ConfigError, Location, PolicyDeniedError
 
 
 class Level(enum.StrEnum):
-    """How a violation is enforced (issue 5)."""
+    """How a violation is enforced: reported only, blocking unless overridden, or always blocking."""
 
     ADVISORY = "advisory"  # reported, never blocks
     MANDATORY = "mandatory"  # blocks unless overridden with a recorded reason

@@ -1,8 +1,8 @@
 """Releases: a version promoted from stage to stage of one plan file, through gates.
 
-Owns the typed stages and gates (`model`), the clock (`clock`), the ledger of every release
-event (`ledger`), gate evaluation (`gates`) and the commands' logic (`promotion`). It applies
-only through `cloudorch.api` (one state document per stage) and never prints.
+Owns the ledger of every release event (`ledger`), gate evaluation (`gates`, `clock`) and the
+commands' logic (`promotion`); the stages grammar is `cloudorch.planfile.stages`. It applies only
+through the operations layer `cloudorch.run`, never through `cloudorch.api` or `cloudorch.cli`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def load_all_stages(plan: PlanSpec, opts: RunOptions) -> Loaded:
     from cloudorch.api import Loaded
     from cloudorch.planfile import check_types, expand
     from cloudorch.planfile.expand import bind_stage, stage_context
+    from cloudorch.planfile.stages import stages_of
     from cloudorch.provider.registry import Registry
-    from cloudorch.release.model import stages_of
 
     stages = stages_of(plan)
     assert stages is not None

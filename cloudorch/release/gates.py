@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import ProviderError
+from cloudorch.planfile.stages import CommandCheck, Gate, HttpCheck, Stage, WindowSpec, parse_duration
 from cloudorch.release.ledger import BECAME_CURRENT, Ledger
-from cloudorch.release.model import CommandCheck, Gate, HttpCheck, Stage, parse_duration
 
 if TYPE_CHECKING:
     from cloudorch.policy import PolicyReport
@@ -156,7 +156,12 @@ def soak_gate(gate: Gate, inp: GateInputs) -> Verdict:
 
 
 def window_gate(gate: Gate, inp: GateInputs) -> Verdict:
-    if gate.spec.contains(inp.now):
+    from zoneinfo import ZoneInfo
+
+    from cloudorch.policy.builtin import Window
+
+    spec: WindowSpec = gate.spec
+    if Window(spec.days, spec.start, spec.end).contains(inp.now.astimezone(ZoneInfo(spec.timezone))):
         return Verdict(gate.name, True, f"{inp.now.isoformat(timespec='minutes')} is inside {gate.spec}")
     return Verdict(gate.name, False, f"{inp.now.isoformat(timespec='minutes')} is outside {gate.spec}")
 

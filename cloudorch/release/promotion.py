@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import CloudorchError, ConfigError, PolicyDeniedError
+from cloudorch.planfile.stages import Stage, Stages, stages_of
 from cloudorch.release import ledger as L
 from cloudorch.release.clock import iso
 from cloudorch.release.clock import now as clock_now
 from cloudorch.release.gates import OVERRIDABLE, GateInputs, Verdict, evaluate
-from cloudorch.release.model import Stage, Stages, stages_of
 
 if TYPE_CHECKING:
     from cloudorch.api import RunOptions

@@ -1,8 +1,8 @@
 """The sandbox: local emulators standing in for AWS, Google Cloud Storage and Azure.
 
-`emulators` starts, records, checks and stops the emulator processes (`cloudorch sandbox
-up|down|status`); `endpoints` turns a running sandbox into SDK environment variables and provider
-overrides (`--sandbox`). It must never talk to a real cloud, and never prints.
+`emulators` runs them (`cloudorch sandbox up|down|status`); `endpoints` points a run at them
+(`--sandbox`). It never talks to a real cloud and never prints; it may import `errors`, `state`
+and `provider`, never `engine`, `run`, `release`, `api` or `cli`.
 """
 
 from cloudorch.sandbox.emulators import Emulator, Sandbox, SandboxError, down, sandbox_dir, status, up

@@ -1,6 +1,6 @@
 """The sandbox's Azure Resource Manager: a small ARM-compatible HTTPS server, run as its own process.
 
-No ARM emulator exists (see EMULATORS.md), so the sandbox serves the routes the `azure` provider
+No public emulator of Azure Resource Manager exists, so the sandbox serves the routes the `azure` provider
 uses, with ARM's documented shapes: resource groups, generic resources by id, tags at scope and
 resource-provider API versions. Everything completes synchronously (no polling) and lives in
 memory. The SDK refuses bearer tokens over http, hence HTTPS with a self-signed certificate made

@@ -1,11 +1,8 @@
-"""State: what cloudorch last saw and did, where it is stored, how it is locked and journaled.
+"""State: what cloudorch last saw and did (`model`, `statefile`), its locks (`lock`), the apply
+journal (`journal`, folded back by `recovery`) and where it is stored (`backends/`).
 
-Public names are re-exported here; the model is `model.py`, the on-disk encoding `statefile.py`,
-locks `lock.py`, the apply journal `journal.py`, journal recovery `recovery.py`, stores under
-`backends/`. Nothing here talks to providers or decides what to apply.
-
-The names are loaded on first use: a process that needs one corner of state (a store worker, the
-CLI deciding which store a plan uses) does not pay for the model and every backend at import.
+Nothing here talks to providers or decides what to apply: of cloudorch it imports only the ground
+floor (`errors`, the version), never `provider`, `planfile`, `policy`, `engine` or anything above.
 """
 
 from __future__ import annotations
@@ -20,9 +17,11 @@ if TYPE_CHECKING:
     from cloudorch.state.journal import Journal, JournalEntry, JournalReplay, JournalStats, read_journal, remove_journal
     from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo
     from cloudorch.state.model import ResourceRecord, State, StateEvent
-    from cloudorch.state.recovery import RecoveryReport, apply_replay
+    from cloudorch.state.recovery import JournalFold, apply_replay
     from cloudorch.state.statefile import CorruptStateError
 
+# The names are loaded on first use: a process that needs one corner of state (a store worker, the
+# CLI deciding which store a plan uses) does not pay for the model and every backend at import.
 _EXPORTS = {
     "HistoryEntry": "cloudorch.state.backends.base",
     "StateBackend": "cloudorch.state.backends.base",
@@ -40,7 +39,7 @@ _EXPORTS = {
     "ResourceRecord": "cloudorch.state.model",
     "State": "cloudorch.state.model",
     "StateEvent": "cloudorch.state.model",
-    "RecoveryReport": "cloudorch.state.recovery",
+    "JournalFold": "cloudorch.state.recovery",
     "apply_replay": "cloudorch.state.recovery",
     "CorruptStateError": "cloudorch.state.statefile",
 }
@@ -51,13 +50,13 @@ __all__ = [
     "HistoryEntry",
     "Journal",
     "JournalEntry",
+    "JournalFold",
     "JournalReplay",
     "JournalStats",
     "LocalBackend",
     "LockHandle",
     "LockHeldError",
     "LockInfo",
-    "RecoveryReport",
     "ResourceRecord",
     "State",
     "StateBackend",

@@ -1,9 +1,10 @@
-"""Recovery: fold what a killed apply's journal says finished into a State.
+"""Journal folding: write what a killed apply's journal says finished into a State.
 
 Finished create/update/replace (any action but `delete` that carries `record`) set
 `resources[address]`; a finished `delete` removes it. In-flight operations (started, never
 finished) are reported, not guessed at: the engine reads those resources back from the cloud.
-This module does not bump serials or write state; the caller does, under the lock.
+This module does not bump serials or write state, and never reads the cloud: crash recovery
+(`cloudorch.engine.recovery`) does both, under the lock, and reports with its `RecoveryReport`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from cloudorch.state.model import ResourceRecord, State
 
 
 @dataclass
-class RecoveryReport:
-    """What `apply_replay` changed and what still needs a look."""
+class JournalFold:
+    """What `apply_replay` changed in state and what still needs a look in the cloud."""
 
     recovered: list[str] = field(default_factory=list)
     """Addresses set from a finished create/update/replace, in journal order."""
@@ -46,7 +47,7 @@ class RecoveryReport:
         }
 
 
-def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
+def apply_replay(state: State, replay: JournalReplay) -> JournalFold:
     """Fold the finished operations of `replay` into `state` (in place) and report."""
     header = replay.header or {}
     lineage = header.get("lineage")
@@ -55,7 +56,7 @@ def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
             f"journal {replay.path} belongs to state lineage {lineage}, not {state.lineage}",
             hint="The journal is from another plan or stage; check the state key before recovering.",
         )
-    report = RecoveryReport(in_flight=list(replay.in_flight), ended_cleanly=replay.ended_cleanly)
+    report = JournalFold(in_flight=list(replay.in_flight), ended_cleanly=replay.ended_cleanly)
     for entry in replay.completed:
         if entry.event != "finished":
             report.failed.append(entry.op)

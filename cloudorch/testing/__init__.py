@@ -1,7 +1,7 @@
-"""Reusable helpers for tests, benchmarks and the sandbox: local cloud servers to run against.
+"""Helpers for tests and benchmarks: local cloud servers on 127.0.0.1 to run against (`servers`).
 
-Owns starting and stopping emulator processes on 127.0.0.1 (`servers`). It must not import a
-cloud SDK, and nothing in the product path imports it except the sandbox.
+It must not import a cloud SDK at import time, nor `release`, `api` or `cli`; of the product, only
+the sandbox imports it (for the emulator processes).
 """
 
 from cloudorch.testing.servers import (

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import pytest
 
 from cloudorch import api
-from cloudorch.engine.drift import keep_ignored, path_steps, pick_serial, version_instances, without_paths
+from cloudorch.engine.drift import pick_serial, version_instances
+from cloudorch.engine.ignore import keep_ignored, path_steps, without_paths
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.errors import ConfigError, Location
 from cloudorch.provider.contract import Observed, ProviderContext, ResourceProperties, ResourceType, prop

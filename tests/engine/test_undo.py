@@ -1,4 +1,4 @@
-"""The undo of a failed apply (`engine.rollback`), driven through `api.apply` on core resources."""
+"""The undo of a failed apply (`engine.undo`), driven through `api.apply` on core resources."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_on_failure_is_validated_before_anything_runs(fixture_plan: Any) -> None
 
 
 def test_a_sensitive_previous_value_cannot_be_restored_and_says_so(tmp_path: Path) -> None:
-    from cloudorch.engine.rollback import build_undo
+    from cloudorch.engine.undo import build_undo
     from cloudorch.state.journal import JournalEntry, JournalReplay
     from cloudorch.state.model import ResourceRecord, State, sensitive_marker
 

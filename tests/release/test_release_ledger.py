@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cloudorch.planfile.stages import parse_duration
 from cloudorch.release import ledger as L
 from cloudorch.release.clock import parse_iso
 from cloudorch.release.gates import soaked_seconds
-from cloudorch.release.model import parse_duration
 from cloudorch.state.model import StateEvent
 
 

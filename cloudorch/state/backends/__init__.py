@@ -1,11 +1,8 @@
-"""State backends: where a state document lives and how it is locked (`base.StateBackend`).
+"""State backends: where a state document lives and how it is locked (`base.StateBackend`): local
+files under `.cloudorch/` by default, or S3, GCS and Azure Blob (`remote`), sealed when configured.
 
-`local` is the default (files under `.cloudorch/`); remote stores (S3, GCS, Azure Blob) share
-`remote.RemoteBackend`, each with its own compare-and-swap and lock (`s3`, `gcs`, `azblob`).
-Any of them seals documents when the block has `encryption:` (`cloudorch.state.crypto`), local
-too: a block with only common options (no `url`) means local state with those options.
-Backends never interpret resources. `open_backend` turns a `--backend` URL or a plan's
-`backend:` block into one; cloud SDKs are imported only when a remote backend is opened.
+Backends never interpret resources; cloud SDKs are imported only when a remote backend is opened.
+Like the rest of `state`, they import nothing of cloudorch above the ground floor.
 """
 
 from __future__ import annotations
@@ -51,8 +48,10 @@ def open_backend(
     """The backend for `url` (from --backend) or else `block["url"]`; local under `local_root` by default.
 
     `block` holds the plan's per-backend options (endpoint, region, encryption, ...), validated
-    for the URL's scheme; `locate(*field)` gives the file:line of a field of the block for errors.
-    The journal of every backend stays under `local_root`.
+    for the URL's scheme (a block with only common options means local state with those options;
+    any backend, local too, seals documents when it has `encryption:`, see `state/crypto.py`).
+    `locate(*field)` gives the file:line of a field of the block for errors. The journal of every
+    backend stays under `local_root`.
     """
     from cloudorch.state.backends.url import parse_backend_url, parse_options
 

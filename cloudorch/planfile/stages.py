@@ -1,20 +1,26 @@
-"""The typed release model: stages, their `needs`, gates and verify checks, from a plan's `stages:`.
+"""The `stages:` and `release:` grammar of a plan file: stages, their `needs`, gates, verify checks.
 
 `PlanSpec.stages` keeps the YAML as loose dicts (templates still inside); `stages_of` checks
 them against the pydantic models here and turns every mistake into a `ConfigError` located at
-the stage, gate or field in the plan file. Nothing here reads state or evaluates a gate.
+the stage, gate or field in the plan file; `section_json_schema` gives their JSON Schema. Like
+the rest of `planfile`, it never reads state, evaluates a gate or imports `cloudorch.release`
+(which runs what is parsed here).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import time
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloudorch.errors import ConfigError, did_you_mean
-from cloudorch.planfile.model import PlanSpec
+
+if TYPE_CHECKING:
+    from cloudorch.planfile.model import PlanSpec
 
 GATE_KINDS = ("policy", "approval", "soak", "health", "window")
 #: health kinds every install has; any other kind is `<provider>_<what>` and goes to that provider
@@ -61,6 +67,50 @@ class WindowGate(_Strict):
     days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
     hours: str = Field("00:00-24:00", description="HH:MM-HH:MM; 22:00-06:00 spans midnight.")
     timezone: str = Field("UTC", description="IANA time zone name.")
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A checked `window` gate: weekdays (0 = Monday), a start and end time, an IANA time zone.
+
+    `cloudorch.release.gates` judges a moment against it with the `change_window` policy rule's
+    `Window`; an end before the start spans midnight.
+    """
+
+    days: frozenset[int]
+    start: time
+    end: time
+    timezone: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_window(days: list[str], hours: str, timezone: str) -> WindowSpec:
+    """ValueError with a readable message for a bad day, hour range or zone."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Paris)") from None
+    picked: set[int] = set()
+    for name in days:
+        key = str(name).strip().lower()[:3]
+        if key not in DAYS:
+            raise ValueError(f"unknown day {name!r} (use mon, tue, wed, thu, fri, sat, sun)")
+        picked.add(DAYS.index(key))
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", hours)
+    if m is None:
+        raise ValueError(f"bad hours {hours!r} (write HH:MM-HH:MM, e.g. 09:00-17:30)")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
+        raise ValueError(f"bad hours {hours!r}")
+    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    text = f"{','.join(DAYS[d] for d in sorted(picked))} {hours} {timezone}"
+    return WindowSpec(frozenset(picked), time(h1, m1), end, timezone, text)
 
 
 class HttpCheck(_Strict):
@@ -205,8 +255,6 @@ def _gate(plan: PlanSpec, stage: str, raw: Any, index: int, section: str, groups
             window = WindowGate.model_validate(value)
         except ValidationError as exc:
             raise _pydantic_error(plan, where, exc, f"stage `{stage}` window gate") from None
-        from cloudorch.release.clock import parse_window
-
         try:
             return Gate("window", parse_window(window.days, window.hours, window.timezone), index)
         except ValueError as exc:

@@ -1,12 +1,14 @@
-"""Rollback: the undo of a failed apply, built from the journal's inverse records.
+"""Undo: reverse what a failed apply finished, built from the journal's inverse records.
 
 The undo of each operation the apply finished is read from the journal (never from memory):
 a create is deleted, an update is updated back to the previous properties, a replace deletes
 the new object and re-creates one from the previous properties, a delete re-creates the object
 from its previous properties (what was inside it cannot come back). The undo runs through the
 scheduler in reverse dependency order, journaled like any apply (op ids `undo:ADDRESS`), so a
-crash during the undo loses nothing either. It does not decide *whether* to roll back (the
-caller does) and never prints.
+crash during the undo loses nothing either. It does not decide *whether* to undo (the caller
+does: `apply --on-failure=rollback`, or `recover` finishing an undo a crash cut short) and never
+prints. "Undo" is this and only this: going back to a state serial is a revert, and re-deploying
+an earlier version of a release is a release rollback (`cloudorch.release`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ _DONE = {
 
 @dataclass
 class UndoReport:
-    """What the rollback undid, what it could not, and what the user should know."""
+    """What the undo undid, what it could not, and what the user should know."""
 
     undone: dict[str, str] = field(default_factory=dict)  # address -> what was done
     not_undone: dict[str, str] = field(default_factory=dict)  # address -> why not
@@ -280,7 +282,7 @@ class _UndoApplier(Applier):
         ]
 
 
-def rollback(
+def undo_apply(
     replay: JournalReplay,
     state: State,
     providers: ProviderSet,
@@ -297,6 +299,8 @@ def rollback(
     plan = build_undo(replay, state)
     _undo_failed(replay, state, providers, plan)
     report = plan.report
+    # the journal's marker line keeps its on-disk name (`rollback`): journals written by earlier
+    # versions must still be read by `recover` (see `cloudorch/state/journal.py`)
     journal.rollback(
         {"op": "rollback", "address": "*", "action": "rollback", "reason": reason, "undo": sorted(plan.changes)}
     )
