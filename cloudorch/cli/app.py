@@ -339,15 +339,15 @@ def providers(json_: JsonOpt = False) -> int:
     out = _out(json_)
     info = api.providers_info()
     if json_:
-        out.document({"providers": info})
+        out.document({"providers": [p.to_json() for p in info]})
         return 0
     for p in info:
-        if p.get("error"):
-            out.print(f"[red]{p['name']}[/]: {p['error']}")
+        if p.error:
+            out.print(f"[red]{p.name}[/]: {p.error}")
             continue
-        out.print(f"[bold]{p['name']}[/] ({p['package']})")
-        for t in p["types"]:
-            out.print(f"  {t['type']:<28} {t['description']}")
+        out.print(f"[bold]{p.name}[/] ({p.package})")
+        for t in p.types:
+            out.print(f"  {t.type:<28} {t.description}")
     return 0
 
 
@@ -645,7 +645,7 @@ def policy_check(
         lock_timeout=lock_timeout,
         **_policy_kw(policy, override, reason, policy_report),
     )
-    report = api.policy_check(opts)
+    report = api.policy_check(opts).report
     if json_:
         out.document(report.to_json())
     else:

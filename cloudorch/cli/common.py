@@ -366,12 +366,21 @@ def _run_apply(
     from cloudorch import api
     from cloudorch.changes import ChangeSet
     from cloudorch.cli.render import changeset_json, result_json
+    from cloudorch.cli.signals import SignalInterrupt
 
     saved = ChangeSet.load(saved_path) if saved_path is not None else None
     # a saved plan was reviewed when it was saved; applying it is the confirmation
     ui = ApplyUi(out, json_, auto_approve or saved is not None, verb)
     with ui.progress:
-        result = api.apply(opts, saved=saved, confirm=ui.confirm, observer=ui.progress, on_plan=ui.on_plan)
+        result = api.apply(
+            opts,
+            saved=saved,
+            confirm=ui.confirm,
+            observer=ui.progress,
+            on_plan=ui.on_plan,
+            interrupt=SignalInterrupt(),
+            warn_gates=not opts.destroy,
+        )
     if result is None:
         if json_:
             out.document({"applied": False, "reason": "declined"})
@@ -390,4 +399,6 @@ def _run_apply(
     elif result.repair is not None:
         out.print(f"\n{escape(result.repair['message'])}")
     ui.show_result(result)
+    if result.denied is not None:
+        raise result.denied
     return 0 if result.ok else int(ExitCode.ERROR)

@@ -41,7 +41,8 @@ from cloudorch.errors import ConfigError, ExitCode
 if TYPE_CHECKING:
     from cloudorch.api import RunOptions
     from cloudorch.changes import ChangeSet
-    from cloudorch.engine.applier import ApplyObserver, ApplyResult
+    from cloudorch.engine.applier import ApplyObserver
+    from cloudorch.run.apply import ApplyResult
 
 Runner = Callable[[Callable[["ChangeSet"], bool], "ApplyObserver", Callable[["ChangeSet"], None]], "ApplyResult | None"]
 
@@ -56,6 +57,8 @@ def _confirmed_apply(out: Output, json_: bool, auto_approve: bool, verb: str, ru
     if result is None:
         return {"applied": False, "reason": "declined", "exit": int(ExitCode.ERROR)}
     ui.show_result(result)
+    if result.denied is not None:
+        raise result.denied
     return {
         "applied": result.changeset.has_changes,
         "changeset": changeset_json(result.changeset),
@@ -156,6 +159,7 @@ def _reconcile(opts: RunOptions, out: Output, json_: bool, auto_approve: bool) -
     from dataclasses import replace
 
     from cloudorch import api
+    from cloudorch.cli.signals import SignalInterrupt
 
     apply_opts = replace(opts, command="cloudorch drift --reconcile")
     return _confirmed_apply(
@@ -163,7 +167,9 @@ def _reconcile(opts: RunOptions, out: Output, json_: bool, auto_approve: bool) -
         json_,
         auto_approve,
         "reconcile the drift",
-        lambda confirm, observer, on_plan: api.apply(apply_opts, confirm=confirm, observer=observer, on_plan=on_plan),
+        lambda confirm, observer, on_plan: api.apply(
+            apply_opts, confirm=confirm, observer=observer, on_plan=on_plan, interrupt=SignalInterrupt()
+        ),
     )
 
 
@@ -191,6 +197,7 @@ def rollback(
 ) -> int:
     """Bring the cloud back to the resources of an earlier state version (asks first)."""
     from cloudorch import api
+    from cloudorch.cli.signals import SignalInterrupt
 
     out = _out(json_)
     opts = _plan_opts(
@@ -216,8 +223,8 @@ def rollback(
         json_,
         auto_approve,
         "roll back to this state",
-        lambda confirm, observer, on_plan: api.rollback_to(
-            opts, to=to, steps=steps, confirm=confirm, observer=observer, on_plan=on_plan
+        lambda confirm, observer, on_plan: api.revert(
+            opts, to=to, steps=steps, confirm=confirm, observer=observer, on_plan=on_plan, interrupt=SignalInterrupt()
         ),
     )
     if json_:
