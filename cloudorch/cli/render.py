@@ -290,19 +290,23 @@ def render_drift(out: Output, report: Any) -> None:
         out.plain(PolicyReport.from_results(report.policy_results).to_text())
 
 
+def _md_code(value: str) -> str:
+    from cloudorch import markdown as md
+
+    return md.code(value)
+
+
 def _md(value: Any) -> str:
-    if value is None:
-        return "—"
-    text = _fmt(value)
-    text = text.replace("|", "\\|").replace("`", "'")
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f"`{text}`"
+    from cloudorch import markdown as md
+
+    return "—" if value is None else md.code(_fmt(value), limit=80)
 
 
 def drift_markdown(report: Any) -> str:
     """A compact CI summary: stable across runs (sorted, no times, no call counts) so a bot can edit one comment."""
-    lines = [f"### cloudorch drift: `{report.plan_name}`", ""]
+    from cloudorch import markdown as md
+
+    lines = [f"### cloudorch drift: {md.code(report.plan_name)}", ""]
     n = report.counts()
     if not report.has_drift:
         lines.append(f"No drift: {len(report.checked)} resource(s) match state.")
@@ -313,14 +317,15 @@ def drift_markdown(report: Any) -> str:
         )
     for r in report.resources:
         verb = _DRIFT_VERB[r.status][1]
-        lines += ["", f"<details><summary><code>{r.address}</code> ({r.type}): {verb}</summary>", ""]
+        # inside HTML, where a code span is not rendered: <code> around the HTML-safe text form
+        lines += ["", f"<details><summary><code>{md.text(r.address)}</code> ({md.text(r.type)}): {verb}</summary>", ""]
         lines += ["| property | plan | state | cloud |", "|---|---|---|---|"]
         for p in r.properties:
-            lines.append(f"| `{p.path}` | {_md(p.plan)} | {_md(p.state)} | {_md(p.cloud)} |")
+            lines.append(f"| {_md_code(p.path)} | {_md(p.plan)} | {_md(p.state)} | {_md(p.cloud)} |")
         lines += ["", "</details>"]
     if report.ignored:
         lines += ["", "Ignored by `lifecycle.ignore_changes`: " + "; ".join(
-            f"`{a}`: {', '.join(paths)}" for a, paths in sorted(report.ignored.items())
+            f"{md.code(a)}: {', '.join(md.text(p) for p in paths)}" for a, paths in sorted(report.ignored.items())
         )]
     if report.policy_results:
         rows = sorted(report.policy_results, key=lambda v: (str(v.get("address")), str(v.get("policy_id"))))
@@ -328,8 +333,10 @@ def drift_markdown(report: Any) -> str:
         lines += ["", f"<details><summary>Policies on live state: {len(rows)} violation(s), {blocking} blocking"
                   "</summary>", "", "| policy | level | address | message |", "|---|---|---|---|"]
         for v in rows:
-            msg = str(v.get("message", "")).replace("|", "\\|")
-            lines.append(f"| `{v.get('policy_id')}` | {v.get('level')} | `{v.get('address')}` | {msg} |")
+            lines.append(
+                f"| {md.code(v.get('policy_id'))} | {md.text(v.get('level'))} | {md.code(v.get('address'))} "
+                f"| {md.text(v.get('message', ''))} |"
+            )
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
