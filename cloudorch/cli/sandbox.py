@@ -2,8 +2,7 @@
 
 `up` starts moto, fake-gcs-server, Azurite and a small ARM server as detached processes and
 records them under `.cloudorch/sandbox/`; `status` checks them; `env` prints the variables that
-point the SDKs at them; `down` stops exactly the recorded processes. Registered on the shared app
-by import from `app.py`; the work is `cloudorch.sandbox`'s.
+point the SDKs at them; `down` stops exactly the recorded processes. The work is `cloudorch.sandbox`'s.
 """
 
 from __future__ import annotations
@@ -15,18 +14,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from cloudorch.cli.common import JsonOpt, _out, app
+from cloudorch.cli.common import sandbox_app
+from cloudorch.cli.options import JsonOpt, simple_command
 from cloudorch.cli.output import Output
 from cloudorch.errors import ExitCode
 
 if TYPE_CHECKING:
     from cloudorch.sandbox import Sandbox
 
-sandbox_app = typer.Typer(
-    help="Local cloud emulators (AWS, GCS, Azure) for trying plans with no account: up, status, env, down.",
-    no_args_is_help=True,
-)
-app.add_typer(sandbox_app, name="sandbox")
+
+def _out(json_: bool) -> Output:
+    return Output.configure(json_mode=json_)
 
 
 def _notify(out: Output) -> Callable[[str], None]:
@@ -44,7 +42,13 @@ def _show(out: Output, box: Sandbox) -> None:
         out.print(f"  {name:<16} [yellow]not started[/]: {escape(why)}")
 
 
-@sandbox_app.command("up")
+@simple_command(
+    sandbox_app,
+    "up",
+    summary="Start the emulators on free local ports.",
+    example="cloudorch sandbox up && cloudorch apply plans/multi-cloud.yaml --sandbox --auto-approve",
+    exits="0 running, 1 an emulator could not start",
+)
 def sandbox_up(json_: JsonOpt = False) -> int:
     """Start the emulators (if they are not running) on free 127.0.0.1 ports."""
     from cloudorch import sandbox
@@ -64,9 +68,16 @@ def sandbox_up(json_: JsonOpt = False) -> int:
     return 0
 
 
-@sandbox_app.command("status")
+@simple_command(
+    sandbox_app,
+    "status",
+    summary="List the emulators and their health.",
+    example="cloudorch sandbox status --json",
+    exits="0 every emulator is healthy, 1 one is not, or the sandbox is not running",
+)
 def sandbox_status(json_: JsonOpt = False) -> int:
-    """List the recorded emulators with pid, port and health. Exit 1 when one is not healthy."""
+    """List the recorded emulators with pid, port and health. Exit 1 when one is not healthy, or when
+    the sandbox is not running (so `cloudorch sandbox status && ...` means "the sandbox is usable")."""
     from cloudorch import sandbox
     from cloudorch.sandbox.emulators import as_json
 
@@ -77,7 +88,7 @@ def sandbox_status(json_: JsonOpt = False) -> int:
             out.document({"running": False, "servers": [], "skipped": {}})
         else:
             out.print("The sandbox is not running. Start it with: cloudorch sandbox up")
-        return 0
+        return int(ExitCode.ERROR)
     if json_:
         out.document(as_json(box))
     else:
@@ -86,9 +97,15 @@ def sandbox_status(json_: JsonOpt = False) -> int:
     return 0 if box.healthy else int(ExitCode.ERROR)
 
 
-@sandbox_app.command("env")
+@simple_command(
+    sandbox_app,
+    "env",
+    summary="Print the variables that point the SDKs at the emulators.",
+    example='eval "$(cloudorch sandbox env)"',
+    exits="0 printed, 1 the sandbox is not running",
+)
 def sandbox_env(
-    shell: Annotated[str, typer.Option("--shell", help="sh (export lines) or fish.")] = "sh",
+    shell: Annotated[str, typer.Option("--shell", metavar="sh|fish", help="sh (export lines) or fish.")] = "sh",
     json_: JsonOpt = False,
 ) -> int:
     """Print the variables that point the cloud SDKs at the sandbox: eval "$(cloudorch sandbox env)"."""
@@ -110,7 +127,13 @@ def sandbox_env(
     return 0
 
 
-@sandbox_app.command("down")
+@simple_command(
+    sandbox_app,
+    "down",
+    summary="Stop the emulators `up` started.",
+    example="cloudorch sandbox down",
+    exits="0 stopped (or nothing was running)",
+)
 def sandbox_down(json_: JsonOpt = False) -> int:
     """Stop the emulators `up` started (only those pids, and only while they run what was recorded)."""
     from cloudorch import sandbox
