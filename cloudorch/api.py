@@ -1,318 +1,206 @@
 """The library facade: what the CLI, the tests and other programs call.
 
-Each function takes a `RunOptions` (and the command's own arguments), runs one operation of
-`cloudorch.run`, and returns a typed value. It never prints, asks or handles signals; to stop an
-apply, pass an `Interrupt` and fire it. Heavy modules are imported inside the functions.
+Each name is one operation of `cloudorch.run` (or `cloudorch.release`, `cloudorch.sandbox`) or a
+value type they return: a function takes a `RunOptions` and the command's own arguments and
+returns a typed value; it never prints, asks or handles signals (to stop an apply, pass an
+`Interrupt` and fire it). Names resolve on first use (PEP 562), so importing the facade loads
+nothing heavy; the `TYPE_CHECKING` block below is the typed list of what it offers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import importlib
 from typing import TYPE_CHECKING
 
-from cloudorch.run.options import DEFAULT_PARALLELISM as DEFAULT_PARALLELISM
-from cloudorch.run.options import Interrupt as Interrupt
-from cloudorch.run.options import RunOptions as RunOptions
-
 if TYPE_CHECKING:
-    from cloudorch.changes import ChangeSet
-    from cloudorch.engine.applier import ApplyObserver
-    from cloudorch.engine.drift import DriftReport
-    from cloudorch.policy.model import RegoTestResult
-    from cloudorch.release.gates import Verdict
-    from cloudorch.release.promotion import Approval, Outcome, Rejection, ReleaseEvent, ReleaseStatus
-    from cloudorch.run.apply import ApplyResult, RecoverOutcome
-    from cloudorch.run.info import ProviderInfo
-    from cloudorch.run.plan import Planned, PolicyVerdict
-    from cloudorch.run.session import Loaded
-    from cloudorch.run.state_ops import MigrateResult
-    from cloudorch.state.backends.base import HistoryEntry
-    from cloudorch.state.migrate import Rekeyed
-    from cloudorch.state.model import ResourceRecord
+    from cloudorch.changes import KNOWN_AFTER_APPLY as KNOWN_AFTER_APPLY
+    from cloudorch.changes import Action as Action
+    from cloudorch.changes import Change as Change
+    from cloudorch.changes import ChangeSet as ChangeSet
+    from cloudorch.engine.applier import ApplyObserver as ApplyObserver
+    from cloudorch.engine.drift import DriftReport as DriftReport
+    from cloudorch.graph import Graph as Graph
+    from cloudorch.policy import PolicyReport as PolicyReport
+    from cloudorch.policy import parse_report_target as parse_report_target
+    from cloudorch.release.promotion import Outcome as Outcome
+    from cloudorch.release.promotion import approve as release_approve
+    from cloudorch.release.promotion import deploy as release_deploy
+    from cloudorch.release.promotion import history as release_history
+    from cloudorch.release.promotion import promote as release_promote
+    from cloudorch.release.promotion import reject as release_reject
+    from cloudorch.release.promotion import rollback as release_rollback
+    from cloudorch.release.promotion import status as release_status
+    from cloudorch.run.apply import ApplyResult as ApplyResult
+    from cloudorch.run.apply import RecoverOutcome as RecoverOutcome
+    from cloudorch.run.apply import apply as apply
+    from cloudorch.run.apply import destroy as destroy
+    from cloudorch.run.apply import recover as recover
+    from cloudorch.run.drift import drift as drift
+    from cloudorch.run.info import ProviderInfo as ProviderInfo
+    from cloudorch.run.info import providers_info as providers_info
+    from cloudorch.run.info import schema as schema
+    from cloudorch.run.options import DEFAULT_PARALLELISM as DEFAULT_PARALLELISM
+    from cloudorch.run.options import Interrupt as Interrupt
+    from cloudorch.run.options import RunOptions as RunOptions
+    from cloudorch.run.plan import Planned as Planned
+    from cloudorch.run.plan import PolicyVerdict as PolicyVerdict
+    from cloudorch.run.plan import plan as judged_plan
+    from cloudorch.run.policy import policy_check as policy_check
+    from cloudorch.run.policy import policy_test as policy_test
+    from cloudorch.run.revert import revert as revert
+    from cloudorch.run.session import Loaded as Loaded
+    from cloudorch.run.session import validate as validate
+    from cloudorch.run.state_ops import MigrateResult as MigrateResult
+    from cloudorch.run.state_ops import force_unlock as force_unlock
+    from cloudorch.run.state_ops import force_unlock_any as force_unlock_any
+    from cloudorch.run.state_ops import outputs as outputs
+    from cloudorch.run.state_ops import state_history as state_history
+    from cloudorch.run.state_ops import state_import as state_import
+    from cloudorch.run.state_ops import state_list as state_list
+    from cloudorch.run.state_ops import state_migrate as state_migrate
+    from cloudorch.run.state_ops import state_mv as state_mv
+    from cloudorch.run.state_ops import state_rekey as state_rekey
+    from cloudorch.run.state_ops import state_rm as state_rm
+    from cloudorch.run.state_ops import state_show as state_show
+    from cloudorch.sandbox import Sandbox as Sandbox
+    from cloudorch.sandbox import down as sandbox_down
+    from cloudorch.sandbox import status as sandbox_status
+    from cloudorch.sandbox import up as sandbox_up
+    from cloudorch.sandbox.endpoints import client_env as sandbox_env
+    from cloudorch.state.backends import SDKS as STATE_SDKS
+    from cloudorch.state.backends.worker import prefetch as prefetch_state_store
 
-Confirm = Callable[["ChangeSet"], bool]
-OnPlan = Callable[["ChangeSet"], None]
+__all__ = [  # what the facade offers; every other module is below it
+    "DEFAULT_PARALLELISM",
+    "GRAPH_FORMATS",
+    "KNOWN_AFTER_APPLY",
+    "STATE_SDKS",
+    "Action",
+    "ApplyObserver",
+    "ApplyResult",
+    "Change",
+    "ChangeSet",
+    "DriftReport",
+    "Graph",
+    "Interrupt",
+    "Loaded",
+    "MigrateResult",
+    "Outcome",
+    "Planned",
+    "PolicyReport",
+    "PolicyVerdict",
+    "ProviderInfo",
+    "RecoverOutcome",
+    "RunOptions",
+    "Sandbox",
+    "apply",
+    "destroy",
+    "drift",
+    "force_unlock",
+    "force_unlock_any",
+    "judged_plan",
+    "outputs",
+    "parse_report_target",
+    "plan",
+    "policy_check",
+    "policy_test",
+    "prefetch_state_store",
+    "providers_info",
+    "recover",
+    "release_approve",
+    "release_deploy",
+    "release_history",
+    "release_promote",
+    "release_reject",
+    "release_rollback",
+    "release_status",
+    "render_graph",
+    "revert",
+    "sandbox_down",
+    "sandbox_env",
+    "sandbox_json",
+    "sandbox_status",
+    "sandbox_up",
+    "schema",
+    "state_history",
+    "state_import",
+    "state_list",
+    "state_migrate",
+    "state_mv",
+    "state_rekey",
+    "state_rm",
+    "state_show",
+    "validate"
+]
 
-# --------------------------------------------------------------------------- plan files
+#: name -> (module, attribute): where each name of the facade lives
+_NAMES: dict[str, tuple[str, str]] = {
+    **{n: ("cloudorch.changes", n) for n in ("KNOWN_AFTER_APPLY", "Action", "Change", "ChangeSet")},
+    "ApplyObserver": ("cloudorch.engine.applier", "ApplyObserver"),
+    "DriftReport": ("cloudorch.engine.drift", "DriftReport"),
+    "Graph": ("cloudorch.graph", "Graph"),
+    **{n: ("cloudorch.policy", n) for n in ("PolicyReport", "parse_report_target")},
+    "Outcome": ("cloudorch.release.promotion", "Outcome"),
+    **{
+        f"release_{n}": ("cloudorch.release.promotion", n)
+        for n in ("approve", "deploy", "history", "promote", "reject", "rollback", "status")
+    },
+    **{n: ("cloudorch.run.apply", n) for n in ("ApplyResult", "RecoverOutcome", "apply", "destroy", "recover")},
+    "drift": ("cloudorch.run.drift", "drift"),
+    **{n: ("cloudorch.run.info", n) for n in ("ProviderInfo", "providers_info", "schema")},
+    **{n: ("cloudorch.run.options", n) for n in ("DEFAULT_PARALLELISM", "Interrupt", "RunOptions")},
+    **{n: ("cloudorch.run.plan", n) for n in ("Planned", "PolicyVerdict")},
+    "judged_plan": ("cloudorch.run.plan", "plan"),
+    **{n: ("cloudorch.run.policy", n) for n in ("policy_check", "policy_test")},
+    "revert": ("cloudorch.run.revert", "revert"),
+    **{n: ("cloudorch.run.session", n) for n in ("Loaded", "validate")},
+    **{
+        n: ("cloudorch.run.state_ops", n)
+        for n in (
+            "MigrateResult", "force_unlock", "force_unlock_any", "outputs", "state_history", "state_import",
+            "state_list", "state_migrate", "state_mv", "state_rekey", "state_rm", "state_show",
+        )
+    },
+    "Sandbox": ("cloudorch.sandbox", "Sandbox"),
+    **{f"sandbox_{n}": ("cloudorch.sandbox", n) for n in ("down", "status", "up")},
+    "sandbox_env": ("cloudorch.sandbox.endpoints", "client_env"),
+    "STATE_SDKS": ("cloudorch.state.backends", "SDKS"),
+    "prefetch_state_store": ("cloudorch.state.backends.worker", "prefetch"),
+}
+
+GRAPH_FORMATS = ("dot", "mermaid", "json")
 
 
-def validate(opts: RunOptions) -> Loaded:
-    """Load, bind and type-check a plan file, build its graph and check its backend block."""
-    from cloudorch.run.session import validate as run
+def __getattr__(name: str) -> object:
+    where = _NAMES.get(name)
+    if where is None:
+        raise AttributeError(f"module 'cloudorch.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(where[0]), where[1])
+    globals()[name] = value  # once resolved, a plain module attribute
+    return value
 
-    return run(opts)
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_NAMES])
 
 
 def plan(opts: RunOptions) -> ChangeSet:
-    """The changeset `apply` would carry out, policy results included."""
-    return judged_plan(opts).changeset
-
-
-def judged_plan(opts: RunOptions) -> Planned:
-    """The changeset and the policies' verdict on it (None when the plan has no policies)."""
+    """The changeset `apply` would carry out, policy results included (`judged_plan` adds the verdict)."""
     from cloudorch.run.plan import plan as run
 
-    return run(opts)
+    return run(opts).changeset
 
 
-# --------------------------------------------------------------------------- changing the world
+def render_graph(graph: Graph, fmt: str) -> str:
+    """A graph as text: `dot`, `mermaid` or `json` (one of `GRAPH_FORMATS`)."""
+    from cloudorch import graph as graphs
 
+    renderers = {"dot": graphs.to_dot, "mermaid": graphs.to_mermaid, "json": graphs.to_json}
+    return renderers[fmt](graph)
 
-def apply(
-    opts: RunOptions,
-    *,
-    saved: ChangeSet | None = None,
-    confirm: Confirm | None = None,
-    observer: ApplyObserver | None = None,
-    interrupt: Interrupt | None = None,
-    on_plan: OnPlan | None = None,
-    warn_gates: bool = False,
-) -> ApplyResult | None:
-    """Plan (or take a saved plan), confirm, and apply. None: the user declined.
 
-    A policy that blocks on a value known only mid-apply is `result.denied` (state is saved first).
-    `warn_gates`: notify when the stage has release gates, which only `release promote` evaluates.
-    """
-    from cloudorch.run.apply import apply as run
+def sandbox_json(box: Sandbox) -> dict[str, object]:
+    """The sandbox as `sandbox status --json` shows it: `servers` (name, cloud, pid, url, health), `skipped`."""
+    from cloudorch.sandbox.emulators import as_json
 
-    return run(
-        opts, saved=saved, confirm=confirm, observer=observer, interrupt=interrupt, on_plan=on_plan,
-        warn_gates=warn_gates,
-    )
-
-
-def destroy(
-    opts: RunOptions,
-    *,
-    confirm: Confirm | None = None,
-    observer: ApplyObserver | None = None,
-    interrupt: Interrupt | None = None,
-    on_plan: OnPlan | None = None,
-) -> ApplyResult | None:
-    """Destroy everything the plan's state holds, in reverse dependency order. None: declined."""
-    from cloudorch.run.apply import destroy as run
-
-    return run(opts, confirm=confirm, observer=observer, interrupt=interrupt, on_plan=on_plan)
-
-
-def recover(
-    opts: RunOptions, *, observer: ApplyObserver | None = None, interrupt: Interrupt | None = None
-) -> RecoverOutcome:
-    """Fold a killed apply's journal into state and finish an undo a crash cut short."""
-    from cloudorch.run.apply import recover as run
-
-    return run(opts, observer=observer, interrupt=interrupt)
-
-
-def revert(
-    opts: RunOptions,
-    *,
-    to: int | None = None,
-    steps: int | None = None,
-    confirm: Confirm | None = None,
-    observer: ApplyObserver | None = None,
-    interrupt: Interrupt | None = None,
-    on_plan: OnPlan | None = None,
-) -> ApplyResult | None:
-    """Revert the cloud to the resources of an earlier state serial (`--to N` or `--steps K`)."""
-    from cloudorch.run.revert import revert as run
-
-    return run(opts, to=to, steps=steps, confirm=confirm, observer=observer, interrupt=interrupt, on_plan=on_plan)
-
-
-def drift(opts: RunOptions) -> DriftReport:
-    """How the cloud differs from state and plan (reads only), with policies judged on the live state."""
-    from cloudorch.run.drift import drift as run
-
-    return run(opts)
-
-
-# --------------------------------------------------------------------------- state
-
-
-def outputs(opts: RunOptions) -> dict[str, dict[str, object]]:
-    """The plan's outputs as the last apply recorded them: name -> {value, sensitive}."""
-    from cloudorch.run.state_ops import outputs as run
-
-    return run(opts)
-
-
-def state_list(opts: RunOptions) -> list[ResourceRecord]:
-    from cloudorch.run.state_ops import state_list as run
-
-    return run(opts)
-
-
-def state_show(opts: RunOptions, address: str) -> ResourceRecord:
-    from cloudorch.run.state_ops import state_show as run
-
-    return run(opts, address)
-
-
-def state_rm(opts: RunOptions, address: str) -> str:
-    from cloudorch.run.state_ops import state_rm as run
-
-    return run(opts, address)
-
-
-def state_mv(opts: RunOptions, old: str, new: str) -> str:
-    from cloudorch.run.state_ops import state_mv as run
-
-    return run(opts, old, new)
-
-
-def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecord:
-    from cloudorch.run.state_ops import state_import as run
-
-    return run(opts, address, cloud_id)
-
-
-def state_history(opts: RunOptions) -> list[HistoryEntry]:
-    from cloudorch.run.state_ops import state_history as run
-
-    return run(opts)
-
-
-def state_migrate(opts: RunOptions, to_url: str) -> MigrateResult:
-    from cloudorch.run.state_ops import state_migrate as run
-
-    return run(opts, to_url)
-
-
-def state_rekey(
-    opts: RunOptions, old_key_envs: Sequence[str] = (), old_key_files: Sequence[Path] = ()
-) -> list[Rekeyed]:
-    from cloudorch.run.state_ops import state_rekey as run
-
-    return run(opts, old_key_envs, old_key_files)
-
-
-def force_unlock(opts: RunOptions, lock_id: str) -> None:
-    from cloudorch.run.state_ops import force_unlock as run
-
-    run(opts, lock_id)
-
-
-def force_unlock_any(state_root: Path, lock_id: str) -> None:
-    from cloudorch.run.state_ops import force_unlock_any as run
-
-    run(state_root, lock_id)
-
-
-# --------------------------------------------------------------------------- policy and what is installed
-
-
-def policy_check(opts: RunOptions) -> PolicyVerdict:
-    from cloudorch.run.policy import policy_check as run
-
-    return run(opts)
-
-
-def policy_test(path: Path) -> list[RegoTestResult]:
-    from cloudorch.run.policy import policy_test as run
-
-    return run(path)
-
-
-def schema() -> dict[str, object]:
-    from cloudorch.run.info import schema as run
-
-    return run()
-
-
-def providers_info() -> list[ProviderInfo]:
-    from cloudorch.run.info import providers_info as run
-
-    return run()
-
-
-# --------------------------------------------------------------------------- releases
-
-
-def release_deploy(
-    opts: RunOptions,
-    version: str,
-    *,
-    confirm: Confirm | None = None,
-    observer: ApplyObserver | None = None,
-    on_plan: OnPlan | None = None,
-    interrupt: Interrupt | None = None,
-) -> Outcome:
-    """Apply `version` to `opts.stage` (any version into a first stage)."""
-    from cloudorch.release.promotion import deploy
-
-    return deploy(opts, version, confirm=confirm, observer=observer, on_plan=on_plan, interrupt=interrupt)
-
-
-def release_promote(
-    opts: RunOptions,
-    to: str,
-    *,
-    version: str | None = None,
-    dry_run: bool = False,
-    overrides: dict[str, str] | None = None,
-    confirm: Confirm | None = None,
-    observer: ApplyObserver | None = None,
-    on_plan: OnPlan | None = None,
-    on_verdicts: Callable[[str, list[Verdict]], None] | None = None,
-    interrupt: Interrupt | None = None,
-) -> Outcome:
-    """Evaluate stage `to`'s gates for a version and apply it there only if all pass (one session)."""
-    from cloudorch.release.promotion import promote
-
-    return promote(
-        opts,
-        to,
-        version=version,
-        dry_run=dry_run,
-        overrides=overrides,
-        confirm=confirm,
-        observer=observer,
-        on_plan=on_plan,
-        on_verdicts=on_verdicts,
-        interrupt=interrupt,
-    )
-
-
-def release_rollback(
-    opts: RunOptions,
-    *,
-    to_version: str | None = None,
-    reason: str | None = None,
-    confirm: Confirm | None = None,
-    observer: ApplyObserver | None = None,
-    on_plan: OnPlan | None = None,
-    interrupt: Interrupt | None = None,
-) -> Outcome:
-    """Release rollback: re-deploy the previous good version of `opts.stage` (or `to_version`)."""
-    from cloudorch.release.promotion import rollback
-
-    return rollback(
-        opts, to_version=to_version, reason=reason, confirm=confirm, observer=observer, on_plan=on_plan,
-        interrupt=interrupt,
-    )
-
-
-def release_approve(opts: RunOptions, version: str, comment: str | None = None) -> Approval:
-    from cloudorch.release.promotion import approve
-
-    return approve(opts, version, comment)
-
-
-def release_reject(opts: RunOptions, version: str, reason: str) -> Rejection:
-    from cloudorch.release.promotion import reject
-
-    return reject(opts, version, reason)
-
-
-def release_status(opts: RunOptions) -> ReleaseStatus:
-    from cloudorch.release.promotion import status
-
-    return status(opts)
-
-
-def release_history(opts: RunOptions, stage: str | None = None) -> list[ReleaseEvent]:
-    from cloudorch.release.promotion import history
-
-    return history(opts, stage)
+    return as_json(box)

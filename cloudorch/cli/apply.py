@@ -95,7 +95,7 @@ def plan(
 )
 def apply(opts: RunOptions, out: Output, auto_approve: AutoApproveOpt = False) -> int:
     """Plan and apply (asks first), or apply a saved plan exactly as it was shown."""
-    from cloudorch.changes import ChangeSet
+    from cloudorch.api import ChangeSet
 
     saved_path = opts.plan_file if ChangeSet.looks_saved(opts.plan_file) else None
     return run_apply(opts, out, auto_approve, saved_path, "perform these actions")

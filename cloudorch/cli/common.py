@@ -19,10 +19,7 @@ from cloudorch.cli.output import Output
 from cloudorch.errors import CloudorchError, ExitCode
 
 if TYPE_CHECKING:
-    from cloudorch.api import RunOptions
-    from cloudorch.changes import ChangeSet
-    from cloudorch.engine.applier import ApplyObserver
-    from cloudorch.run.apply import ApplyResult
+    from cloudorch.api import ApplyObserver, ApplyResult, ChangeSet, RunOptions
 
 #: how `confirmed_apply` runs the operation: (confirm, observer, on_plan) -> result, None if declined
 Runner = Callable[
@@ -131,7 +128,7 @@ def deny(error: CloudorchError | None) -> None:
 def render_policy(out: Output, cs: Any) -> None:
     if not cs.policy_results:
         return
-    from cloudorch.policy import PolicyReport
+    from cloudorch.api import PolicyReport
 
     out.print()
     out.plain(PolicyReport.from_results(cs.policy_results).to_text())
@@ -205,7 +202,7 @@ class ApplyUi:
 def run_apply(opts: RunOptions, out: Output, auto_approve: bool, saved_path: Path | None, verb: str) -> int:
     """`apply` and `destroy`: show the changes, ask, apply with progress, show the result, then deny."""
     from cloudorch import api
-    from cloudorch.changes import ChangeSet
+    from cloudorch.api import ChangeSet
     from cloudorch.cli.render import changeset_json, result_json
     from cloudorch.cli.signals import SignalInterrupt
 

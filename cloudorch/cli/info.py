@@ -76,18 +76,16 @@ def graph(
     """Print the dependency graph (pipe dot output to `dot -Tsvg`). Without --stage, a plan with stages
     shows every stage at once, with the stages and their `needs` as nodes and edges."""
     from cloudorch import api
-    from cloudorch import graph as graphs
 
-    renderers = {"dot": graphs.to_dot, "mermaid": graphs.to_mermaid, "json": graphs.to_json}
-    if format_ not in renderers:
+    if format_ not in api.GRAPH_FORMATS:
         raise ConfigError(f"--format {format_}: unknown format", hint="use dot, mermaid or json")
     if out.json_mode and format_ not in ("dot", "json"):
         raise ConfigError(f"--json and --format {format_} ask for two formats", hint="choose one")
     loaded = api.validate(opts)
     if out.json_mode:
-        out.document(json.loads(graphs.to_json(loaded.graph)))
+        out.document(json.loads(api.render_graph(loaded.graph, "json")))
     else:
-        sys.stdout.write(renderers[format_](loaded.graph))
+        sys.stdout.write(api.render_graph(loaded.graph, format_))
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cloudorch import markdown as md
-from cloudorch.changes import Action, Change, ChangeSet
+from cloudorch.api import Action, Change, ChangeSet
 
 #: rows shown per table; the rest are counted (GitHub caps a comment at 65536 characters)
 MAX_ROWS = 50
@@ -58,8 +58,7 @@ def _changes(cs: ChangeSet) -> list[str]:
 def _policies(cs: ChangeSet) -> list[str]:
     if not cs.policy_results:
         return []
-    from cloudorch.policy import PolicyReport
-    from cloudorch.policy.model import Level
+    from cloudorch.api import PolicyReport
 
     report = PolicyReport.from_results(cs.policy_results)
     violations = sorted(report.violations, key=lambda v: (v.policy_id, v.subject, v.message))
@@ -67,7 +66,7 @@ def _policies(cs: ChangeSet) -> list[str]:
     def verdict(v: Any) -> str:
         if report.is_overridden(v):
             return "⏭️ overridden"
-        return "⚠️ advisory" if v.level is Level.ADVISORY else "❌ denied"
+        return "⚠️ advisory" if v.level.value == "advisory" else "❌ denied"
 
     blocked = any(verdict(v) == "❌ denied" for v in violations)
     head = "❌ blocked" if blocked else "⚠️ passed with warnings"

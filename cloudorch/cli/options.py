@@ -306,7 +306,7 @@ def policy_options(
         raise ConfigError("--override needs --reason", hint='e.g. --override no-public --reason "INC-123: hotfix"')
     reports: list[tuple[str, str]] = []
     if report:
-        from cloudorch.policy import parse_report_target
+        from cloudorch.api import parse_report_target
 
         reports = [parse_report_target(r) for r in report]
     return {

@@ -18,8 +18,7 @@ from cloudorch.cli.output import Output
 from cloudorch.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
-    from cloudorch.api import RunOptions
-    from cloudorch.release.promotion import Outcome
+    from cloudorch.api import Outcome, RunOptions
 
 VersionOpt = Annotated[
     str, typer.Option("--version", metavar="VERSION", help="The version (artifact version, image tag, build id).")

@@ -16,12 +16,11 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from cloudorch.changes import KNOWN_AFTER_APPLY, Action, Change, ChangeSet
+from cloudorch.api import KNOWN_AFTER_APPLY, Action, ApplyObserver, Change, ChangeSet
 from cloudorch.cli.output import Output
-from cloudorch.engine.applier import ApplyObserver
 
 if TYPE_CHECKING:
-    from cloudorch.engine.applier import ApplyResult
+    from cloudorch.api import ApplyResult
     from cloudorch.errors import ProviderError
 
 _STYLE = {
@@ -284,7 +283,7 @@ def render_drift(out: Output, report: Any) -> None:
     for address, paths in sorted(report.ignored.items()):
         out.print(f"  [dim]{escape(address)}: drift of {', '.join(paths)} ignored (lifecycle.ignore_changes)[/]")
     if report.policy_results:
-        from cloudorch.policy import PolicyReport
+        from cloudorch.api import PolicyReport
 
         out.print("\n[bold]Policies on the live state:[/]")
         out.plain(PolicyReport.from_results(report.policy_results).to_text())

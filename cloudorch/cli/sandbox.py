@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.markup import escape
@@ -20,7 +20,7 @@ from cloudorch.cli.output import Output
 from cloudorch.errors import ExitCode
 
 if TYPE_CHECKING:
-    from cloudorch.sandbox import Sandbox
+    from cloudorch.api import Sandbox
 
 
 def _out(json_: bool) -> Output:
@@ -32,13 +32,15 @@ def _notify(out: Output) -> Callable[[str], None]:
 
 
 def _show(out: Output, box: Sandbox) -> None:
-    from cloudorch.sandbox.emulators import as_json
+    from cloudorch import api
 
-    doc = as_json(box)
-    for s in doc["servers"]:
+    doc = api.sandbox_json(box)
+    servers = cast("list[dict[str, Any]]", doc["servers"])
+    skipped = cast("dict[str, str]", doc["skipped"])
+    for s in servers:
         health = "[green]healthy[/]" if s["healthy"] else ("[yellow]not answering[/]" if s["alive"] else "[red]gone[/]")
         out.print(f"  {s['name']:<16} {s['cloud']:<6} pid {s['pid']:<8} {escape(s['url']):<40} {health}")
-    for name, why in sorted(doc["skipped"].items()):
+    for name, why in sorted(skipped.items()):
         out.print(f"  {name:<16} [yellow]not started[/]: {escape(why)}")
 
 
@@ -51,13 +53,12 @@ def _show(out: Output, box: Sandbox) -> None:
 )
 def sandbox_up(json_: JsonOpt = False) -> int:
     """Start the emulators (if they are not running) on free 127.0.0.1 ports."""
-    from cloudorch import sandbox
-    from cloudorch.sandbox.emulators import as_json
+    from cloudorch import api
 
     out = _out(json_)
-    box, started = sandbox.up(notify=_notify(out))
+    box, started = api.sandbox_up(notify=_notify(out))
     if json_:
-        out.document({**as_json(box), "started": started})
+        out.document({**api.sandbox_json(box), "started": started})
         return 0
     out.print(("Started" if started else "Already running:") + f" the sandbox in {escape(str(box.directory))}")
     _show(out, box)
@@ -78,11 +79,10 @@ def sandbox_up(json_: JsonOpt = False) -> int:
 def sandbox_status(json_: JsonOpt = False) -> int:
     """List the recorded emulators with pid, port and health. Exit 1 when one is not healthy, or when
     the sandbox is not running (so `cloudorch sandbox status && ...` means "the sandbox is usable")."""
-    from cloudorch import sandbox
-    from cloudorch.sandbox.emulators import as_json
+    from cloudorch import api
 
     out = _out(json_)
-    box = sandbox.status()
+    box = api.sandbox_status()
     if box is None:
         if json_:
             out.document({"running": False, "servers": [], "skipped": {}})
@@ -90,7 +90,7 @@ def sandbox_status(json_: JsonOpt = False) -> int:
             out.print("The sandbox is not running. Start it with: cloudorch sandbox up")
         return int(ExitCode.ERROR)
     if json_:
-        out.document(as_json(box))
+        out.document(api.sandbox_json(box))
     else:
         out.print(f"Sandbox in {escape(str(box.directory))}:")
         _show(out, box)
@@ -109,15 +109,14 @@ def sandbox_env(
     json_: JsonOpt = False,
 ) -> int:
     """Print the variables that point the cloud SDKs at the sandbox: eval "$(cloudorch sandbox env)"."""
-    from cloudorch import sandbox
+    from cloudorch import api
     from cloudorch.errors import ConfigError
-    from cloudorch.sandbox.endpoints import client_env
 
     out = _out(json_)
-    box = sandbox.status()
+    box = api.sandbox_status()
     if box is None:
         raise ConfigError("the sandbox is not running", hint="start it with: cloudorch sandbox up")
-    env = client_env(box)
+    env = api.sandbox_env(box)
     if json_:
         out.document({"env": env})
         return 0
@@ -136,10 +135,10 @@ def sandbox_env(
 )
 def sandbox_down(json_: JsonOpt = False) -> int:
     """Stop the emulators `up` started (only those pids, and only while they run what was recorded)."""
-    from cloudorch import sandbox
+    from cloudorch import api
 
     out = _out(json_)
-    stopped = sandbox.down()
+    stopped = api.sandbox_down()
     if json_:
         out.document({"stopped": [{"name": e.name, "pid": e.pid} for e in stopped]})
     elif stopped:

@@ -8,7 +8,7 @@ from typing import Any
 from cloudorch.errors import ConfigError
 
 
-def schema() -> dict[str, Any]:
+def schema() -> dict[str, object]:
     from cloudorch.planfile import plan_json_schema
     from cloudorch.providers import Registry
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cloudorch.actor import actor_name
 from cloudorch.errors import ConfigError, StateError
@@ -29,7 +29,8 @@ def read_state(opts: RunOptions) -> tuple[PlanSpec, State | None, StateBackend]:
     return plan, backend.read(), backend
 
 
-def outputs(opts: RunOptions) -> dict[str, Any]:
+def outputs(opts: RunOptions) -> dict[str, dict[str, object]]:
+    """The plan's outputs as the last apply recorded them: name -> {value, sensitive}."""
     _, state, _ = read_state(opts)
     return dict(state.outputs) if state else {}
 
