@@ -3,6 +3,7 @@
 `options` (what a run is asked), `session` (load, lock, recover, read state), `plan` (changeset and
 policy verdict), `apply` (apply, destroy, recover, undo of a failed apply), `revert` (return to a
 state serial), `state_ops`, `drift`, `policy`, `info`. Returns values, raises `CloudorchError`s;
-never prints, asks or installs signal handlers. Must not import `cloudorch.api`, `cloudorch.cli`
-or `cloudorch.release` (release builds on this package).
+never prints, asks or installs signal handlers. Must not import `cloudorch.api` or `cloudorch.cli`,
+nor `cloudorch.release` (release builds on this package) except the stages grammar of
+`release/model.py`, read in one place (`session.stages_of`) until it lives in `planfile/`.
 """
