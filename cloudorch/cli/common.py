@@ -1,12 +1,14 @@
-"""What every command module shares: the typer apps, the common options, and the apply flow.
+"""What every command module shares: the typer apps, asking, "render, then deny", and the apply flow.
 
-Command modules (`app.py`, `drift_cmds.py`, `release_cmds.py`, ...) import from here and
-register their commands on these apps. Keep it light: `--help` imports it.
+Command modules (one per noun: `apply.py`, `state.py`, `release.py`, ...) register their commands
+on these apps; `app.py` imports them all. The shared flags are in `options.py`. Keep it light:
+`--help` imports it.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,10 +16,15 @@ import typer
 from rich.markup import escape
 
 from cloudorch.cli.output import Output
-from cloudorch.errors import CloudorchError, ConfigError, ExitCode
+from cloudorch.errors import CloudorchError, ExitCode
 
 if TYPE_CHECKING:
-    from cloudorch.api import RunOptions
+    from cloudorch.api import ApplyObserver, ApplyResult, ChangeSet, RunOptions
+
+#: how `confirmed_apply` runs the operation: (confirm, observer, on_plan) -> result, None if declined
+Runner = Callable[
+    [Callable[["ChangeSet"], bool], "ApplyObserver", Callable[["ChangeSet"], None]], "ApplyResult | None"
+]
 
 HELP = """\
 cloudorch provisions AWS, Azure and Google Cloud resources and promotes releases through
@@ -49,6 +56,29 @@ Environment (a flag on the command line wins):
 Try it with no cloud account: cloudorch sandbox up, then --sandbox on plan/apply/destroy.
 """
 
+def _plain_argument_help() -> None:
+    """Help that names arguments as a user types them: typer 0.2x writes a required argument
+    `{PLAN_FILE}` in the usage line and adds its Python type (`<path>`) beside it in the table."""
+    import typer.core
+
+    argument: Any = getattr(typer.core, "TyperArgument", None)
+    if argument is None or not hasattr(argument, "_usage_display_name") or not hasattr(argument, "display_type_rich"):
+        return  # another typer: its own formatting stands
+    typed = argument.display_type_rich
+
+    def usage_name(self: Any) -> str:
+        name = str(self.display_name_raw)
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+    def type_text(self: Any, ctx: Any) -> str | None:
+        return None if self.metavar is not None else typed(self, ctx)
+
+    argument._usage_display_name = usage_name
+    argument.display_type_rich = type_text
+
+
+_plain_argument_help()
+
 app = typer.Typer(
     help=HELP,
     no_args_is_help=True,
@@ -57,10 +87,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-state_app = typer.Typer(help="Inspect and edit state: list, show, rm, mv, import, history.", no_args_is_help=True)
-app.add_typer(state_app, name="state")
+state_app = typer.Typer(
+    help="Inspect and edit state: list, show, rm, mv, import, history, migrate, rekey.", no_args_is_help=True
+)
+app.add_typer(state_app, name="state", short_help="Inspect, edit, move or re-encrypt state.")
 policy_app = typer.Typer(help="Check a plan against its policies, or run Rego unit tests.", no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
+app.add_typer(policy_app, name="policy", short_help="Check policies on a plan; test Rego policies.")
+release_app = typer.Typer(
+    help="Release a version through the plan's stages: deploy, promote (through gates), approve, "
+    "status, history, rollback, reject.",
+    no_args_is_help=True,
+)
+app.add_typer(release_app, name="release", short_help="Deploy and promote versions through stages.")
+sandbox_app = typer.Typer(
+    help="Local cloud emulators (AWS, GCS, Azure) for trying plans with no account: up, status, env, down.",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox", short_help="Local cloud emulators to try plans.")
 
 
 @app.callback()
@@ -72,230 +115,26 @@ def _global(
     Output.configure(color=not no_color, sandbox=False)
 
 
-# --------------------------------------------------------------------------- shared options
+def deny(error: CloudorchError | None) -> None:
+    """The one rule for refusals: a command renders its result first, then calls this (exit 3).
 
-PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
-VarOpt = Annotated[
-    list[str] | None,
-    typer.Option("--var", help="Set a variable: --var name=value (repeatable).", show_default=False),
-]
-VarFileOpt = Annotated[
-    list[Path] | None, typer.Option("--var-file", help="YAML or JSON file of variable values (repeatable).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for pipelines).")]
-StateDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--state-dir",
-        envvar="CLOUDORCH_STATE_DIR",
-        help="Where local state lives (default: .cloudorch/ next to the plan).",
-    ),
-]
-LockTimeoutOpt = Annotated[
-    float,
-    typer.Option(
-        "--lock-timeout",
-        envvar="CLOUDORCH_LOCK_TIMEOUT",
-        help="Seconds to wait for the state lock before failing with exit 4.",
-    ),
-]
-ParallelismOpt = Annotated[
-    int,
-    typer.Option(
-        "--parallelism",
-        min=1,
-        envvar="CLOUDORCH_PARALLELISM",
-        help="Most operations at once (providers have their own limits too).",
-    ),
-]
-RefreshOpt = Annotated[
-    str,
-    typer.Option(
-        "--refresh", envvar="CLOUDORCH_REFRESH", help="--refresh=false plans from state without reading the cloud."
-    ),
-]
-TargetOpt = Annotated[
-    list[str] | None, typer.Option("--target", help="Only this address and what it depends on (repeatable).")
-]
-ExcludeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--exclude", help="Leave out this address and what depends on it (repeatable)."),
-]
-ReplaceOpt = Annotated[list[str] | None, typer.Option("--replace", help="Force replacement of this address.")]
-AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")]
-PolicyOpt = Annotated[
-    list[Path] | None, typer.Option("--policy", help="More policies: a .rego or YAML rule file or folder (repeatable).")
-]
-OverrideOpt = Annotated[
-    list[str] | None,
-    typer.Option("--override", help="Override a mandatory policy by id (needs --reason; recorded in state)."),
-]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why the --override is justified.")]
-BackendOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--backend",
-        envvar="CLOUDORCH_BACKEND",
-        help="Where state lives: s3://bucket/prefix, gs://bucket/prefix, azblob://account/container/prefix "
-        "or file://path (default: the plan's backend block, else local .cloudorch/).",
-        show_default=False,
-    ),
-]
-StageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--stage",
-        envvar="CLOUDORCH_STAGE",
-        help="The release stage to work on (plans with stages).",
-        show_default=False,
-    ),
-]
-SandboxOpt = Annotated[
-    bool,
-    typer.Option(
-        "--sandbox",
-        envvar="CLOUDORCH_SANDBOX",
-        help="Run against local cloud emulators (started if needed), with state kept apart from real state.",
-    ),
-]
-OnFailureOpt = Annotated[
-    str,
-    typer.Option(
-        "--on-failure",
-        envvar="CLOUDORCH_ON_FAILURE",
-        help="When an operation fails: stop (default; start nothing new, let running operations finish, skip "
-        "dependents), continue (keep starting independent work; only dependents are skipped) or rollback "
-        "(like stop, then undo every operation this apply finished, in reverse dependency order; exit 1).",
-    ),
-]
-PolicyReportOpt = Annotated[
-    list[str] | None,
-    typer.Option("--policy-report", help="Write policy results to FORMAT=FILE (json, sarif, junit, markdown)."),
-]
+    With --json the result is already the document on stdout; the handler in `cli/__init__.py`
+    then writes the error beside it, on stderr.
+    """
+    if error is not None:
+        raise error
 
 
-def _policy_kw(
-    policy: list[Path] | None, override: list[str] | None, reason: str | None, report: list[str] | None
-) -> dict[str, Any]:
-    if override and not (reason and reason.strip()):
-        raise ConfigError("--override needs --reason", hint='e.g. --override no-public --reason "INC-123: hotfix"')
-    reports: list[tuple[str, str]] = []
-    if report:
-        from cloudorch.policy import parse_report_target
-
-        reports = [parse_report_target(r) for r in report]
-    return {
-        "policy_paths": list(policy or []),
-        "overrides": {o: str(reason) for o in override or []},
-        "policy_reports": reports,
-    }
-
-
-def _vars(items: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--var {item!r}: expected NAME=VALUE", hint="e.g. --var version=1.4.2")
-        out[name.strip()] = value
-    return out
-
-
-def _bool(flag: str, text: str) -> bool:
-    low = text.strip().lower()
-    if low in ("true", "1", "yes", "on"):
-        return True
-    if low in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{flag}={text}: expected true or false")
-
-
-def _options(
-    plan_file: Path,
-    *,
-    var: list[str] | None = None,
-    var_file: list[Path] | None = None,
-    state_dir: Path | None = None,
-    backend: str | None = None,
-    stage: str | None = None,
-    sandbox: bool = False,
-    command: str,
-    **kw: Any,
-) -> RunOptions:
-    from cloudorch.api import RunOptions
-
-    out = Output.current()
-    if sandbox:
-        out.mark_sandbox()
-    return RunOptions(
-        plan_file=plan_file,
-        notify=lambda text: out.err.print(f"[yellow]{escape(text)}[/]"),
-        vars=_vars(var),
-        var_files=list(var_file or []),
-        state_dir=state_dir,
-        backend_url=backend,
-        stage=stage,
-        sandbox=sandbox,
-        command="cloudorch " + command,
-        **kw,
-    )
-
-
-def _out(json_mode: bool) -> Output:
-    return Output.configure(json_mode=json_mode)
-
-
-def _plan_opts(
-    plan_file: Path,
-    *,
-    command: str,
-    var: list[str] | None,
-    var_file: list[Path] | None,
-    state_dir: Path | None,
-    backend: str | None = None,
-    stage: str | None = None,
-    sandbox: bool = False,
-    lock_timeout: float,
-    parallelism: int,
-    refresh: str,
-    target: list[str] | None,
-    exclude: list[str] | None,
-    replace: list[str] | None,
-    destroy: bool,
-    policy: dict[str, Any] | None = None,
-    on_failure: str = "stop",
-) -> RunOptions:
-    return _options(
-        plan_file,
-        var=var,
-        var_file=var_file,
-        state_dir=state_dir,
-        backend=backend,
-        stage=stage,
-        sandbox=sandbox,
-        command=command,
-        lock_timeout=lock_timeout,
-        parallelism=parallelism,
-        refresh=_bool("--refresh", refresh),
-        targets=list(target or []),
-        excludes=list(exclude or []),
-        replace=list(replace or []),
-        destroy=destroy,
-        on_failure=on_failure,
-        **(policy or {}),
-    )
-
-
-def _render_policy(out: Output, cs: Any) -> None:
+def render_policy(out: Output, cs: Any) -> None:
     if not cs.policy_results:
         return
-    from cloudorch.policy import PolicyReport
+    from cloudorch.api import PolicyReport
 
     out.print()
     out.plain(PolicyReport.from_results(cs.policy_results).to_text())
 
 
-def _ask(out: Output, verb: str) -> bool:
+def ask(out: Output, verb: str) -> bool:
     """Ask on the terminal; with no terminal refuse rather than hang (CI passes --auto-approve)."""
     from cloudorch.cli.output import in_ci
 
@@ -339,10 +178,10 @@ class ApplyUi:
             self.out.print()
         render_changeset(self.out, cs)
         if self.show_policy:
-            _render_policy(self.out, cs)
+            render_policy(self.out, cs)
 
     def confirm(self, cs: Any) -> bool:
-        if not cs.has_changes or self.auto_approve or _ask(self.out, self.verb):
+        if not cs.has_changes or self.auto_approve or ask(self.out, self.verb):
             return True
         self.out.print("Cancelled: nothing was changed.")
         return False
@@ -360,18 +199,27 @@ class ApplyUi:
             render_outputs(self.out, result.state.outputs)
 
 
-def _run_apply(
-    opts: RunOptions, out: Output, json_: bool, auto_approve: bool, saved_path: Path | None, verb: str
-) -> int:
+def run_apply(opts: RunOptions, out: Output, auto_approve: bool, saved_path: Path | None, verb: str) -> int:
+    """`apply` and `destroy`: show the changes, ask, apply with progress, show the result, then deny."""
     from cloudorch import api
-    from cloudorch.changes import ChangeSet
+    from cloudorch.api import ChangeSet
     from cloudorch.cli.render import changeset_json, result_json
+    from cloudorch.cli.signals import SignalInterrupt
 
+    json_ = out.json_mode
     saved = ChangeSet.load(saved_path) if saved_path is not None else None
     # a saved plan was reviewed when it was saved; applying it is the confirmation
     ui = ApplyUi(out, json_, auto_approve or saved is not None, verb)
     with ui.progress:
-        result = api.apply(opts, saved=saved, confirm=ui.confirm, observer=ui.progress, on_plan=ui.on_plan)
+        result = api.apply(
+            opts,
+            saved=saved,
+            confirm=ui.confirm,
+            observer=ui.progress,
+            on_plan=ui.on_plan,
+            interrupt=SignalInterrupt(),
+            warn_gates=not opts.destroy,
+        )
     if result is None:
         if json_:
             out.document({"applied": False, "reason": "declined"})
@@ -390,4 +238,27 @@ def _run_apply(
     elif result.repair is not None:
         out.print(f"\n{escape(result.repair['message'])}")
     ui.show_result(result)
+    deny(result.denied)
     return 0 if result.ok else int(ExitCode.ERROR)
+
+
+def confirmed_apply(
+    out: Output, auto_approve: bool, verb: str, run: Runner
+) -> tuple[dict[str, Any], CloudorchError | None]:
+    """Show the plan, ask (unless --auto-approve), apply: the outcome as a JSON-able dict, and the
+    denial to raise once the caller has rendered it."""
+    from cloudorch.cli.render import changeset_json, result_json
+
+    ui = ApplyUi(out, out.json_mode, auto_approve, verb)
+    with ui.progress:
+        result = run(ui.confirm, ui.progress, ui.on_plan)
+    if result is None:
+        return {"applied": False, "reason": "declined", "exit": int(ExitCode.ERROR)}, None
+    ui.show_result(result)
+    doc = {
+        "applied": result.changeset.has_changes,
+        "changeset": changeset_json(result.changeset),
+        "result": result_json(result),
+        "exit": 0 if result.ok else int(ExitCode.ERROR),
+    }
+    return doc, result.denied

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudorch.changes import Action, Change, ChangeSet
+from cloudorch import markdown as md
+from cloudorch.api import Action, Change, ChangeSet
 
 #: rows shown per table; the rest are counted (GitHub caps a comment at 65536 characters)
 MAX_ROWS = 50
@@ -24,12 +25,6 @@ _ICON = {
 _ORDER = {Action.DELETE: 0, Action.REPLACE: 1, Action.UPDATE: 2, Action.CREATE: 3, Action.NOOP: 4}
 
 
-def _md(text: Any) -> str:
-    """Table-cell safe: no pipes or newlines breaking the row, no HTML."""
-    s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-    return s.replace("<", "&lt;").replace(">", "&gt;")
-
-
 def marker(cs: ChangeSet, *, sandbox: bool = False) -> str:
     """The hidden first line a bot searches for to update its comment: one per state document."""
     return f"<!-- cloudorch-plan: {cs.state_key}{' (sandbox)' if sandbox else ''} -->"
@@ -38,8 +33,8 @@ def marker(cs: ChangeSet, *, sandbox: bool = False) -> str:
 def _what(c: Change) -> str:
     if c.action in (Action.UPDATE, Action.REPLACE) and c.diff:
         paths = [d.path + (" (forces replacement)" if d.force_new else "") for d in c.diff]
-        return ", ".join(f"`{_md(p)}`" for p in paths[:6]) + (f" +{len(paths) - 6}" if len(paths) > 6 else "")
-    return _md("; ".join(c.reasons))
+        return ", ".join(md.code(p) for p in paths[:6]) + (f" +{len(paths) - 6}" if len(paths) > 6 else "")
+    return md.text("; ".join(c.reasons))
 
 
 def _changes(cs: ChangeSet) -> list[str]:
@@ -53,7 +48,8 @@ def _changes(cs: ChangeSet) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for c in changes[:MAX_ROWS]:
-        lines.append(f"| {_ICON[c.action]} | {c.action.value} | `{_md(c.address)}` | `{c.type}` | {_what(c)} |")
+        row = [_ICON[c.action], c.action.value, md.code(c.address), md.code(c.type), _what(c)]
+        lines.append("| " + " | ".join(row) + " |")
     if len(changes) > MAX_ROWS:
         lines.append(f"\n…and {len(changes) - MAX_ROWS} more (`cloudorch plan --json` lists them all).")
     return [*lines, "", "</details>", ""]
@@ -62,8 +58,7 @@ def _changes(cs: ChangeSet) -> list[str]:
 def _policies(cs: ChangeSet) -> list[str]:
     if not cs.policy_results:
         return []
-    from cloudorch.policy import PolicyReport
-    from cloudorch.policy.model import Level
+    from cloudorch.api import PolicyReport
 
     report = PolicyReport.from_results(cs.policy_results)
     violations = sorted(report.violations, key=lambda v: (v.policy_id, v.subject, v.message))
@@ -71,7 +66,7 @@ def _policies(cs: ChangeSet) -> list[str]:
     def verdict(v: Any) -> str:
         if report.is_overridden(v):
             return "⏭️ overridden"
-        return "⚠️ advisory" if v.level is Level.ADVISORY else "❌ denied"
+        return "⚠️ advisory" if v.level.value == "advisory" else "❌ denied"
 
     blocked = any(verdict(v) == "❌ denied" for v in violations)
     head = "❌ blocked" if blocked else "⚠️ passed with warnings"
@@ -83,7 +78,7 @@ def _policies(cs: ChangeSet) -> list[str]:
     ]
     for v in violations[:MAX_ROWS]:
         lines.append(
-            f"| {verdict(v)} | {v.level.value} | `{_md(v.policy_id)}` | `{_md(v.subject)}` | {_md(v.message)} |"
+            f"| {verdict(v)} | {v.level.value} | {md.code(v.policy_id)} | {md.code(v.subject)} | {md.text(v.message)} |"
         )
     if len(violations) > MAX_ROWS:
         lines.append(f"\n…and {len(violations) - MAX_ROWS} more.")
@@ -101,7 +96,7 @@ def _drift(cs: ChangeSet) -> list[str]:
         "|---|---|---|",
     ]
     for c in drift[:MAX_ROWS]:
-        lines.append(f"| `{_md(c.address)}` | `{c.type}` | {_md('; '.join(c.reasons) or 'differs')} |")
+        lines.append(f"| {md.code(c.address)} | {md.code(c.type)} | {md.text('; '.join(c.reasons) or 'differs')} |")
     return [*lines, "", "</details>", ""]
 
 
@@ -109,7 +104,7 @@ def render(cs: ChangeSet, *, stage: str | None = None, sandbox: bool = False) ->
     """The whole comment, ending in a newline."""
     n = cs.counts()
     verb = "destroy plan" if cs.destroy else "plan"
-    where = f" · stage `{_md(stage)}`" if stage else ""
+    where = f" · stage {md.code(stage)}" if stage else ""
     where += " · 🧪 sandbox" if sandbox else ""
     if cs.has_changes:
         counts = (
@@ -127,7 +122,7 @@ def render(cs: ChangeSet, *, stage: str | None = None, sandbox: bool = False) ->
         extras.append(f"{drift} drifted")
     lines = [
         marker(cs, sandbox=sandbox),
-        f"### cloudorch {verb}: `{_md(cs.plan_name)}`{where}",
+        f"### cloudorch {verb}: {md.code(cs.plan_name)}{where}",
         "",
         counts + (" · " + " · ".join(extras) if extras else ""),
         "",

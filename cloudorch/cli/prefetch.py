@@ -3,8 +3,12 @@ starts loading in a store worker (`cloudorch.state.backends.worker`) on another 
 
 The guess reads only the arguments, `CLOUDORCH_BACKEND` and a plan file's text. It is cheap on
 purpose because it runs at the start of every command: nothing heavier than `re` and `json` is
-imported unless it finds a remote store. A wrong guess costs an idle worker; a missed one, only
-the speed-up.
+imported unless it finds a remote store. It reads the text with two regular expressions rather
+than a YAML parser: PyYAML's import and a pure-Python parse of a large plan cost more than the
+head start is worth, and the plan is parsed properly moments later anyway. The expressions
+match what the plan-file grammar allows for a top-level `backend:` block (block or flow style,
+quoted or bare key, comments ignored); a wrong guess costs an idle worker, a missed one only the
+speed-up.
 """
 
 from __future__ import annotations
@@ -20,8 +24,14 @@ STATE_COMMANDS = frozenset(
     {"plan", "apply", "destroy", "drift", "rollback", "recover", "output", "force-unlock", "state", "release", "policy"}
 )
 
-_BACKEND_BLOCK = re.compile(r"^backend[ \t]*:(.*(?:\n(?:[ \t#].*)?)*)", re.MULTILINE)
-_URL_SCHEME = re.compile(r"""\burl["']?[ \t]*:[ \t]*["']?([a-z][a-z0-9]*)://""")
+#: a top-level `backend:` key and its block: the rest of its line and every indented, comment or blank line after
+_BACKEND_BLOCK = re.compile(r"""^["']?backend["']?[ \t]*:(.*(?:\n(?:[ \t#].*)?)*)""", re.MULTILINE)
+#: a YAML comment: `#` at the start of a line's content or after whitespace (a `#` inside a URL is not one)
+_COMMENT = re.compile(r"(?:^|[ \t])#.*$", re.MULTILINE)
+#: the block's own `url:` key (first in its line, or in a flow mapping), and the scheme of its value
+_URL_SCHEME = re.compile(
+    r"""(?:^[ \t]*|[{,][ \t]*)["']?url["']?[ \t]*:[ \t]*["']?([a-z][a-z0-9]*)://""", re.MULTILINE
+)
 _SAVED_PLAN_FILE = re.compile(rb'"plan_file":\s*("(?:[^"\\]|\\.)*")')
 
 
@@ -59,7 +69,7 @@ def scheme_in_plan(text: str) -> str | None:
     block = _BACKEND_BLOCK.search(text)
     if block is None:
         return None
-    url = _URL_SCHEME.search(block.group(1))
+    url = _URL_SCHEME.search(_COMMENT.sub("", block.group(1)))
     return url.group(1) if url else None
 
 
@@ -81,10 +91,8 @@ def _prefetch(scheme: str) -> None:
     """A worker for `scheme`, unless this process has loaded that SDK already (a program calling
     the CLI in process, a test): then the store costs nothing more here, and a worker would only
     load it a second time."""
-    from cloudorch.state.backends import SDKS
+    from cloudorch import api
 
-    if scheme not in SDKS or SDKS[scheme][0] in sys.modules:
+    if scheme not in api.STATE_SDKS or api.STATE_SDKS[scheme][0] in sys.modules:
         return
-    from cloudorch.state.backends.worker import prefetch
-
-    prefetch(scheme)
+    api.prefetch_state_store(scheme)

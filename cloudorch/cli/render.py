@@ -16,12 +16,11 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from cloudorch.changes import KNOWN_AFTER_APPLY, Action, Change, ChangeSet
+from cloudorch.api import KNOWN_AFTER_APPLY, Action, ApplyObserver, Change, ChangeSet
 from cloudorch.cli.output import Output
-from cloudorch.engine.applier import ApplyObserver
 
 if TYPE_CHECKING:
-    from cloudorch.engine.applier import ApplyResult
+    from cloudorch.api import ApplyResult
     from cloudorch.errors import ProviderError
 
 _STYLE = {
@@ -284,25 +283,29 @@ def render_drift(out: Output, report: Any) -> None:
     for address, paths in sorted(report.ignored.items()):
         out.print(f"  [dim]{escape(address)}: drift of {', '.join(paths)} ignored (lifecycle.ignore_changes)[/]")
     if report.policy_results:
-        from cloudorch.policy import PolicyReport
+        from cloudorch.api import PolicyReport
 
         out.print("\n[bold]Policies on the live state:[/]")
         out.plain(PolicyReport.from_results(report.policy_results).to_text())
 
 
+def _md_code(value: str) -> str:
+    from cloudorch import markdown as md
+
+    return md.code(value)
+
+
 def _md(value: Any) -> str:
-    if value is None:
-        return "—"
-    text = _fmt(value)
-    text = text.replace("|", "\\|").replace("`", "'")
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f"`{text}`"
+    from cloudorch import markdown as md
+
+    return "—" if value is None else md.code(_fmt(value), limit=80)
 
 
 def drift_markdown(report: Any) -> str:
     """A compact CI summary: stable across runs (sorted, no times, no call counts) so a bot can edit one comment."""
-    lines = [f"### cloudorch drift: `{report.plan_name}`", ""]
+    from cloudorch import markdown as md
+
+    lines = [f"### cloudorch drift: {md.code(report.plan_name)}", ""]
     n = report.counts()
     if not report.has_drift:
         lines.append(f"No drift: {len(report.checked)} resource(s) match state.")
@@ -313,14 +316,15 @@ def drift_markdown(report: Any) -> str:
         )
     for r in report.resources:
         verb = _DRIFT_VERB[r.status][1]
-        lines += ["", f"<details><summary><code>{r.address}</code> ({r.type}): {verb}</summary>", ""]
+        # inside HTML, where a code span is not rendered: <code> around the HTML-safe text form
+        lines += ["", f"<details><summary><code>{md.text(r.address)}</code> ({md.text(r.type)}): {verb}</summary>", ""]
         lines += ["| property | plan | state | cloud |", "|---|---|---|---|"]
         for p in r.properties:
-            lines.append(f"| `{p.path}` | {_md(p.plan)} | {_md(p.state)} | {_md(p.cloud)} |")
+            lines.append(f"| {_md_code(p.path)} | {_md(p.plan)} | {_md(p.state)} | {_md(p.cloud)} |")
         lines += ["", "</details>"]
     if report.ignored:
         lines += ["", "Ignored by `lifecycle.ignore_changes`: " + "; ".join(
-            f"`{a}`: {', '.join(paths)}" for a, paths in sorted(report.ignored.items())
+            f"{md.code(a)}: {', '.join(md.text(p) for p in paths)}" for a, paths in sorted(report.ignored.items())
         )]
     if report.policy_results:
         rows = sorted(report.policy_results, key=lambda v: (str(v.get("address")), str(v.get("policy_id"))))
@@ -328,8 +332,10 @@ def drift_markdown(report: Any) -> str:
         lines += ["", f"<details><summary>Policies on live state: {len(rows)} violation(s), {blocking} blocking"
                   "</summary>", "", "| policy | level | address | message |", "|---|---|---|---|"]
         for v in rows:
-            msg = str(v.get("message", "")).replace("|", "\\|")
-            lines.append(f"| `{v.get('policy_id')}` | {v.get('level')} | `{v.get('address')}` | {msg} |")
+            lines.append(
+                f"| {md.code(v.get('policy_id'))} | {md.text(v.get('level'))} | {md.code(v.get('address'))} "
+                f"| {md.text(v.get('message', ''))} |"
+            )
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 

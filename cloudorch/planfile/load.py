@@ -72,7 +72,7 @@ def load_plan(
         raise ConfigError(
             f"cannot read plan file: {exc.strerror}",
             location=Location(str(path)),
-            hint="pass the path of a plan file, e.g. `-f plans/shop.yaml`",
+            hint="pass the path of a plan file, e.g. `cloudorch validate plans/quickstart.yaml`",
         ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("plan file is not UTF-8 text", location=Location(str(path))) from exc

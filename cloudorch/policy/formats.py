@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cloudorch import __version__
+from cloudorch import markdown as md
 from cloudorch.errors import ConfigError
 from cloudorch.policy.model import CHANGESET_SUBJECT, Level, Violation
 
@@ -196,8 +197,7 @@ def _note(report: PolicyReport, v: Violation) -> str:
     return f"WARNING [{v.level.value}]: {v.message}"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+
 
 
 def to_markdown(report: PolicyReport) -> str:
@@ -216,11 +216,12 @@ def to_markdown(report: PolicyReport) -> str:
         rows = _sorted(report)
         for v in rows[:MARKDOWN_ROWS]:
             status = _status(report, v)
-            msg = _md(v.message)
+            msg = md.text(v.message)
             override = report.overrides.get(v.policy_id) if status == "overridden" else None
             if override is not None:
-                msg += f" _(overridden by {_md(override.actor)}: {_md(override.reason)})_"
-            lines.append(f"| {icon[status]} | {v.level.value} | `{v.policy_id}` | `{_md(v.subject)}` | {msg} |")
+                msg += f" _(overridden by {md.text(override.actor)}: {md.text(override.reason)})_"
+            row = [icon[status], v.level.value, md.code(v.policy_id), md.code(v.subject), msg]
+            lines.append("| " + " | ".join(row) + " |")
         if len(rows) > MARKDOWN_ROWS:
             lines.append(f"\n…and {len(rows) - MARKDOWN_ROWS} more; see the JSON or SARIF report.")
     return "\n".join(lines) + "\n"

@@ -1,49 +1,24 @@
-"""The release clock: what "now" is for soak and window gates and for release history times.
+"""The day/hour windows of the `window` gate (the same `Window` as the `change_window` policy rule).
 
-Real time by default. `CLOUDORCH_NOW` (an ISO 8601 time, e.g. `2026-11-26T14:00:00Z`) replaces
-it; that is a test hook, so soak and window gates can be tested without waiting. Also owns the
-day/hour windows of the `window` gate (the same `Window` as the `change_window` policy rule).
+"Now" itself lives in `cloudorch/clock.py`; its names are re-exported here for the ledger and gates.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, time
+from collections.abc import Sequence
+from datetime import datetime, time
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cloudorch.errors import ConfigError
+from cloudorch.clock import NOW_ENV, iso, now, parse_iso
 
 if TYPE_CHECKING:
     from cloudorch.policy.builtin import Window
 
-NOW_ENV = "CLOUDORCH_NOW"
+__all__ = ["NOW_ENV", "TimeWindow", "iso", "now", "parse_iso", "parse_window"]
+
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def now(env: Mapping[str, str] | None = None) -> datetime:
-    """The current time (UTC, aware), or `CLOUDORCH_NOW` when set (test hook)."""
-    text = (os.environ if env is None else env).get(NOW_ENV)
-    if not text:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"{NOW_ENV}={text!r} is not an ISO 8601 time", hint="e.g. 2026-11-26T14:00:00Z (a test hook; unset it)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def parse_iso(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class TimeWindow:

@@ -1,32 +1,38 @@
 """Promotion: deploy a version into a stage, promote it through gates, approve, reject, roll back.
 
-Every action applies through the same engine as `cloudorch apply` (`api.apply` on the stage's
-own state document, with `${release.version}` bound) and is recorded in the release ledger and
-in the stage's state document. This module returns outcomes and raises `CloudorchError`s; it
-never prints or asks (the CLI passes a `confirm` callback).
+Every action applies through the operations layer (`cloudorch.run`, the same apply as
+`cloudorch apply`, on the stage's own state document with `${release.version}` bound) and is
+recorded in the release ledger and in the stage's state document. A promotion plans, judges its
+gates and applies in one session (one load, one lock, one recovery, one policy run). This
+module returns outcomes and raises `CloudorchError`s; it never prints or asks (the CLI passes a
+`confirm` callback). It must not import `cloudorch.api` or `cloudorch.cli`.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from cloudorch.actor import actor_name
+from cloudorch.clock import iso
+from cloudorch.clock import now as clock_now
 from cloudorch.errors import CloudorchError, ConfigError, PolicyDeniedError
 from cloudorch.planfile.stages import Stage, Stages, stages_of
 from cloudorch.release import ledger as L
-from cloudorch.release.clock import iso
-from cloudorch.release.clock import now as clock_now
 from cloudorch.release.gates import OVERRIDABLE, GateInputs, Verdict, evaluate
+from cloudorch.run import apply as runs
+from cloudorch.run.options import Interrupt, RunOptions
+from cloudorch.run.plan import plan_in
+from cloudorch.run.session import Session, Workspace, backend_for, locked, plan_key, read_plan, workspace
 
 if TYPE_CHECKING:
-    from cloudorch.api import RunOptions
     from cloudorch.changes import ChangeSet
-    from cloudorch.engine.applier import ApplyObserver, ApplyResult
+    from cloudorch.engine.applier import ApplyObserver
     from cloudorch.planfile import PlanSpec
+    from cloudorch.run.apply import ApplyResult
     from cloudorch.state.model import StateEvent
 
 
@@ -100,12 +106,81 @@ class Outcome:
         }
 
 
+class Approval(TypedDict):
+    """What `release approve` recorded (or found already recorded)."""
+
+    stage: str
+    version: str
+    actor: str
+    already_approved: bool
+    approvals: list[str]
+    needed: int
+    satisfied: bool
+
+
+class Rejection(TypedDict):
+    version: str
+    already_rejected: bool
+    running_in: list[str]
+    reason: str
+
+
+class PendingApprovals(TypedDict):
+    needed: int
+    approved_by: list[str]
+    waiting_for: list[str]
+
+
+class GateStatus(TypedDict, total=False):
+    """A gate as `release status` shows it; `passed` None: checked only at promotion."""
+
+    gate: str
+    passed: bool | None
+    detail: str
+    overridden: str | None
+    data: dict[str, object]
+
+
+class NextPromotion(TypedDict):
+    stage: str
+    version: str | None
+    gates: list[GateStatus]
+    pending_approvals: PendingApprovals | None
+
+
+class StageStatus(TypedDict):
+    stage: str
+    needs: list[str]
+    version: str | None
+    since: str | None
+    rejected: bool
+    history: list[str]
+    next: list[NextPromotion]
+
+
+class ReleaseStatus(TypedDict):
+    plan: str
+    now: str
+    stages: list[StageStatus]
+
+
+class ReleaseEvent(TypedDict):
+    """One history entry as `release history --json` shows it."""
+
+    kind: str
+    at: str
+    actor: str
+    stage: str | None
+    version: str | None
+    reason: str | None
+    detail: dict[str, object]
+
+
 # --------------------------------------------------------------------------- context
 
 
 def open_release(opts: RunOptions) -> Release:
-    from cloudorch import api
-    plan = api.read_plan(opts)
+    plan = read_plan(opts)
     stages = stages_of(plan)
     if stages is None:
         raise ConfigError(
@@ -113,25 +188,28 @@ def open_release(opts: RunOptions) -> Release:
             location=plan.location(),
             hint="add `stages:` (e.g. dev, staging, prod with `needs:`) to release through them",
         )
-    key = L.ledger_key(api.plan_key(plan))
-    store = L.LedgerStore(api.backend_for(plan, opts, key=key), api.plan_key(plan), key)
-    return Release(opts, plan, stages, store, store.read(), clock_now(opts.env), api.actor())
-
-
-_VERSION_AS_VAR = re.compile(r"""version\s*:\s*(["']?)\$\{\s*var\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\1\s*(?:[,}#]|$)""")
+    key = L.ledger_key(plan_key(plan))
+    store = L.LedgerStore(backend_for(plan, opts, key=key), plan_key(plan), key)
+    return Release(opts, plan, stages, store, store.read(), clock_now(opts.env), actor_name())
 
 
 def version_vars(plan: PlanSpec, version: str) -> dict[str, str]:
     """When `release.version` is written `${var.NAME}`, `--version` sets NAME too, so they agree."""
-    # read the text where the value was written (cheap) rather than parse the YAML again
-    loc = plan.location("release", "version")
-    if loc.line is None or loc.field != "release.version":
+    from cloudorch.planfile.expressions import Reference, parse_template
+    from cloudorch.planfile.source import parse_yaml
+
+    # the loaded plan holds the value with variables resolved; the document as written holds the reference
+    document, _ = parse_yaml(plan.text, str(plan.path))
+    release = document.get("release") if isinstance(document, dict) else None
+    written = release.get("version") if isinstance(release, dict) else None
+    if not isinstance(written, str):
         return {}
-    line = plan.text.splitlines()[loc.line - 1][(loc.column or 1) - 1 :]
-    m = _VERSION_AS_VAR.match(line)
-    if m is None or m.group(2) not in plan.variables:
+    parts = parse_template(written.strip())
+    ref = parts[0] if len(parts) == 1 else None
+    if not isinstance(ref, Reference) or ref.root != "var" or len(ref.path) != 1:
         return {}
-    return {m.group(2): version}
+    name = str(ref.path[0])
+    return {name: version} if name in plan.variables else {}
 
 
 def stage_options(rel: Release, stage: str, version: str, **kw: Any) -> RunOptions:
@@ -161,68 +239,78 @@ def _record(rel: Release, events: list[StateEvent]) -> None:
     rel.refresh()
 
 
-def _mark_stage_state(rel: Release, sopts: RunOptions, kind: str, version: str, **detail: Any) -> None:
-    """Leave the release in the stage's own state document too, beside its apply event."""
-    from cloudorch import api
-    from cloudorch.state.lock import LockInfo
+def _mark_stage_state(rel: Release, sess: Session, kind: str, version: str, **detail: Any) -> None:
+    """Leave the release in the stage's own state document too, beside its apply event (lock held)."""
     from cloudorch.state.model import StateEvent
 
-    backend = api.backend_for(rel.plan, sopts)
-    with backend.lock(LockInfo.new(sopts.command), sopts.lock_timeout):
-        state = backend.read()
-        if state is None:
-            return
-        state.events.append(
-            StateEvent(
-                kind="release",
-                actor=rel.actor,
-                at=iso(rel.now),
-                detail={"action": kind, "version": version, **detail},
-            )
+    state = sess.backend.read()
+    if state is None:
+        return
+    state.events.append(
+        StateEvent(
+            kind="release",
+            actor=rel.actor,
+            at=iso(rel.now),
+            detail={"action": kind, "version": version, **detail},
         )
-        del state.events[:-200]
-        backend.write_next(state)
+    )
+    del state.events[:-200]
+    sess.backend.write_next(state)
 
 
 Confirm = Callable[["ChangeSet"], bool]
+OnPlan = Callable[["ChangeSet"], None]
 
 
-def _apply(
-    rel: Release,
-    sopts: RunOptions,
-    *,
-    saved: ChangeSet | None = None,
-    confirm: Confirm | None,
-    observer: ApplyObserver | None,
-    on_plan: Callable[[ChangeSet], None] | None,
-) -> ApplyResult | None:
-    from cloudorch import api
+@dataclass(frozen=True)
+class Steer:
+    """How the caller takes part in an apply: confirm, watch progress, see the plan, stop it."""
 
-    return api.apply(sopts, saved=saved, confirm=confirm, observer=observer, on_plan=on_plan)
+    confirm: Confirm | None = None
+    observer: ApplyObserver | None = None
+    on_plan: OnPlan | None = None
+    interrupt: Interrupt | None = None
+
+
+def _apply_in(sess: Session, sopts: RunOptions, steer: Steer) -> ApplyResult | None:
+    """Plan and apply inside the stage's open session (one load, one lock, one recovery, one policy run)."""
+    return _apply_planned(sess, sopts, plan_in(sess, sopts), steer)
+
+
+def _apply_planned(sess: Session, sopts: RunOptions, planned: Any, steer: Steer) -> ApplyResult | None:
+    return runs.apply_in(
+        sess,
+        sopts,
+        planned,
+        confirm=steer.confirm,
+        observer=steer.observer,
+        interrupt=steer.interrupt,
+        on_plan=steer.on_plan,
+    )
 
 
 # --------------------------------------------------------------------------- verification
 
 
-def verify(rel: Release, stage: Stage, sopts: RunOptions, version: str) -> list[Verdict]:
-    """Run the stage's `verify` checks for `verify.for` (once when 0); the first failing round wins."""
-    from cloudorch import api
+def verify(rel: Release, stage: Stage, ws: Workspace, version: str) -> list[Verdict]:
+    """Run the stage's `verify` checks for `verify.for` (once when 0); the first failing round wins.
 
+    Runs on the workspace of the apply it verifies (its providers), without the state lock.
+    """
     if not stage.verify:
         return []
     deadline = time.monotonic() + stage.verify_for
-    with api.session(sopts, lock=False) as sess:
-        inp = GateInputs(stage, version, rel.ledger, clock_now(rel.opts.env), rel.plan.path.parent, sess.providers.get)
-        while True:
-            verdicts = evaluate(stage.verify, inp)
-            if not all(v.passed for v in verdicts) or time.monotonic() + stage.verify_every > deadline:
-                return verdicts
-            time.sleep(stage.verify_every)
+    inp = GateInputs(stage, version, rel.ledger, clock_now(rel.opts.env), rel.plan.path.parent, ws.providers.get)
+    while True:
+        verdicts = evaluate(stage.verify, inp)
+        if not all(v.passed for v in verdicts) or time.monotonic() + stage.verify_every > deadline:
+            return verdicts
+        time.sleep(stage.verify_every)
 
 
-def _after_apply(rel: Release, stage: Stage, sopts: RunOptions, out: Outcome, observer: ApplyObserver | None) -> None:
+def _after_apply(rel: Release, stage: Stage, ws: Workspace, out: Outcome, steer: Steer) -> None:
     """Verify a fresh deploy or promotion; on failure record it and, if the stage says so, roll back."""
-    out.verification = verify(rel, stage, sopts, out.version)
+    out.verification = verify(rel, stage, ws, out.version)
     failing = [v for v in out.verification if not v.passed]
     if not failing:
         return
@@ -242,7 +330,8 @@ def _after_apply(rel: Release, stage: Stage, sopts: RunOptions, out: Outcome, ob
             f"{out.version} failed verification in {stage.name}: {why}", gates=[v.gate for v in failing], hint=hint
         )
         return
-    back = _rollback_to(rel, stage, target, out.version, f"verification of {out.version} failed: {why}", None, observer)
+    automatic = Steer(observer=steer.observer, interrupt=steer.interrupt)  # nobody is asked: the stage said so
+    back = _rollback_to(rel, stage, target, out.version, f"verification of {out.version} failed: {why}", automatic)
     out.rolled_back_to = target
     ok = back is not None and back.ok
     out.denied = GateDeniedError(
@@ -254,36 +343,32 @@ def _after_apply(rel: Release, stage: Stage, sopts: RunOptions, out: Outcome, ob
 
 
 def _rollback_to(
-    rel: Release,
-    stage: Stage,
-    target: str,
-    current: str | None,
-    reason: str,
-    confirm: Confirm | None,
-    observer: ApplyObserver | None,
-    on_plan: Callable[[ChangeSet], None] | None = None,
+    rel: Release, stage: Stage, target: str, current: str | None, reason: str, steer: Steer
 ) -> ApplyResult | None:
+    """Release rollback: apply `target` to the stage again, record it in the ledger and the stage's state."""
     sopts = stage_options(rel, stage.name, target)
-    result = _apply(rel, sopts, confirm=confirm, observer=observer, on_plan=on_plan)
-    if result is None:
-        return None
-    _record(
-        rel,
-        [
-            L.event(
-                L.ROLLBACK,
-                actor=rel.actor,
-                at=rel.clock(),
-                stage=stage.name,
-                version=target,
-                ok=result.ok,
-                reason=reason,
-                rolled_back_from=current,
-            )
-        ],
-    )
-    if result.ok:
-        _mark_stage_state(rel, sopts, L.ROLLBACK, target, reason=reason)
+    runs.check_on_failure(sopts.on_failure)
+    with workspace(sopts) as ws, locked(ws) as sess:
+        result = _apply_in(sess, sopts, steer)
+        if result is None or result.denied is not None:
+            return result
+        _record(
+            rel,
+            [
+                L.event(
+                    L.ROLLBACK,
+                    actor=rel.actor,
+                    at=rel.clock(),
+                    stage=stage.name,
+                    version=target,
+                    ok=result.ok,
+                    reason=reason,
+                    rolled_back_from=current,
+                )
+            ],
+        )
+        if result.ok:
+            _mark_stage_state(rel, sess, L.ROLLBACK, target, reason=reason)
     return result
 
 
@@ -296,7 +381,8 @@ def deploy(
     *,
     confirm: Confirm | None = None,
     observer: ApplyObserver | None = None,
-    on_plan: Callable[[ChangeSet], None] | None = None,
+    on_plan: OnPlan | None = None,
+    interrupt: Interrupt | None = None,
 ) -> Outcome:
     """Apply `version` to `opts.stage`: any version into a first stage; elsewhere, only re-apply the current one."""
     rel = open_release(opts)
@@ -311,28 +397,35 @@ def deploy(
         )
     sopts = stage_options(rel, stage.name, version)
     out = Outcome("deploy", stage.name, version, previous=cur.version if cur else None)
-    result = _apply(rel, sopts, confirm=confirm, observer=observer, on_plan=on_plan)
-    if result is None:
-        out.declined = True
-        return out
-    out.result, out.applied = result, True
-    _record(
-        rel,
-        [
-            L.event(
-                L.DEPLOY,
-                actor=rel.actor,
-                at=rel.clock(),
-                stage=stage.name,
-                version=version,
-                ok=result.ok,
-                previous=out.previous,
+    steer = Steer(confirm, observer, on_plan, interrupt)
+    runs.check_on_failure(sopts.on_failure)
+    with workspace(sopts) as ws:
+        with locked(ws) as sess:
+            result = _apply_in(sess, sopts, steer)
+            if result is None:
+                out.declined = True
+                return out
+            out.result, out.applied, out.denied = result, True, result.denied
+            if result.denied is not None:
+                return out
+            _record(
+                rel,
+                [
+                    L.event(
+                        L.DEPLOY,
+                        actor=rel.actor,
+                        at=rel.clock(),
+                        stage=stage.name,
+                        version=version,
+                        ok=result.ok,
+                        previous=out.previous,
+                    )
+                ],
             )
-        ],
-    )
-    if result.ok:
-        _mark_stage_state(rel, sopts, L.DEPLOY, version)
-        _after_apply(rel, stage, sopts, out, observer)
+            if result.ok:
+                _mark_stage_state(rel, sess, L.DEPLOY, version)
+        if result.ok:
+            _after_apply(rel, stage, ws, out, steer)
     return out
 
 
@@ -363,16 +456,15 @@ def promote(
     overrides: Mapping[str, str] | None = None,
     confirm: Confirm | None = None,
     observer: ApplyObserver | None = None,
-    on_plan: Callable[[ChangeSet], None] | None = None,
+    on_plan: OnPlan | None = None,
     on_verdicts: Callable[[str, list[Verdict]], None] | None = None,
+    interrupt: Interrupt | None = None,
 ) -> Outcome:
     """Evaluate every gate of stage `to` for a version, and apply it there only if all pass.
 
     `overrides` maps a gate name (`soak`, `window`, `health`, `health.http`) or a mandatory
     policy id to the reason it is waived; each use is recorded. Approvals cannot be overridden.
     """
-    from cloudorch import api
-
     rel = open_release(opts)
     stage = rel.stages.get(rel.plan, to, "--to")
     if not stage.needs:
@@ -405,86 +497,94 @@ def promote(
     cur = rel.ledger.current(to)
     out = Outcome("promote", to, version, previous=cur.version if cur else None, dry_run=dry_run)
     sopts = stage_options(rel, to, version, overrides=policy_overrides)
-    with api.session(sopts) as sess:
-        cs = api.plan_in(sess, sopts)
-        inp = GateInputs(
-            stage,
-            version,
-            rel.ledger,
-            rel.now,
-            rel.plan.path.parent,
-            sess.providers.get,
-            policy_report=sess.policy_report,
-            policy_overrides=policy_overrides,
-        )
-        out.verdicts = evaluate(stage.gates, inp, gate_overrides)
-    if on_verdicts is not None:
-        on_verdicts(version, out.verdicts)
-    failing = [v.gate for v in out.verdicts if not v.passed]
-    if failing:
-        out.denied = GateDeniedError(
-            f"promotion of {version} into {to} refused by gate(s): {', '.join(failing)}",
-            gates=failing,
-            hint=_hint_for(rel, to, version, failing),
-        )
-        if not dry_run:
-            _record(
-                rel,
-                [
-                    L.event(
-                        L.REFUSED,
-                        actor=rel.actor,
-                        at=rel.now,
-                        stage=to,
-                        version=version,
-                        reason="failed gate(s): " + ", ".join(failing),
-                        gates=[v.to_json() for v in out.verdicts],
-                    )
-                ],
+    steer = Steer(confirm, observer, on_plan, interrupt)
+    runs.check_on_failure(sopts.on_failure)
+    with workspace(sopts) as ws:
+        with locked(ws) as sess:
+            planned = plan_in(sess, sopts)
+            inp = GateInputs(
+                stage,
+                version,
+                rel.ledger,
+                rel.now,
+                rel.plan.path.parent,
+                ws.providers.get,
+                policy_report=planned.verdict.report if planned.verdict is not None else None,
+                policy_overrides=policy_overrides,
             )
-        return out
-    if dry_run:
-        return out
-    result = _apply(rel, sopts, saved=cs, confirm=confirm, observer=observer, on_plan=on_plan)
-    if result is None:
-        out.declined = True
-        return out
-    out.result, out.applied = result, True
-    events = [
-        L.event(
-            L.OVERRIDE,
-            actor=rel.actor,
-            at=rel.clock(),
-            stage=to,
-            version=version,
-            reason=v.overridden,
-            gate=v.gate,
-            detail_seen=v.detail,
-        )
-        for v in out.verdicts
-        if v.overridden
-    ]
-    events += [
-        L.event(L.OVERRIDE, actor=rel.actor, at=rel.clock(), stage=to, version=version, reason=reason, policy=pid)
-        for pid, reason in policy_overrides.items()
-    ]
-    events.append(
-        L.event(
-            L.PROMOTE,
-            actor=rel.actor,
-            at=rel.clock(),
-            stage=to,
-            version=version,
-            ok=result.ok,
-            previous=out.previous,
-            source=list(stage.needs),
-            gates=[v.to_json() for v in out.verdicts],
-        )
-    )
-    _record(rel, events)
-    if result.ok:
-        _mark_stage_state(rel, sopts, L.PROMOTE, version, previous=out.previous)
-        _after_apply(rel, stage, sopts, out, observer)
+            out.verdicts = evaluate(stage.gates, inp, gate_overrides)
+            if on_verdicts is not None:
+                on_verdicts(version, out.verdicts)
+            failing = [v.gate for v in out.verdicts if not v.passed]
+            if failing:
+                out.denied = GateDeniedError(
+                    f"promotion of {version} into {to} refused by gate(s): {', '.join(failing)}",
+                    gates=failing,
+                    hint=_hint_for(rel, to, version, failing),
+                )
+                if not dry_run:
+                    _record(
+                        rel,
+                        [
+                            L.event(
+                                L.REFUSED,
+                                actor=rel.actor,
+                                at=rel.now,
+                                stage=to,
+                                version=version,
+                                reason="failed gate(s): " + ", ".join(failing),
+                                gates=[v.to_json() for v in out.verdicts],
+                            )
+                        ],
+                    )
+                return out
+            if dry_run:
+                return out
+            result = _apply_planned(sess, sopts, planned, steer)
+            if result is None:
+                out.declined = True
+                return out
+            out.result, out.applied, out.denied = result, True, result.denied
+            if result.denied is not None:
+                return out
+            events = [
+                L.event(
+                    L.OVERRIDE,
+                    actor=rel.actor,
+                    at=rel.clock(),
+                    stage=to,
+                    version=version,
+                    reason=v.overridden,
+                    gate=v.gate,
+                    detail_seen=v.detail,
+                )
+                for v in out.verdicts
+                if v.overridden
+            ]
+            events += [
+                L.event(
+                    L.OVERRIDE, actor=rel.actor, at=rel.clock(), stage=to, version=version, reason=reason, policy=pid
+                )
+                for pid, reason in policy_overrides.items()
+            ]
+            events.append(
+                L.event(
+                    L.PROMOTE,
+                    actor=rel.actor,
+                    at=rel.clock(),
+                    stage=to,
+                    version=version,
+                    ok=result.ok,
+                    previous=out.previous,
+                    source=list(stage.needs),
+                    gates=[v.to_json() for v in out.verdicts],
+                )
+            )
+            _record(rel, events)
+            if result.ok:
+                _mark_stage_state(rel, sess, L.PROMOTE, version, previous=out.previous)
+        if result.ok:
+            _after_apply(rel, stage, ws, out, steer)
     return out
 
 
@@ -496,7 +596,7 @@ def _hint_for(rel: Release, to: str, version: str, failing: list[str]) -> str:
     return "fix what the failing gates report, then promote again"
 
 
-def approve(opts: RunOptions, version: str, comment: str | None = None) -> dict[str, Any]:
+def approve(opts: RunOptions, version: str, comment: str | None = None) -> Approval:
     """Record the current actor's approval of `version` into `opts.stage` (once per actor)."""
     rel = open_release(opts)
     stage = rel.stages.get(rel.plan, _need_stage(opts.stage))
@@ -534,7 +634,7 @@ def approve(opts: RunOptions, version: str, comment: str | None = None) -> dict[
     }
 
 
-def reject(opts: RunOptions, version: str, reason: str) -> dict[str, Any]:
+def reject(opts: RunOptions, version: str, reason: str) -> Rejection:
     """Mark `version` bad everywhere: it can no longer be deployed, promoted or approved."""
     if not reason or not reason.strip():
         raise ConfigError("rejecting a version needs --reason", hint='e.g. --reason "INC-42: corrupts carts"')
@@ -553,9 +653,10 @@ def rollback(
     reason: str | None = None,
     confirm: Confirm | None = None,
     observer: ApplyObserver | None = None,
-    on_plan: Callable[[ChangeSet], None] | None = None,
+    on_plan: OnPlan | None = None,
+    interrupt: Interrupt | None = None,
 ) -> Outcome:
-    """Re-deploy the previous good version of `opts.stage` (or `to_version`, which must have run there)."""
+    """Release rollback: re-deploy the previous good version of `opts.stage` (or `to_version`, which ran there)."""
     rel = open_release(opts)
     stage = rel.stages.get(rel.plan, _need_stage(opts.stage))
     cur = rel.ledger.current(stage.name)
@@ -580,26 +681,26 @@ def rollback(
         raise ConfigError(f"{stage.name} already runs {target}")
     out = Outcome("rollback", stage.name, target, previous=cur.version)
     why = reason or f"rollback from {cur.version}"
-    result = _rollback_to(rel, stage, target, cur.version, why, confirm, observer, on_plan)
+    result = _rollback_to(rel, stage, target, cur.version, why, Steer(confirm, observer, on_plan, interrupt))
     if result is None:
         out.declined = True
         return out
-    out.result, out.applied = result, True
+    out.result, out.applied, out.denied = result, True, result.denied
     return out
 
 
-def status(opts: RunOptions) -> dict[str, Any]:
+def status(opts: RunOptions) -> ReleaseStatus:
     """Per stage: the version running, since when, and the gates of the next promotion out of it.
 
     Gates that read only the ledger and the clock (approval, soak, window) are evaluated; policy
     and health gates need a plan or a cloud call and are shown as checked at promotion.
     """
     rel = open_release(opts)
-    out: list[dict[str, Any]] = []
+    out: list[StageStatus] = []
     for name in rel.stages.order:
         stage = rel.stages.by_name[name]
         cur = rel.ledger.current(name)
-        entry: dict[str, Any] = {
+        entry: StageStatus = {
             "stage": name,
             "needs": list(stage.needs),
             "version": cur.version if cur else None,
@@ -611,12 +712,12 @@ def status(opts: RunOptions) -> dict[str, Any]:
         for nxt_name in rel.stages.next_of(name):
             nxt = rel.stages.by_name[nxt_name]
             candidate = pick_version(rel, nxt) if nxt.needs and nxt.needs[0] == name else (cur.version if cur else None)
-            promo: dict[str, Any] = {"stage": nxt_name, "version": candidate, "gates": [], "pending_approvals": None}
+            promo: NextPromotion = {"stage": nxt_name, "version": candidate, "gates": [], "pending_approvals": None}
             if candidate is not None:
                 inp = GateInputs(nxt, candidate, rel.ledger, rel.now, rel.plan.path.parent, _no_provider)
                 for gate in nxt.gates:
                     if gate.kind in ("approval", "soak", "window"):
-                        promo["gates"].append(evaluate([gate], inp)[0].to_json())
+                        promo["gates"].append(GateStatus(**evaluate([gate], inp)[0].to_json()))  # type: ignore[typeddict-item]
                     else:
                         promo["gates"].append({"gate": gate.name, "passed": None, "detail": "checked at promotion"})
                     if gate.kind == "approval":
@@ -635,9 +736,13 @@ def _no_provider(key: str) -> Any:  # pragma: no cover - status never runs provi
     raise ConfigError(f"status does not call provider {key}")
 
 
-def history(opts: RunOptions, stage: str | None = None) -> list[dict[str, Any]]:
+def history(opts: RunOptions, stage: str | None = None) -> list[ReleaseEvent]:
     """Every release event, oldest first; only one stage's (and version-wide rejections) with `stage`."""
     rel = open_release(opts)
     if stage is not None:
         rel.stages.get(rel.plan, stage)
-    return [L.describe(e) for e in rel.ledger.events if stage is None or e.detail.get("stage") in (stage, None)]
+    return [
+        ReleaseEvent(**L.describe(e))  # type: ignore[typeddict-item]  # the ledger's own shape, checked in tests
+        for e in rel.ledger.events
+        if stage is None or e.detail.get("stage") in (stage, None)
+    ]

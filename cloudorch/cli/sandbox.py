@@ -2,31 +2,29 @@
 
 `up` starts moto, fake-gcs-server, Azurite and a small ARM server as detached processes and
 records them under `.cloudorch/sandbox/`; `status` checks them; `env` prints the variables that
-point the SDKs at them; `down` stops exactly the recorded processes. Registered on the shared app
-by import from `app.py`; the work is `cloudorch.sandbox`'s.
+point the SDKs at them; `down` stops exactly the recorded processes. The work is `cloudorch.sandbox`'s.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.markup import escape
 
-from cloudorch.cli.common import JsonOpt, _out, app
+from cloudorch.cli.common import sandbox_app
+from cloudorch.cli.options import JsonOpt, simple_command
 from cloudorch.cli.output import Output
 from cloudorch.errors import ExitCode
 
 if TYPE_CHECKING:
-    from cloudorch.sandbox import Sandbox
+    from cloudorch.api import Sandbox
 
-sandbox_app = typer.Typer(
-    help="Local cloud emulators (AWS, GCS, Azure) for trying plans with no account: up, status, env, down.",
-    no_args_is_help=True,
-)
-app.add_typer(sandbox_app, name="sandbox")
+
+def _out(json_: bool) -> Output:
+    return Output.configure(json_mode=json_)
 
 
 def _notify(out: Output) -> Callable[[str], None]:
@@ -34,26 +32,33 @@ def _notify(out: Output) -> Callable[[str], None]:
 
 
 def _show(out: Output, box: Sandbox) -> None:
-    from cloudorch.sandbox.emulators import as_json
+    from cloudorch import api
 
-    doc = as_json(box)
-    for s in doc["servers"]:
+    doc = api.sandbox_json(box)
+    servers = cast("list[dict[str, Any]]", doc["servers"])
+    skipped = cast("dict[str, str]", doc["skipped"])
+    for s in servers:
         health = "[green]healthy[/]" if s["healthy"] else ("[yellow]not answering[/]" if s["alive"] else "[red]gone[/]")
         out.print(f"  {s['name']:<16} {s['cloud']:<6} pid {s['pid']:<8} {escape(s['url']):<40} {health}")
-    for name, why in sorted(doc["skipped"].items()):
+    for name, why in sorted(skipped.items()):
         out.print(f"  {name:<16} [yellow]not started[/]: {escape(why)}")
 
 
-@sandbox_app.command("up")
+@simple_command(
+    sandbox_app,
+    "up",
+    summary="Start the emulators on free local ports.",
+    example="cloudorch sandbox up && cloudorch apply plans/multi-cloud.yaml --sandbox --auto-approve",
+    exits="0 running, 1 an emulator could not start",
+)
 def sandbox_up(json_: JsonOpt = False) -> int:
     """Start the emulators (if they are not running) on free 127.0.0.1 ports."""
-    from cloudorch import sandbox
-    from cloudorch.sandbox.emulators import as_json
+    from cloudorch import api
 
     out = _out(json_)
-    box, started = sandbox.up(notify=_notify(out))
+    box, started = api.sandbox_up(notify=_notify(out))
     if json_:
-        out.document({**as_json(box), "started": started})
+        out.document({**api.sandbox_json(box), "started": started})
         return 0
     out.print(("Started" if started else "Already running:") + f" the sandbox in {escape(str(box.directory))}")
     _show(out, box)
@@ -64,43 +69,54 @@ def sandbox_up(json_: JsonOpt = False) -> int:
     return 0
 
 
-@sandbox_app.command("status")
+@simple_command(
+    sandbox_app,
+    "status",
+    summary="List the emulators and their health.",
+    example="cloudorch sandbox status --json",
+    exits="0 every emulator is healthy, 1 one is not, or the sandbox is not running",
+)
 def sandbox_status(json_: JsonOpt = False) -> int:
-    """List the recorded emulators with pid, port and health. Exit 1 when one is not healthy."""
-    from cloudorch import sandbox
-    from cloudorch.sandbox.emulators import as_json
+    """List the recorded emulators with pid, port and health. Exit 1 when one is not healthy, or when
+    the sandbox is not running (so `cloudorch sandbox status && ...` means "the sandbox is usable")."""
+    from cloudorch import api
 
     out = _out(json_)
-    box = sandbox.status()
+    box = api.sandbox_status()
     if box is None:
         if json_:
             out.document({"running": False, "servers": [], "skipped": {}})
         else:
             out.print("The sandbox is not running. Start it with: cloudorch sandbox up")
-        return 0
+        return int(ExitCode.ERROR)
     if json_:
-        out.document(as_json(box))
+        out.document(api.sandbox_json(box))
     else:
         out.print(f"Sandbox in {escape(str(box.directory))}:")
         _show(out, box)
     return 0 if box.healthy else int(ExitCode.ERROR)
 
 
-@sandbox_app.command("env")
+@simple_command(
+    sandbox_app,
+    "env",
+    summary="Print the variables that point the SDKs at the emulators.",
+    example='eval "$(cloudorch sandbox env)"',
+    exits="0 printed, 1 the sandbox is not running",
+)
 def sandbox_env(
-    shell: Annotated[str, typer.Option("--shell", help="sh (export lines) or fish.")] = "sh",
+    shell: Annotated[str, typer.Option("--shell", metavar="sh|fish", help="sh (export lines) or fish.")] = "sh",
     json_: JsonOpt = False,
 ) -> int:
     """Print the variables that point the cloud SDKs at the sandbox: eval "$(cloudorch sandbox env)"."""
-    from cloudorch import sandbox
+    from cloudorch import api
     from cloudorch.errors import ConfigError
-    from cloudorch.sandbox.endpoints import client_env
 
     out = _out(json_)
-    box = sandbox.status()
+    box = api.sandbox_status()
     if box is None:
         raise ConfigError("the sandbox is not running", hint="start it with: cloudorch sandbox up")
-    env = client_env(box)
+    env = api.sandbox_env(box)
     if json_:
         out.document({"env": env})
         return 0
@@ -110,13 +126,19 @@ def sandbox_env(
     return 0
 
 
-@sandbox_app.command("down")
+@simple_command(
+    sandbox_app,
+    "down",
+    summary="Stop the emulators `up` started.",
+    example="cloudorch sandbox down",
+    exits="0 stopped (or nothing was running)",
+)
 def sandbox_down(json_: JsonOpt = False) -> int:
     """Stop the emulators `up` started (only those pids, and only while they run what was recorded)."""
-    from cloudorch import sandbox
+    from cloudorch import api
 
     out = _out(json_)
-    stopped = sandbox.down()
+    stopped = api.sandbox_down()
     if json_:
         out.document({"stopped": [{"name": e.name, "pid": e.pid} for e in stopped]})
     elif stopped:

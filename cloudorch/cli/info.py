@@ -1,0 +1,134 @@
+"""What needs no state: `version`, `validate`, `graph`, `schema` and `providers`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cloudorch import __version__
+from cloudorch.cli.common import app
+from cloudorch.cli.options import JsonOpt, plan_command, simple_command
+from cloudorch.cli.output import Output
+from cloudorch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cloudorch.api import RunOptions
+
+
+@simple_command(
+    app, "version", summary="Print cloudorch's version.", example="cloudorch version --json", exits="0 printed"
+)
+def version(json_: JsonOpt = False) -> int:
+    """Print cloudorch's version."""
+    out = Output.configure(json_mode=json_)
+    if json_:
+        out.document({"version": __version__, "python": sys.version.split()[0]})
+    else:
+        out.plain(f"cloudorch {__version__}")
+    return 0
+
+
+@plan_command(
+    app,
+    "validate",
+    uses="vars stage json",
+    summary="Check a plan file; reads no state or cloud.",
+    example="cloudorch validate plans/quickstart.yaml\ncloudorch validate plans/release-demo.yaml --stage prod",
+    exits="0 valid, 1 invalid (the error names file, line and field)",
+)
+def validate(opts: RunOptions, out: Output) -> int:
+    """Check a plan file: syntax, types, properties, references and cycles. Reads no state or cloud.
+
+    A plan with stages is checked for every stage at once, or for one with --stage.
+    """
+    from cloudorch import api
+
+    loaded = api.validate(opts)
+    n = len(loaded.instances)
+    if out.json_mode:
+        doc = {"valid": True, "plan": loaded.plan.name, "resources": n, "file": str(opts.plan_file)}
+        out.document({**doc, "stage": opts.stage} if opts.stage else doc)
+    else:
+        where = f" (stage {opts.stage})" if opts.stage else ""
+        out.print(f"[green]The plan file is valid:[/] {loaded.plan.name}{where}, {n} resource instance(s).")
+    return 0
+
+
+@plan_command(
+    app,
+    "graph",
+    uses="vars stage json",
+    summary="Print the dependency graph (dot, mermaid or json).",
+    example="cloudorch graph plans/quickstart.yaml | dot -Tsvg > graph.svg\n"
+    "cloudorch graph plans/release-demo.yaml --stage prod --format mermaid",
+    exits="0 printed, 1 invalid plan file",
+)
+def graph(
+    opts: RunOptions,
+    out: Output,
+    format_: Annotated[
+        str, typer.Option("--format", metavar="dot|mermaid|json", help="dot, mermaid or json (same as --json).")
+    ] = "dot",
+) -> int:
+    """Print the dependency graph (pipe dot output to `dot -Tsvg`). Without --stage, a plan with stages
+    shows every stage at once, with the stages and their `needs` as nodes and edges."""
+    from cloudorch import api
+
+    if format_ not in api.GRAPH_FORMATS:
+        raise ConfigError(f"--format {format_}: unknown format", hint="use dot, mermaid or json")
+    if out.json_mode and format_ not in ("dot", "json"):
+        raise ConfigError(f"--json and --format {format_} ask for two formats", hint="choose one")
+    loaded = api.validate(opts)
+    if out.json_mode:
+        out.document(json.loads(api.render_graph(loaded.graph, "json")))
+    else:
+        sys.stdout.write(api.render_graph(loaded.graph, format_))
+    return 0
+
+
+@simple_command(
+    app,
+    "schema",
+    summary="Print the JSON Schema of plan files.",
+    example="cloudorch schema > cloudorch.schema.json",
+    exits="0 printed",
+)
+def schema(json_: JsonOpt = False) -> int:
+    """Print the JSON Schema of plan files, with every installed resource type's properties.
+
+    The output is JSON either way; --json is accepted as on every command.
+    """
+    from cloudorch import api
+
+    Output.configure(json_mode=json_)
+    sys.stdout.write(json.dumps(api.schema(), indent=2) + "\n")
+    return 0
+
+
+@simple_command(
+    app,
+    "providers",
+    summary="List installed providers and their resource types.",
+    example="cloudorch providers --json",
+    exits="0 listed (a provider that fails to load is listed with its error)",
+)
+def providers(json_: JsonOpt = False) -> int:
+    """List installed providers and their resource types."""
+    from cloudorch import api
+
+    out = Output.configure(json_mode=json_)
+    info = api.providers_info()
+    if json_:
+        out.document({"providers": [p.to_json() for p in info]})
+        return 0
+    for p in info:
+        if p.error:
+            out.print(f"[red]{p.name}[/]: {p.error}")
+            continue
+        out.print(f"[bold]{p.name}[/] ({p.package})")
+        for t in p.types:
+            out.print(f"  {t.type:<28} {t.description}")
+    return 0
