@@ -168,7 +168,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "prefetch_state_store": ("cloudorch.state.backends.worker", "prefetch"),
 }
 
-GRAPH_FORMATS = ("dot", "mermaid", "json")
+GRAPH_FORMATS = ("dot", "mermaid", "json", "graphml", "gexf", "node-link")
 
 
 def __getattr__(name: str) -> object:
@@ -192,11 +192,16 @@ def plan(opts: RunOptions) -> ChangeSet:
 
 
 def render_graph(graph: Graph, fmt: str) -> str:
-    """A graph as text: `dot`, `mermaid` or `json` (one of `GRAPH_FORMATS`)."""
+    """A graph as text in one of `GRAPH_FORMATS`: `dot`, `mermaid` and `json` by the compact graph,
+    `graphml`, `gexf` and `node-link` through networkx (imported only for those)."""
     from cloudorch import graph as graphs
 
     renderers = {"dot": graphs.to_dot, "mermaid": graphs.to_mermaid, "json": graphs.to_json}
-    return renderers[fmt](graph)
+    if fmt in renderers:
+        return renderers[fmt](graph)
+    from cloudorch.graph_export import export
+
+    return export(graph, fmt)
 
 
 def sandbox_json(box: Sandbox) -> dict[str, object]:

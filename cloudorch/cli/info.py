@@ -61,8 +61,9 @@ def validate(opts: RunOptions, out: Output) -> int:
     app,
     "graph",
     uses="vars stage json",
-    summary="Print the dependency graph (dot, mermaid or json).",
+    summary="Print the dependency graph (dot, mermaid, json, graphml, gexf or node-link).",
     example="cloudorch graph plans/quickstart.yaml | dot -Tsvg > graph.svg\n"
+    "cloudorch graph plans/quickstart.yaml --format graphml > graph.graphml\n"
     "cloudorch graph plans/release-demo.yaml --stage prod --format mermaid",
     exits="0 printed, 1 invalid plan file",
 )
@@ -70,7 +71,13 @@ def graph(
     opts: RunOptions,
     out: Output,
     format_: Annotated[
-        str, typer.Option("--format", metavar="dot|mermaid|json", help="dot, mermaid or json (same as --json).")
+        str,
+        typer.Option(
+            "--format",
+            metavar="dot|mermaid|json|graphml|gexf|node-link",
+            help="dot, mermaid, json (same as --json), or for graph tools (Gephi, yEd, networkx): "
+            "graphml, gexf, node-link.",
+        ),
     ] = "dot",
 ) -> int:
     """Print the dependency graph (pipe dot output to `dot -Tsvg`). Without --stage, a plan with stages
@@ -78,7 +85,7 @@ def graph(
     from cloudorch import api
 
     if format_ not in api.GRAPH_FORMATS:
-        raise ConfigError(f"--format {format_}: unknown format", hint="use dot, mermaid or json")
+        raise ConfigError(f"--format {format_}: unknown format", hint="use one of: " + ", ".join(api.GRAPH_FORMATS))
     if out.json_mode and format_ not in ("dot", "json"):
         raise ConfigError(f"--json and --format {format_} ask for two formats", hint="choose one")
     loaded = api.validate(opts)

@@ -44,3 +44,28 @@ def test_sandbox_status_fails_when_nothing_runs(cli: Any, tmp_path: Path, monkey
     assert r.code == 1 and "not running" in r.out
     doc = cli("sandbox", "status", "--json")
     assert doc.code == 1 and doc.json()["running"] is False
+
+
+@pytest.mark.parametrize("fmt", ["graphml", "gexf", "node-link"])
+def test_graph_exports_for_graph_tools(cli: Any, fixture_plan: Any, tmp_path: Path, fmt: str) -> None:
+    import networkx as nx
+
+    plan = fixture_plan("lifecycle.yaml")
+    r = cli("graph", str(plan), "--format", fmt)
+    assert r.code == 0, r.err
+    path = tmp_path / f"graph.{fmt}"
+    path.write_text(r.out)
+    if fmt == "graphml":
+        g = nx.read_graphml(path)
+    elif fmt == "gexf":
+        g = nx.read_gexf(path)
+    else:
+        g = nx.node_link_graph(json.loads(r.out), edges="edges")
+    dot = cli("graph", str(plan), "--json").json()
+    assert set(g.nodes) == {n["id"] for n in dot["nodes"]}
+    assert len(g.edges) == len(dot["edges"]) > 0
+
+
+def test_graph_refuses_an_unknown_format(cli: Any, fixture_plan: Any) -> None:
+    r = cli("graph", str(fixture_plan("lifecycle.yaml")), "--format", "svg")
+    assert r.code == 1 and "graphml" in r.err and "Traceback" not in r.err
