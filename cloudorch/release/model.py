@@ -315,6 +315,9 @@ def stages_of(plan: PlanSpec) -> Stages | None:
             on_failed_verification=model.on_failed_verification,
         )
     order = _order(plan, by_name)
+    from cloudorch.release.gates import check_templates  # gates imports this module
+
+    check_templates(plan, Stages(by_name, order, groups))
     return Stages(by_name, order, groups)
 
 

@@ -212,7 +212,8 @@ def verify(rel: Release, stage: Stage, sopts: RunOptions, version: str) -> list[
         return []
     deadline = time.monotonic() + stage.verify_for
     with api.session(sopts, lock=False) as sess:
-        inp = GateInputs(stage, version, rel.ledger, clock_now(rel.opts.env), rel.plan.path.parent, sess.providers.get)
+        now = clock_now(rel.opts.env)
+        inp = GateInputs(stage, version, rel.ledger, now, rel.plan.path.parent, sess.providers.get, plan=rel.plan)
         while True:
             verdicts = evaluate(stage.verify, inp)
             if not all(v.passed for v in verdicts) or time.monotonic() + stage.verify_every > deadline:
@@ -416,6 +417,8 @@ def promote(
             sess.providers.get,
             policy_report=sess.policy_report,
             policy_overrides=policy_overrides,
+            plan=rel.plan,
+            dry_run=dry_run,
         )
         out.verdicts = evaluate(stage.gates, inp, gate_overrides)
     if on_verdicts is not None:
