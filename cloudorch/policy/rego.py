@@ -1,13 +1,16 @@
-"""Rego (OPA) policies evaluated in process with regopy: Conftest-compatible `deny` / `warn` /
-`violation` rules, compiled once per command, each rule queried once per input document.
+"""Rego (OPA) policies evaluated with regopy in a confined worker process (`rego_worker`):
+Conftest-compatible `deny` / `warn` / `violation` rules, compiled once per command, each rule
+queried once per input document.
 
-Owns the regopy boundary: module parsing and syntax errors with file:line, building the input
-(cut down to what the rules can reach: see `reach`), parallel querying, result normalisation,
-and `test_*` rules. It returns `Violation`s; it does not decide what blocks.
+Owns the worker's side of the boundary: syntax errors with file:line, cutting the input down to
+what the rules can reach (see `reach`), the time and memory limits, result normalisation, and
+`test_*` rules. It returns `Violation`s; it does not decide what blocks. This process never
+loads regopy itself (rego-cpp's allocator reserves 256 GB of address space when it loads).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -33,10 +36,8 @@ from cloudorch.policy.model import (
 )
 from cloudorch.policy.rego_worker import UNDEFINED_WIRE, QueryError, make_input, parse_rego_errors, run_query
 
-try:  # regopy is the `policy` extra: the core works without it
-    import regopy
-except ImportError:  # pragma: no cover - exercised only without the extra
-    regopy = None
+#: regopy is the `policy` extra: the core works without it (looked up, not imported: see above)
+_HAS_REGOPY = importlib.util.find_spec("regopy") is not None
 
 __all__ = ["make_input"]
 
@@ -54,7 +55,7 @@ _COMMENT_RE = re.compile(r"#[^\n]*")
 
 
 def _require_regopy(what: str) -> None:
-    if regopy is None:
+    if not _HAS_REGOPY:
         raise PolicyLoadError(
             f"{what} needs the Rego engine, which is not installed",
             hint="pip install 'cloudorch[policy]' (it installs regopy)",
@@ -227,6 +228,15 @@ class _Worker:
         if self._proc is None:
             self.spawn()
         msg = self._read(time.monotonic() + max([30.0, *(r.timeout for r in self.rules)]), running={})
+        if "start_error" in msg:
+            self.kill()
+            first = self.rules[0] if self.rules else None
+            where = Location(first.source, first.line) if first else Location(self.modules[0].file, 1)
+            raise PolicyLoadError(
+                f"{first.named if first else 'the Rego policies'} cannot run: {msg['start_error']}",
+                location=where,
+                hint="run cloudorch without `ulimit -v` (RLIMIT_AS)",
+            )
         if "load_error" in msg:
             self.kill()
             raise _syntax_error(str(msg["load_error"]), {f"m{i}.rego": m for i, m in enumerate(self.modules)})

@@ -317,11 +317,47 @@ class _Worker:
             thread.join()
 
 
+#: what rego-cpp's allocator (snmalloc) reserves when regopy loads; with less, it aborts
+_RESERVED = 256 * 2**30
+
+
+def _make_room() -> str | None:
+    """Lift an inherited address-space limit (`ulimit -v`) for the allocator's reservation.
+
+    The limit cannot bound this process anyway (the reservation alone exceeds any useful one);
+    `_Worker.bound_memory` sets the real bound, relative to what is mapped, once regopy is loaded.
+    Returns why the worker cannot start, or None.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        return None
+    except (ValueError, OSError):  # an unprivileged process cannot raise its hard limit
+        pass
+    if hard == resource.RLIM_INFINITY or hard > _RESERVED + 2**30:
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        return None
+    return (
+        f"the Rego engine cannot start under an address-space limit of {hard // 2**20} MB (ulimit -v): "
+        "rego-cpp's allocator reserves 256 GB of address space; cloudorch bounds each policy's "
+        "memory itself (`max_memory_mb`)"
+    )
+
+
 def main() -> None:
     """Serve the parent: one JSON request a line on stdin, JSON replies a line on stdout."""
     stdin, stdout = sys.stdin, sys.stdout
     init = json.loads(stdin.readline())
     sys.path[:0] = [p for p in init.get("path", []) if p not in sys.path]
+    problem = _make_room()
+    if problem:
+        stdout.write(json.dumps({"start_error": problem}) + "\n")
+        stdout.flush()
+        return
     import regopy
 
     try:
