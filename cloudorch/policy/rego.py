@@ -559,12 +559,6 @@ class RegoRun:
         self._thread = threading.Thread(target=run, name="rego", daemon=True)
         self._thread.start()
 
-    def abandon(self) -> None:
-        """Wait for the queries already started, keeping none of their results."""
-        if self._thread is not None:
-            self._thread.join()
-        self._results = {}
-
     def result(self) -> list[Violation]:
         if self._thread is not None:
             self._thread.join()
