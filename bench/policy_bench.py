@@ -22,6 +22,7 @@ from typing import Any
 from cloudorch.changes import Action, Change, ChangeSet, PropertyDiff
 from cloudorch.policy import PolicySet, build_input, load_policies, reach
 from cloudorch.policy.rego import _run_query, make_input
+from cloudorch.policy.rego_worker import new_interpreter
 
 TARGET_SECONDS = 1.0
 
@@ -147,7 +148,7 @@ def breakdown(policies: PolicySet, doc: dict[str, Any], repeat: int) -> tuple[li
     load and queries run on its own interpreters once its input is built."""
     assert policies.rego is not None
     rego = policies.rego
-    interp = rego._interpreters[0]
+    interp = new_interpreter([(f"m{i}.rego", m.text) for i, m in enumerate(rego.modules)])  # in this process
     groups = reach.plan_groups(doc, rego._own, rego._rule_scans, rego.workers) or [
         reach.Group(rego.projection, tuple(range(len(rego.rules))), tuple(range(rego.workers)))
     ]

@@ -10,16 +10,24 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+# third-party packages exactly as locked, each checked against its hash (requirements/README.md),
+# then cloudorch and its providers themselves, editable, without letting pip pick anything else
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements/test.lock
 editable=(-e ".[dev,policy]")
 for p in providers/*/pyproject.toml; do
   [ -f "$p" ] && editable+=(-e "$(dirname "$p")[test]")
 done
-.venv/bin/python -m pip install -q --disable-pip-version-check "${editable[@]}"
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "${editable[@]}"
+.venv/bin/python -m pip check
 
-# Azurite (Azure Blob emulator) for the Azure provider's tests; pinned for Node 20.
+# Azurite (Azure Blob emulator) for the Azure provider's tests, exactly as tools/azurite's
+# package-lock.json says (npm ci checks every package's integrity hash)
 if [ -d providers/azure ] && command -v npm >/dev/null 2>&1; then
-  if [ ! -f .test-tools/node_modules/azurite/dist/src/blob/main.js ]; then
-    npm install --silent --no-audit --no-fund --prefix .test-tools azurite@3.35.0 >/dev/null
+  if ! cmp -s tools/azurite/package-lock.json .test-tools/package-lock.json \
+      || [ ! -f .test-tools/node_modules/azurite/dist/src/blob/main.js ]; then
+    mkdir -p .test-tools
+    cp tools/azurite/package.json tools/azurite/package-lock.json .test-tools/
+    npm ci --silent --no-audit --no-fund --prefix .test-tools >/dev/null
   fi
 fi
 

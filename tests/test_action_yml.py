@@ -192,3 +192,188 @@ def test_promote_needs_a_stage_and_a_blocking_gate_fails_the_step(runner: Runner
     assert promoted.code == 3, promoted.stdout + promoted.stderr
     assert promoted.outputs["exit-code"] == "3"
     assert "release promote to `prod`: exit 3" in promoted.summary and "health.http" in promoted.summary
+
+
+# --------------------------------------------------------------------------- hostile inputs
+
+HOSTILE_VERSIONS = [
+    "1.0.0 --override soak --reason x --var env=prod",
+    "1.0'",
+    "--override",
+    "1.0.0\n::error::injected",
+    "$(touch pwned)",
+    "",
+]
+
+
+@pytest.mark.parametrize("version", [v for v in HOSTILE_VERSIONS if v])
+def test_a_malformed_version_fails_the_step_before_cloudorch_runs(runner: Runner, version: str) -> None:
+    shutil.copy(FIXTURES / "release_two_stage.yaml", runner.work / "app.yaml")
+    got = runner.run(command="promote", plan="app.yaml", stage="prod", version=version)["run"]
+    assert got.code == 1, got.stdout + got.stderr
+    assert "::error::the version input must be SemVer" in got.stdout
+    assert "injected" not in got.stdout  # the value is never echoed into a workflow command
+    assert "exit-code" not in got.outputs  # cloudorch never ran
+    assert not (runner.work / "pwned").exists()
+    assert not (runner.work / ".cloudorch").exists()
+
+
+@pytest.mark.parametrize("version", ["1.4.2", "v2.0.0-rc.1+build.5", "build-1234", "2026.12.05"])
+def test_a_well_formed_version_reaches_promote_as_one_argument(runner: Runner, version: str) -> None:
+    shutil.copy(FIXTURES / "release_two_stage.yaml", runner.work / "app.yaml")
+    got = runner.run(command="promote", plan="app.yaml", stage="prod", version=version)["run"]
+    # the version never ran in dev: cloudorch itself refuses, naming the version it was given
+    assert got.outputs.get("exit-code") not in (None, "0"), got.stdout + got.stderr
+    assert version in got.summary
+
+
+def test_args_that_cannot_be_split_fail_the_step(runner: Runner) -> None:
+    got = runner.run(command="plan", plan="lifecycle.yaml", args="--var owner=web'")["run"]
+    assert got.code == 1
+    assert "::error::the args input cannot be split into arguments (ValueError: No closing quotation)" in got.stdout
+    assert "exit-code" not in got.outputs
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"command": "plan", "plan": "--help"}, "the plan input must be a file path"),
+        ({"command": "plan", "plan": "lifecycle.yaml", "stage": "prod --auto-approve"}, "the stage input must be"),
+        ({"command": "plan", "plan": "lifecycle.yaml", "version": "1.0.0"}, "the version input is for command promote"),
+        ({"command": "plan\n::error::x", "plan": "lifecycle.yaml"}, "command must be plan, apply, drift or promote"),
+    ],
+)
+def test_other_malformed_inputs_fail_the_step(runner: Runner, inputs: dict[str, str], message: str) -> None:
+    step = runner.run(**inputs)
+    got = step.get("run") or step["install"]
+    assert got.code == 1, got.stdout + got.stderr
+    assert f"::error::{message}" in got.stdout
+    assert "\n::error::x" not in got.stdout
+
+
+# --------------------------------------------------------------------------- example workflows
+
+WORKFLOWS = sorted(
+    [*(ROOT / "examples" / "ci" / "github").glob("*.yml"), *(ROOT / ".github" / "workflows").glob("*.yml")]
+)
+BOT = {"type": "Bot", "login": "github-actions[bot]"}
+SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+def _workflow(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
+    doc["on"] = doc.pop(True, doc.get("on"))  # YAML 1.1 reads the key `on` as true
+    return doc
+
+
+def _steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for job in doc["jobs"].values() for s in job.get("steps", [])]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflows_pin_actions_and_grant_per_job(path: Path) -> None:
+    doc = _workflow(path)
+    top = doc.get("permissions")
+    assert top in ({}, {"contents": "read"}), f"{path.name}: top-level permissions {top}"
+    for name, job in doc["jobs"].items():
+        assert "permissions" in job, f"{path.name}: job {name} does not say what it needs"
+    for step in _steps(doc):
+        uses = step.get("uses")
+        if uses and not uses.startswith(("./", "your-org/")):
+            assert SHA_PIN.match(uses), f"{path.name}: {uses} is not pinned by commit SHA"
+        if "run" in step:
+            assert "${{" not in step["run"], f"{path.name}: an expression pasted into a script"
+    for action_step in yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]:
+        if "uses" in action_step:
+            assert SHA_PIN.match(action_step["uses"]), action_step["uses"]
+
+
+def test_the_pull_request_plan_job_only_reads() -> None:
+    doc = _workflow(ROOT / "examples" / "ci" / "github" / "plan-apply.yml")
+    plan = doc["jobs"]["plan"]["permissions"]
+    assert {k: v for k, v in plan.items() if v == "write"} == {"id-token": "write"}
+    assert plan["contents"] == "read"
+    assert doc["jobs"]["comment"]["permissions"] == {"pull-requests": "write"}
+    assert "security-events" in doc["jobs"]["report"]["permissions"]
+    # the jobs that may write to GitHub never check out or run the pull request's code
+    for name in ("comment", "report"):
+        assert not any("checkout" in str(s.get("uses", "")) for s in doc["jobs"][name]["steps"])
+        assert not any("cloudorch" in str(s.get("uses", "")) for s in doc["jobs"][name]["steps"])
+
+
+def _bash_step(path: Path, job: str, index: int) -> dict[str, Any]:
+    step: dict[str, Any] = _workflow(path)["jobs"][job]["steps"][index]
+    return step
+
+
+@pytest.mark.parametrize("version", [v for v in HOSTILE_VERSIONS if v])
+def test_promote_example_checks_its_inputs(tmp_path: Path, version: str) -> None:
+    step = _bash_step(ROOT / "examples" / "ci" / "github" / "promote.yml", "check", 0)
+    script = tmp_path / "check.sh"
+    script.write_text(step["run"])
+    env = {"PATH": os.environ["PATH"], "STAGE": "prod", "VERSION": version}
+    got = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert got.returncode == 1 and "::error::the version input must be SemVer" in got.stdout
+    good = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=tmp_path,
+                          env={**env, "VERSION": "1.4.2"}, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert good.returncode == 0, good.stdout + good.stderr
+
+
+COMMENT_HARNESS = r"""
+const fs = require('fs');
+const calls = [];
+const comments = JSON.parse(process.env.COMMENTS);
+const github = {
+  paginate: async () => comments,
+  rest: { issues: {
+    listComments: () => {},
+    updateComment: async (a) => calls.push(['update', a.comment_id]),
+    createComment: async () => calls.push(['create']),
+  } },
+};
+const context = { repo: { owner: 'o', repo: 'r' }, issue: { number: 7 } };
+const core = { notice: () => calls.push(['notice']) };
+const script = fs.readFileSync(process.env.SCRIPT, 'utf8');
+(async () => {
+  await eval('(async () => {' + script + '\n})()');
+  console.log(JSON.stringify(calls));
+})();
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the github-script step")
+@pytest.mark.parametrize(
+    ("summary", "comments", "expected"),
+    [
+        ("", [{"id": 1, "body": "anything", "user": BOT}], [["notice"]]),
+        ("no marker\n", [], [["notice"]]),
+        (
+            "<!-- cloudorch-plan: shop -->\nplan",
+            [
+                {"id": 1, "body": "<!-- cloudorch-plan: shop -->\nforged", "user": {"type": "User", "login": "eve"}},
+                {"id": 2, "body": "<!-- cloudorch-plan: other -->\nx", "user": BOT},
+            ],
+            [["create"]],
+        ),
+        (
+            "<!-- cloudorch-plan: shop -->\nplan",
+            [{"id": 3, "body": "<!-- cloudorch-plan: shop -->\nold", "user": BOT}],
+            [["update", 3]],
+        ),
+    ],
+)
+def test_the_comment_step_updates_only_the_bots_marked_comment(
+    tmp_path: Path, summary: str, comments: list[dict[str, Any]], expected: list[list[Any]]
+) -> None:
+    step = _bash_step(ROOT / "examples" / "ci" / "github" / "plan-apply.yml", "comment", 1)
+    (tmp_path / "script.js").write_text(step["with"]["script"])
+    (tmp_path / "harness.js").write_text(COMMENT_HARNESS)
+    (tmp_path / "plan").mkdir()
+    if summary:
+        (tmp_path / "plan" / "summary.md").write_text(summary)
+    env = {"PATH": os.environ["PATH"], "SCRIPT": str(tmp_path / "script.js"), "COMMENTS": json.dumps(comments)}
+    got = subprocess.run(["node", str(tmp_path / "harness.js")], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=30)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout) == expected

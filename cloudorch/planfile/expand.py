@@ -19,6 +19,7 @@ from cloudorch.planfile.expressions import (
     navigate,
     resolve_partial,
 )
+from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import Lifecycle, PlanSpec
 from cloudorch.planfile.source import paused_gc
 
@@ -130,7 +131,25 @@ def expand(plan: PlanSpec) -> list[Instance]:
         return _expand(plan)
 
 
+def check_instance_count(plan: PlanSpec, limits: InputLimits | None = None) -> int:
+    """The number of instances the plan expands to; over `max_instances` is a located error."""
+    limit = (limits or InputLimits.from_env()).max_instances
+    total = 0
+    for name in plan.resources:
+        keys = plan.for_each_keys.get(name)
+        total += 1 if keys is None else len(keys)
+        if total > limit:
+            where = ("resources", name, "for_each") if keys is not None else ("resources", name)
+            raise ConfigError(
+                f"the plan expands to more than {limit:,} resource instances (at `{name}`)",
+                location=plan.location(*where),
+                hint="split the plan, or " + raise_hint("max_instances"),
+            )
+    return total
+
+
 def _expand(plan: PlanSpec) -> list[Instance]:
+    check_instance_count(plan)
     out: list[Instance] = []
     values = plan.variable_values
     env_values = plan.env_values

@@ -28,6 +28,7 @@ from cloudorch.planfile.expressions import (
     resolve_partial,
     strings_in,
 )
+from cloudorch.planfile.limits import InputLimits
 from cloudorch.planfile.model import (
     NAME_PATTERN,
     PROVIDER_KEY_PATTERN,
@@ -39,7 +40,7 @@ from cloudorch.planfile.model import (
     PlanSpec,
     VariableSpec,
 )
-from cloudorch.planfile.source import FieldPath, SourceMap, dotted, parse_yaml, paused_gc
+from cloudorch.planfile.source import FieldPath, SourceMap, dotted, parse_yaml, paused_gc, read_bounded
 from cloudorch.planfile.variables import choose_values
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -67,7 +68,7 @@ def load_plan(
     """Read, validate and prepare a plan file; raise a located ConfigError on any bad input."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(str(path), InputLimits.from_env())  # a huge file is refused unread
     except OSError as exc:
         raise ConfigError(
             f"cannot read plan file: {exc.strerror}",

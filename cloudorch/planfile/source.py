@@ -1,8 +1,9 @@
 """YAML source of a plan or variable file, with the line and column of every node.
 
-This module owns parsing (a safe loader only: no Python tags) and the `SourceMap` from field
-path tuples to positions that every plan file error uses. It rejects duplicate keys, which
-plain PyYAML silently accepts. It knows nothing of what a plan file means.
+This module owns parsing (a safe loader only: YAML's core-schema tags, nothing else) and the
+`SourceMap` from field path tuples to positions that every plan file error uses. It rejects
+duplicate keys, which plain PyYAML silently accepts, and enforces the size, nesting and alias
+limits of `cloudorch.planfile.limits`. It knows nothing of what a plan file means.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cloudorch.errors import ConfigError, Location
+from cloudorch.planfile.limits import InputLimits, raise_hint
 
 try:  # libyaml is ~10x faster on 5,000-resource plans; fall back to pure Python
     _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -27,6 +29,13 @@ FieldPath = tuple[str | int, ...]
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+#: the tags of YAML's core schema (plus `timestamp`, which the YAML 1.1 resolver gives dates);
+#: any other tag, explicit (`!!python/object/apply:...`, `!!binary`, `!custom`) is refused
+_SCALAR_TAGS: frozenset[str] = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
+)
 _IMPLICIT_FIRST: frozenset[str] = (
     frozenset(k for k in _BaseLoader.yaml_implicit_resolvers if k)
     if None not in _BaseLoader.yaml_implicit_resolvers
@@ -65,17 +74,24 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     the item. Merge keys (`<<`) and anchors work; duplicate keys are an error.
     """
 
-    def __init__(self, stream: str, source_map: SourceMap) -> None:
+    def __init__(self, stream: str, source_map: SourceMap, limits: InputLimits | None = None) -> None:
         super().__init__(stream)
         self.source_map = source_map
+        self.limits = limits or InputLimits()
         self._building: set[int] = set()
+        # Aliases share one node: a container built a second time is an alias expansion, and
+        # everything built inside it counts against `max_alias_nodes` (a "billion laughs" file
+        # of a few hundred bytes would otherwise expand to billions of values).
+        self._built: set[int] = set()
+        self._in_alias = 0
+        self._alias_nodes = 0
 
     def load_marked(self) -> Any:
         node = self.get_single_node()
         if node is None:
             return None
         self.source_map.marks[()] = _pos(node)
-        return self._build(node, ())
+        return self._build(node, (), 0)
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # The C composer asks this for every scalar. Most plan values are strings whose first
@@ -84,10 +100,14 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             return _STR_TAG
         return super().resolve(kind, value, implicit)
 
-    def _build(self, node: Node, path: FieldPath) -> Any:
+    def _build(self, node: Node, path: FieldPath, depth: int) -> Any:
+        if self._in_alias:
+            self._count_alias(1, node, path)
         if isinstance(node, ScalarNode):
             if node.tag == _STR_TAG:
                 return node.value  # what construct_yaml_str does, without the dispatch
+            if node.tag not in _SCALAR_TAGS:
+                raise self._tag_error(node, path)
             return self.construct_object(node, deep=True)
         if id(node) in self._building:
             raise ConfigError(
@@ -95,37 +115,92 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 hint="an anchor cannot contain an alias to itself",
                 location=self.source_map.location(path),
             )
+        if depth >= self.limits.max_depth:
+            line, col = _pos(node)
+            raise ConfigError(
+                f"YAML nested more than {self.limits.max_depth} levels deep",
+                hint="flatten the structure; " + raise_hint("max_depth"),
+                location=Location(self.source_map.file, line, col, dotted(path) or None),
+            )
+        aliased = id(node) in self._built
+        if aliased:
+            self._in_alias += 1
+            self._count_alias(1, node, path)
+        else:
+            self._built.add(id(node))
         self._building.add(id(node))
         try:
             if isinstance(node, SequenceNode):
+                if node.tag != _SEQ_TAG:
+                    raise self._tag_error(node, path)
                 items: list[Any] = []
                 for i, child in enumerate(node.value):
                     sub = (*path, i)
                     self.source_map.marks[sub] = _pos(child)
-                    items.append(self._build(child, sub))
+                    items.append(self._build(child, sub, depth + 1))
                 return items
             if isinstance(node, MappingNode):
-                return self._build_mapping(node, path)
+                if node.tag != _MAP_TAG:
+                    raise self._tag_error(node, path)
+                return self._build_mapping(node, path, depth)
         finally:
             self._building.discard(id(node))
-        return self.construct_object(node, deep=True)  # pragma: no cover - no other node kinds
+            if aliased:
+                self._in_alias -= 1
+        raise self._tag_error(node, path)  # pragma: no cover - no other node kinds
 
-    def _build_mapping(self, node: MappingNode, path: FieldPath) -> dict[Any, Any]:
+    def _count_alias(self, n: int, node: Node, path: FieldPath) -> None:
+        self._alias_nodes += n
+        if self._alias_nodes > self.limits.max_alias_nodes:
+            line, col = _pos(node)
+            raise ConfigError(
+                f"YAML aliases expand to more than {self.limits.max_alias_nodes:,} values",
+                hint="anchors (`&name`) and aliases (`*name`, `<<: *name`) are for sharing a few "
+                "defaults, not for multiplying data; " + raise_hint("max_alias_nodes"),
+                location=Location(self.source_map.file, line, col, dotted(path) or None),
+            )
+
+    def _tag_error(self, node: Node, path: FieldPath) -> ConfigError:
+        line, col = _pos(node)
+        tag = str(node.tag)
+        shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+        return ConfigError(
+            f"unsupported YAML tag `{shown}`",
+            hint="plan and variable files are plain YAML: only the core tags (!!str, !!int, !!float, "
+            "!!bool, !!null, !!seq, !!map) are allowed",
+            location=Location(self.source_map.file, line, col, dotted(path) or None),
+        )
+
+    def _build_mapping(self, node: MappingNode, path: FieldPath, depth: int) -> dict[Any, Any]:
         merged = any(k.tag == _MERGE_TAG for k, _ in node.value)
         if merged:
-            self._build_mapping_entries([(k, v) for k, v in node.value if k.tag != _MERGE_TAG], path, check=True)
+            own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+            self._build_mapping_entries(own, path, depth, check=True)
             # merge keys (`<<: *base`) put the merged entries first, so the node's own keys win
             self.flatten_mapping(node)
-        return self._build_mapping_entries(node.value, path, check=not merged)
+            # every merged entry is an alias expansion, however deep it came from
+            self._count_alias(len(node.value) - len(own), node, path)
+        return self._build_mapping_entries(node.value, path, depth, check=not merged)
 
     def _build_mapping_entries(
-        self, entries: list[tuple[Node, Node]], path: FieldPath, *, check: bool
+        self, entries: list[tuple[Node, Node]], path: FieldPath, depth: int, *, check: bool
     ) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         first_line: dict[Any, int] = {}
         marks = self.source_map.marks
         for key_node, value_node in entries:
-            key = key_node.value if key_node.tag == _STR_TAG else self.construct_object(key_node, deep=True)
+            if not isinstance(key_node, ScalarNode):
+                raise ConfigError(
+                    "a mapping key must be a plain value",
+                    location=Location(self.source_map.file, *_pos(key_node), dotted(path) or None),
+                    hint="write keys as strings or numbers",
+                )
+            if key_node.tag == _STR_TAG:
+                key = key_node.value
+            elif key_node.tag in _SCALAR_TAGS:
+                key = self.construct_object(key_node, deep=True)
+            else:
+                raise self._tag_error(key_node, path)
             try:
                 duplicate = check and key in first_line
             except TypeError:
@@ -144,7 +219,7 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 )
             first_line[key] = line
             marks[sub] = (line, col)
-            out[key] = self._build(value_node, sub)
+            out[key] = self._build(value_node, sub, depth + 1)
         return out
 
 
@@ -169,10 +244,16 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
-    """Parse one YAML document; a syntax error becomes a ConfigError at the YAML mark."""
+def parse_yaml(text: str, file: str, limits: InputLimits | None = None) -> tuple[Any, SourceMap]:
+    """Parse one YAML document; a syntax error or an exceeded limit becomes a located ConfigError.
+
+    `limits` defaults to `InputLimits.from_env()` (the documented defaults, raised by
+    environment variables).
+    """
+    limits = limits or InputLimits.from_env()
+    check_size(text, file, limits)
     source_map = SourceMap(file)
-    loader = MarkedLoader(text, source_map)
+    loader = MarkedLoader(text, source_map, limits)
     try:
         value = loader.load_marked()
     except yaml.constructor.ConstructorError as exc:
@@ -185,6 +266,12 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if "maximum nesting depth" in problem:  # libyaml's own bound (1000) is above ours
+            raise ConfigError(
+                f"YAML nested more than {limits.max_depth} levels deep",
+                hint="flatten the structure; " + raise_hint("max_depth"),
+                location=Location(file, mark.line + 1, mark.column + 1) if mark else Location(file),
+            ) from None
         raise ConfigError(
             f"YAML syntax error: {problem}",
             hint="check indentation and quoting near this line"
@@ -193,6 +280,39 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"YAML error: {exc}", location=Location(file)) from exc
+    except RecursionError:  # pragma: no cover - only the pure-Python parser recurses this deep
+        raise ConfigError(
+            f"YAML nested more than {limits.max_depth} levels deep",
+            hint="flatten the structure; " + raise_hint("max_depth"),
+            location=Location(file),
+        ) from None
     finally:
         loader.dispose()
     return value, source_map
+
+
+def read_bounded(path: str, limits: InputLimits) -> str:
+    """The UTF-8 text of a plan or variable file, refused unread when over `limits.max_bytes`.
+
+    Raises OSError and UnicodeDecodeError for the caller to word.
+    """
+    with open(path, "rb") as f:
+        data = f.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise ConfigError(
+            f"file is larger than the limit of {limits.max_bytes:,} bytes",
+            location=Location(path, 1, 1),
+            hint="split it, or " + raise_hint("max_bytes"),
+        )
+    return data.decode("utf-8")
+
+
+def check_size(text: str, file: str, limits: InputLimits) -> None:
+    """Refuse a file larger than `limits.max_bytes` before parsing any of it."""
+    size = len(text) if len(text) * 4 <= limits.max_bytes else len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise ConfigError(
+            f"file is {size:,} bytes, more than the limit of {limits.max_bytes:,}",
+            location=Location(file, 1, 1),
+            hint="split the plan, or " + raise_hint("max_bytes"),
+        )

@@ -363,6 +363,9 @@ def stages_of(plan: PlanSpec) -> Stages | None:
             on_failed_verification=model.on_failed_verification,
         )
     order = _order(plan, by_name)
+    from cloudorch.planfile.gate_templates import check_templates  # it imports this module
+
+    check_templates(plan, Stages(by_name, order, groups))
     return Stages(by_name, order, groups)
 
 

@@ -12,11 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cloudorch.errors import ConfigError, Location
+from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import VariableSpec, VariableType
-from cloudorch.planfile.source import SourceMap, parse_yaml
+from cloudorch.planfile.source import SourceMap, parse_yaml, read_bounded
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -63,11 +62,12 @@ def parse_cli_value(kind: VariableType, text: str) -> Any:
             except ValueError:
                 raise ValueError(f"{text!r} is not a number") from None
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        if kind == "any":
+        # the same bounded loader as plan files: `--var` text can be an alias bomb too
+        value, _ = parse_yaml(text, "--var")
+    except ConfigError as exc:
+        if kind == "any" and exc.message.startswith("YAML syntax error"):
             return text
-        raise ValueError(f"{text!r} is not valid YAML/JSON flow text") from None
+        raise ValueError(f"{text!r} is not valid YAML/JSON flow text ({exc.message})") from None
     if kind == "any":
         return value
     if not matches(kind, value):
@@ -77,18 +77,21 @@ def parse_cli_value(kind: VariableType, text: str) -> Any:
 
 
 def _read_var_file(path: Path) -> tuple[dict[str, Any], SourceMap | None]:
+    limits = InputLimits.from_env()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(str(path), limits)
     except OSError as exc:
         raise ConfigError(
             f"cannot read variable file: {exc.strerror}",
             location=Location(str(path)),
             hint="check the path given to --var-file",
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("variable file is not UTF-8 text", location=Location(str(path))) from exc
     try:
-        data, source_map = parse_yaml(text, str(path))
-    except ConfigError:
-        if path.suffix.lower() != ".json":
+        data, source_map = parse_yaml(text, str(path), limits)
+    except ConfigError as exc:
+        if path.suffix.lower() != ".json" or not exc.message.startswith("YAML syntax error"):
             raise
         # JSON that YAML cannot read (tabs in indentation): no positions, but still usable
         try:
@@ -97,6 +100,14 @@ def _read_var_file(path: Path) -> tuple[dict[str, Any], SourceMap | None]:
             raise ConfigError(
                 f"JSON syntax error: {exc.msg}", location=Location(str(path), exc.lineno, exc.colno)
             ) from exc
+        except RecursionError:
+            data = _TOO_DEEP
+        if data is _TOO_DEEP or _depth(data) > limits.max_depth:
+            raise ConfigError(
+                f"JSON nested more than {limits.max_depth} levels deep",
+                location=Location(str(path), 1, 1),
+                hint="flatten the structure; " + raise_hint("max_depth"),
+            ) from None
     if data is None:
         return {}, source_map
     if not isinstance(data, dict):
@@ -106,6 +117,22 @@ def _read_var_file(path: Path) -> tuple[dict[str, Any], SourceMap | None]:
             hint="write e.g. `region: eu-west-1`",
         )
     return data, source_map
+
+
+_TOO_DEEP = object()
+
+
+def _depth(value: Any) -> int:
+    """How deeply containers nest in `value` (iteratively: the value may be deeper than the stack)."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            todo.extend((c, depth + 1) for c in children)
+    return deepest
 
 
 def choose_values(

@@ -8,20 +8,29 @@ nothing is evaluated here.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cloudorch.errors import Location
+from cloudorch.errors import ConfigError, Location
+from cloudorch.planfile.limits import InputLimits
+from cloudorch.planfile.source import parse_yaml, read_bounded
 from cloudorch.policy.builtin import RULES, BuiltinRule, Match
 from cloudorch.policy.model import Level, PolicyInfo, PolicyLoadError
 from cloudorch.policy.policyset import PolicySet
-from cloudorch.policy.rego import RegoEngine, RegoModule, RegoRule, read_module, rego_files
+from cloudorch.policy.rego import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    RegoEngine,
+    RegoModule,
+    RegoRule,
+    read_module,
+    rego_files,
+)
 
-PATH_KEYS = frozenset({"path", "level", "namespace", "id", "full_input"})
+PATH_KEYS = frozenset({"path", "level", "namespace", "id", "full_input", "timeout", "max_memory_mb"})
 BUILTIN_KEYS = frozenset({"id", "rule", "level", "match", "description"})
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -183,6 +192,7 @@ def _load_path_entry(
             raise PolicyLoadError(f"{where}: no .rego or YAML rule files in {raw_path}")
         return
     namespace = str(entry.get("namespace") or "main")
+    timeout, max_memory_mb = _limits(entry, where)
     modules = []
     for p in rego_paths:
         shown = _shown(p)
@@ -216,7 +226,36 @@ def _load_path_entry(
         else:
             policy_id = package
         level = explicit_level or first.level or default_level
-        out.rules.append(RegoRule(package, rule, policy_id, level, first.file, first.rules[rule]))
+        out.rules.append(
+            RegoRule(package, rule, policy_id, level, first.file, first.rules[rule], timeout, max_memory_mb)
+        )
+
+
+_SECONDS_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m)?$")
+
+
+def _limits(entry: Mapping[str, Any], where: str) -> tuple[float, int]:
+    """An entry's `timeout` (seconds, or `500ms`/`5s`/`2m`) and `max_memory_mb` for its Rego rules."""
+    timeout = DEFAULT_TIMEOUT
+    raw = entry.get("timeout")
+    if raw is not None:
+        m = _SECONDS_RE.match(str(raw).strip()) if not isinstance(raw, bool) else None
+        value = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(2) or "s"] if m else 0.0
+        if value <= 0:
+            raise PolicyLoadError(
+                f"{where}: `timeout: {raw}` is not a positive duration", hint="write e.g. `timeout: 5s` or `500ms`"
+            )
+        timeout = value
+    memory = DEFAULT_MEMORY_MB
+    raw = entry.get("max_memory_mb")
+    if raw is not None:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 16:
+            raise PolicyLoadError(
+                f"{where}: `max_memory_mb: {raw}` is not a whole number of megabytes (16 or more)",
+                hint=f"the default is {DEFAULT_MEMORY_MB}",
+            )
+        memory = raw
+    return timeout, memory
 
 
 def _load_rule_file(
@@ -229,16 +268,14 @@ def _load_rule_file(
 ) -> None:
     """A YAML file of built-in rules: a list of entries, or {level: ..., policies: [entries]}."""
     shown = _shown(path)
+    limits = InputLimits.from_env()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # the plan file's bounded loader: a rule file can come from a pull request too
+        raw, _ = parse_yaml(read_bounded(str(path), limits), shown, limits)
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyLoadError(f"cannot read policy file {shown}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyLoadError(
-            f"{shown}: YAML syntax error: {getattr(exc, 'problem', exc)}", location=Location(shown, line)
-        ) from exc
+    except ConfigError as exc:
+        raise PolicyLoadError(f"{shown}: {exc.message}", location=exc.location, hint=exc.hint) from exc
     file_level = level
     if isinstance(raw, Mapping):
         if raw.get("level") is not None:

@@ -1,21 +1,27 @@
-"""Rego (OPA) policies evaluated in process with regopy: Conftest-compatible `deny` / `warn` /
-`violation` rules, compiled once per command, each rule queried once per input document.
+"""Rego (OPA) policies evaluated with regopy in a confined worker process (`rego_worker`):
+Conftest-compatible `deny` / `warn` / `violation` rules, compiled once per command, each rule
+queried once per input document.
 
-Owns the regopy boundary: module parsing and syntax errors with file:line, building the input
-(cut down to what the rules can reach: see `reach`), parallel querying, result normalisation,
-and `test_*` rules. It returns `Violation`s; it does not decide what blocks.
+Owns the worker's side of the boundary: syntax errors with file:line, cutting the input down to
+what the rules can reach (see `reach`), the time and memory limits, result normalisation, and
+`test_*` rules. It returns `Violation`s; it does not decide what blocks. This process never
+loads regopy itself (rego-cpp's allocator reserves 256 GB of address space when it loads).
 """
 
 from __future__ import annotations
 
-import ctypes
+import importlib.util
 import json
 import os
 import re
+import select
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +34,17 @@ from cloudorch.policy.model import (
     RegoTestResult,
     Violation,
 )
+from cloudorch.policy.rego_worker import UNDEFINED_WIRE, QueryError, make_input, parse_rego_errors, run_query
 
-try:  # regopy is the `policy` extra: the core works without it
-    import regopy
-    from regopy.rego_shared import rego as _lib
-    from regopy.rego_shared import rego_free_output, rego_get_error, rego_output_ok, rego_output_string
-except ImportError:  # pragma: no cover - exercised only without the extra
-    regopy = None
+#: regopy is the `policy` extra: the core works without it (looked up, not imported: see above)
+_HAS_REGOPY = importlib.util.find_spec("regopy") is not None
+
+__all__ = ["make_input"]
+
+#: per policy entry (`timeout:`, `max_memory_mb:`); README "Policies" documents these defaults
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MEMORY_MB = 512
+_WORKER_FILE = str(Path(__file__).with_name("rego_worker.py"))
 
 RULE_KINDS = ("deny", "warn", "violation")
 _PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
@@ -45,7 +55,7 @@ _COMMENT_RE = re.compile(r"#[^\n]*")
 
 
 def _require_regopy(what: str) -> None:
-    if regopy is None:
+    if not _HAS_REGOPY:
         raise PolicyLoadError(
             f"{what} needs the Rego engine, which is not installed",
             hint="pip install 'cloudorch[policy]' (it installs regopy)",
@@ -58,34 +68,7 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 def _parse_rego_errors(raw: str) -> list[tuple[str | None, int | None, str]]:
-    """(module name, char offset, message) for each error in rego-cpp's error sequence."""
-    out: list[tuple[str | None, int | None, str]] = []
-    pos = 0
-    while True:
-        i = raw.find("(error ", pos)
-        if i < 0:
-            break
-        name: str | None = None
-        offset: int | None = None
-        m = re.match(r"\(error (\d+):", raw[i:])
-        j = i + 7
-        if m:
-            n = int(m.group(1))
-            start = i + m.end()
-            name = raw[start : start + n]
-            rest = re.match(r"\|(\d+)\|(\d+)", raw[start + n :])
-            if rest:
-                offset = int(rest.group(1))
-            j = start + n
-        mm = re.search(r"\(errormsg (\d+):", raw[j:])
-        message = "Rego error"
-        if mm:
-            k = j + mm.end()
-            message = raw[k : k + int(mm.group(1))]
-            j = k
-        out.append((name, offset, message))
-        pos = j
-    return out
+    return parse_rego_errors(raw)
 
 
 @dataclass(frozen=True)
@@ -130,6 +113,12 @@ class RegoRule:
     level: Level
     source: str
     line: int
+    timeout: float = DEFAULT_TIMEOUT  # seconds one query of this rule may run
+    max_memory_mb: int = DEFAULT_MEMORY_MB  # memory its evaluation may use beyond the worker's own
+
+    @property
+    def named(self) -> str:
+        return f"policy `{self.policy_id}` (rule {self.query})"
 
     @property
     def query(self) -> str:
@@ -138,18 +127,6 @@ class RegoRule:
     @property
     def kind(self) -> str:
         return f"rego:{self.package}.{self.name}"
-
-
-def _new_interpreter(modules: Sequence[RegoModule]) -> Any:
-    interp = regopy.Interpreter()
-    interp.log_level = regopy.LogLevel.NONE  # rego-cpp would otherwise print errors to stdout
-    names = {f"m{i}.rego": mod for i, mod in enumerate(modules)}
-    for name, mod in names.items():
-        try:
-            interp.add_module(name, mod.text)
-        except regopy.RegoError as exc:
-            raise _syntax_error(str(exc), names) from exc
-    return interp
 
 
 def _syntax_error(raw: str, names: Mapping[str, RegoModule]) -> PolicyLoadError:
@@ -179,134 +156,219 @@ _UNDEFINED = object()
 
 
 def _run_query(interp: Any, query: str) -> Any:
-    """One query's value, `_UNDEFINED`, or PolicyEvaluationError (regopy's Output chokes on errors)."""
-    impl = _lib.regoQuery(interp._impl, query.encode())
-    if not impl:  # regopy's own rego_query misses this case (it compares the pointer with 0)
-        raise PolicyEvaluationError(f"Rego error while evaluating {query}: {rego_get_error(interp._impl)}")
-    try:
-        text = rego_output_string(impl)
-        ok = rego_output_ok(impl)
-    finally:
-        rego_free_output(impl)
-    if text == "undefined":
-        return _UNDEFINED
-    if not ok or text.lstrip().startswith("("):
-        errors = _parse_rego_errors(text)
-        message = "; ".join(m for _, _, m in errors) or text.strip()
-        raise PolicyEvaluationError(f"Rego error while evaluating {query}: {message}")
-    value = json.loads(text)
-    results = value if isinstance(value, list) else [value]
-    if not results or not results[0].get("expressions"):
-        return _UNDEFINED
-    return results[0]["expressions"][0]
-
-
-class _Builder:
-    """rego-cpp's input-builder calls as private ctypes function objects.
-
-    `regopy.rego_shared` declares the same functions; these are separate objects (so regopy's
-    own declarations are untouched) with argument types that take Python values directly.
-    """
-
-    def __init__(self) -> None:
-        vp = ctypes.c_void_p
-
-        def fn(name: str, *argtypes: Any) -> Any:
-            f = _lib[name]  # CDLL item access returns a new function object each time
-            f.argtypes = argtypes
-            f.restype = ctypes.c_uint
-            return f
-
-        self.string = fn("regoInputString", vp, ctypes.c_char_p)
-        self.int = fn("regoInputInt", vp, ctypes.c_int64)
-        self.float = fn("regoInputFloat", vp, ctypes.c_double)
-        self.bool = fn("regoInputBoolean", vp, ctypes.c_int)
-        self.null = fn("regoInputNull", vp)
-        self.item = fn("regoInputObjectItem", vp)
-        self.object = fn("regoInputObject", vp, ctypes.c_size_t)
-        self.array = fn("regoInputArray", vp, ctypes.c_size_t)
-
-
-_BUILDER: _Builder | None = None
-
-
-def make_input(value: Any) -> Any:
-    """A `regopy.Input` built ~3x faster than `regopy.Input(value)`.
-
-    Same C calls as regopy's own builder, minus its per-node ABC isinstance checks and string
-    buffer copies, with string encodings cached (the same keys and many values repeat in every
-    change) and scalar values of objects handled in the loop (most values are scalars).
-    """
-    global _BUILDER
-    if _BUILDER is None:
-        _BUILDER = _Builder()
-    b = _BUILDER
-    put_str, put_int, put_float, put_bool, put_null = b.string, b.int, b.float, b.bool, b.null
-    put_item, put_object, put_array = b.item, b.object, b.array
-    raw = _lib.regoNewInput()
-    impl = ctypes.c_void_p(raw)
-    encoded: dict[str, bytes] = {}
-    status = 0
-
-    def enc(text: str) -> bytes:
-        got = encoded.get(text)
-        if got is None:
-            got = encoded[text] = text.encode()
-        return got
-
-    def add(val: Any) -> None:
-        nonlocal status
-        t = type(val)
-        if t is str:
-            status |= put_str(impl, enc(val))
-        elif t is dict:
-            for k, v in val.items():
-                status |= put_str(impl, enc(k) if type(k) is str else str(k).encode())
-                tv = type(v)
-                if tv is str:
-                    status |= put_str(impl, enc(v))
-                elif tv is bool:
-                    status |= put_bool(impl, v)
-                else:
-                    add(v)
-                status |= put_item(impl)
-            status |= put_object(impl, len(val))
-        elif t is list or t is tuple:
-            for x in val:
-                add(x)
-            status |= put_array(impl, len(val))
-        elif t is bool:
-            status |= put_bool(impl, val)
-        elif val is None:
-            status |= put_null(impl)
-        elif t is int:
-            status |= put_int(impl, val)
-        elif t is float:
-            status |= put_float(impl, val)
-        elif isinstance(val, Mapping):
-            add(dict(val))
-        elif isinstance(val, list | tuple | set | frozenset):
-            add(list(val))
-        elif isinstance(val, bool):
-            add(bool(val))
-        elif isinstance(val, int):
-            add(int(val))
-        elif isinstance(val, str):
-            add(str(val))
-        else:
-            add(str(val))  # dates and the like: as JSON would show them
+    """One query's value in this process, `_UNDEFINED`, or PolicyEvaluationError (benchmarks only:
+    policies themselves are only ever evaluated in a `_Worker`)."""
+    from cloudorch.policy.rego_worker import UNDEFINED
 
     try:
-        add(value)
-    except BaseException:
-        _lib.regoFreeInput(raw)
-        raise
-    if status:
-        _lib.regoFreeInput(raw)
-        raise PolicyEvaluationError("could not build the Rego input document")
-    out = regopy.Input.__new__(regopy.Input)
-    out._impl = raw
-    return out
+        value = run_query(interp, query)
+    except QueryError as exc:
+        raise PolicyEvaluationError(f"Rego error while evaluating {query}: {exc}") from None
+    return _UNDEFINED if value is UNDEFINED else value
+
+
+def _jsonable(value: Any) -> Any:
+    """What JSON cannot say, as the Rego input builder would have said it."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+#: (a function making the group's input document, its rules, its interpreters)
+_Group = tuple[Callable[[], Any], Iterable[int], Sequence[int]]
+
+
+class _Worker:
+    """One Rego worker process (`rego_worker.py`) and the rules it answers, behind a lock.
+
+    Started with an empty environment; its address space is capped at `memory_mb` beyond its
+    own; each query is given its rule's `timeout` from the moment the worker reports starting
+    it. A rule over either limit kills the worker and is an error naming the policy; the next
+    call starts a new worker.
+    """
+
+    def __init__(self, modules: Sequence[RegoModule], rules: Sequence[tuple[int, RegoRule]], threads: int) -> None:
+        self.modules = list(modules)
+        self.global_ids = [i for i, _ in rules]
+        self.rules = [r for _, r in rules]
+        self.threads = threads
+        self.memory_mb = max((r.max_memory_mb for r in self.rules), default=DEFAULT_MEMORY_MB)
+        self.lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._buf = b""
+        self._ready = False
+
+    # -- process
+
+    def spawn(self) -> None:
+        """Start the process and send it the modules; `ready()` waits for it to compile them."""
+        self._buf = b""
+        self._ready = False
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", _WORKER_FILE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # a dying rego-cpp may print; the error says what happened
+            env={},  # the point of the worker: opa.runtime().env is empty
+            close_fds=True,
+        )
+        init = {
+            "path": [p for p in sys.path if p],
+            "modules": [[f"m{i}.rego", m.text] for i, m in enumerate(self.modules)],
+            "queries": [r.query for r in self.rules],
+            "threads": self.threads,
+            "memory": self.memory_mb * 2**20,
+        }
+        self._write(init)
+
+    def ready(self) -> None:
+        """Wait for the worker to have compiled the modules; syntax and unknown-builtin errors."""
+        if self._proc is None:
+            self.spawn()
+        msg = self._read(time.monotonic() + max([30.0, *(r.timeout for r in self.rules)]), running={})
+        if "start_error" in msg:
+            self.kill()
+            first = self.rules[0] if self.rules else None
+            where = Location(first.source, first.line) if first else Location(self.modules[0].file, 1)
+            raise PolicyLoadError(
+                f"{first.named if first else 'the Rego policies'} cannot run: {msg['start_error']}",
+                location=where,
+                hint="run cloudorch without `ulimit -v` (RLIMIT_AS)",
+            )
+        if "load_error" in msg:
+            self.kill()
+            raise _syntax_error(str(msg["load_error"]), {f"m{i}.rego": m for i, m in enumerate(self.modules)})
+        if "unknown_calls" in msg:
+            self.kill()
+            index, name, offset = msg["unknown_calls"][0]
+            mod = self.modules[int(index)]
+            line, col = _line_col(mod.text, int(offset))
+            raise PolicyLoadError(
+                f"the policy calls `{name}`, which policies cannot use",
+                location=Location(mod.file, line, col),
+                hint="cloudorch evaluates Rego without network or environment access (no http.send, "
+                "net.*, ...); a call that cannot run would make the rule silently undefined",
+            )
+        self._ready = True
+
+    def kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+
+    def _write(self, message: Mapping[str, Any]) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        data = json.dumps(message, separators=(",", ":"), default=_jsonable).encode() + b"\n"
+        try:
+            self._proc.stdin.write(data)
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker died; reading says how
+
+    def _read(self, deadline: float, running: Mapping[int, float]) -> dict[str, Any]:
+        """The next message, or an error naming the rules running when the worker stopped."""
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            now = time.monotonic()
+            until = min([deadline, *running.values()])
+            ready, _, _ = select.select([fd], [], [], max(0.0, until - now))
+            if not ready:
+                late = [i for i, d in running.items() if d <= time.monotonic()] or list(running)
+                self.kill()
+                raise self._over("time", late)
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                self.kill()
+                raise self._over("memory", list(running))
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def _over(self, what: str, local: Sequence[int]) -> PolicyEvaluationError:
+        rules = [self.rules[i] for i in local]
+        if not rules:
+            return PolicyEvaluationError(
+                "the Rego worker stopped before answering",
+                hint="its time or memory limits (`timeout:`, `max_memory_mb:` on the policy entry) may be too low",
+            )
+        names = ", ".join(r.named for r in rules)
+        if what == "time":
+            limit = max(r.timeout for r in rules)
+            return PolicyEvaluationError(
+                f"{names} ran longer than its time limit of {limit:g}s; the evaluation was stopped",
+                location=Location(rules[0].source, rules[0].line),
+                hint="raise `timeout:` on its entry in `policies:` if the policy is trusted and slow",
+            )
+        return PolicyEvaluationError(
+            f"{names} exceeded its memory limit of {self.memory_mb} MB (or its evaluation crashed); "
+            "the evaluation was stopped",
+            location=Location(rules[0].source, rules[0].line),
+            hint="raise `max_memory_mb:` on its entry in `policies:` if the policy is trusted",
+        )
+
+    # -- requests
+
+    def evaluate(self, groups: Sequence[_Group]) -> dict[int, Any]:
+        """Query rules (global indices) on inputs; {global index: value or _UNDEFINED}.
+
+        Each group's input is made (projected) only when it is sent, so the worker builds and
+        queries one group while the next is being projected here.
+        """
+        local_of = {g: k for k, g in enumerate(self.global_ids)}
+        mine = [([local_of[i] for i in rules if i in local_of], make, interps) for make, rules, interps in groups]
+        mine = [g for g in mine if g[0]]
+        if not mine:
+            return {}
+        with self.lock:
+            if self._proc is None:
+                self.spawn()
+            if not self._ready:
+                self.ready()
+            self._write({"op": "eval", "groups": len(mine)})
+            for rules, make, interpreters in mine:
+                self._write({"input": make(), "rules": rules, "interpreters": list(interpreters)})
+            return self._collect()
+
+    def _collect(self) -> dict[int, Any]:
+        results: dict[int, Any] = {}
+        errors: list[tuple[int, str]] = []
+        running: dict[int, float] = {}
+        idle = max(r.timeout for r in self.rules)
+        while True:
+            msg = self._read(time.monotonic() + idle, running)
+            if "start" in msg:
+                i = int(msg["start"])
+                running[i] = time.monotonic() + self.rules[i].timeout
+            elif "done" in msg:
+                i = int(msg["done"])
+                running.pop(i, None)
+                value = msg["value"]
+                results[self.global_ids[i]] = _UNDEFINED if value == UNDEFINED_WIRE else value
+            elif "error" in msg:
+                i = int(msg["error"])
+                running.pop(i, None)
+                errors.append((i, str(msg["message"])))
+            elif "memory" in msg:
+                self.kill()
+                raise self._over("memory", [int(msg["memory"])])
+            elif msg.get("end"):
+                break
+        if errors:
+            i, message = errors[0]
+            rule = self.rules[i]
+            raise PolicyEvaluationError(
+                f"{rule.named}: Rego error while evaluating {rule.query}: {message}",
+                location=Location(rule.source, rule.line),
+            )
+        return results
 
 
 def _items(value: Any) -> list[Any]:
@@ -325,7 +387,11 @@ def _items(value: Any) -> list[Any]:
 
 
 class RegoEngine:
-    """The compiled Rego policies of one command; thread-safe (each interpreter has a lock)."""
+    """The Rego policies of one command, compiled in worker processes; thread-safe.
+
+    Rules are grouped by memory limit, one worker process per group (usually one); the worker
+    runs `workers` interpreters in threads. Building the input and attributing results stay here.
+    """
 
     def __init__(
         self,
@@ -350,60 +416,92 @@ class RegoEngine:
         self._own = [reach.Projection(sc, full=full_input) for sc in self._rule_scans]
         n = workers if workers is not None else min(4, os.cpu_count() or 1)
         self.workers = max(1, min(n, len(self.rules) or 1))
-        self._interpreters = [_new_interpreter(self.modules) for _ in range(self.workers)]
-        self._locks = [threading.Lock() for _ in self._interpreters]
-        #: seconds each rule took on its last full evaluation (scheduling order; 0 until measured)
-        self._cost = [0.0] * len(self.rules)
+        by_memory: dict[int, list[tuple[int, RegoRule]]] = {}
+        for i, rule in enumerate(self.rules):
+            by_memory.setdefault(rule.max_memory_mb, []).append((i, rule))
+        self._processes = [_Worker(self.modules, group, self.workers) for group in by_memory.values()]
+        if not self._processes:
+            self._processes = [_Worker(self.modules, [], 1)]
+        for proc in self._processes:  # compile in parallel with each other and with the caller
+            proc.spawn()
         self._probe()
 
     def _probe(self) -> None:
-        """Run every rule once on an empty input so that unknown functions fail at load, not mid-apply."""
-        interp = self._interpreters[0]
-        interp.set_input(make_input({}))
-        for rule in self.rules:
+        """Compile, then run every rule once on an empty input, so that a policy that cannot
+        load or run fails here (with its file), not mid-apply."""
+        for proc in self._processes:
+            with proc.lock:
+                proc.ready()
+        if not self.rules:
+            return
+        try:
+            self._query([(dict, range(len(self.rules)), [0])])
+        except PolicyEvaluationError as exc:
+            raise PolicyLoadError(exc.message, location=exc.location, hint=exc.hint) from exc
+
+    def close(self) -> None:
+        """Stop the worker processes (they also stop when this process exits)."""
+        for proc in self._processes:
+            with proc.lock:
+                proc.kill()
+
+    def _query(self, groups: Sequence[_Group]) -> dict[int, Any]:
+        fixed = [(make, list(rules), list(interps)) for make, rules, interps in groups]
+        results: dict[int, Any] = {}
+        if len(self._processes) == 1:
+            results.update(self._processes[0].evaluate(fixed))
+            return results
+        errors: list[BaseException] = []
+
+        def one(proc: _Worker) -> None:
             try:
-                _run_query(interp, rule.query)
-            except PolicyEvaluationError as exc:
-                raise PolicyLoadError(
-                    f"{rule.source}: {exc.message}", location=Location(rule.source, rule.line)
-                ) from exc
+                results.update(proc.evaluate(fixed))
+            except BaseException as exc:  # re-raised below on the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(p,), daemon=True) for p in self._processes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return results
 
     def evaluate(
         self, doc: Mapping[str, Any], addresses: Iterable[str] | None = None, *, parallel: bool = True
     ) -> list[Violation]:
         """Every rule once over the whole document; violations attributed to addresses when possible.
 
-        With `parallel`, the rules are spread over the interpreters and queried in threads;
-        without, one free interpreter answers them all (for small inputs such as one change).
+        With `parallel`, the rules are spread over the worker's interpreters and queried in
+        threads; without, one interpreter answers them all (for small inputs such as one change).
         """
         return self.start(doc, addresses, parallel=parallel).result()
 
     def start(
         self, doc: Mapping[str, Any], addresses: Iterable[str] | None = None, *, parallel: bool = True
     ) -> RegoRun:
-        """Build the input here, then query in the background; `.result()` waits for the violations.
+        """Project the input here, then query in the background; `.result()` waits for the violations.
 
-        Building the input is Python (it holds the GIL) and the queries are C++ (they release it),
-        so a caller that has Python work of its own (the built-in rules) does it between the two.
+        The queries run in the worker process, so a caller that has Python work of its own (the
+        built-in rules) does it between the two.
         """
         known = set(addresses) if addresses is not None else {c["address"] for c in doc["changeset"]["changes"]}
         run = RegoRun(self, known)
         if not self.rules:
             return run
+        every = range(len(self.rules))
+        whole: Callable[[], Any] = lambda: self.projection.apply(doc)  # noqa: E731
+        groups: list[_Group]
         if not parallel or self.workers == 1:
-            run.run_serial(make_input(self.projection.apply(doc)))
-            return run
-        groups = reach.plan_groups(doc, self._own, self._rule_scans, self.workers)
-        if groups is None:
-            run.run_parallel(make_input(self.projection.apply(doc)), range(len(self.rules)), range(self.workers))
-            return run
-        # each group's input is built while the groups before it are already querying
-        try:
-            for group in groups:
-                run.run_parallel(make_input(group.projection.apply(doc)), group.rules, group.interpreters)
-        except BaseException:
-            run.abandon()
-            raise
+            groups = [(whole, every, [0])]
+        else:
+            planned = reach.plan_groups(doc, self._own, self._rule_scans, self.workers)
+            if planned is None:
+                groups = [(whole, every, range(self.workers))]
+            else:
+                groups = [(partial(g.projection.apply, doc), g.rules, g.interpreters) for g in planned]
+        run.begin(groups, background=parallel)
         return run
 
     def _violation(self, rule: RegoRule, item: Any, known: set[str]) -> Violation:
@@ -439,70 +537,31 @@ class RegoEngine:
 
 
 class RegoRun:
-    """One evaluation of a `RegoEngine`'s rules: its query threads and, once joined, its violations."""
+    """One evaluation of a `RegoEngine`'s rules: the worker's answers and, once joined, its violations."""
 
     def __init__(self, engine: RegoEngine, known: set[str]) -> None:
         self.engine = engine
         self.known = known
         self._results: dict[int, Any] = {}
         self._errors: list[BaseException] = []
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
 
-    def run_serial(self, rego_input: Any) -> None:
-        """All rules on one free interpreter, on this thread (small inputs: threads cost more)."""
-        locks = self.engine._locks
-        k = next((i for i, lock in enumerate(locks) if lock.acquire(blocking=False)), -1)
-        if k < 0:
-            k = 0
-            locks[0].acquire()
-        try:
-            interp = self.engine._interpreters[k]
-            interp.set_input(rego_input)
-            for i, rule in enumerate(self.engine.rules):
-                self._results[i] = _run_query(interp, rule.query)
-        finally:
-            locks[k].release()
-
-    def run_parallel(self, rego_input: Any, rules: Iterable[int], interpreters: Iterable[int]) -> None:
-        """Start querying `rules` on `interpreters`, all loaded with `rego_input`, in threads."""
-        # Rules differ tenfold in cost, so a fixed split leaves one interpreter idle: each
-        # interpreter takes the next rule from a queue ordered by what the rule cost last time.
-        engine = self.engine
-        pending = sorted(rules, key=lambda i: -engine._cost[i])
-        take = threading.Lock()
-
-        def drain(k: int) -> None:
+    def begin(self, groups: Sequence[_Group], *, background: bool) -> None:
+        def run() -> None:
             try:
-                with engine._locks[k]:
-                    interp = engine._interpreters[k]
-                    interp.set_input(rego_input)
-                    while True:
-                        with take:
-                            if not pending:
-                                return
-                            i = pending.pop(0)
-                        started = time.perf_counter()
-                        self._results[i] = _run_query(interp, engine.rules[i].query)
-                        engine._cost[i] = time.perf_counter() - started
+                self._results = self.engine._query(groups)
             except BaseException as exc:  # re-raised by result() on the caller's thread
-                with take:
-                    pending.clear()
                 self._errors.append(exc)
 
-        for k in interpreters:
-            thread = threading.Thread(target=drain, args=(k,), name=f"rego-{k}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def abandon(self) -> None:
-        """Wait for the queries already started, keeping none of their results."""
-        for thread in self._threads:
-            thread.join()
-        self._results.clear()
+        if not background:
+            run()
+            return
+        self._thread = threading.Thread(target=run, name="rego", daemon=True)
+        self._thread.start()
 
     def result(self) -> list[Violation]:
-        for thread in self._threads:
-            thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._errors:
             raise self._errors[0]
         violations: list[Violation] = []
@@ -557,19 +616,32 @@ def run_rego_tests(path: str | os.PathLike[str]) -> list[RegoTestResult]:
     modules = [read_module(p, str(p)) for p in rego_files(root)]
     if not modules:
         raise PolicyLoadError(f"no .rego files under {root}")
-    interp = _new_interpreter(modules)
-    interp.set_input(make_input({}))
-    results: list[RegoTestResult] = []
-    for mod in modules:
-        for name, line in mod.tests.items():
-            full = f"data.{mod.package}.{name}"
-            if name.startswith("todo_"):
-                results.append(RegoTestResult(full, mod.file, line, passed=False, skipped=True))
-                continue
+    tests = [
+        (mod, name, line, RegoRule(mod.package, name, name, Level.ADVISORY, mod.file, line))
+        for mod in modules
+        for name, line in mod.tests.items()
+    ]
+    runnable = [(i, t[3]) for i, t in enumerate(tests) if not t[1].startswith("todo_")]
+    worker = _Worker(modules, runnable, 1)
+    values: dict[int, Any] = {}
+    errors: dict[int, str] = {}
+    try:
+        with worker.lock:
+            worker.ready()
+        for i, _ in runnable:  # one at a time: an error or a limit fails that test, not the run
             try:
-                value = _run_query(interp, full)
+                values.update(worker.evaluate([(dict, [i], [0])]))
             except PolicyEvaluationError as exc:
-                results.append(RegoTestResult(full, mod.file, line, passed=False, error=exc.message))
-                continue
-            results.append(RegoTestResult(full, mod.file, line, passed=value is True))
+                errors[i] = exc.message
+    finally:
+        worker.kill()
+    results: list[RegoTestResult] = []
+    for i, (mod, name, line, _) in enumerate(tests):
+        full = f"data.{mod.package}.{name}"
+        if name.startswith("todo_"):
+            results.append(RegoTestResult(full, mod.file, line, passed=False, skipped=True))
+        elif i in errors:
+            results.append(RegoTestResult(full, mod.file, line, passed=False, error=errors[i]))
+        else:
+            results.append(RegoTestResult(full, mod.file, line, passed=values.get(i) is True))
     return results

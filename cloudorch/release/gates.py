@@ -4,6 +4,11 @@
 ledger, `window` reads the clock, `health` runs a check: `http`, `command`, or a provider's own
 (`aws_alarms` through the AWS provider's `check_health`, so the core imports no cloud SDK).
 Gates only judge; they never apply or record anything.
+
+A health check's references (`${var.*}`, `${env.*}`, `${stage.*}`, `${release.*}`) are resolved
+from the check as written in the plan file: a command line is split first and each argument
+substituted on its own, so a value never adds arguments. `planfile.gate_templates.check_templates`
+refuses, at `validate`, a reference that cannot resolve and a URL that is not http(s).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import shlex
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +27,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import ProviderError
+from cloudorch.planfile.expressions import ExpressionError, resolve
+from cloudorch.planfile.gate_templates import (
+    HTTP_SCHEMES,
+    command_argv,
+    gate_lookup,
+    mask_url,
+    raw_check,
+    text_of,
+)
 from cloudorch.planfile.stages import CommandCheck, Gate, HttpCheck, Stage, WindowSpec, parse_duration
 from cloudorch.release.ledger import BECAME_CURRENT, Ledger
 
 if TYPE_CHECKING:
+    from cloudorch.planfile import PlanSpec
     from cloudorch.policy import PolicyReport
     from cloudorch.provider.contract import Provider
 
@@ -64,6 +80,11 @@ class GateInputs:
     policy_report: PolicyReport | None = None
     #: mandatory policy ids overridden with a reason for this run
     policy_overrides: Mapping[str, str] = field(default_factory=dict)
+    #: the plan the stage belongs to: health checks are resolved from what it says (None: the
+    #: checks as `stages_of` parsed them, with `${stage.*}`/`${release.*}` left unresolved)
+    plan: PlanSpec | None = None
+    #: `--dry-run`: judge without running any command check
+    dry_run: bool = False
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -166,35 +187,93 @@ def window_gate(gate: Gate, inp: GateInputs) -> Verdict:
     return Verdict(gate.name, False, f"{inp.now.isoformat(timespec='minutes')} is outside {gate.spec}")
 
 
+def _resolved_check(gate: Gate, inp: GateInputs) -> Any:
+    """The check's settings with every reference resolved for this stage and version."""
+    if inp.plan is None:
+        return gate.spec
+    found = raw_check(inp.plan, inp.stage, gate)
+    if found is None:
+        return gate.spec
+    raw, _ = found
+    lookup = gate_lookup(inp.plan, inp.stage.name, inp.version)
+    if isinstance(gate.spec, CommandCheck) and isinstance(raw, dict) and "run" in raw:
+        # the argv is built per argument in command_check; keep the template here
+        return gate.spec.model_copy(update={"run": raw["run"]})
+    resolved = resolve(raw, lookup)
+    if isinstance(gate.spec, HttpCheck) and isinstance(resolved, dict) and "url" in resolved:
+        return gate.spec.model_copy(update={"url": text_of(resolved["url"])})
+    if isinstance(gate.spec, dict) and isinstance(resolved, dict):
+        return resolved
+    return gate.spec
+
+
 # --------------------------------------------------------------------------- health
+
+
+class _NoRedirectToOtherSchemes(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in HTTP_SCHEMES:
+            return None  # urllib then reports the redirect itself as the answer
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib with http(s) only: no file://, ftp:// or data: handlers, and no redirect to them."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _NoRedirectToOtherSchemes(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
 
 
 def http_check(check: HttpCheck, inp: GateInputs) -> tuple[bool, str]:
     timeout = parse_duration(check.timeout)
     pause = parse_duration(check.interval)
+    shown = mask_url(check.url)
+    if urllib.parse.urlsplit(check.url).scheme.lower() not in HTTP_SCHEMES:
+        return False, f"{shown}: only http and https URLs can be checked"
+    opener = _opener()
     last = ""
     for attempt in range(1, check.retries + 1):
         try:
-            with urllib.request.urlopen(check.url, timeout=timeout) as resp:
+            with opener.open(check.url, timeout=timeout) as resp:
                 status = int(resp.status)
         except urllib.error.HTTPError as exc:
             status = int(exc.code)
-        except (urllib.error.URLError, OSError) as exc:
-            last = f"{check.url}: {getattr(exc, 'reason', exc)}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = str(getattr(exc, "reason", exc)).replace(check.url, shown)
+            last = f"{shown}: {reason}"
             status = 0
         if 200 <= status < 300:
-            return True, f"{check.url} answered {status} (attempt {attempt}/{check.retries})"
+            return True, f"{shown} answered {status} (attempt {attempt}/{check.retries})"
         if status:
-            last = f"{check.url} answered {status}"
+            last = f"{shown} answered {status}"
         if attempt < check.retries:
             time.sleep(pause)
     return False, f"{last} after {check.retries} attempt(s)"
 
 
 def command_check(check: CommandCheck, inp: GateInputs) -> tuple[bool, str]:
-    argv = check.run if isinstance(check.run, list) else shlex.split(check.run)
+    lookup = gate_lookup(inp.plan, inp.stage.name, inp.version) if inp.plan is not None else None
+    try:
+        if lookup is not None:
+            argv = command_argv(check.run, lookup)
+        else:
+            argv = check.run if isinstance(check.run, list) else shlex.split(check.run)
+    except (ValueError, ExpressionError) as exc:
+        return False, f"cannot build the command line: {exc}"
+    if not argv:
+        return False, "the command is empty"
+    shown = shlex.join(argv)
+    if inp.dry_run:
+        return True, f"`{shown}` not run (--dry-run runs no command)"
     env = {**os.environ, "CLOUDORCH_STAGE": inp.stage.name, "CLOUDORCH_VERSION": inp.version}
-    shown = check.run if isinstance(check.run, str) else shlex.join(check.run)
     try:
         proc = subprocess.run(
             argv,
@@ -207,6 +286,8 @@ def command_check(check: CommandCheck, inp: GateInputs) -> tuple[bool, str]:
         )
     except FileNotFoundError:
         return False, f"`{shown}`: command not found"
+    except PermissionError:
+        return False, f"`{shown}`: permission denied"
     except subprocess.TimeoutExpired:
         return False, f"`{shown}` did not finish within {check.timeout}"
     tail = (proc.stdout.strip() or proc.stderr.strip()).splitlines()[-1:] or [""]
@@ -216,18 +297,23 @@ def command_check(check: CommandCheck, inp: GateInputs) -> tuple[bool, str]:
 
 def health_gate(gate: Gate, inp: GateInputs) -> Verdict:
     try:
-        if isinstance(gate.spec, HttpCheck):
-            ok, detail = http_check(gate.spec, inp)
-        elif isinstance(gate.spec, CommandCheck):
-            ok, detail = command_check(gate.spec, inp)
+        spec = _resolved_check(gate, inp)
+    except ExpressionError as exc:  # check_templates refuses these at validate; a plan may skip it
+        return Verdict(gate.name, False, f"cannot resolve the check: {exc}")
+    try:
+        if isinstance(spec, HttpCheck):
+            ok, detail = http_check(spec, inp)
+        elif isinstance(spec, CommandCheck):
+            ok, detail = command_check(spec, inp)
         else:
-            spec = dict(gate.spec)
+            spec = dict(spec)
             key = str(spec.get("provider") or str(gate.check).split("_", 1)[0])
             ok, detail = inp.provider(key).check_health(str(gate.check), spec)
     except ProviderError as exc:
         # the cloud could not be asked: a gate that cannot see health does not pass
         return Verdict(gate.name, False, f"could not check: {exc.message}")
-    return Verdict(gate.name, ok, detail)
+    data = {"skipped": "dry run"} if inp.dry_run and isinstance(spec, CommandCheck) and ok else {}
+    return Verdict(gate.name, ok, detail, data=data)
 
 
 GATES: dict[str, Callable[[Gate, GateInputs], Verdict]] = {

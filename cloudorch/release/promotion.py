@@ -300,7 +300,8 @@ def verify(rel: Release, stage: Stage, ws: Workspace, version: str) -> list[Verd
     if not stage.verify:
         return []
     deadline = time.monotonic() + stage.verify_for
-    inp = GateInputs(stage, version, rel.ledger, clock_now(rel.opts.env), rel.plan.path.parent, ws.providers.get)
+    now = clock_now(rel.opts.env)
+    inp = GateInputs(stage, version, rel.ledger, now, rel.plan.path.parent, ws.providers.get, plan=rel.plan)
     while True:
         verdicts = evaluate(stage.verify, inp)
         if not all(v.passed for v in verdicts) or time.monotonic() + stage.verify_every > deadline:
@@ -511,6 +512,8 @@ def promote(
                 ws.providers.get,
                 policy_report=planned.verdict.report if planned.verdict is not None else None,
                 policy_overrides=policy_overrides,
+                plan=rel.plan,
+                dry_run=dry_run,
             )
             out.verdicts = evaluate(stage.gates, inp, gate_overrides)
             if on_verdicts is not None:

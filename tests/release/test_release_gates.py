@@ -78,9 +78,12 @@ def test_window_http_and_command_gates(
     assert got.code == 3 and "answered 503 after 2 attempt(s)" in detail["health.http"]
     handler.status = 200
 
-    # the command check sees the version in CLOUDORCH_VERSION
+    # the command check sees the version in CLOUDORCH_VERSION; --dry-run runs no command
     _ready(run, plan, "6.6.6")
     got = run(*promote, at=MONDAY_MORNING)
+    detail = {g["gate"]: g["detail"] for g in got.json()["gates"]}
+    assert got.code == 0 and "not run (--dry-run" in detail["health.command"]
+    got = run(*[a for a in promote if a != "--dry-run"], at=MONDAY_MORNING)
     assert got.code == 3 and _gates(got)["health.command"] is False
 
 
