@@ -50,7 +50,7 @@ CASES = [
         "var_file_bomb.yaml",
         "aliases expand to more than",
     ),
-    Case("huge plan", ("validate", "huge.yaml"), "huge.yaml", "more than the limit of 10,485,760"),
+    Case("huge plan", ("validate", "huge.yaml"), "huge.yaml", "larger than the limit of 10,485,760"),
     Case("wide for_each", ("validate", "wide.yaml"), "wide.yaml", "more than 100,000 resource instances"),
     Case("deep block nesting", ("validate", "deeper.yaml"), "deeper.yaml", "nested more than 64 levels"),
     Case("gate file URL", ("validate", "gate_file_url.yaml"), "gate_file_url.yaml", "is not an http or https URL"),

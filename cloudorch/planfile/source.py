@@ -312,7 +312,7 @@ def check_size(text: str, file: str, limits: InputLimits) -> None:
     size = len(text) if len(text) * 4 <= limits.max_bytes else len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise ConfigError(
-            f"file is {size:,} bytes, more than the limit of {limits.max_bytes:,}",
+            f"file is {size:,} bytes, larger than the limit of {limits.max_bytes:,} bytes",
             location=Location(file, 1, 1),
             hint="split the plan, or " + raise_hint("max_bytes"),
         )

@@ -81,7 +81,7 @@ def test_tags_outside_the_core_schema_are_refused() -> None:
 def test_size_limit_and_raising_it(monkeypatch: pytest.MonkeyPatch) -> None:
     text = "a: " + "x" * 2000 + "\n"
     monkeypatch.setenv("CLOUDORCH_MAX_PLAN_BYTES", "1000")
-    with pytest.raises(ConfigError, match="more than the limit of 1,000") as info:
+    with pytest.raises(ConfigError, match="larger than the limit of 1,000") as info:
         parse_yaml(text, "big.yaml")
     assert info.value.hint is not None and "CLOUDORCH_MAX_PLAN_BYTES" in info.value.hint
     monkeypatch.setenv("CLOUDORCH_MAX_PLAN_BYTES", "3000")
