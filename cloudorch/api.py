@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from cloudorch.state.backends.base import StateBackend
     from cloudorch.state.journal import Journal
     from cloudorch.state.lock import LockHandle
-    from cloudorch.state.model import ResourceRecord, State
+    from cloudorch.state.model import DeposedObject, ResourceRecord, State
 
 #: operations at once across all providers; providers have their own limits below this
 DEFAULT_PARALLELISM = 256
@@ -314,7 +314,14 @@ def _scope(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
 def plan_in(sess: Session, opts: RunOptions) -> ChangeSet:
     """Compute a changeset inside an open session (state locked)."""
     from cloudorch import graph as graphs
-    from cloudorch.engine.planner import Planner, PlanRequest, adopt_refreshed, make_changeset, refresh
+    from cloudorch.engine.planner import (
+        Planner,
+        PlanRequest,
+        adopt_refreshed,
+        deposed_changes,
+        make_changeset,
+        refresh,
+    )
 
     loaded, state = sess.loaded, sess.state
     for r in opts.replace:
@@ -337,6 +344,7 @@ def plan_in(sess: Session, opts: RunOptions) -> ChangeSet:
     adopt_refreshed(state, observed, sess.providers)
     if scope is not None:
         changes = [c for c in changes if c.address in scope]
+    changes += deposed_changes(state, sess.providers, scope)
     cs = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
     cs.inputs = {"vars": dict(opts.vars), "var_files": [str(p) for p in opts.var_files]}
     check_policies(sess, opts, cs)
@@ -521,7 +529,14 @@ def apply(
             if opts.on_failure == "rollback" and result.failed and not result.abandoned and intr.count == 0:
                 result.undo = _roll_back(sess, opts, journal, result, observer, intr)
         _record_apply(sess, result)
-        applier.write_state()
+        try:
+            applier.write_state()
+        except StateError as exc:
+            journal.abandon()  # the journal keeps what succeeded; the next command folds it into state
+            raise StateError(
+                f"{exc.message}; {len(result.succeeded)} operation(s) succeeded and are recorded in the journal",
+                hint=exc.hint,
+            ) from exc
         stats = journal.stats()
         result.journal_lines, result.journal_fsyncs = stats.lines, stats.fsyncs
         if result.abandoned or (result.undo is not None and result.undo.abandoned):
@@ -531,6 +546,12 @@ def apply(
             remove_journal(journal.path)
         if sess.policy_denied is not None:
             raise sess.policy_denied
+        if result.checkpoint_error is not None:
+            raise StateError(
+                f"{result.checkpoint_error.message}: {len(result.succeeded)} operation(s) succeeded and were "
+                f"saved in the end, {len(result.not_started)} were not started",
+                hint="fix the state store and run `cloudorch apply` again to finish",
+            )
         if result.interrupted:
             raise Interrupted(
                 f"apply interrupted: {len(result.succeeded)} operation(s) finished and were saved, "
@@ -778,6 +799,12 @@ def outputs(opts: RunOptions) -> dict[str, Any]:
 def state_list(opts: RunOptions) -> list[ResourceRecord]:
     _, state, _ = read_state(opts)
     return sorted(state.resources.values(), key=lambda r: r.address) if state else []
+
+
+def state_deposed(opts: RunOptions) -> list[DeposedObject]:
+    """Old objects that replacements superseded and have not deleted yet (the next apply does)."""
+    _, state, _ = read_state(opts)
+    return sorted(state.deposed_objects(), key=lambda d: (d.address, d.key)) if state else []
 
 
 def state_show(opts: RunOptions, address: str) -> ResourceRecord:
@@ -1115,7 +1142,7 @@ def rollback_plan(opts: RunOptions, *, to: int | None = None, steps: int | None 
     """
     from cloudorch import graph as graphs
     from cloudorch.engine.drift import pick_serial, version_instances
-    from cloudorch.engine.planner import Planner, PlanRequest, make_changeset, refresh
+    from cloudorch.engine.planner import Planner, PlanRequest, deposed_changes, make_changeset, refresh
 
     with session(opts) as sess:
         loaded, state = sess.loaded, sess.state
@@ -1135,9 +1162,9 @@ def rollback_plan(opts: RunOptions, *, to: int | None = None, steps: int | None 
         request = PlanRequest(parallelism=opts.parallelism)
         observed = refresh(list(state.resources.values()), sess.providers, parallelism=opts.parallelism).observed
         planner = Planner(loaded.plan, instances, graphs.order(g), state, sess.providers, request)
-        changes = planner.run(observed)
+        changes = planner.run(observed) + deposed_changes(state, sess.providers)
         for c in changes:
-            if c.action.value == "delete":
+            if c.action.value == "delete" and c.deposed is None:
                 c.reasons = [f"not in serial {serial}"]
             elif c.is_change:
                 c.reasons.append(f"rollback to serial {serial}")

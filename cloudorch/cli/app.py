@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -399,25 +399,37 @@ def state_list(
     from cloudorch import api
 
     out = _out(json_)
-    records = api.state_list(
-        _options(
-            plan_file,
-            var=var,
-            var_file=var_file,
-            state_dir=state_dir,
-            backend=backend,
-            stage=stage,
-            sandbox=sandbox,
-            command="state list",
-        )
+    opts = _options(
+        plan_file,
+        var=var,
+        var_file=var_file,
+        state_dir=state_dir,
+        backend=backend,
+        stage=stage,
+        sandbox=sandbox,
+        command="state list",
     )
+    records = api.state_list(opts)
+    deposed = api.state_deposed(opts)
     if json_:
-        out.document(
-            {"resources": [{"address": r.address, "type": r.type, "id": r.id, "provider": r.provider} for r in records]}
-        )
+        doc: dict[str, Any] = {
+            "resources": [
+                {"address": r.address, "type": r.type, "id": r.id, "provider": r.provider}
+                | ({"tainted": True} if r.tainted else {})
+                for r in records
+            ]
+        }
+        if deposed:
+            doc["deposed"] = [
+                {"address": d.address, "key": d.key, "type": d.type, "id": d.id, "provider": d.provider}
+                for d in deposed
+            ]
+        out.document(doc)
     else:
         for r in records:
-            out.plain(f"{r.address}\t{r.type}\t{r.id}")
+            out.plain(f"{r.address}\t{r.type}\t{r.id}" + ("\t(tainted)" if r.tainted else ""))
+        for d in deposed:
+            out.plain(f"{d.address}\t{d.type}\t{d.id}\t(deposed {d.key})")
     return 0
 
 
