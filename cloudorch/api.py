@@ -1158,6 +1158,9 @@ def rollback_plan(opts: RunOptions, *, to: int | None = None, steps: int | None 
                 hint="set the plan file (or --var) to the value each had then: cloudorch matches it by hash; "
                 "or roll back to another serial",
             )
+        from cloudorch.engine.rollback import reference_dependencies
+
+        instances = reference_dependencies(instances, version)
         g = graphs.build([(i.address, {}) for i in instances], edges)
         request = PlanRequest(parallelism=opts.parallelism)
         observed = refresh(list(state.resources.values()), sess.providers, parallelism=opts.parallelism).observed

@@ -84,7 +84,8 @@ def create_once(
 
     That is when the cloud refused the request (throttled, conflict), or when `find_all` shows
     no object of the address other than `known_ids` (its old and deposed objects); an object
-    it does show is the one the failed call made, and is returned. A type that cannot look
+    it does show is the one the failed call made, and is raised as a `PartialCreate` (kept,
+    tainted: its later steps may not have run). A type that cannot look
     is not retried after any other error. A `PartialCreate` (the object exists, a later step
     failed) is never retried: the caller records the object tainted.
     """
@@ -113,7 +114,15 @@ def create_once(
                 if made is None:
                     raise err from exc
                 if made:
-                    return made[0]
+                    # the failed call made it, but whatever it does after the first cloud call
+                    # may not have happened: keep the object, tainted, and never make a second
+                    raise PartialCreate(
+                        f"{address}: a failed create left {made[0].id} behind: {err.message}",
+                        object_id=made[0].id,
+                        address=address,
+                        attributes=made[0].attributes,
+                        cause=exc,
+                    ) from exc
             delay = backoff(attempt - 1, err.retry_after)
             if on_retry is not None:
                 on_retry(err, attempt, delay)

@@ -11,6 +11,8 @@ caller does) and never prints.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,7 @@ from cloudorch.engine.applier import Applier, ApplyObserver, Op
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.scheduler import Interrupt, Task
 from cloudorch.errors import CloudorchError
+from cloudorch.planfile import Instance
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal, JournalReplay
 from cloudorch.state.model import DeposedObject, ResourceRecord, State, is_sensitive_marker
@@ -391,22 +394,7 @@ def rereference(
                 swaps[old] = new
     if not swaps:
         return after
-
-    def swap(value: Any) -> Any:
-        if isinstance(value, str):
-            if value in swaps:
-                return swaps[value]
-            for old in sorted(swaps, key=len, reverse=True):
-                if len(old) >= 8 and old in value:
-                    value = value.replace(old, swaps[old])
-            return value
-        if isinstance(value, dict):
-            return {k: swap(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [swap(v) for v in value]
-        return value
-
-    return {k: swap(v) for k, v in after.items()}
+    return {k: _swap_values(v, swaps) for k, v in after.items()}
 
 
 def differences(previous: dict[str, ResourceRecord | None], state: State) -> dict[str, str]:
@@ -497,3 +485,47 @@ def rollback(
     report.differences = differences(plan.previous, state)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def reference_dependencies(instances: list[Instance], version: State) -> list[Instance]:
+    """For `rollback --to`: a restored property that holds a value of one of its dependencies
+    (an id, an ARN) as it was then becomes a reference to that dependency again, so it resolves
+    to the object that exists when the rollback applies, not to one since replaced."""
+    out: list[Instance] = []
+    for inst in instances:
+        refs: dict[str, str] = {}
+        for dep in inst.depends_on:
+            rec = version.resources.get(dep)
+            if rec is None:
+                continue
+            for attr, value in rec.attributes.items():
+                if isinstance(value, str) and len(value) >= 8 and "${" not in value:
+                    refs.setdefault(value, _reference(dep, attr))
+        if not refs:
+            out.append(inst)
+            continue
+        out.append(dataclasses.replace(inst, properties=_swap_values(inst.properties, refs)))
+    return out
+
+
+def _swap_values(value: Any, swaps: dict[str, str]) -> Any:
+    """`value` with each string equal to a key of `swaps`, or containing one, rewritten."""
+    if isinstance(value, str):
+        if value in swaps:
+            return swaps[value]
+        for old in sorted(swaps, key=len, reverse=True):
+            if len(old) >= 8 and old in value:
+                value = value.replace(old, swaps[old])
+        return value
+    if isinstance(value, dict):
+        return {k: _swap_values(v, swaps) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap_values(v, swaps) for v in value]
+    return value
+
+
+def _reference(address: str, attr: str) -> str:
+    name, bracket, key = address.partition("[")
+    if bracket:
+        return "${resources." + name + "[" + json.dumps(key.rstrip("]")) + "]." + attr + "}"
+    return "${resources." + address + "." + attr + "}"
