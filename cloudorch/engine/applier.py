@@ -364,7 +364,11 @@ class Applier:
         c = op.change
         rt = self.providers.resource_type(c.provider, c.type)
         t0 = time.monotonic()
-        self.observer.op_started(c)
+        # a replace is one change to the observer (its progress counts changes): the delete of
+        # the old object reports only a failure
+        quiet = op.part == "destroy"
+        if not quiet:
+            self.observer.op_started(c)
         line: dict[str, Any] = {"op": self.op_prefix + op.journal_id, "address": c.address, "action": op.action}
         if op.part in ("destroy", "deposed") and op.deposed_key is not None:
             line["deposed_key"] = op.deposed_key
@@ -386,7 +390,8 @@ class Applier:
         with self._state_lock:
             self._settle(op, done)
             self._since_ckpt += 1
-        self.observer.op_finished(c, time.monotonic() - t0)
+        if not quiet:
+            self.observer.op_finished(c, time.monotonic() - t0)
         self._maybe_checkpoint()
 
     def _finished_fields(self, op: Op, record: ResourceRecord | None) -> dict[str, Any]:

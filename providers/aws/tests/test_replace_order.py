@@ -129,3 +129,67 @@ def test_a_create_whose_later_step_keeps_failing_is_recorded_tainted_and_replace
     assert code == 0, doc
     rec = _state(net)["resources"]["vpc"]
     assert not rec["tainted"] and _ours(aws, "vpc") == [rec["id"]] and rec["id"] != made[0]
+
+
+VPC_CBD = """version: 1
+name: vpcbd
+variables:
+  cidr: {type: string, default: 10.5.0.0/16}
+providers:
+  aws: {region: us-east-1}
+resources:
+  net:
+    type: aws.vpc
+    properties: {cidr_block: "${var.cidr}"}
+    lifecycle: {create_before_destroy: true}
+"""
+
+
+def test_recover_after_a_kill_inside_a_replace_adopts_the_new_vpc_not_the_old(
+    tmp_path: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed after AWS made the new VPC and before the journal said so: both VPCs carry the
+    address tag; recovery tells them apart by the ids state and the journal already know."""
+    from cloudorch.state.journal import Journal
+
+    plan = tmp_path / "vpcbd.yaml"
+    plan.write_text(VPC_CBD)
+    assert _cli(capsys, "apply", plan, "--auto-approve")[0] == 0
+    doc = json.loads((tmp_path / ".cloudorch" / "state" / "vpcbd.json").read_text())["state"]
+    old = doc["resources"]["net"]["id"]
+    # what the killed apply had done: the started line of the replace's create, then the cloud call
+    journal = Journal.start(
+        tmp_path / ".cloudorch" / "journal" / "vpcbd.jsonl",
+        {"plan_name": "vpcbd", "state_key": "default", "lineage": doc["lineage"], "serial": doc["serial"]},
+    )
+    props = {**doc["resources"]["net"]["properties"], "cidr_block": "10.6.0.0/16"}
+    journal.started(
+        {
+            "op": "net",
+            "address": "net",
+            "action": "replace",
+            "type": "aws.vpc",
+            "provider": "aws",
+            "deposed_key": "0000abcd",
+            "known_ids": [old],
+            "properties": props,
+            "depends_on": [],
+        }
+    )
+    journal.abandon()
+    made = aws("ec2").create_vpc(
+        CidrBlock="10.6.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "cloudorch:address", "Value": "net"}]}],
+    )["Vpc"]["VpcId"]
+    assert sorted([old, made]) == _ours(aws, "vpc")
+
+    code, out = _cli(capsys, "recover", plan, "--json")
+    assert code == 0, out
+    assert out["report"]["adopted"] == ["net"]
+    doc = json.loads((tmp_path / ".cloudorch" / "state" / "vpcbd.json").read_text())["state"]
+    assert doc["resources"]["net"]["id"] == made  # the new one
+    assert [(d["id"], d["key"]) for d in doc["deposed"]["net"]] == [(old, "0000abcd")]
+
+    code, out = _cli(capsys, "apply", plan, "--auto-approve", "--json", "--var", "cidr=10.6.0.0/16")
+    assert code == 0, out
+    assert _ours(aws, "vpc") == [made]  # the old one deleted, no third one made
