@@ -59,8 +59,11 @@ def test_default_replace_deletes_the_dependent_old_object_first(
     AwsProvider.client_hooks.append(log)
     code, doc = _cli(capsys, "apply", net, "--auto-approve", "--json", "--var", "cidr=10.2")
     assert code == 0, doc
-    # the subnet holds the VPC: its old object goes first, then the VPC's; new ones after
-    assert log.named(*ORDERED) == ["ec2.DeleteSubnet", "ec2.DeleteVpc", "ec2.CreateVpc", "ec2.CreateSubnet"]
+    # the subnet and the group use the VPC: their old objects go first, then the VPC's; new ones after
+    calls = log.named(*ORDERED, "ec2.DeleteSecurityGroup", "ec2.CreateSecurityGroup")
+    assert sorted(calls[:2]) == ["ec2.DeleteSecurityGroup", "ec2.DeleteSubnet"], calls
+    assert calls[2:4] == ["ec2.DeleteVpc", "ec2.CreateVpc"], calls
+    assert sorted(calls[4:]) == ["ec2.CreateSecurityGroup", "ec2.CreateSubnet"], calls
     assert len(_ours(aws, "vpc")) == 1 and len(_ours(aws, "subnet")) == 1
 
 
@@ -82,8 +85,8 @@ def test_create_before_destroy_makes_new_then_moves_dependents_then_deletes_old(
     assert code == 0, doc
     calls = log.named(*ORDERED)
     # new VPC first; the old VPC is deleted last, after its subnet moved to the new one
-    assert calls[0] == "ec2.CreateVpc" and calls[-1] == "ec2.DeleteVpc", calls
-    assert calls.index("ec2.CreateSubnet") < calls.index("ec2.DeleteVpc")
+    assert calls[-1] == "ec2.DeleteVpc", calls
+    assert calls.index("ec2.CreateVpc") < calls.index("ec2.CreateSubnet") < calls.index("ec2.DeleteVpc")
     assert calls.index("ec2.DeleteSubnet") < calls.index("ec2.DeleteVpc")
     deleted = [p["VpcId"] for name, p in log.calls if name == "ec2.DeleteVpc"]
     assert deleted == [old_vpc]
