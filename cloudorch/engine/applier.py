@@ -6,6 +6,10 @@ finish and written at the end and at checkpoints (every K operations or T second
 with the state so the total bytes written stay linear). A SIGKILL at any point loses no
 finished operation: the journal is replayed by the next command (see `engine.recovery`).
 
+A replace is two operations (see `Applier.tasks`): the old object of a create-before-destroy
+replace is deposed in state from the moment the new one exists until its delete succeeds. A state
+write that keeps failing stops new work and never fails an operation that succeeded.
+
 Before the first operation, the applier journals the inverse of every planned change (see
 `state.journal`), which `engine.rollback` turns into the undo of a failed apply. `on_failure`
 decides what a failure does to the rest: `stop` starts nothing new (running work finishes),
@@ -512,7 +516,7 @@ class Applier:
             line["known_ids"] = sorted(known_ids)
         # properties let recovery `find` what a crashed create made; skip them for types that
         # cannot find anything, to keep the journal small
-        if new is not None and type(rt).find is not ResourceType.find:
+        if new is not None and rt.can_find:
             line["properties"] = _stored_properties(new.model_dump(mode="json"), sensitive_fields(rt.Properties))
             line["depends_on"] = c.depends_on
         self.journal.started(line)

@@ -4,7 +4,10 @@ A journal file left behind means the last apply never finished cleanly (SIGKILL,
 a second Ctrl-C). Every finished operation in it is folded into state; every operation that
 started but never finished is looked up in the cloud with the type's `find` (by tag or client
 token) and adopted if it exists, or recorded absent if the type can say so; an in-flight delete
-is confirmed by reading the object back. So the next apply neither loses nor duplicates anything.
+is confirmed by reading the object back. Objects are told apart by id: an in-flight create adopts
+only an object whose id neither state nor its journal line knew (after a replace, the old object
+carries the same address tag), and the old object of a create-before-destroy replace is recorded
+deposed. So the next apply neither loses nor duplicates anything.
 A journal whose rollback was cut short is reported (`rollback_unfinished`) so the caller can
 finish the undo (`cloudorch recover` does).
 """
