@@ -196,3 +196,21 @@ def test_recover_after_a_kill_inside_a_replace_adopts_the_new_vpc_not_the_old(
     code, out = _cli(capsys, "apply", plan, "--auto-approve", "--json", "--var", "cidr=10.6.0.0/16")
     assert code == 0, out
     assert _ours(aws, "vpc") == [made]  # the old one deleted, no third one made
+
+
+def test_a_failed_create_is_retried_only_after_find_shows_it_made_nothing(
+    net: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudorch_aws import AwsProvider
+    from cloudorch_aws.faults import CallLog, Fault
+
+    once = Fault("ec2", "CreateVpc", 503, "ServiceUnavailable", "injected", times=1)
+    log = CallLog()
+    AwsProvider.client_hooks.extend([once, log])
+    code, doc = _cli(capsys, "apply", net, "--auto-approve", "--json")
+    assert code == 0, doc
+    assert doc["result"]["retries"] == 1
+    calls = log.named("ec2.CreateVpc", "ec2.DescribeVpcs")
+    # the retry came after a look for a VPC carrying the address tag
+    assert calls[:3] == ["ec2.CreateVpc", "ec2.DescribeVpcs", "ec2.CreateVpc"], calls
+    assert _ours(aws, "vpc") == [_state(net)["resources"]["vpc"]["id"]]
