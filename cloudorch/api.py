@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from cloudorch.run.state_ops import force_unlock as force_unlock
     from cloudorch.run.state_ops import force_unlock_any as force_unlock_any
     from cloudorch.run.state_ops import outputs as outputs
+    from cloudorch.run.state_ops import state_deposed as state_deposed
     from cloudorch.run.state_ops import state_history as state_history
     from cloudorch.run.state_ops import state_import as state_import
     from cloudorch.run.state_ops import state_list as state_list
@@ -122,6 +123,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "sandbox_status",
     "sandbox_up",
     "schema",
+    "state_deposed",
     "state_history",
     "state_import",
     "state_list",
@@ -157,7 +159,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{
         n: ("cloudorch.run.state_ops", n)
         for n in (
-            "MigrateResult", "force_unlock", "force_unlock_any", "outputs", "state_history", "state_import",
+            "MigrateResult", "force_unlock", "force_unlock_any", "outputs", "state_deposed", "state_history",
+            "state_import",
             "state_list", "state_migrate", "state_mv", "state_rekey", "state_rm", "state_show",
         )
     },

@@ -76,10 +76,30 @@ class Change(BaseModel):
     sensitive: list[str] = Field(default_factory=list, description="Property names whose values are masked.")
     create_before_destroy: bool = False
     drift: bool = Field(False, description="The difference comes from a change made outside cloudorch.")
+    deposed: str | None = Field(
+        None,
+        description="For a delete: the key of the deposed (superseded, not yet deleted) object it deletes; "
+        "None for the address's current object.",
+    )
+    tainted: bool = Field(False, description="A replace of an object whose create did not finish.")
 
     @property
     def is_change(self) -> bool:
         return self.action is not Action.NOOP
+
+    @property
+    def op_key(self) -> str:
+        """Identifies the operation: the address, or the address and deposed key for a deposed delete."""
+        return self.address if self.deposed is None else f"{self.address} (deposed {self.deposed})"
+
+    @property
+    def label(self) -> str:
+        """The action as shown: `delete (deposed)` and `replace (tainted)` say why."""
+        if self.deposed is not None:
+            return f"{self.action.value} (deposed)"
+        if self.tainted:
+            return f"{self.action.value} (tainted)"
+        return self.action.value
 
 
 class ChangeSet(BaseModel):
@@ -120,7 +140,8 @@ class ChangeSet(BaseModel):
         return any(c.is_change for c in self.changes)
 
     def by_address(self) -> dict[str, Change]:
-        return {c.address: c for c in self.changes}
+        """The change of each address's current object (deposed deletes are not listed)."""
+        return {c.address: c for c in self.changes if c.deposed is None}
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")

@@ -57,7 +57,12 @@ def render_change(out: Output, c: Change) -> None:
     style = _STYLE[c.action]
     sym = c.action.symbol
     why = f"  [dim]# {escape('; '.join(c.reasons))}[/]" if c.reasons else ""
-    out.print(f"  [{style}]{sym}[/] [bold]{escape(c.address)}[/] [dim]({c.type})[/] {_VERB[c.action]}{why}")
+    verb = _VERB[c.action]
+    if c.deposed is not None:
+        verb = f"{verb}: delete (deposed {c.deposed})"
+    elif c.tainted:
+        verb = f"{verb}: replace (tainted)"
+    out.print(f"  [{style}]{sym}[/] [bold]{escape(c.address)}[/] [dim]({c.type})[/] {verb}{why}")
     if c.action is Action.CREATE:
         for key, value in sorted((c.after or {}).items()):
             if value in (None, {}, [], False) and key not in c.after_unknown:
@@ -358,8 +363,12 @@ def render_undo(out: Output, result: ApplyResult) -> None:
         out.print(f"  [red]![/] {escape(address)}: not undone: {escape(why)}")
     for text in undo.warnings:
         out.print(f"  [yellow]warning:[/] {escape(text)}")
-    if undo.complete:
+    for address, what in sorted(undo.differences.items()):
+        out.print(f"  [yellow]~[/] {escape(address)}: not as before: {escape(what)}")
+    if undo.as_before:
         out.print("State and the cloud are as they were before this apply. Fix the cause and apply again.")
+    elif undo.complete:
+        out.print("Every undo ran, but the resources listed above are not as they were before this apply.")
     else:
         out.print("Check what was not undone; `cloudorch plan` shows how the cloud now differs from the plan.")
 

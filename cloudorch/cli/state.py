@@ -123,17 +123,31 @@ def force_unlock(
     exits=READ,
 )
 def state_list(opts: RunOptions, out: Output) -> int:
-    """List the addresses in state, with type and cloud id."""
+    """List the addresses in state, with type and cloud id; a tainted object (its create failed half-way)
+    and a deposed one (the old object of a replacement, not deleted yet) say so."""
     from cloudorch import api
 
     records = api.state_list(opts)
+    deposed = api.state_deposed(opts)
     if out.json_mode:
-        out.document(
-            {"resources": [{"address": r.address, "type": r.type, "id": r.id, "provider": r.provider} for r in records]}
-        )
+        doc: dict[str, object] = {
+            "resources": [
+                {"address": r.address, "type": r.type, "id": r.id, "provider": r.provider}
+                | ({"tainted": True} if r.tainted else {})
+                for r in records
+            ]
+        }
+        if deposed:
+            doc["deposed"] = [
+                {"address": d.address, "key": d.key, "type": d.type, "id": d.id, "provider": d.provider}
+                for d in deposed
+            ]
+        out.document(doc)
     else:
         for r in records:
-            out.plain(f"{r.address}\t{r.type}\t{r.id}")
+            out.plain(f"{r.address}\t{r.type}\t{r.id}" + ("\t(tainted)" if r.tainted else ""))
+        for d in deposed:
+            out.plain(f"{d.address}\t{d.type}\t{d.id}\t(deposed {d.key})")
     return 0
 
 

@@ -406,7 +406,11 @@ class Planner:
                 )
             )
         reasons: list[str] = []
-        if force_replace:
+        if rec.tainted:
+            # its create made the object but did not finish: it cannot be trusted, as in Terraform
+            action = Action.REPLACE
+            reasons.append("tainted: its create did not finish")
+        elif force_replace:
             action = Action.REPLACE
             reasons.append("--replace requested")
         elif any(d.force_new for d in diffs):
@@ -426,7 +430,14 @@ class Planner:
             reasons.append("changed outside cloudorch")
         self.planned[inst.address] = _Planned(action, desired, attributes, frozenset(rt.attributes))
         return Change(
-            action=action, id=rec.id, before=before, diff=diffs, reasons=reasons, drift=drift, **base
+            action=action,
+            id=rec.id,
+            before=before,
+            diff=diffs,
+            reasons=reasons,
+            drift=drift,
+            tainted=rec.tainted,
+            **base,
         )
 
     def _dep_addresses(self, inst: Instance) -> Iterable[str]:
@@ -439,6 +450,30 @@ class _NotRefreshed:
 
 
 _NOT_REFRESHED: Any = _NotRefreshed()
+
+
+def deposed_changes(state: State, providers: ProviderSet, scope: set[str] | None = None) -> list[Change]:
+    """A delete for every deposed object (an old object a replacement has not deleted yet)."""
+    out: list[Change] = []
+    for obj in state.deposed_objects():
+        if scope is not None and obj.address not in scope:
+            continue
+        sens = sensitive_fields(providers.resource_type(obj.provider, obj.type).Properties)
+        out.append(
+            Change(
+                address=obj.address,
+                type=obj.type,
+                provider=obj.provider,
+                action=Action.DELETE,
+                id=obj.id,
+                before={k: _mask(v, k in sens) for k, v in obj.properties.items()},
+                reasons=[f"deposed object {obj.key}: a replacement superseded it and its delete did not finish"],
+                depends_on=list(obj.dependencies),
+                sensitive=sorted(sens),
+                deposed=obj.key,
+            )
+        )
+    return out
 
 
 def adopt_refreshed(state: State, observed: Mapping[str, Any], providers: ProviderSet) -> None:

@@ -4,7 +4,10 @@ A journal file left behind means the last apply never finished cleanly (SIGKILL,
 a second Ctrl-C). Every finished operation in it is folded into state; every operation that
 started but never finished is looked up in the cloud with the type's `find` (by tag or client
 token) and adopted if it exists, or recorded absent if the type can say so; an in-flight delete
-is confirmed by reading the object back. So the next apply neither loses nor duplicates anything.
+is confirmed by reading the object back. Objects are told apart by id: an in-flight create adopts
+only an object whose id neither state nor its journal line knew (after a replace, the old object
+carries the same address tag), and the old object of a create-before-destroy replace is recorded
+deposed. So the next apply neither loses nor duplicates anything.
 A journal whose undo was cut short is reported (`undo_unfinished`) so the caller can finish the
 undo (`cloudorch recover` does). Folding the journal's finished operations into state is
 `cloudorch.state.recovery.apply_replay`; this module adds what needs the cloud.
@@ -20,7 +23,7 @@ from cloudorch.errors import CloudorchError
 from cloudorch.provider.contract import sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import JournalReplay, read_journal
-from cloudorch.state.model import ResourceRecord, State, StateEvent, sensitive_marker
+from cloudorch.state.model import DeposedObject, ResourceRecord, State, StateEvent, sensitive_marker
 from cloudorch.state.recovery import apply_replay
 
 
@@ -98,25 +101,38 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
     for op in folded.in_flight:
         address = str(op.get("address"))
         action = op.get("action")
+        if action == "delete" and op.get("deposed_key") is not None:
+            _confirm_deposed_delete(state, providers, address, str(op["deposed_key"]), report)
+            continue
         if action == "delete":
             _confirm_delete(state, providers, address, report)
             continue
         if action not in ("create", "replace") or "properties" not in op:
             report.lost.append(address)
             continue
+        # objects of this address that existed before the create: the one it made is another
+        current = state.resources.get(address)
+        known = {str(i) for i in op.get("known_ids", [])} | {d.id for d in state.deposed.get(address, [])}
+        if current is not None:
+            known.add(current.id)
         try:
             rt = providers.resource_type(str(op["provider"]), str(op["type"]))
             props = rt.Properties.model_construct(**op["properties"])
-            found = rt.find(address, props)
+            made = [o for o in rt.find_all(address, props) if o.id not in known]
         except CloudorchError:
             report.lost.append(address)
             continue
+        found = made[0] if made else None
         if found is None:
-            # the type can look (it journaled properties for `find`) and found nothing
+            # the type can look (it journaled properties for `find`) and found nothing new
             if action == "create":
                 state.resources.pop(address, None)
             report.absent.append(address)
             continue
+        if current is not None and op.get("deposed_key") is not None:
+            # a create-before-destroy replace made the new object: the old one is deposed, and
+            # the next apply deletes it (never the new one)
+            state.add_deposed(DeposedObject.of(current, str(op["deposed_key"])))
         sens = sensitive_fields(rt.Properties)
         stored: dict[str, Any] = {
             k: (sensitive_marker(v) if k in sens and v is not None else v) for k, v in op["properties"].items()
@@ -168,3 +184,25 @@ def _confirm_delete(state: State, providers: ProviderSet, address: str, report: 
         report.deleted.append(address)
     else:
         report.lost.append(address)  # still there: the next plan deletes it again
+
+
+def _confirm_deposed_delete(
+    state: State, providers: ProviderSet, address: str, key: str, report: RecoveryReport
+) -> None:
+    """An in-flight delete of a replaced (deposed) object: gone means it happened; otherwise it
+    stays deposed and the next apply deletes it."""
+    obj = next((d for d in state.deposed.get(address, []) if d.key == key), None)
+    if obj is None:
+        report.deleted.append(f"{address} (deposed {key})")
+        return
+    try:
+        rt = providers.resource_type(obj.provider, obj.type)
+        seen = rt.read(address, obj.id, rt.Properties.model_construct(**obj.properties))
+    except CloudorchError:
+        report.lost.append(f"{address} (deposed {key})")
+        return
+    if seen is None or seen.id != obj.id:
+        state.drop_deposed(address, key)
+        report.deleted.append(f"{address} (deposed {key})")
+    else:
+        report.lost.append(f"{address} (deposed {key})")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
-from cloudorch.errors import ProviderError
-from cloudorch.provider.contract import Provider
+from cloudorch.errors import ErrorKind, ProviderError
+from cloudorch.provider.contract import Observed, PartialCreate, Provider, ResourceType
 
 T = TypeVar("T")
 
@@ -61,6 +61,68 @@ def call_with_retries(
                 if err is exc:
                     raise
                 raise err from exc
+            delay = backoff(attempt - 1, err.retry_after)
+            if on_retry is not None:
+                on_retry(err, attempt, delay)
+            sleep(delay)
+
+
+#: error kinds that mean the cloud refused the request, so a create made nothing
+REFUSED = (ErrorKind.THROTTLED, ErrorKind.CONFLICT)
+
+
+def create_once(
+    rt: ResourceType[Any],
+    address: str,
+    props: Any,
+    known_ids: Collection[str] = (),
+    *,
+    on_retry: Callable[[ProviderError, int, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Observed:
+    """Create one object, never two: a failed create is retried only when it made nothing.
+
+    That is when the cloud refused the request (throttled, conflict), or when `find_all` shows
+    no object of the address other than `known_ids` (its old and deposed objects); an object
+    it does show is the one the failed call made, and is raised as a `PartialCreate` (kept,
+    tainted: its later steps may not have run). A type that cannot look
+    is not retried after any other error. A `PartialCreate` (the object exists, a later step
+    failed) is never retried: the caller records the object tainted.
+    """
+    provider = rt.provider
+    attempts = max(1, provider.max_attempts)
+    attempt = 0
+    while True:
+        try:
+            return rt.create(address, props)
+        except PartialCreate:
+            raise
+        except Exception as exc:
+            err = provider.classify(exc, address)
+            if err.address is None:
+                err.address = address
+            attempt += 1
+            if not err.retryable or attempt >= attempts or (err.kind not in REFUSED and not rt.can_find):
+                if err is exc:
+                    raise
+                raise err from exc
+            if err.kind not in REFUSED:
+                try:
+                    made = [o for o in rt.find_all(address, props) if o.id not in known_ids]
+                except Exception:
+                    made = None  # cannot tell whether it made something: do not make another
+                if made is None:
+                    raise err from exc
+                if made:
+                    # the failed call made it, but whatever it does after the first cloud call
+                    # may not have happened: keep the object, tainted, and never make a second
+                    raise PartialCreate(
+                        f"{address}: a failed create left {made[0].id} behind: {err.message}",
+                        object_id=made[0].id,
+                        address=address,
+                        attributes=made[0].attributes,
+                        cause=exc,
+                    ) from exc
             delay = backoff(attempt - 1, err.retry_after)
             if on_retry is not None:
                 on_retry(err, attempt, delay)

@@ -47,6 +47,7 @@ class ScheduleResult:
     abandoned: list[str] = field(default_factory=list)  # still running when the second interrupt came
     interrupted: bool = False
     stopped_by: str | None = None  # with stop_on_failure: the first failure, after which nothing new started
+    halted: str | None = None  # why `Scheduler.halt` stopped new starts (no task failed)
 
 
 class Interrupt:
@@ -84,9 +85,14 @@ class Scheduler(Generic[T]):
             t.after &= self.tasks.keys()  # work outside this run is already done
             for dep in t.after:
                 self.dependents[dep].append(t.key)
+        self._halt: str | None = None
         self.priority = remaining_path(
             self.tasks, self.dependents, {k: t.weight for k, t in self.tasks.items()}
         )
+
+    def halt(self, reason: str) -> None:
+        """Start nothing new (running work finishes) without failing any task; thread-safe."""
+        self._halt = reason
 
     def run(self, work: Callable[[Task[T]], None]) -> ScheduleResult:
         """Run every task; `work` raises to fail a task. Returns what happened to each key."""
@@ -135,6 +141,9 @@ class Scheduler(Generic[T]):
                     result.interrupted = True
                     if self.on_stop_starting:
                         self.on_stop_starting(len(running))
+                if self._halt is not None and not stopped_starting:
+                    stopped_starting = True
+                    result.halted = self._halt
                 if not stopped_starting:
                     self._start_ready(ready, running, running_by_group, limit_of, pool, runner)
                 if not running:

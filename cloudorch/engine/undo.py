@@ -13,18 +13,21 @@ an earlier version of a release is a release rollback (`cloudorch.release`).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from cloudorch.changes import Action, Change, ChangeSet
-from cloudorch.engine.applier import Applier, ApplyObserver
+from cloudorch.engine.applier import Applier, ApplyObserver, Op
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.scheduler import Interrupt, Task
 from cloudorch.errors import CloudorchError
+from cloudorch.planfile import Instance
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal, JournalReplay
-from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker
+from cloudorch.state.model import DeposedObject, ResourceRecord, State, is_sensitive_marker
 
 UNDO_PREFIX = "undo:"
 
@@ -47,9 +50,19 @@ class UndoReport:
     #: undo operations still running when a second Ctrl-C stopped the wait: the journal must stay
     abandoned: list[str] = field(default_factory=list)
 
+    #: address -> how it differs from the state before the apply (id, properties, presence)
+    differences: dict[str, str] = field(default_factory=dict)
+    #: journal payloads of old objects made current again (a replacement still deposed them)
+    swaps: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
     @property
     def complete(self) -> bool:
         return not self.not_undone
+
+    @property
+    def as_before(self) -> bool:
+        """Every address has the id and properties it had before the apply."""
+        return self.complete and not self.differences
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +70,8 @@ class UndoReport:
             "not_undone": self.not_undone,
             "warnings": self.warnings,
             "complete": self.complete,
+            "as_before": self.as_before,
+            "differences": self.differences,
             "seconds": round(self.seconds, 3),
         }
 
@@ -68,6 +83,8 @@ class UndoPlan:
     changes: dict[str, Change] = field(default_factory=dict)
     after: dict[str, set[str]] = field(default_factory=dict)  # undo of key waits for these undos
     report: UndoReport = field(default_factory=UndoReport)
+    #: address -> its record before the apply (None: the apply created it), from the inverse records
+    previous: dict[str, ResourceRecord | None] = field(default_factory=dict)
 
 
 def completed_forward(replay: JournalReplay) -> list[str]:
@@ -78,7 +95,7 @@ def completed_forward(replay: JournalReplay) -> list[str]:
     """
     done: dict[str, None] = {}
     for pending in replay.in_flight:
-        if str(pending.get("op", "")) == str(pending.get("address")):
+        if _forward_op(pending) == str(pending.get("address")):
             done[str(pending.get("address"))] = None
     for entry in replay.completed:
         op = str(entry.op.get("op", ""))
@@ -87,15 +104,23 @@ def completed_forward(replay: JournalReplay) -> list[str]:
             continue
         if op.startswith(UNDO_PREFIX):
             done.pop(address, None)
-        elif op == address:
-            done[address] = None
+        elif _forward_op(entry.op) == address and "#deposed:" not in op:
+            done[address] = None  # either half of a replace counts
     return list(done)
+
+
+def _forward_op(payload: dict[str, Any]) -> str:
+    """The address a forward op id names: `ADDR`, `ADDR#destroy` (a replace's old object)."""
+    return str(payload.get("op", "")).split("#", 1)[0]
 
 
 def build_undo(replay: JournalReplay, state: State) -> UndoPlan:
     """Turn the journal's inverse records of finished operations into undo changes."""
     plan = UndoPlan()
     report = plan.report
+    for address, line in replay.inverses.items():
+        raw = line.get("previous")
+        plan.previous[address] = ResourceRecord.model_validate(raw) if raw is not None else None
     for address in completed_forward(replay):
         inv = replay.inverses.get(address)
         if inv is None:
@@ -104,15 +129,8 @@ def build_undo(replay: JournalReplay, state: State) -> UndoPlan:
         change = _undo_change(address, inv, state, report)
         if change is not None:
             plan.changes[address] = change
-    # the forward run made X wait for each of `after`; the undo of X must come before theirs
     for address in plan.changes:
         plan.after.setdefault(address, set())
-    for address, inv in replay.inverses.items():
-        if address not in plan.changes:
-            continue
-        for dep in inv.get("after", []):
-            if dep in plan.changes:
-                plan.after[dep].add(address)
     return plan
 
 
@@ -129,6 +147,10 @@ def _undo_change(address: str, inv: dict[str, Any], state: State, report: UndoRe
         report.not_undone[address] = "the journal holds no previous record for it"
         return None
     previous = ResourceRecord.model_validate(raw)
+    if undo == "replace":
+        back = _undepose(address, previous, state, report)
+        if back is not None:
+            return back
     masked = sorted(k for k, v in previous.properties.items() if is_sensitive_marker(v))
     if masked:
         report.not_undone[address] = (
@@ -138,7 +160,9 @@ def _undo_change(address: str, inv: dict[str, Any], state: State, report: UndoRe
         return None
     after = dict(previous.properties)
     fields = {"after": after, "depends_on": list(previous.dependencies)}
-    if current is not None and current.properties == previous.properties:
+    if current is not None and current.properties == previous.properties and (
+        undo != "replace" or current.id == previous.id
+    ):
         return None  # already as it was (e.g. the undo finished before a crash)
     if undo == "update":
         if current is None:
@@ -162,6 +186,41 @@ def _undo_change(address: str, inv: dict[str, Any], state: State, report: UndoRe
     return None
 
 
+def _undepose(address: str, previous: ResourceRecord, state: State, report: UndoReport) -> Change | None:
+    """A create-before-destroy replace whose old object still exists (deposed): make the old
+    object current again and depose the new one, which the undo then deletes once what uses
+    it was put back. The old object comes back itself, not a copy."""
+    old = next((d for d in state.deposed.get(address, []) if d.id == previous.id), None)
+    current = state.resources.get(address)
+    if old is None or current is None or current.id == previous.id:
+        return None
+    new = DeposedObject.of(current)
+    state.drop_deposed(address, old.key)
+    state.resources[address] = previous
+    state.add_deposed(new)
+    report.swaps.append(
+        {
+            "op": f"{UNDO_PREFIX}{address}#swap",
+            "address": address,
+            "action": "restore",
+            "record": previous.model_dump(mode="json"),
+            "deposed": new.model_dump(mode="json"),
+            "undeposed_key": old.key,
+        }
+    )
+    return Change(
+        action=Action.DELETE,
+        address=address,
+        type=new.type,
+        provider=new.provider,
+        id=new.id,
+        before=dict(new.properties),
+        depends_on=list(new.dependencies),
+        deposed=new.key,
+        reasons=[f"its old object {previous.id} is current again; the new one, {new.id}, is deleted"],
+    )
+
+
 def _undo_failed(replay: JournalReplay, state: State, providers: ProviderSet, plan: UndoPlan) -> None:
     """Failed operations may have done half their work; ask the cloud what they left."""
     for entry in replay.completed:
@@ -169,12 +228,37 @@ def _undo_failed(replay: JournalReplay, state: State, providers: ProviderSet, pl
         address = str(op.get("address"))
         if entry.event != "failed" or op.get("op") != address:
             continue
-        if op.get("action") == "create":
+        made = op.get("record")
+        if made is not None and address not in plan.changes:
+            # its create made an object and a later step failed: state holds it tainted
+            _undo_tainted(replay.inverses.get(address, {}), address, str(made.get("id")), state, plan)
+        elif op.get("action") == "create":
             _remove_failed_create(entry.started, address, state, providers, plan)
         elif op.get("action") == "update":
             _revert_failed_update(replay.inverses.get(address, {}), entry.started, address, state, plan)
         elif op.get("action") in ("replace", "delete"):
             _restore_half_done(replay, address, str(op.get("action")), state, providers, plan)
+
+
+def _undo_tainted(inv: dict[str, Any], address: str, made_id: str, state: State, plan: UndoPlan) -> None:
+    current = state.resources.get(address)
+    if current is None or current.id != made_id:
+        return
+    if inv.get("previous") is not None:
+        change = _undo_change(address, {**inv, "undo": "replace"}, state, plan.report)
+    else:
+        change = Change(
+            action=Action.DELETE,
+            address=address,
+            type=current.type,
+            provider=current.provider,
+            id=current.id,
+            before=current.properties,
+            reasons=["its failed create had left it behind"],
+        )
+    if change is not None:
+        plan.changes[address] = change
+        plan.after.setdefault(address, set())
 
 
 def _revert_failed_update(
@@ -263,23 +347,83 @@ def _restore_half_done(
 
 
 class _UndoApplier(Applier):
-    """An applier whose operations run in the undo order, not the order of `depends_on`."""
+    """Runs the undo as an apply: in dependency order (what is restored waits for what it
+    refers to; a delete waits for what used the object), each restored resource's references
+    re-resolved against the objects that exist at that moment."""
 
     def __init__(self, plan: UndoPlan, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plan = plan
 
-    def tasks(self) -> list[Task[Change]]:
-        return [
-            Task(
-                key=address,
-                payload=c,
-                group=c.provider,
-                weight=self._estimate(self.providers.resource_type(c.provider, c.type), c),
-                after=set(self.plan.after.get(address, ())),
-            )
-            for address, c in self.plan.changes.items()
+    def tasks(self) -> list[Task[Op]]:
+        out = super().tasks()
+        by_address = {t.payload.change.address: t for t in out if t.payload.part in ("apply", "delete")}
+        for t in out:
+            for extra in self.plan.after.get(t.payload.change.address, ()):
+                if extra in by_address and by_address[extra] is not t:
+                    t.after.add(by_address[extra].key)
+        return out
+
+    def _resolve_after(self, c: Change) -> dict[str, Any]:
+        after = super()._resolve_after(c)
+        with self._state_lock:
+            return rereference(after, c.depends_on, self.plan.previous, self.state)
+
+
+def rereference(
+    after: dict[str, Any],
+    depends_on: list[str],
+    previous: dict[str, ResourceRecord | None],
+    state: State,
+) -> dict[str, Any]:
+    """Restored properties hold the values their dependencies had before the apply (ids, ARNs).
+
+    A dependency that was replaced (and maybe re-created by the undo) has other values now:
+    each old value is swapped for the value the same attribute has now, so nothing restored
+    points at an object that no longer exists.
+    """
+    swaps: dict[str, str] = {}
+    for dep in depends_on:
+        before = previous.get(dep)
+        now = state.resources.get(dep)
+        if before is None or now is None:
+            continue
+        pairs = [(before.id, now.id)] + [
+            (v, now.attributes.get(k)) for k, v in before.attributes.items() if k in now.attributes
         ]
+        for old, new in pairs:
+            if isinstance(old, str) and isinstance(new, str) and old != new and len(old) >= 4:
+                swaps[old] = new
+    if not swaps:
+        return after
+    return {k: _swap_values(v, swaps) for k, v in after.items()}
+
+
+def differences(previous: dict[str, ResourceRecord | None], state: State) -> dict[str, str]:
+    """How each address of the apply differs from its record before it (empty: as before)."""
+    out: dict[str, str] = {}
+    for address, before in sorted(previous.items()):
+        now = state.resources.get(address)
+        if before is None:
+            if now is not None:
+                out[address] = f"exists ({now.id}); it did not before the apply"
+            continue
+        if now is None:
+            out[address] = f"is gone; it was {before.id}"
+            continue
+        parts: list[str] = []
+        if now.id != before.id:
+            parts.append(f"id {before.id} is now {now.id}")
+        changed = sorted(k for k in set(before.properties) | set(now.properties)
+                         if before.properties.get(k) != now.properties.get(k))
+        if changed:
+            parts.append("properties differ: " + ", ".join(changed))
+        if parts:
+            out[address] = "; ".join(parts)
+    for obj in state.deposed_objects():
+        if obj.address in previous:
+            out.setdefault(obj.address, f"an old object {obj.id} is kept deposed; the next apply deletes it")
+    return out
 
 
 def undo_apply(
@@ -304,6 +448,8 @@ def undo_apply(
     journal.rollback(
         {"op": "rollback", "address": "*", "action": "rollback", "reason": reason, "undo": sorted(plan.changes)}
     )
+    for swap in report.swaps:
+        journal.finished(swap)  # durable before the new objects are deleted
     if plan.changes:
         if observer is not None:
             observer.undo_started(len(plan.changes))
@@ -340,5 +486,50 @@ def undo_apply(
         for address in result.abandoned:
             report.not_undone[address] = "its undo was still running when the wait was stopped; run `cloudorch recover`"
         report.abandoned = list(result.abandoned)
+    report.differences = differences(plan.previous, state)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def reference_dependencies(instances: list[Instance], version: State) -> list[Instance]:
+    """For `rollback --to`: a restored property that holds a value of one of its dependencies
+    (an id, an ARN) as it was then becomes a reference to that dependency again, so it resolves
+    to the object that exists when the rollback applies, not to one since replaced."""
+    out: list[Instance] = []
+    for inst in instances:
+        refs: dict[str, str] = {}
+        for dep in inst.depends_on:
+            rec = version.resources.get(dep)
+            if rec is None:
+                continue
+            for attr, value in rec.attributes.items():
+                if isinstance(value, str) and len(value) >= 8 and "${" not in value:
+                    refs.setdefault(value, _reference(dep, attr))
+        if not refs:
+            out.append(inst)
+            continue
+        out.append(dataclasses.replace(inst, properties=_swap_values(inst.properties, refs)))
+    return out
+
+
+def _swap_values(value: Any, swaps: dict[str, str]) -> Any:
+    """`value` with each string equal to a key of `swaps`, or containing one, rewritten."""
+    if isinstance(value, str):
+        if value in swaps:
+            return swaps[value]
+        for old in sorted(swaps, key=len, reverse=True):
+            if len(old) >= 8 and old in value:
+                value = value.replace(old, swaps[old])
+        return value
+    if isinstance(value, dict):
+        return {k: _swap_values(v, swaps) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap_values(v, swaps) for v in value]
+    return value
+
+
+def _reference(address: str, attr: str) -> str:
+    name, bracket, key = address.partition("[")
+    if bracket:
+        return "${resources." + name + "[" + json.dumps(key.rstrip("]")) + "]." + attr + "}"
+    return "${resources." + address + "." + attr + "}"

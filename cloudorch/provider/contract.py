@@ -13,6 +13,9 @@ plugin whose range excludes the running contract. A plugin's distribution pins t
 releases that carry that contract: cloudorch 0.1.x carries contract 2.x (contract 1 was the
 unversioned `cloudorch.providers` module), so a plugin for contract 2 depends on
 `cloudorch>=0.1,<0.2`. Raise the contract's major version together with cloudorch's minor one.
+
+2.1 added `ResourceType.find_all`, `can_find`, `finish_create` and `PartialCreate`: how a
+multi-step create says its object exists although a later step failed.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import email.utils
 import functools
 import math
 import os
+import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +47,7 @@ __all__ = [
     "ContractMismatchError",
     "ErrorKind",
     "Observed",
+    "PartialCreate",
     "Provider",
     "ProviderContext",
     "ProviderError",
@@ -63,7 +68,7 @@ __all__ = [
 ]
 
 #: The version of this contract, (major, minor); see the module docstring for what each means.
-CONTRACT_VERSION: tuple[int, int] = (2, 0)
+CONTRACT_VERSION: tuple[int, int] = (2, 1)
 
 
 def contract_text(version: tuple[int, int] = CONTRACT_VERSION) -> str:
@@ -158,6 +163,7 @@ class ProviderContext:
 
 
 P = TypeVar("P", bound=BaseModel)
+T = TypeVar("T")
 
 
 class ResourceType(ABC, Generic[P]):
@@ -207,9 +213,75 @@ class ResourceType(ABC, Generic[P]):
         """Find an object a crashed create may have made (by tag or token); None if unknown."""
         return None
 
+    # -- finding what a create made, and partial creates (see PartialCreate below) --------
+
+    @property
+    def can_find(self) -> bool:
+        """Whether `find` can look at all (a type that cannot is never retried blindly)."""
+        return type(self).find is not ResourceType.find or type(self).find_all is not ResourceType.find_all
+
+    def find_all(self, address: str, props: P) -> list[Observed]:
+        """Every object of `address` the cloud has (by tag or token): after a replace there may
+        be an old and a new one, told apart by id. Types that tag by address override this."""
+        found = self.find(address, props)
+        return [found] if found is not None else []
+
+    def finish_create(self, address: str, object_id: str, step: Callable[[], T]) -> T:
+        """Run the steps after a create's first call (settings, waits, the read back).
+
+        They are idempotent, so each failure classified retryable is retried alone, with
+        backoff; if they still fail, `PartialCreate` carries the id of the object that exists.
+        """
+        attempts = max(1, self.provider.max_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return step()
+            except Exception as exc:
+                err = self.provider.classify(exc, address)
+                if err.retryable and attempt < attempts:
+                    time.sleep(min(20.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+                    continue
+                raise PartialCreate(
+                    f"{address}: {object_id} was created, then a later step failed: {err.message}",
+                    object_id=object_id,
+                    address=address,
+                    hint=err.hint,
+                    cause=exc,
+                ) from exc
+        raise AssertionError("unreachable")
+
     def estimate_seconds(self, props: P) -> float:
         """How long an operation usually takes; the scheduler's critical-path weight."""
         return 1.0
+
+
+class PartialCreate(ProviderError):
+    """A create made its object (`object_id`) but a later step failed.
+
+    The engine never retries such a create (that would make a second object): it records the
+    object tainted, so the next plan replaces it, as Terraform does.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        object_id: str,
+        address: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        hint: str | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        tainted = "the object is kept in state as tainted; the next apply replaces it"
+        super().__init__(
+            message,
+            kind=ErrorKind.FATAL,
+            address=address,
+            hint=f"{hint}; {tainted}" if hint else tainted,
+            cause=cause,
+        )
+        self.object_id = object_id
+        self.attributes = dict(attributes or {})
 
 
 class Provider(ABC):

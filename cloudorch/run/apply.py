@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from cloudorch.actor import actor_name
 from cloudorch.engine.applier import ApplyResult as EngineApplyResult
 from cloudorch.engine.applier import check_on_failure as check_on_failure
-from cloudorch.errors import CloudorchError, Interrupted, StalePlanError
+from cloudorch.errors import CloudorchError, Interrupted, StalePlanError, StateError
 from cloudorch.run.options import Interrupt, RunOptions
 from cloudorch.run.plan import Planned, PolicyVerdict, judge, plan_in
 from cloudorch.run.session import Session, gated_stage, plan_key, session
@@ -180,7 +180,14 @@ def apply_in(
     )
     result.undo, result.repair = undo, repair
     _record_apply(sess, result)
-    applier.write_state()
+    try:
+        applier.write_state()
+    except StateError as exc:
+        journal.abandon()  # the journal keeps what succeeded; the next command folds it into state
+        raise StateError(
+            f"{exc.message}; {len(result.succeeded)} operation(s) succeeded and are recorded in the journal",
+            hint=exc.hint,
+        ) from exc
     stats = journal.stats()
     result.journal_lines, result.journal_fsyncs = stats.lines, stats.fsyncs
     if result.abandoned or (result.undo is not None and result.undo.abandoned):
@@ -188,6 +195,12 @@ def apply_in(
     else:
         journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})
         remove_journal(journal.path)
+    if result.checkpoint_error is not None:
+        raise StateError(
+            f"{result.checkpoint_error.message}: {len(result.succeeded)} operation(s) succeeded and were "
+            f"saved in the end, {len(result.not_started)} were not started",
+            hint="fix the state store and run `cloudorch apply` again to finish",
+        )
     if result.interrupted and result.denied is None:
         raise Interrupted(
             f"apply interrupted: {len(result.succeeded)} operation(s) finished and were saved, "

@@ -83,7 +83,14 @@ def scope_of(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
 def plan_in(sess: Session, opts: RunOptions) -> Planned:
     """Compute a changeset inside an open session (state locked) and judge it."""
     from cloudorch import graph as graphs
-    from cloudorch.engine.planner import Planner, PlanRequest, adopt_refreshed, make_changeset, refresh
+    from cloudorch.engine.planner import (
+        Planner,
+        PlanRequest,
+        adopt_refreshed,
+        deposed_changes,
+        make_changeset,
+        refresh,
+    )
 
     loaded, state = sess.loaded, sess.state
     for r in opts.replace:
@@ -106,6 +113,7 @@ def plan_in(sess: Session, opts: RunOptions) -> Planned:
     adopt_refreshed(state, observed, sess.providers)
     if scope is not None:
         changes = [c for c in changes if c.address in scope]
+    changes += deposed_changes(state, sess.providers, scope)
     built = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
     cs = built.model_copy(update={"inputs": run_inputs(opts)})
     return judge(sess, opts, cs)

@@ -52,7 +52,8 @@ def revert_plan_in(sess: Session, opts: RunOptions, *, to: int | None = None, st
     """
     from cloudorch import graph as graphs
     from cloudorch.engine.drift import pick_serial, version_instances
-    from cloudorch.engine.planner import Planner, PlanRequest, make_changeset, refresh
+    from cloudorch.engine.planner import Planner, PlanRequest, deposed_changes, make_changeset, refresh
+    from cloudorch.engine.undo import reference_dependencies
 
     loaded, state = sess.loaded, sess.state
     serial = pick_serial(sess.backend.history(), state.serial, to, steps)
@@ -67,13 +68,14 @@ def revert_plan_in(sess: Session, opts: RunOptions, *, to: int | None = None, st
             hint="set the plan file (or --var) to the value each had then: cloudorch matches it by hash; "
             "or roll back to another serial",
         )
+    instances = reference_dependencies(instances, version)
     g = graphs.build([(i.address, {}) for i in instances], edges)
     request = PlanRequest(parallelism=opts.parallelism)
     observed = refresh(list(state.resources.values()), sess.providers, parallelism=opts.parallelism).observed
     planner = Planner(loaded.plan, instances, graphs.order(g), state, sess.providers, request)
-    changes = planner.run(observed)
+    changes = planner.run(observed) + deposed_changes(state, sess.providers)
     for c in changes:
-        if c.action.value == "delete":
+        if c.action.value == "delete" and c.deposed is None:
             c.reasons = [f"not in serial {serial}"]
         elif c.is_change:
             c.reasons.append(f"rollback to serial {serial}")  # printed; tests and users read it

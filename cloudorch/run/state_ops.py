@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cloudorch.planfile import PlanSpec
     from cloudorch.state.backends.base import HistoryEntry, StateBackend
     from cloudorch.state.migrate import CopiedDocument, Rekeyed
-    from cloudorch.state.model import ResourceRecord, State
+    from cloudorch.state.model import DeposedObject, ResourceRecord, State
 
 
 def read_state(opts: RunOptions) -> tuple[PlanSpec, State | None, StateBackend]:
@@ -38,6 +38,12 @@ def outputs(opts: RunOptions) -> dict[str, dict[str, object]]:
 def state_list(opts: RunOptions) -> list[ResourceRecord]:
     _, state, _ = read_state(opts)
     return sorted(state.resources.values(), key=lambda r: r.address) if state else []
+
+
+def state_deposed(opts: RunOptions) -> list[DeposedObject]:
+    """Old objects that replacements superseded and have not deleted yet (the next apply does)."""
+    _, state, _ = read_state(opts)
+    return sorted(state.deposed_objects(), key=lambda d: (d.address, d.key)) if state else []
 
 
 def state_show(opts: RunOptions, address: str) -> ResourceRecord:

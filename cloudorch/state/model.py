@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from cloudorch import __version__
 
-STATE_FORMAT = 1
+#: 2 added `deposed` objects and `tainted` records; a format-1 document reads as format 2 with neither
+STATE_FORMAT = 2
 
 
 def now_iso() -> str:
@@ -41,7 +42,10 @@ class ResourceRecord(BaseModel):
     sensitive: list[str] = Field(default_factory=list, description="Names of properties stored hashed.")
     created_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)
-
+    tainted: bool = Field(
+        False,
+        description="Its create made the object but a later step failed: the next plan replaces it.",
+    )
 
     def value(self, path: Sequence[str | int]) -> Any:
         """What `${resources.ADDRESS.path}` means here: an attribute, else a property, then into it.
@@ -56,6 +60,50 @@ class ResourceRecord(BaseModel):
         for step in path[1:]:
             value = value[step]
         return value
+
+
+class DeposedObject(BaseModel):
+    """An object that a replacement superseded but that is not deleted yet.
+
+    A create-before-destroy replace records the old object here from the moment the new one
+    exists until the old one is gone, so neither object is ever unknown to state. A failed
+    delete leaves it here; every later plan deletes it.
+    """
+
+    address: str
+    key: str = Field(description="Tells deposed objects of one address apart (8 hex digits).")
+    type: str
+    provider: str
+    id: str = Field(description="The cloud's id of the old object.")
+    properties: dict[str, Any] = Field(default_factory=dict)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    dependencies: list[str] = Field(default_factory=list)
+    deposed_at: str = Field(default_factory=now_iso)
+
+    @classmethod
+    def of(cls, record: ResourceRecord, key: str | None = None) -> DeposedObject:
+        return cls(
+            address=record.address,
+            key=key or uuid.uuid4().hex[:8],
+            type=record.type,
+            provider=record.provider,
+            id=record.id,
+            properties=dict(record.properties),
+            attributes=dict(record.attributes),
+            dependencies=list(record.dependencies),
+        )
+
+    def as_record(self) -> ResourceRecord:
+        """The old object in the shape a provider call or a dependency check takes."""
+        return ResourceRecord(
+            address=self.address,
+            type=self.type,
+            provider=self.provider,
+            id=self.id,
+            properties=dict(self.properties),
+            attributes=dict(self.attributes),
+            dependencies=list(self.dependencies),
+        )
 
 
 class StateEvent(BaseModel):
@@ -76,8 +124,30 @@ class State(BaseModel):
     state_key: str = Field("default", description="Which document of the plan: `default` or a stage name.")
     written_at: str = Field(default_factory=now_iso)
     resources: dict[str, ResourceRecord] = Field(default_factory=dict)
+    deposed: dict[str, list[DeposedObject]] = Field(
+        default_factory=dict, description="Address -> old objects a replacement has not deleted yet."
+    )
     outputs: dict[str, Any] = Field(default_factory=dict)
     events: list[StateEvent] = Field(default_factory=list)
+
+    @field_validator("format_version")
+    @classmethod
+    def _upgrade(cls, value: int) -> int:
+        # format 1 lacks only what defaults to empty here (deposed, tainted): read it as current
+        return STATE_FORMAT if value < STATE_FORMAT else value
+
+    def deposed_objects(self) -> list[DeposedObject]:
+        return [d for objs in self.deposed.values() for d in objs]
+
+    def add_deposed(self, obj: DeposedObject) -> None:
+        self.deposed.setdefault(obj.address, []).append(obj)
+
+    def drop_deposed(self, address: str, key: str) -> None:
+        left = [d for d in self.deposed.get(address, []) if d.key != key]
+        if left:
+            self.deposed[address] = left
+        else:
+            self.deposed.pop(address, None)
 
     def canonical_json(self) -> str:
         """The text the checksum is computed over (stable key order, no whitespace)."""

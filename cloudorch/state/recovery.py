@@ -1,7 +1,9 @@
 """Journal folding: write what a killed apply's journal says finished into a State.
 
 Finished create/update/replace (any action but `delete` that carries `record`) set
-`resources[address]`; a finished `delete` removes it. In-flight operations (started, never
+`resources[address]`, and a replace's `deposed` old object is added to `deposed`; a finished
+`delete` removes the address, or the deposed object its `deposed_key` names. A failed create
+that carries a record (its object exists, tainted) is folded too. In-flight operations (started, never
 finished) are reported, not guessed at: the engine reads those resources back from the cloud.
 This module does not bump serials or write state, and never reads the cloud: crash recovery
 (`cloudorch.engine.recovery`) does both, under the lock, and reports with its `RecoveryReport`.
@@ -16,7 +18,7 @@ from pydantic import ValidationError
 
 from cloudorch.errors import StateError
 from cloudorch.state.journal import JournalReplay
-from cloudorch.state.model import ResourceRecord, State
+from cloudorch.state.model import DeposedObject, ResourceRecord, State
 
 
 @dataclass
@@ -60,8 +62,12 @@ def apply_replay(state: State, replay: JournalReplay) -> JournalFold:
     for entry in replay.completed:
         if entry.event != "finished":
             report.failed.append(entry.op)
-            continue
+            if entry.op.get("record") is None:
+                continue  # a failed create that made an object journals it (tainted): fold it
         address = str(entry.op["address"])
+        if entry.op.get("action") == "delete" and entry.op.get("deposed_key") is not None:
+            state.drop_deposed(address, str(entry.op["deposed_key"]))  # a replaced, deposed object is gone
+            continue
         if entry.op.get("action") == "delete":
             state.resources.pop(address, None)
             _note(report.removed, address)
@@ -72,6 +78,14 @@ def apply_replay(state: State, replay: JournalReplay) -> JournalFold:
             continue  # e.g. a no-op or read: nothing to fold
         try:
             state.resources[address] = ResourceRecord.model_validate(raw)
+            if entry.op.get("undeposed_key") is not None:
+                # an undo made a deposed old object current again (the record above)
+                state.drop_deposed(address, str(entry.op["undeposed_key"]))
+            if entry.op.get("deposed") is not None:
+                # a create-before-destroy replace made the new object: the old one is deposed
+                old = DeposedObject.model_validate(entry.op["deposed"])
+                if old.key not in {d.key for d in state.deposed.get(address, [])}:
+                    state.add_deposed(old)
         except ValidationError as exc:
             raise StateError(
                 f"journal {replay.path}: operation {entry.op.get('op')} on {address} carries an invalid record",

@@ -13,6 +13,7 @@ import pytest
 
 from cloudorch.errors import StateError
 from cloudorch.state import CorruptStateError, LocalBackend, State
+from cloudorch.state.model import STATE_FORMAT
 
 MakeState = Callable[..., State]
 
@@ -277,7 +278,7 @@ def test_missing_current_with_history_is_an_error(backend: LocalBackend, make_st
 
 def test_newer_format_is_refused_with_upgrade_hint(backend: LocalBackend, make_state: MakeState) -> None:
     data = _written(backend, make_state)
-    backend.state_path.write_bytes(data.replace(b'"format":1', b'"format":99', 1))
+    backend.state_path.write_bytes(data.replace(f'"format":{STATE_FORMAT}'.encode(), b'"format":99', 1))
     with pytest.raises(StateError, match="newer") as excinfo:
         backend.read()
     assert excinfo.value.hint is not None and "Upgrade" in excinfo.value.hint
@@ -326,3 +327,30 @@ def test_backend_block_history_limit_reaches_local_state(root: Path, make_state:
         state.serial = serial
         backend.write(state, serial - 1)
     assert [e.serial for e in backend.history()] == [5, 4, 3]
+
+
+def test_a_format_1_state_reads_as_the_current_format(backend: LocalBackend, make_state: MakeState) -> None:
+    """A state written before deposed objects and tainted records existed still loads."""
+    from cloudorch.state.statefile import decode_state
+
+    doc = json.loads(make_state(2).canonical_json())
+    doc["format_version"] = 1
+    for rec in doc["resources"].values():
+        del rec["tainted"]
+    del doc["deposed"]
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    import hashlib
+
+    header = {
+        "checksum": "sha256:" + hashlib.sha256(body.encode()).hexdigest(),
+        "format": 1,
+        "lineage": doc["lineage"],
+        "resource_count": len(doc["resources"]),
+        "serial": doc["serial"],
+        "written_at": doc["written_at"],
+    }
+    data = json.dumps(header, sort_keys=True, separators=(",", ":"))[:-1] + ',"state":' + body + "}\n"
+    state = decode_state(data.encode(), "old.json")
+    assert state.format_version == STATE_FORMAT
+    assert state.deposed == {} and not any(r.tainted for r in state.resources.values())
+    assert sorted(state.resources) == sorted(doc["resources"])

@@ -85,13 +85,19 @@ class TableResource(AwsResource[TableProperties]):
             **self._throughput(props),
         )
         arn = got["TableDescription"]["TableArn"] if got else None
-        self.wait(address, "table_exists", delay=1, max_attempts=300, TableName=props.name)
-        if props.ttl_attribute:
-            self._set_ttl(address, props.name, props.ttl_attribute, True)
-        seen = self.read(address, props.name, props)
-        if seen is None:
-            raise ProviderError(f"table {props.name} vanished after create", kind=ErrorKind.TRANSIENT, address=address)
-        return seen if arn is None else Observed(seen.id, seen.properties, {**seen.attributes, "arn": arn})
+
+        def settle() -> Observed:
+            self.wait(address, "table_exists", delay=1, max_attempts=300, TableName=props.name)
+            if props.ttl_attribute:
+                self._set_ttl(address, props.name, props.ttl_attribute, True)
+            seen = self.read(address, props.name, props)
+            if seen is None:
+                raise ProviderError(
+                    f"table {props.name} vanished after create", kind=ErrorKind.TRANSIENT, address=address
+                )
+            return seen if arn is None else Observed(seen.id, seen.properties, {**seen.attributes, "arn": arn})
+
+        return self.finish_create(address, props.name, settle)
 
     def _ours(self, address: str, name: str) -> bool:
         """True if a table of this name exists and carries our address tag (a crashed create)."""

@@ -71,12 +71,17 @@ class VpcResource(Ec2Resource):
             TagSpecifications=self.tag_spec(address, props.tags),
         )
         vpc_id = got["Vpc"]["VpcId"]
-        self.wait(address, "vpc_available", delay=1, max_attempts=60, VpcIds=[vpc_id])
-        self._dns(address, vpc_id, None, props)
-        seen = self.read(address, vpc_id, props)
-        if seen is None:
-            raise ProviderError(f"VPC {vpc_id} vanished after create", kind=ErrorKind.TRANSIENT, address=address)
-        return seen
+
+        def settle() -> Observed:
+            # idempotent steps on the VPC that exists: retried alone, never by a second create
+            self.wait(address, "vpc_available", delay=1, max_attempts=60, VpcIds=[vpc_id])
+            self._dns(address, vpc_id, None, props)
+            seen = self.read(address, vpc_id, props)
+            if seen is None:
+                raise ProviderError(f"VPC {vpc_id} vanished after create", kind=ErrorKind.TRANSIENT, address=address)
+            return seen
+
+        return self.finish_create(address, vpc_id, settle)
 
     def _dns(self, address: str, vpc_id: str, old: VpcProperties | None, new: VpcProperties) -> None:
         if old is None or old.enable_dns_support != new.enable_dns_support:
@@ -145,9 +150,13 @@ class VpcResource(Ec2Resource):
         return seen
 
     def find(self, address: str, props: VpcProperties) -> Observed | None:
+        found = self.find_all(address, props)
+        return found[0] if found else None
+
+    def find_all(self, address: str, props: VpcProperties) -> list[Observed]:
         got = self.call(address, "describe_vpcs", Filters=self.tag_filter(address))
-        vpcs = got.get("Vpcs", [])
-        return self._observe(address, vpcs[0]["VpcId"], props) if vpcs else None
+        seen = [self._observe(address, v["VpcId"], props) for v in got.get("Vpcs", [])]
+        return [o for o in seen if o is not None]
 
     def estimate_seconds(self, props: VpcProperties) -> float:
         return 3.0
@@ -188,12 +197,18 @@ class SubnetResource(Ec2Resource):
             **kwargs,
         )
         subnet_id = got["Subnet"]["SubnetId"]
-        if props.map_public_ip_on_launch:
-            self._map_public(address, subnet_id, True)
-        seen = self.read(address, subnet_id, props)
-        if seen is None:
-            raise ProviderError(f"subnet {subnet_id} vanished after create", kind=ErrorKind.TRANSIENT, address=address)
-        return seen
+
+        def settle() -> Observed:
+            if props.map_public_ip_on_launch:
+                self._map_public(address, subnet_id, True)
+            seen = self.read(address, subnet_id, props)
+            if seen is None:
+                raise ProviderError(
+                    f"subnet {subnet_id} vanished after create", kind=ErrorKind.TRANSIENT, address=address
+                )
+            return seen
+
+        return self.finish_create(address, subnet_id, settle)
 
     def _map_public(self, address: str, subnet_id: str, value: bool) -> None:
         self.call(address, "modify_subnet_attribute", SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": value})
@@ -236,9 +251,13 @@ class SubnetResource(Ec2Resource):
         return seen
 
     def find(self, address: str, props: SubnetProperties) -> Observed | None:
+        found = self.find_all(address, props)
+        return found[0] if found else None
+
+    def find_all(self, address: str, props: SubnetProperties) -> list[Observed]:
         got = self.call(address, "describe_subnets", Filters=self.tag_filter(address))
-        subnets = got.get("Subnets", [])
-        return self._observe(address, subnets[0]["SubnetId"], props) if subnets else None
+        seen = [self._observe(address, x["SubnetId"], props) for x in got.get("Subnets", [])]
+        return [o for o in seen if o is not None]
 
     def estimate_seconds(self, props: SubnetProperties) -> float:
         return 1.5
@@ -341,13 +360,24 @@ class SecurityGroupResource(Ec2Resource):
             TagSpecifications=self.tag_spec(address, props.tags),
         )
         group_id = got["GroupId"]
-        self._sync(address, group_id, set(), _perms(props.ingress), "ingress")
-        if props.egress is not None:
-            self._sync(address, group_id, ALLOW_ALL_EGRESS, _perms(props.egress), "egress")
-        seen = self.read(address, group_id, props)
-        if seen is None:
-            raise ProviderError(f"group {group_id} vanished after create", kind=ErrorKind.TRANSIENT, address=address)
-        return seen
+
+        vanished = f"group {group_id} vanished after create"
+
+        def settle() -> Observed:
+            # rules are synced from what the group has now, so a retried step adds nothing twice
+            group = self._group(address, group_id)
+            if group is None:
+                raise ProviderError(vanished, kind=ErrorKind.TRANSIENT, address=address)
+            self._sync(address, group_id, _from_aws(group.get("IpPermissions", [])), _perms(props.ingress), "ingress")
+            if props.egress is not None:
+                have = _from_aws(group.get("IpPermissionsEgress", []))
+                self._sync(address, group_id, have, _perms(props.egress), "egress")
+            seen = self.read(address, group_id, props)
+            if seen is None:
+                raise ProviderError(vanished, kind=ErrorKind.TRANSIENT, address=address)
+            return seen
+
+        return self.finish_create(address, group_id, settle)
 
     def _sync(self, address: str, group_id: str, have: set[Perm], want: set[Perm], direction: str) -> None:
         add, remove = want - have, have - want
@@ -415,9 +445,13 @@ class SecurityGroupResource(Ec2Resource):
         return seen
 
     def find(self, address: str, props: SecurityGroupProperties) -> Observed | None:
+        found = self.find_all(address, props)
+        return found[0] if found else None
+
+    def find_all(self, address: str, props: SecurityGroupProperties) -> list[Observed]:
         got = self.call(address, "describe_security_groups", Filters=self.tag_filter(address))
-        groups = got.get("SecurityGroups", [])
-        return self._observe(address, groups[0]["GroupId"], props) if groups else None
+        seen = [self._observe(address, g["GroupId"], props) for g in got.get("SecurityGroups", [])]
+        return [o for o in seen if o is not None]
 
     def estimate_seconds(self, props: SecurityGroupProperties) -> float:
         return 1.5

@@ -139,3 +139,27 @@ class CallCounter:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+
+
+class CallLog:
+    """A client hook that records every API call, in the order the clients made them, with its
+    parameters (botocore's `before-parameter-build` event): the order of a plan's cloud calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, client: Any) -> None:
+        service = client.meta.service_model.service_name
+
+        def handler(event_name: str, params: dict[str, Any], **kwargs: Any) -> None:
+            op = event_name.rsplit(".", 1)[-1]
+            with self._lock:
+                self.calls.append((f"{service}.{op}", dict(params)))
+
+        client.meta.events.register("before-parameter-build", handler, unique_id=f"calllog-{id(self)}")
+
+    def named(self, *ops: str) -> list[str]:
+        """The calls of the given `service.Operation` names, in order."""
+        with self._lock:
+            return [name for name, _ in self.calls if name in ops]

@@ -78,18 +78,23 @@ class RoleResource(AwsResource[RoleProperties]):
                     hint="import it (`cloudorch import`) or choose another name",
                 )
             return self.update(address, props.name, self._current(address, props.name) or props, props)
-        for name, doc in props.inline_policies.items():
-            self.call(
-                address,
-                "put_role_policy",
-                RoleName=props.name,
-                PolicyName=name,
-                PolicyDocument=json.dumps(doc),
-            )
-        for arn in props.managed_policy_arns:
-            self.call(address, "attach_role_policy", RoleName=props.name, PolicyArn=arn)
         role = got["Role"]
-        return Observed(props.name, props.model_dump(mode="json"), self._attributes(role))
+
+        def settle() -> Observed:
+            # put and attach are idempotent on the role that exists: retried alone
+            for name, doc in props.inline_policies.items():
+                self.call(
+                    address,
+                    "put_role_policy",
+                    RoleName=props.name,
+                    PolicyName=name,
+                    PolicyDocument=json.dumps(doc),
+                )
+            for arn in props.managed_policy_arns:
+                self.call(address, "attach_role_policy", RoleName=props.name, PolicyArn=arn)
+            return Observed(props.name, props.model_dump(mode="json"), self._attributes(role))
+
+        return self.finish_create(address, props.name, settle)
 
     @staticmethod
     def _attributes(role: dict[str, Any]) -> dict[str, Any]:

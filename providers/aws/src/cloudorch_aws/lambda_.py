@@ -131,8 +131,12 @@ class FunctionResource(AwsResource[FunctionProperties]):
                     hint="import it or choose another name",
                 )
             return self.update(address, props.name, FunctionProperties.model_validate(found.properties), props)
-        self.wait(address, "function_active_v2", delay=1, max_attempts=120, FunctionName=props.name)
-        return Observed(props.name, props.model_dump(mode="json"), self._attributes(got))
+
+        def settle() -> Observed:
+            self.wait(address, "function_active_v2", delay=1, max_attempts=120, FunctionName=props.name)
+            return Observed(props.name, props.model_dump(mode="json"), self._attributes(got))
+
+        return self.finish_create(address, props.name, settle)
 
     @staticmethod
     def _attributes(cfg: dict[str, Any]) -> dict[str, Any]:

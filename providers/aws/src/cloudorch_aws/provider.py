@@ -75,7 +75,7 @@ class AwsProvider(Provider):
 
     name = "aws"
     package = "cloudorch-aws"
-    contract = ">=2.0,<3"
+    contract = ">=2.1,<3"
     Config = AwsConfig
     resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (
         BucketResource,

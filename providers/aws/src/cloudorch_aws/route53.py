@@ -64,9 +64,15 @@ class ZoneResource(AwsResource[ZoneProperties]):
             HostedZoneConfig={"Comment": props.comment, "PrivateZone": False},
         )
         zone_id = _zone_id(got["HostedZone"]["Id"])
-        self._tag(address, zone_id, None, props.tags)
         servers = got.get("DelegationSet", {}).get("NameServers", [])
-        return Observed(zone_id, props.model_dump(mode="json"), {"zone_id": zone_id, "name_servers": servers})
+
+        def settle() -> Observed:
+            # a unique CallerReference makes each CreateHostedZone a new zone: never retry that,
+            # only the tagging of the zone that exists
+            self._tag(address, zone_id, None, props.tags)
+            return Observed(zone_id, props.model_dump(mode="json"), {"zone_id": zone_id, "name_servers": servers})
+
+        return self.finish_create(address, zone_id, settle)
 
     def update(self, address: str, id: str, old: ZoneProperties, new: ZoneProperties) -> Observed:
         if old.comment != new.comment:

@@ -160,9 +160,14 @@ class BucketResource(AwsResource[BucketProperties]):
                     address=address,
                     hint="choose another name, or import it into that address",
                 )
-        self._put_tags(address, props.name, props.tags)
-        self._configure(address, None, props)
-        return Observed(props.name, props.model_dump(mode="json"), self._attributes(props.name))
+
+        def settle() -> Observed:
+            # tags and settings are idempotent puts on the bucket that exists: retried alone
+            self._put_tags(address, props.name, props.tags)
+            self._configure(address, None, props)
+            return Observed(props.name, props.model_dump(mode="json"), self._attributes(props.name))
+
+        return self.finish_create(address, props.name, settle)
 
     def update(self, address: str, id: str, old: BucketProperties, new: BucketProperties) -> Observed:
         if old.tags != new.tags:

@@ -109,7 +109,10 @@ class QueueResource(AwsResource[QueueProperties]):
             Attributes=attrs,
             tags=self.tags_to_apply(address, props.tags),
         )
-        return Observed(got["QueueUrl"], props.model_dump(mode="json"), self._attributes(got["QueueUrl"]))
+        url = got["QueueUrl"]
+        return self.finish_create(
+            address, url, lambda: Observed(url, props.model_dump(mode="json"), self._attributes(url))
+        )
 
     def update(self, address: str, id: str, old: QueueProperties, new: QueueProperties) -> Observed:
         attrs = _aws_attributes(new)
