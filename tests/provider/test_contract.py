@@ -141,9 +141,10 @@ def test_first_line() -> None:
 # --------------------------------------------------------------------------- contract ranges
 
 
-def test_the_contract_version_is_2_0() -> None:
-    assert CONTRACT_VERSION == (2, 0)
-    assert contract_text() == "2.0"
+def test_the_contract_version_is_2_1() -> None:
+    # 2.1 added PartialCreate and find_all; a change here needs a line in contract.py's docstring
+    assert CONTRACT_VERSION == (2, 1)
+    assert contract_text() == "2.1"
 
 
 @pytest.mark.parametrize(
