@@ -108,6 +108,25 @@ class ProviderContext:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
+# --------------------------------------------------------------------------- update plans
+
+
+class _Recomputed:
+    """The value of an attribute the cloud computes during the update (see `plan_update`)."""
+
+    def __repr__(self) -> str:
+        return "RECOMPUTED"
+
+
+class _Undeclared(frozenset[str]):
+    """The base class's `recomputed_on_update`: a type that did not declare its own."""
+
+
+#: an attribute value known only after the update (returned by `ResourceType.plan_update`)
+RECOMPUTED: Any = _Recomputed()
+UNDECLARED: frozenset[str] = _Undeclared()
+
+
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -161,6 +180,49 @@ class ResourceType(ABC, Generic[P]):
     def estimate_seconds(self, props: P) -> float:
         """How long an operation usually takes; the scheduler's critical-path weight."""
         return 1.0
+
+    # -- what an in-place update recomputes (the planner's precise unknowns) ------------------
+    #: attributes the cloud gives a new value on an in-place update (an etag, a version, a
+    #: last-modified time). Every other attribute keeps its value across the update, so a
+    #: dependent that references it (an id, an ARN, a name) is not touched. Each type sets this
+    #: in its own class body, even when empty: `declares_update_plan` checks it.
+    recomputed_on_update: ClassVar[frozenset[str]] = UNDECLARED
+
+    def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes the object will have after an in-place update to `desired`.
+
+        `prior` is the object as refreshed (or as state recorded it); `desired` the properties
+        the update will send, JSON-shaped, with unresolved values where the plan does not know
+        them yet. A value the cloud computes anew is `RECOMPUTED`. The default keeps every
+        attribute except those in `recomputed_on_update` and those named like a property whose
+        value changes; a type whose update recomputes nothing it cannot predict overrides this.
+        """
+        recomputed = self.recomputed_on_update
+        if recomputed is UNDECLARED:
+            # a type that never said: every attribute may change, as before the contract had this
+            return {k: RECOMPUTED for k in prior.attributes}
+        out: dict[str, Any] = {}
+        for key, value in prior.attributes.items():
+            if key in recomputed or (key in desired and desired[key] != prior.properties.get(key, value)):
+                out[key] = RECOMPUTED
+            else:
+                out[key] = value
+        for key in recomputed:
+            out.setdefault(key, RECOMPUTED)
+        return out
+
+    def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes a new object will have that the plan can know already; others are unknown.
+
+        The default knows none (an id, an ARN are the cloud's to choose); a type whose
+        attributes follow from its properties alone says so here.
+        """
+        return {}
+
+
+def declares_update_plan(cls: type[ResourceType[Any]]) -> bool:
+    """Whether a resource type says, in its own class body, what an update recomputes."""
+    return "recomputed_on_update" in vars(cls) and vars(cls)["recomputed_on_update"] is not UNDECLARED
 
 
 class Provider(ABC):
@@ -306,7 +368,7 @@ class Registry:
 
 class CoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_concurrency: int | None = Field(None, description="Most operations of this provider at once.")
+    max_concurrency: int | None = Field(None, ge=1, description="Most operations of this provider at once.")
 
 
 class NullProperties(ResourceProperties):
@@ -334,6 +396,19 @@ class NullResource(ResourceType[NullProperties]):
     Properties = NullProperties
     description = "A resource with no effect: holds `values` as attributes; `triggers` force replacement."
     attributes = {"id": "A random id chosen at create.", "values": "The values mapping."}
+    recomputed_on_update = frozenset()
+
+    def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
+        # every attribute is the new `values` or the id, which an update keeps
+        return {**self.plan_create(desired), "id": prior.id}
+
+    def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
+        values = desired.get("values")
+        if not isinstance(values, dict):
+            return {"values": values}
+        out = {**values, "values": values}
+        out.pop("id", None)  # the id is chosen at create, even when `values` has one
+        return out
 
     def _observed(self, id: str, props: NullProperties) -> Observed:
         return Observed(
@@ -386,6 +461,20 @@ class FileResource(ResourceType[FileProperties]):
     Properties = FileProperties
     description = "A local text file with the given content and mode."
     attributes = {"id": "The absolute path.", "sha256": "Hash of the content.", "size": "Bytes."}
+    recomputed_on_update = frozenset({"sha256", "size"})
+
+    def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
+        # the path forces replacement, so the id stays; the hash and size follow the content
+        return {**prior.attributes, "sha256": RECOMPUTED, "size": RECOMPUTED, **self.plan_create(desired)}
+
+    def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
+        import hashlib
+
+        content = desired.get("content")
+        if not isinstance(content, str):
+            return {}
+        data = content.encode("utf-8")
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
     def _path(self, props: FileProperties) -> Path:
         p = Path(props.path).expanduser()
@@ -489,6 +578,7 @@ class WaitResource(ResourceType[WaitProperties]):
     Properties = WaitProperties
     description = "Sleeps `seconds` on create, update and delete."
     attributes = {"id": "A random id chosen at create."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: WaitProperties) -> Observed:
         time.sleep(props.seconds)

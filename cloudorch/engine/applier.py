@@ -14,6 +14,7 @@ decides what a failure does to the rest: `stop` starts nothing new (running work
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,14 +23,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cloudorch.changes import Action, Change, ChangeSet
+from cloudorch.changes import SENSITIVE, Action, Change, ChangeSet
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import RetryCounter, call_with_retries
 from cloudorch.engine.scheduler import Interrupt, Scheduler, ScheduleResult, Task
 from cloudorch.errors import CloudorchError, ConfigError, ProviderError
 from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
-from cloudorch.providers import Observed, ResourceType, sensitive_fields
+from cloudorch.providers import Observed, ResourceType, force_new_fields, sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal
 from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker, now_iso, sensitive_marker
@@ -40,6 +41,10 @@ class ApplyObserver:
 
     def op_started(self, change: Change) -> None: ...
     def op_finished(self, change: Change, seconds: float) -> None: ...
+    def op_unchanged(self, change: Change, seconds: float) -> None:
+        """A planned update whose values, once resolved, equal the object's: nothing was called."""
+        self.op_finished(change, seconds)
+
     def op_failed(self, change: Change, error: BaseException) -> None: ...
     def op_retry(self, change: Change, error: ProviderError, attempt: int, delay: float) -> None: ...
     def message(self, text: str) -> None: ...
@@ -68,6 +73,8 @@ class ApplyResult:
     journal_lines: int = 0
     journal_fsyncs: int = 0
     checkpoints: int = 0
+    #: planned updates that were no-ops once values unknown at plan were known (also in `succeeded`)
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -134,6 +141,8 @@ class Applier:
         self._since_ckpt = 0
         self._last_ckpt = time.monotonic()
         self.checkpoints = 0
+        #: updates whose values, resolved at apply, equal the object's: no provider call was made
+        self.unchanged: set[str] = set()
 
     # -- building the operation graph ---------------------------------------------------
 
@@ -244,7 +253,10 @@ class Applier:
             else:
                 self.state.resources[c.address] = record
             self._since_ckpt += 1
-        self.observer.op_finished(c, time.monotonic() - t0)
+        if c.address in self.unchanged:
+            self.observer.op_unchanged(c, time.monotonic() - t0)
+        else:
+            self.observer.op_finished(c, time.monotonic() - t0)
         self._maybe_checkpoint()
 
     def _perform(self, c: Change, rt: ResourceType[Any]) -> ResourceRecord | None:
@@ -274,10 +286,20 @@ class Applier:
             new = model.model_validate(after)
         except ValidationError as exc:
             err = exc.errors()[0]
+            what = f"property `{'.'.join(str(p) for p in err['loc'])}`" if err["loc"] else "properties"
             raise ConfigError(
-                f"{c.address}: property `{'.'.join(str(p) for p in err['loc'])}`: {err['msg']} "
-                "(a value known only after apply)"
+                f"{c.address}: {what}: {err['msg'].removeprefix('Value error, ')} "
+                "(checked once the values known only after apply were known)",
+                hint="fix the plan file so the resolved values fit the resource type",
             ) from exc
+        if (
+            c.action is Action.UPDATE
+            and current is not None
+            and c.after_unknown
+            and self._recheck(c, rt, new, current)
+        ):
+            self.unchanged.add(c.address)
+            return current
         self._journal_started(c, rt, new)
         observed: Observed
         if c.action is Action.CREATE or (c.action is Action.REPLACE and current is None):
@@ -288,12 +310,14 @@ class Applier:
             observed = retry(lambda: rt.update(c.address, current.id, old, new))
         else:  # replace
             assert current is not None
-            old = model.model_construct(**current.properties)
+            # after a type change the old object is deleted by its own type
+            old_rt = rt if current.type == c.type else self.providers.resource_type(current.provider, current.type)
+            old = old_rt.Properties.model_construct(**current.properties)
             if c.create_before_destroy:
                 observed = retry(lambda: rt.create(c.address, new))
-                retry(lambda: rt.delete(c.address, current.id, old))
+                retry(lambda: old_rt.delete(c.address, current.id, old))
             else:
-                retry(lambda: rt.delete(c.address, current.id, old))
+                retry(lambda: old_rt.delete(c.address, current.id, old))
                 observed = retry(lambda: rt.create(c.address, new))
         return self._record(c, rt, new, observed, current)
 
@@ -334,6 +358,27 @@ class Applier:
             created_at=current.created_at if current is not None and c.action is Action.UPDATE else now,
             updated_at=now,
         )
+
+    def _recheck(self, c: Change, rt: ResourceType[Any], new: BaseModel, current: ResourceRecord) -> bool:
+        """Compare an update's resolved properties with the object's: True when nothing changed.
+
+        The plan showed an update because some value was unknown; now it is known. Equal values
+        make the update a no-op. A changed force-new property needs a replacement the plan did
+        not show: that is an error for this resource (Terraform's "inconsistent final plan"),
+        never a silent replace.
+        """
+        sens = sensitive_fields(rt.Properties)
+        resolved = _stored_properties(new.model_dump(mode="json"), sens)
+        for key in sorted(force_new_fields(rt.Properties)):
+            before = current.properties.get(key)
+            if key in resolved and key in current.properties and resolved[key] != before:
+                shown = (SENSITIVE, SENSITIVE) if key in sens else (before, resolved[key])
+                raise CloudorchError(
+                    f"inconsistent final plan: {c.address}: `{key}` forces replacement once its value is known "
+                    f"({json.dumps(shown[0])} -> {json.dumps(shown[1])}), but the plan showed an update",
+                    hint="nothing was changed for it; run `cloudorch plan` again to see the replacement",
+                )
+        return all(current.properties.get(k) == v for k, v in resolved.items())
 
     def _resolve_after(self, c: Change) -> dict[str, Any]:
         after = dict(c.after or {})
@@ -402,6 +447,7 @@ class Applier:
             interrupted=sched.interrupted,
             seconds=time.monotonic() - started,
             checkpoints=self.checkpoints,
+            unchanged=sorted(self.unchanged),
         )
         return result
 
