@@ -61,3 +61,30 @@ def test_a_vpc_tag_change_updates_the_vpc_only(tmp_path: Path, aws: Any, capsys:
 
     code, _doc, text = run(capsys, "plan", plan, "--var", "stage=prod", "--detailed-exitcode")
     assert code == 0, text
+
+
+def test_a_check_across_properties_runs_again_once_values_are_known(
+    tmp_path: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`content` is unknown at plan, so "exactly one of content and source" waits for it; at
+    apply, once the bucket's ARN is known, the check runs before any call and stops the object."""
+    import yaml
+
+    plan = tmp_path / "object_from_arn.yaml"
+    doc = yaml.safe_load((FIXTURE.parent / "s3_object_from_arn.yaml").read_text())
+    doc["resources"]["o"]["properties"]["source"] = "body.txt"
+    plan.write_text(yaml.safe_dump(doc))
+    (tmp_path / "body.txt").write_text("x")
+
+    code, doc, text = run(capsys, "plan", plan, "--json")
+    assert code == 0, text
+    assert "Internal error" not in text
+
+    code, doc, text = run(capsys, "apply", plan, "--auto-approve", "--json")
+    assert code == 1, text
+    why = doc["result"]["failed"]["o"]
+    assert "set exactly one of `content` and `source`" in why
+    assert "Internal error" not in text
+    assert aws("s3").list_objects_v2(Bucket="cloudorch-arn-test").get("KeyCount", 0) == 0
+    # the plan itself succeeded in full: the bucket exists
+    assert doc["result"]["succeeded"] == ["b"]
