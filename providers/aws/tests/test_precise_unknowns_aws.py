@@ -88,3 +88,25 @@ def test_a_check_across_properties_runs_again_once_values_are_known(
     assert aws("s3").list_objects_v2(Bucket="cloudorch-arn-test").get("KeyCount", 0) == 0
     # the plan itself succeeded in full: the bucket exists
     assert doc["result"]["succeeded"] == ["b"]
+
+
+def test_a_queue_update_leaves_its_subscription_alone(
+    tmp_path: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "queue_subscription.yaml"
+    shutil.copy(FIXTURE.parent / "queue_subscription.yaml", plan)
+    code, doc, text = run(capsys, "apply", plan, "--auto-approve", "--json")
+    assert code == 0, text
+    sub_arn = run(capsys, "state", "show", plan, "subscription", "--json")[1]["id"]
+
+    code, doc, text = run(capsys, "plan", plan, "--var", "visibility=120", "--json")
+    assert code == 0, text
+    assert _changed(doc) == {"queue": "update"}
+
+    code, doc, text = run(capsys, "apply", plan, "--auto-approve", "--var", "visibility=120", "--json")
+    assert code == 0, text
+    subs = aws("sns").list_subscriptions()["Subscriptions"]
+    assert [s["SubscriptionArn"] for s in subs] == [sub_arn]
+    queue_url = aws("sqs").get_queue_url(QueueName="cloudorch-precise-jobs")["QueueUrl"]
+    attrs = aws("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
+    assert attrs["Attributes"]["VisibilityTimeout"] == "120"
