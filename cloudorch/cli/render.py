@@ -115,6 +115,7 @@ def result_json(result: ApplyResult) -> dict[str, Any]:
     return {
         "ok": result.ok,
         "succeeded": sorted(result.succeeded),
+        "unchanged_after_resolve": result.unchanged,
         "failed": result.failed,
         "skipped": result.skipped,
         "not_started": result.not_started,
@@ -133,8 +134,10 @@ def render_result(out: Output, result: ApplyResult) -> None:
     if result.ok:
         verb = "Destroy" if result.changeset.destroy else "Apply"
         out.print(
-            f"[bold green]{verb} complete![/] {n['create']} created, {n['update']} updated, "
-            f"{n['replace']} replaced, {n['delete']} destroyed in {result.seconds:.1f}s"
+            f"[bold green]{verb} complete![/] {n['create']} created, {n['update'] - len(result.unchanged)} updated, "
+            f"{n['replace']} replaced, {n['delete']} destroyed"
+            + (f", {len(result.unchanged)} unchanged after resolve" if result.unchanged else "")
+            + f" in {result.seconds:.1f}s"
             + (f" ({result.retries} retried call(s))" if result.retries else "")
             + "."
         )
@@ -228,6 +231,12 @@ class ProgressObserver(ApplyObserver):
             self.running.pop(change.address, None)
             self.done += 1
             self._say(f"{escape(change.address)}: {verb} ({seconds:.1f}s) [{self.done}/{self.total}]")
+
+    def op_unchanged(self, change: Change, seconds: float) -> None:
+        with self._lock:
+            self.running.pop(change.address, None)
+            self.done += 1
+            self._say(f"{escape(change.address)}: unchanged after resolve, no-op [{self.done}/{self.total}]")
 
     def op_failed(self, change: Change, error: BaseException) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ decides what a failure does to the rest: `stop` starts nothing new (running work
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -27,14 +28,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cloudorch.changes import Action, Change, ChangeSet
+from cloudorch.changes import SENSITIVE, Action, Change, ChangeSet
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import RetryCounter, call_with_retries, create_once
 from cloudorch.engine.scheduler import Interrupt, Scheduler, ScheduleResult, Task
 from cloudorch.errors import CloudorchError, ConfigError, ProviderError, StateError
 from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
-from cloudorch.provider.contract import Observed, PartialCreate, ResourceType, sensitive_fields
+from cloudorch.provider.contract import Observed, PartialCreate, ResourceType, force_new_fields, sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal
 from cloudorch.state.model import (
@@ -52,6 +53,10 @@ class ApplyObserver:
 
     def op_started(self, change: Change) -> None: ...
     def op_finished(self, change: Change, seconds: float) -> None: ...
+    def op_unchanged(self, change: Change, seconds: float) -> None:
+        """A planned update whose values, once resolved, equal the object's: nothing was called."""
+        self.op_finished(change, seconds)
+
     def op_failed(self, change: Change, error: BaseException) -> None: ...
     def op_retry(self, change: Change, error: ProviderError, attempt: int, delay: float) -> None: ...
     def message(self, text: str) -> None: ...
@@ -82,6 +87,8 @@ class ApplyResult:
     checkpoints: int = 0
     #: a state write that kept failing during the run: nothing new was started after it
     checkpoint_error: StateError | None = None
+    #: planned updates that were no-ops once values unknown at plan were known (also in `succeeded`)
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -197,6 +204,8 @@ class Applier:
         self._old_objects: dict[str, DeposedObject] = {}
         self._scheduler: Scheduler[Op] | None = None
         self._address_of: dict[str, str] = {}
+        #: updates whose values, resolved at apply, equal the object's: no provider call was made
+        self.unchanged: set[str] = set()
 
     # -- building the operation graph ---------------------------------------------------
 
@@ -394,7 +403,9 @@ class Applier:
         with self._state_lock:
             self._settle(op, done)
             self._since_ckpt += 1
-        if not quiet:
+        if c.address in self.unchanged:
+            self.observer.op_unchanged(c, time.monotonic() - t0)
+        elif not quiet:
             self.observer.op_finished(c, time.monotonic() - t0)
         self._maybe_checkpoint()
 
@@ -441,14 +452,17 @@ class Applier:
             self._journal_started(op, rt, None)
             obj = deposed.get(op.deposed_key or "")
             if obj is not None:
-                gone_id, gone_props = obj.id, model.model_construct(**obj.properties)
-                retry(lambda: rt.delete(c.address, gone_id, gone_props))
+                gone_rt = self._type_of(obj.provider, obj.type, c, rt)
+                gone_id, gone_props = obj.id, gone_rt.Properties.model_construct(**obj.properties)
+                retry(lambda: gone_rt.delete(c.address, gone_id, gone_props))
             return None
         if op.part == "destroy":
             self._journal_started(op, rt, None)
             if current is not None:
-                old_props = model.model_construct(**current.properties)
-                retry(lambda: rt.delete(c.address, current.id, old_props))
+                # after a type change at the address, the old object is deleted by its own type
+                old_rt = self._type_of(current.provider, current.type, c, rt)
+                old_props = old_rt.Properties.model_construct(**current.properties)
+                retry(lambda: old_rt.delete(c.address, current.id, old_props))
             return None
         if c.action is Action.DELETE:
             self._journal_started(op, rt, None)
@@ -464,10 +478,20 @@ class Applier:
             new = model.model_validate(after)
         except ValidationError as exc:
             err = exc.errors()[0]
+            what = f"property `{'.'.join(str(p) for p in err['loc'])}`" if err["loc"] else "properties"
             raise ConfigError(
-                f"{c.address}: property `{'.'.join(str(p) for p in err['loc'])}`: {err['msg']} "
-                "(a value known only after apply)"
+                f"{c.address}: {what}: {err['msg'].removeprefix('Value error, ')} "
+                "(checked once the values known only after apply were known)",
+                hint="fix the plan file so the resolved values fit the resource type",
             ) from exc
+        if (
+            c.action is Action.UPDATE
+            and current is not None
+            and c.after_unknown
+            and self._recheck(c, rt, new, current)
+        ):
+            self.unchanged.add(c.address)
+            return current
         observed: Observed
         if c.action is Action.UPDATE:
             self._journal_started(op, rt, new)
@@ -483,6 +507,13 @@ class Applier:
         self._journal_started(op, rt, new, known_ids=known)
         observed = create_once(rt, c.address, new, known, on_retry=on_retry)
         return self._record(c, rt, new, observed, None)
+
+    def _type_of(self, provider: str, type_: str, c: Change, rt: ResourceType[Any]) -> ResourceType[Any]:
+        """The resource type an existing object was made by: `rt`, the change's, unless the plan
+        changed the address's type or provider block."""
+        if type_ == c.type and provider == c.provider:
+            return rt
+        return self.providers.resource_type(provider, type_)
 
     def _tainted_record(self, c: Change, rt: ResourceType[Any], exc: PartialCreate, op: Op) -> ResourceRecord:
         model = rt.Properties
@@ -543,6 +574,27 @@ class Applier:
             created_at=current.created_at if current is not None and c.action is Action.UPDATE else now,
             updated_at=now,
         )
+
+    def _recheck(self, c: Change, rt: ResourceType[Any], new: BaseModel, current: ResourceRecord) -> bool:
+        """Compare an update's resolved properties with the object's: True when nothing changed.
+
+        The plan showed an update because some value was unknown; now it is known. Equal values
+        make the update a no-op. A changed force-new property needs a replacement the plan did
+        not show: that is an error for this resource (Terraform's "inconsistent final plan"),
+        never a silent replace.
+        """
+        sens = sensitive_fields(rt.Properties)
+        resolved = _stored_properties(new.model_dump(mode="json"), sens)
+        for key in sorted(force_new_fields(rt.Properties)):
+            before = current.properties.get(key)
+            if key in resolved and key in current.properties and resolved[key] != before:
+                shown = (SENSITIVE, SENSITIVE) if key in sens else (before, resolved[key])
+                raise CloudorchError(
+                    f"inconsistent final plan: {c.address}: `{key}` forces replacement once its value is known "
+                    f"({json.dumps(shown[0])} -> {json.dumps(shown[1])}), but the plan showed an update",
+                    hint="nothing was changed for it; run `cloudorch plan` again to see the replacement",
+                )
+        return all(current.properties.get(k) == v for k, v in resolved.items())
 
     def _resolve_after(self, c: Change) -> dict[str, Any]:
         after = dict(c.after or {})
@@ -679,6 +731,7 @@ class Applier:
             seconds=time.monotonic() - started,
             checkpoints=self.checkpoints,
             checkpoint_error=self.checkpoint_error,
+            unchanged=sorted(self.unchanged),
         )
         return result
 

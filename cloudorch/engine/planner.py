@@ -22,7 +22,14 @@ from cloudorch.engine.retry import call_with_retries
 from cloudorch.errors import ConfigError, Location, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
-from cloudorch.provider.contract import Observed, ReadRequest, ResourceType, force_new_fields, sensitive_fields
+from cloudorch.provider.contract import (
+    RECOMPUTED,
+    Observed,
+    ReadRequest,
+    ResourceType,
+    force_new_fields,
+    sensitive_fields,
+)
 from cloudorch.state.model import ResourceRecord, State, is_sensitive_marker, sensitive_marker
 
 
@@ -77,8 +84,11 @@ def validate_properties(
     try:
         model.model_validate(known)
     except ValidationError as exc:
+        # a check across properties (no `loc`) may read a value still unknown: it runs at apply
         real = [
-            e for e in exc.errors() if not (e["type"] == "missing" and e["loc"] and e["loc"][0] in unknown)
+            e
+            for e in exc.errors()
+            if e["loc"] and not (e["type"] == "missing" and e["loc"][0] in unknown)
         ]
         if real:
             raise _property_error(model, exc, locate, real) from exc
@@ -202,6 +212,17 @@ def to_template(value: Any) -> Any:
     return value
 
 
+def _unsettled(value: Any) -> bool:
+    """Whether a planned value still holds something only apply will know."""
+    if value is RECOMPUTED or isinstance(value, Unknown):
+        return True
+    if isinstance(value, dict):
+        return any(_unsettled(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_unsettled(v) for v in value)
+    return False
+
+
 @dataclass
 class _Planned:
     action: Action
@@ -247,18 +268,31 @@ class Planner:
         if not rest:
             if got.action in (Action.CREATE, Action.REPLACE):
                 return Unknown(ref.text)
-            return {**got.properties, **got.attributes}
+            whole = {**got.properties, **got.attributes}
+            return Unknown(ref.text) if got.action is Action.UPDATE and _unsettled(whole) else whole
         attr = str(rest[0])
         if got.action in (Action.CREATE, Action.REPLACE):
-            # a property the plan sets is known now (as in Terraform); computed attributes are not
-            if attr in got.properties and attr not in got.computed:
+            # a property the plan sets is known now (as in Terraform), and so is what the type
+            # predicts from properties alone (`plan_create`); other computed attributes are not
+            if attr in got.attributes:
+                value = got.attributes[attr]
+            elif attr in got.properties and attr not in got.computed:
                 value = got.properties[attr]
             else:
                 return Unknown(ref.text)
+            if _unsettled(value):
+                return Unknown(ref.text)
         elif got.action is Action.UPDATE:
-            if attr not in got.properties:
-                return Unknown(ref.text)  # computed attributes may change with the update
-            value = got.properties[attr]
+            # `attributes` holds what the type predicts after the update (`plan_update`): an
+            # identifier stays known, a recomputed value is unknown until the update has run
+            if attr in got.attributes:
+                value = got.attributes[attr]
+            elif attr in got.properties:
+                value = got.properties[attr]
+            else:
+                return Unknown(ref.text)
+            if _unsettled(value):
+                return Unknown(ref.text)
         elif attr in got.attributes:
             value = got.attributes[attr]
         elif attr in got.properties:
@@ -332,6 +366,7 @@ class Planner:
         model = rt.Properties
         fnew = force_new_fields(model)
         sens = sensitive_fields(model)
+        computed = frozenset(rt.attributes)
         resolved = resolve(inst.properties, self.lookup)
 
         def locate(prop_name: str) -> Location | None:
@@ -362,18 +397,37 @@ class Planner:
             "create_before_destroy": inst.lifecycle.create_before_destroy,
         }
         if rec is None:
-            self.planned[inst.address] = _Planned(Action.CREATE, desired, {}, frozenset(rt.attributes))
+            self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(action=Action.CREATE, reasons=[], **base)
         obs = observed.get(inst.address, _NOT_REFRESHED)
         before = {k: _mask(v, k in sens) for k, v in rec.properties.items()}
         if obs is None:
-            self.planned[inst.address] = _Planned(Action.CREATE, desired, {}, frozenset(rt.attributes))
+            self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(
                 action=Action.CREATE,
                 id=None,
                 before=before,
                 reasons=["deleted outside cloudorch"],
                 drift=True,
+                **base,
+            )
+        if rec.type != inst.type:
+            # another type at the same address is another object: the old one goes, as in
+            # Terraform, whatever the properties say
+            reason = f"type changed from {rec.type} to {inst.type}"
+            if inst.lifecycle.prevent_destroy:
+                raise ConfigError(
+                    f"{inst.address} has lifecycle.prevent_destroy set and would be replaced ({reason})",
+                    hint="keep the type, or remove prevent_destroy",
+                    location=inst.location,
+                )
+            self.planned[inst.address] = _Planned(Action.REPLACE, desired, rt.plan_create(desired), computed)
+            old_sens = set(rec.sensitive)
+            return Change(
+                action=Action.REPLACE,
+                id=rec.id,
+                before={k: _mask(v, k in old_sens) for k, v in rec.properties.items()},
+                reasons=[reason],
                 **base,
             )
         seen_props: Mapping[str, Any] = obs.properties if isinstance(obs, Observed) else {}
@@ -428,7 +482,12 @@ class Planner:
             )
         if drift and action is not Action.NOOP:
             reasons.append("changed outside cloudorch")
-        self.planned[inst.address] = _Planned(action, desired, attributes, frozenset(rt.attributes))
+        if action is Action.UPDATE:
+            prior = Observed(rec.id, {**rec.properties, **seen_props}, dict(attributes))
+            attributes = rt.plan_update(prior, desired)
+        elif action is Action.REPLACE:
+            attributes = rt.plan_create(desired)
+        self.planned[inst.address] = _Planned(action, desired, attributes, computed)
         return Change(
             action=action,
             id=rec.id,

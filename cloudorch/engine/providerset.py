@@ -64,16 +64,12 @@ class ProviderSet:
         try:
             config = cls.Config.model_validate(dict(block or {}))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
+            from cloudorch.planfile.typecheck import provider_config_error
+
+            field = ".".join(str(p) for p in exc.errors()[0]["loc"])
             loc = self.locate(key)
-            raise ConfigError(
-                f"provider block {key}: {field}: {err['msg']}",
-                hint="fields: " + ", ".join(sorted(cls.Config.model_fields)),
-                location=Location(loc.file, loc.line, loc.column, f"providers.{key}.{field}")
-                if loc
-                else None,
-            ) from exc
+            where = Location(loc.file, loc.line, loc.column, f"providers.{key}.{field}") if loc else None
+            raise provider_config_error(key, cls.Config, exc, where) from exc
         return cls(config, alias or name, self.context)
 
     def resource_type(self, provider_key: str, type_name: str) -> ResourceType[Any]:
@@ -122,6 +118,12 @@ class _Scoped(ResourceType[Any]):
     def estimate_seconds(self, props: Any) -> float:
         return self.inner.estimate_seconds(props)
 
+    def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
+        return self.inner.plan_update(prior, desired)
+
+    def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
+        return self.inner.plan_create(desired)
+
     def _read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
         return self.inner.read_many([ReadRequest(self._q(r.address), r.id, r.properties) for r in requests])
 
@@ -144,6 +146,7 @@ def _scoped_class(inner: type[ResourceType[Any]]) -> type[_Scoped]:
         "Properties": inner.Properties,
         "attributes": inner.attributes,
         "description": inner.description,
+        "recomputed_on_update": inner.recomputed_on_update,
     }
     for name, impl in (("read_many", _Scoped._read_many), ("find", _Scoped._find), ("import_", _Scoped._import)):
         if getattr(inner, name) is not getattr(ResourceType, name):

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cloudorch.errors import CloudorchError, ConfigError, did_you_mean
+from cloudorch.errors import CloudorchError, ConfigError, Location, did_you_mean
 from cloudorch.planfile.expand import Instance, expand, unexpanded
 from cloudorch.planfile.expressions import (
     Reference,
@@ -57,6 +57,7 @@ def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] |
             classes[spec.type] = registry.type_class(spec.type)
         except CloudorchError as exc:
             raise type(exc)(exc.message, hint=exc.hint, location=plan.location("resources", name, "type")) from exc
+    _check_provider_blocks(plan, registry, {t.partition(".")[0] for t in classes} | {"core"})
     for name, spec in plan.resources.items():
         _check_ignore_changes(plan, name, spec.lifecycle.ignore_changes, classes[spec.type])
     if instances is None:
@@ -72,6 +73,87 @@ def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] |
         if not keys:  # no instances today, but its properties must still fit its type
             _check_properties(plan, unexpanded(plan, name), classes[plan.resources[name].type])
     _check_attributes(plan, classes)
+
+
+def _check_provider_blocks(plan: PlanSpec, registry: Registry, used: set[str]) -> None:
+    """Validate the blocks of providers the plan uses against their Config models."""
+    for key, block in (plan.providers or {}).items():
+        name = key.partition(".")[0]
+        if name not in used:
+            continue
+        model = registry.provider_class(name).Config
+        try:
+            model.model_validate(dict(block or {}))
+        except ValidationError as exc:
+            where = plan.location("providers", key, *exc.errors()[0]["loc"])
+            raise provider_config_error(key, model, exc, where) from None
+
+
+def provider_config_error(
+    key: str, model: type[BaseModel], exc: ValidationError, where: Location | None
+) -> ConfigError:
+    """A located error for a provider block, with the field's allowed range when it has one."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    field = ".".join(map(str, loc))
+    if where is not None and where.field is None:
+        where = Location(where.file, where.line, where.column, f"providers.{key}.{field}")
+    if err["type"] == "extra_forbidden":
+        fields = list(model.model_fields)
+        return ConfigError(
+            f"provider block {key}: unknown setting `{field}`",
+            location=where,
+            hint=did_you_mean(str(loc[-1]), fields) or "its settings are: " + ", ".join(fields),
+        )
+    return ConfigError(
+        f"provider block {key}: `{field}`: {_clean_msg(err['msg'])} (got {err.get('input')!r})",
+        location=where,
+        hint=_range_hint(model, loc) or _field_hint(model, str(loc[0]) if loc else ""),
+    )
+
+
+def _range_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    """"allowed: 1 <= max_concurrency", from a numeric field's constraints (nested models too)."""
+    info = None
+    current: Any = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not isinstance(part, str) or fields is None or part not in fields:
+            break
+        info = fields[part]
+        current = _model_in(info.annotation)
+    if info is None:
+        return None
+    low = high = ""
+    for m in info.metadata:
+        for attr, text, side in (("ge", "<=", "low"), ("gt", "<", "low"), ("le", "<=", "high"), ("lt", "<", "high")):
+            bound = getattr(m, attr, None)
+            if bound is None:
+                continue
+            if side == "low":
+                low = f"{bound} {text} "
+            else:
+                high = f" {text} {bound}"
+    if not (low or high):
+        return None
+    name = str(loc[-1])
+    kind = "a whole number" if _is_int(info.annotation) else "a number"
+    text = f"allowed: {low}{name}{high} ({kind})"
+    if info.description:
+        text += f"; {name}: {info.description}"
+    return text
+
+
+def _model_in(annotation: Any) -> Any:
+    for arg in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _is_int(annotation: Any) -> bool:
+    args = getattr(annotation, "__args__", ())
+    return annotation is int or (int in args and float not in args)
 
 
 def _check_ignore_changes(plan: PlanSpec, name: str, paths: list[str], cls: type[ResourceType[Any]]) -> None:
@@ -94,13 +176,25 @@ def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any
     try:
         model.model_validate(known)
     except ValidationError as exc:
-        errors = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"][0] in pending)]
+        # an error with no `loc` comes from a check across properties: when a value it may read
+        # is still unknown it runs at apply instead, once every value is known
+        errors = [
+            e
+            for e in exc.errors()
+            if not (pending and (not e["loc"] or (e["type"] == "missing" and e["loc"][0] in pending)))
+        ]
         if not errors:
             return
         err = errors[0]
         loc = tuple(err["loc"])
-        where = plan.location("resources", inst.name, "properties", *loc)
         suffix = f" (instance `{inst.address}`)" if inst.key is not None else ""
+        if not loc:
+            raise ConfigError(
+                f"resource `{inst.name}` ({inst.type}): {_clean_msg(err['msg'])}{suffix}",
+                location=plan.location("resources", inst.name, "properties"),
+                hint="its properties are: " + ", ".join(model.model_fields),
+            ) from None
+        where = plan.location("resources", inst.name, "properties", *loc)
         if err["type"] == "extra_forbidden":
             fields = list(model.model_fields)
             raise ConfigError(
@@ -119,6 +213,11 @@ def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any
             location=where,
             hint=_field_hint(model, str(loc[0])),
         ) from None
+
+
+def _clean_msg(msg: str) -> str:
+    # pydantic prefixes a validator's ValueError with "Value error, "
+    return msg.removeprefix("Value error, ")
 
 
 def _field_hint(model: type[BaseModel], name: str) -> str | None:

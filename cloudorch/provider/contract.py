@@ -14,8 +14,10 @@ releases that carry that contract: cloudorch 0.1.x carries contract 2.x (contrac
 unversioned `cloudorch.providers` module), so a plugin for contract 2 depends on
 `cloudorch>=0.1,<0.2`. Raise the contract's major version together with cloudorch's minor one.
 
-2.1 added `ResourceType.find_all`, `can_find`, `finish_create` and `PartialCreate`: how a
-multi-step create says its object exists although a later step failed.
+2.1 added `ResourceType.find_all`, `can_find`, `finish_create` and `PartialCreate` (how a
+multi-step create says its object exists although a later step failed), and
+`recomputed_on_update`, `plan_update`, `plan_create` and `RECOMPUTED` (what an update or a create
+will know, so only the attributes the cloud recomputes are unknown at plan).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from cloudorch.errors import ConfigError, ErrorKind, ProviderError, ProviderNotF
 
 __all__ = [
     "CONTRACT_VERSION",
+    "RECOMPUTED",
     "ConfigError",
     "ContractMismatchError",
     "ErrorKind",
@@ -59,6 +62,7 @@ __all__ = [
     "contract_admits",
     "contract_text",
     "contract_wants_newer",
+    "declares_update_plan",
     "first_line",
     "force_new_fields",
     "parse_retry_after",
@@ -162,6 +166,26 @@ class ProviderContext:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
+# --------------------------------------------------------------------------- update plans
+
+
+class _Recomputed:
+    """The value of an attribute the cloud computes during the update (see `plan_update`)."""
+
+    def __repr__(self) -> str:
+        return "RECOMPUTED"
+
+
+class _Undeclared(frozenset[str]):
+    """The base class's `recomputed_on_update`: a type that did not declare its own."""
+
+
+#: an attribute value known only after the update (returned by `ResourceType.plan_update`)
+RECOMPUTED: Any = _Recomputed()
+UNDECLARED: frozenset[str] = _Undeclared()
+
+
+
 P = TypeVar("P", bound=BaseModel)
 T = TypeVar("T")
 
@@ -253,6 +277,51 @@ class ResourceType(ABC, Generic[P]):
     def estimate_seconds(self, props: P) -> float:
         """How long an operation usually takes; the scheduler's critical-path weight."""
         return 1.0
+
+
+    # -- what an in-place update recomputes (the planner's precise unknowns) ------------------
+    #: attributes the cloud gives a new value on an in-place update (an etag, a version, a
+    #: last-modified time). Every other attribute keeps its value across the update, so a
+    #: dependent that references it (an id, an ARN, a name) is not touched. Each type sets this
+    #: in its own class body, even when empty: `declares_update_plan` checks it.
+    recomputed_on_update: ClassVar[frozenset[str]] = UNDECLARED
+
+    def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes the object will have after an in-place update to `desired`.
+
+        `prior` is the object as refreshed (or as state recorded it); `desired` the properties
+        the update will send, JSON-shaped, with unresolved values where the plan does not know
+        them yet. A value the cloud computes anew is `RECOMPUTED`. The default keeps every
+        attribute except those in `recomputed_on_update` and those named like a property whose
+        value changes; a type whose update recomputes nothing it cannot predict overrides this.
+        """
+        recomputed = self.recomputed_on_update
+        if recomputed is UNDECLARED:
+            # a type that never said: every attribute may change, as before the contract had this
+            return {k: RECOMPUTED for k in prior.attributes}
+        out: dict[str, Any] = {}
+        for key, value in prior.attributes.items():
+            if key in recomputed or (key in desired and desired[key] != prior.properties.get(key, value)):
+                out[key] = RECOMPUTED
+            else:
+                out[key] = value
+        for key in recomputed:
+            out.setdefault(key, RECOMPUTED)
+        return out
+
+    def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes a new object will have that the plan can know already; others are unknown.
+
+        The default knows none (an id, an ARN are the cloud's to choose); a type whose
+        attributes follow from its properties alone says so here.
+        """
+        return {}
+
+
+
+def declares_update_plan(cls: type[ResourceType[Any]]) -> bool:
+    """Whether a resource type says, in its own class body, what an update recomputes."""
+    return "recomputed_on_update" in vars(cls) and vars(cls)["recomputed_on_update"] is not UNDECLARED
 
 
 class PartialCreate(ProviderError):

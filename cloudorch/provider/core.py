@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudorch.provider.contract import (
+    RECOMPUTED,
     ErrorKind,
     Observed,
     Provider,
@@ -30,7 +31,7 @@ from cloudorch.provider.contract import (
 
 class CoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_concurrency: int | None = Field(None, description="Most operations of this provider at once.")
+    max_concurrency: int | None = Field(None, ge=1, description="Most operations of this provider at once.")
 
 
 class NullProperties(ResourceProperties):
@@ -58,11 +59,26 @@ class NullResource(ResourceType[NullProperties]):
     Properties = NullProperties
     description = "A resource with no effect: holds `values` as attributes; `triggers` force replacement."
     attributes = {"id": "A random id chosen at create.", "values": "The values mapping."}
+    recomputed_on_update = frozenset()
+
+    def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
+        # every attribute is the new `values` or the id, which an update keeps
+        return {**self.plan_create(desired), "id": prior.id}
+
+    def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
+        values = desired.get("values")
+        if not isinstance(values, dict):
+            return {"values": values}
+        out = {**values, "values": values}
+        out.pop("id", None)  # the id is chosen at create, even when `values` has one
+        return out
 
     def _observed(self, id: str, props: NullProperties) -> Observed:
+        # the fields as they are: a refresh of many thousands of these is the hot path of a
+        # no-change plan, and model_dump copies what nobody changes
         return Observed(
             id=id,
-            properties=props.model_dump(),
+            properties={name: getattr(props, name) for name in NullProperties.model_fields},
             attributes={**props.values, "id": id, "values": props.values},
         )
 
@@ -110,6 +126,20 @@ class FileResource(ResourceType[FileProperties]):
     Properties = FileProperties
     description = "A local text file with the given content and mode."
     attributes = {"id": "The absolute path.", "sha256": "Hash of the content.", "size": "Bytes."}
+    recomputed_on_update = frozenset({"sha256", "size"})
+
+    def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
+        # the path forces replacement, so the id stays; the hash and size follow the content
+        return {**prior.attributes, "sha256": RECOMPUTED, "size": RECOMPUTED, **self.plan_create(desired)}
+
+    def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
+        import hashlib
+
+        content = desired.get("content")
+        if not isinstance(content, str):
+            return {}
+        data = content.encode("utf-8")
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
     def _path(self, props: FileProperties) -> Path:
         p = Path(props.path).expanduser()
@@ -213,6 +243,7 @@ class WaitResource(ResourceType[WaitProperties]):
     Properties = WaitProperties
     description = "Sleeps `seconds` on create, update and delete."
     attributes = {"id": "A random id chosen at create."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: WaitProperties) -> Observed:
         time.sleep(props.seconds)
@@ -241,7 +272,7 @@ class CoreProvider(Provider):
 
     name = "core"
     package = "cloudorch"
-    contract = ">=2.0,<3"
+    contract = ">=2.1,<3"
     Config = CoreConfig
     resource_types = (NullResource, FileResource, WaitResource)
     # core operations are local; let the global --parallelism bound them

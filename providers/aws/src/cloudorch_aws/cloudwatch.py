@@ -54,6 +54,8 @@ class AlarmResource(AwsResource[AlarmProperties]):
     service = "cloudwatch"
     description = "A CloudWatch metric alarm (its state is exposed for release gates)."
     attributes = {"arn": "The alarm ARN.", "state": "OK, ALARM or INSUFFICIENT_DATA when last read."}
+    # an alarm put again starts from INSUFFICIENT_DATA
+    recomputed_on_update = frozenset({"state"})
 
     def _put(self, address: str, props: AlarmProperties, *, with_tags: bool) -> None:
         kwargs: dict[str, Any] = {}

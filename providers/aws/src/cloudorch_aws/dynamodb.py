@@ -58,6 +58,7 @@ class TableResource(AwsResource[TableProperties]):
         "name": "The table name.",
         "stream_arn": "Latest stream ARN, if any.",
     }
+    recomputed_on_update = frozenset()
 
     def _throughput(self, props: TableProperties) -> dict[str, Any]:
         if props.billing_mode == "PROVISIONED":

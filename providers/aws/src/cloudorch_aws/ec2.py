@@ -61,6 +61,7 @@ class VpcResource(Ec2Resource):
     ec2_type = "vpc"
     description = "A VPC with its CIDR block and DNS settings."
     attributes = {"id": "vpc-...", "arn": "The VPC ARN.", "default_security_group_id": "Its default group."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: VpcProperties) -> Observed:
         got = self.call(
@@ -183,6 +184,7 @@ class SubnetResource(Ec2Resource):
     ec2_type = "subnet"
     description = "A subnet of a VPC."
     attributes = {"id": "subnet-...", "arn": "The subnet ARN.", "availability_zone": "The AZ it lives in."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: SubnetProperties) -> Observed:
         kwargs: dict[str, Any] = {}
@@ -349,6 +351,7 @@ class SecurityGroupResource(Ec2Resource):
     ec2_type = "security-group"
     description = "A VPC security group with ingress and egress rule sets."
     attributes = {"id": "sg-...", "arn": "The group ARN.", "name": "The group name."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: SecurityGroupProperties) -> Observed:
         got = self.call(

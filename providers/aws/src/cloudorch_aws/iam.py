@@ -56,6 +56,7 @@ class RoleResource(AwsResource[RoleProperties]):
     service = "iam"
     description = "An IAM role with its trust policy, inline policies, attached managed policies and tags."
     attributes = {"arn": "The role ARN.", "name": "The role name.", "unique_id": "AWS's stable id (AROA...)."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: RoleProperties) -> Observed:
         got = self.call(
@@ -219,6 +220,8 @@ class PolicyResource(AwsResource[PolicyProperties]):
     service = "iam"
     description = "A customer managed IAM policy."
     attributes = {"arn": "The policy ARN.", "name": "The policy name.", "version": "Default version id."}
+    # a new document is a new default version
+    recomputed_on_update = frozenset({"version"})
 
     def _arn(self, props: PolicyProperties) -> str:
         return f"arn:aws:iam::{self.provider.account_id}:policy{props.path}{props.name}"

@@ -77,6 +77,8 @@ class FunctionResource(AwsResource[FunctionProperties]):
         "code_sha256": "Hash of the deployed package.",
         "version": "Latest version ($LATEST unless published).",
     }
+    # new code has a new hash
+    recomputed_on_update = frozenset({"code_sha256", "version"})
 
     def _package(self, address: str | None, props: FunctionProperties) -> bytes:
         p = Path(props.source).expanduser()

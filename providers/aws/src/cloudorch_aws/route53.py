@@ -47,6 +47,7 @@ class ZoneResource(AwsResource[ZoneProperties]):
     service = "route53"
     description = "A Route 53 public hosted zone."
     attributes = {"zone_id": "The hosted zone id.", "name_servers": "The delegation set's name servers."}
+    recomputed_on_update = frozenset()
 
     def _tag(self, address: str, zone_id: str, old: dict[str, str] | None, new: dict[str, str]) -> None:
         removed = [k for k in (old or {}) if k not in new]
@@ -177,6 +178,7 @@ class RecordResource(AwsResource[RecordProperties]):
     taggable = False
     description = "A Route 53 record set with simple routing."
     attributes = {"fqdn": "The record name."}
+    recomputed_on_update = frozenset()
 
     def _change(self, address: str, action: str, props: RecordProperties) -> None:
         self.call(

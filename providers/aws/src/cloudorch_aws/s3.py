@@ -132,6 +132,7 @@ class BucketResource(AwsResource[BucketProperties]):
         "region": "Region the bucket lives in.",
         "domain_name": "NAME.s3.amazonaws.com",
     }
+    recomputed_on_update = frozenset()
 
     def _attributes(self, name: str) -> dict[str, Any]:
         return {
@@ -401,6 +402,8 @@ class ObjectResource(AwsResource[ObjectProperties]):
         "arn": "arn:aws:s3:::BUCKET/KEY",
         "url": "s3://BUCKET/KEY",
     }
+    # a put makes a new body (and version)
+    recomputed_on_update = frozenset({"etag", "version_id"})
 
     def _body(self, address: str, props: ObjectProperties) -> bytes:
         if props.content is not None:

@@ -42,6 +42,7 @@ class TopicResource(AwsResource[TopicProperties]):
     service = "sns"
     description = "An SNS topic."
     attributes = {"arn": "The topic ARN.", "name": "The topic name."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: TopicProperties) -> Observed:
         attrs = {"DisplayName": props.display_name}
@@ -128,6 +129,7 @@ class SubscriptionResource(AwsResource[SubscriptionProperties]):
     taggable = False
     description = "An SNS subscription of a queue, function or URL to a topic."
     attributes = {"arn": "The subscription ARN."}
+    recomputed_on_update = frozenset()
 
     def create(self, address: str, props: SubscriptionProperties) -> Observed:
         attrs: dict[str, str] = {"RawMessageDelivery": "true" if props.raw_message_delivery else "false"}

@@ -91,6 +91,7 @@ class QueueResource(AwsResource[QueueProperties]):
     service = "sqs"
     description = "An SQS queue (standard or FIFO) with an optional dead-letter queue."
     attributes = {"arn": "The queue ARN.", "url": "The queue URL.", "name": "The queue name."}
+    recomputed_on_update = frozenset()
 
     def _attributes(self, url: str) -> dict[str, Any]:
         # https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (emulators keep ACCOUNT/NAME at the end)

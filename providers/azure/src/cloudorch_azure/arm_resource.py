@@ -93,6 +93,8 @@ class ArmResource(ResourceType[ArmResourceProperties]):
         "full_properties": "Every property ARM reports, defaults included.",
         "identity": "The managed identity block, if any.",
     }
+    # ARM reports the object anew after a PUT
+    recomputed_on_update = frozenset({"provisioning_state", "full_properties", "identity"})
 
     @property
     def az(self) -> AzureProvider:

@@ -74,6 +74,8 @@ class StorageContainer(ResourceType[ContainerProperties]):
     Properties = ContainerProperties
     description = "A blob container in the provider's storage account."
     attributes = {"id": "The container URL.", "url": "The container URL.", "etag": "The container's ETag."}
+    # any change to the container gives it a new ETag
+    recomputed_on_update = frozenset({"etag"})
 
     @property
     def az(self) -> AzureProvider:
@@ -225,6 +227,8 @@ class StorageBlob(ResourceType[BlobProperties]):
         "sha256": "Content SHA-256, hex (recorded by cloudorch at upload).",
         "size": "Bytes.",
     }
+    # an upload gives new content hashes
+    recomputed_on_update = frozenset({"etag", "md5", "sha256", "size"})
 
     @property
     def az(self) -> AzureProvider:

@@ -106,7 +106,7 @@ class AzureProvider(Provider):
 
     name = "azure"
     package = "cloudorch-azure"
-    contract = ">=2.0,<3"
+    contract = ">=2.1,<3"
     Config = AzureConfig
     resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (
         ResourceGroup,

@@ -49,6 +49,7 @@ class ResourceGroup(ResourceType[ResourceGroupProperties]):
         "location": "The region as ARM reports it.",
         "provisioning_state": "ARM's provisioning state.",
     }
+    recomputed_on_update = frozenset({"provisioning_state"})
 
     @property
     def az(self) -> AzureProvider:

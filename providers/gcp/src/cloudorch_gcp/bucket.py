@@ -54,6 +54,7 @@ class StorageBucket(ResourceType[BucketProperties]):
         "storage_class": "The storage class as the service reports it.",
         "project_number": "The owning project's number.",
     }
+    recomputed_on_update = frozenset()
 
     @property
     def gcp(self) -> GcpProvider:

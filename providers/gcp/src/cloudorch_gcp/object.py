@@ -83,6 +83,8 @@ class StorageObject(ResourceType[ObjectProperties]):
         "media_link": "Download URL.",
         "self_link": "JSON API URL.",
     }
+    # an upload is a new generation
+    recomputed_on_update = frozenset({"generation", "md5", "md5_hex", "crc32c", "size", "media_link"})
 
     @property
     def gcp(self) -> GcpProvider:

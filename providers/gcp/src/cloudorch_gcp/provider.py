@@ -68,7 +68,7 @@ class GcpProvider(Provider):
 
     name = "gcp"
     package = "cloudorch-gcp"
-    contract = ">=2.0,<3"
+    contract = ">=2.1,<3"
     Config = GcpConfig
     resource_types: ClassVar[tuple[type[ResourceType[Any]], ...]] = (StorageBucket, StorageObject)
     default_concurrency = 32
