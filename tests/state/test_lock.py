@@ -87,7 +87,7 @@ def test_lock_contention_between_two_processes(
         backend.lock(LockInfo.new("cloudorch plan"), timeout=0.5)
     waited = time.monotonic() - started
     err = excinfo.value
-    assert 0.5 <= waited < 3
+    assert waited >= 0.5  # waited out its timeout first; how long it takes is bench/library_bench.py's
     assert err.exit_code == 4
     assert err.exit_code == ExitCode.LOCKED
     assert f"pid {child.pid}" in err.message

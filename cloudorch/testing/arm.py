@@ -1,11 +1,13 @@
-"""A small Azure Resource Manager-compatible HTTPS server: a test double for the real ARM API.
+"""The ARM test server: a small Azure Resource Manager-compatible HTTPS server for tests.
 
-No ARM emulator exists, so the provider tests serve the REST routes they use, with ARM's
+No ARM emulator exists, so the tests serve the REST routes they use, with ARM's
 documented shapes (https://learn.microsoft.com/rest/api/resources/), and point the real
 `azure-mgmt-resource` client at it over HTTPS with a self-signed certificate made at start:
 resource groups, generic resources by id (PUT is asynchronous: 201 + Azure-AsyncOperation),
 tags at scope, resource provider API versions, DELETE as 202 + Location polling, ARM error
-bodies, and injected faults (N x 429 with Retry-After, or any status and code). Not product code.
+bodies, and injected faults (N x 429 with Retry-After, or any status and code). Runs in the test
+process on a thread, so a test reaches into its state; the sandbox's ARM (`cloudorch/sandbox/arm.py`)
+is the product's own, without faults. Not product code.
 """
 
 from __future__ import annotations
