@@ -198,6 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ plumbing
 
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        # recorded before the reply leaves, so a test that has its answer also sees the record
+        with self.arm.lock:
+            self.arm.state.requests.append((self.command, urlsplit(self.path).path, status))
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -208,8 +211,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if data and self.command != "HEAD":
             self.wfile.write(data)
-        with self.arm.lock:
-            self.arm.state.requests.append((self.command, urlsplit(self.path).path, status))
 
     def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         self._send(status, {"error": {"code": code, "message": message}}, headers)
