@@ -1,8 +1,9 @@
 """The sandbox: local emulators standing in for AWS, Google Cloud Storage and Azure.
 
-`emulators` starts, records, checks and stops the emulator processes (`cloudorch sandbox
+`processes` knows each emulator's command line and starts, waits for and stops a process;
+`emulators` starts, records, checks and stops the sandbox's detached emulators (`cloudorch sandbox
 up|down|status`); `endpoints` turns a running sandbox into SDK environment variables and provider
-overrides (`--sandbox`). It must never talk to a real cloud, and never prints.
+overrides (`--sandbox`). It must never talk to a real cloud, never prints, and never imports `cloudorch.testing`.
 """
 
 from cloudorch.sandbox.emulators import Emulator, Sandbox, SandboxError, down, sandbox_dir, status, up
