@@ -36,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cloudorch.testing import RunningServer, start_azurite, start_fake_gcs  # noqa: E402
+from cloudorch.sandbox.processes import RunningServer, start_azurite, start_fake_gcs  # noqa: E402
 
 SPEEDUP_TARGET = 8.0
 

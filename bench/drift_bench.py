@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from cloudorch.testing.servers import start_moto
+from cloudorch.sandbox.processes import start_moto
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"

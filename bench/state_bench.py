@@ -3,7 +3,7 @@
 
 Run from anywhere:  .venv/bin/python bench/state_bench.py   (or `bash bench/run state_bench.py`)
 
-Starts moto (S3), fake-gcs-server and Azurite as local processes (see cloudorch/testing/servers.py).
+Starts moto (S3), fake-gcs-server and Azurite as local processes (see cloudorch/sandbox/processes.py).
 1. Round trip: lock + read + write + unlock of a 50-resource state, N times per backend through
    the real backend classes, against the local file backend in the same run (median, ms).
 2. A no-change `plan --json` of 1,000 `core.null` resources through the real CLI (a subprocess),
@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cloudorch.sandbox.processes import RunningServer, start_azurite, start_fake_gcs, start_moto  # noqa: E402
 from cloudorch.state import LocalBackend, LockInfo, ResourceRecord, State  # noqa: E402
 from cloudorch.state.backends import StateBackend, open_backend  # noqa: E402
 from cloudorch.state.backends.worker import ENV_SWITCH  # noqa: E402
-from cloudorch.testing.servers import RunningServer, start_azurite, start_fake_gcs, start_moto  # noqa: E402
 
 PLAN_TARGET = 1.3
 

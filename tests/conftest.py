@@ -1,30 +1,17 @@
-"""Shared test fixtures: every test runs in its own directory with no cloud credentials."""
+"""Fixtures shared by the tests of `cloudorch/`: plan files from tests/fixtures/.
+
+Every test already runs in its own directory with no cloud credentials (`cloudorch.testing.plugin`,
+loaded by the root conftest.py).
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-_CLOUD_ENV_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "CLOUDSDK_", "ARM_", "STORAGE_EMULATOR_HOST", "GCE_")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Keep tests out of the real home and away from real cloud accounts."""
-    for key in list(os.environ):
-        if key.startswith(_CLOUD_ENV_PREFIXES):
-            monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """The sandbox: local emulators standing in for AWS, Google Cloud Storage and Azure.
 
-`emulators` runs them (`cloudorch sandbox up|down|status`); `endpoints` points a run at them
-(`--sandbox`). It never talks to a real cloud and never prints; it may import `errors`, `state`
-and `provider`, never `engine`, `run`, `release`, `api` or `cli`.
+`processes` knows each emulator's command line and starts, waits for and stops a process;
+`emulators` starts, records, checks and stops the sandbox's detached emulators (`cloudorch sandbox
+up|down|status`); `endpoints` turns a running sandbox into SDK environment variables and provider
+overrides (`--sandbox`). It must never talk to a real cloud, never prints, and never imports `cloudorch.testing`
+(which builds on it), `engine`, `run`, `release`, `api` or `cli`.
 """
 
 from cloudorch.sandbox.emulators import Emulator, Sandbox, SandboxError, down, sandbox_dir, status, up

@@ -4,7 +4,7 @@ No public emulator of Azure Resource Manager exists, so the sandbox serves the r
 uses, with ARM's documented shapes: resource groups, generic resources by id, tags at scope and
 resource-provider API versions. Everything completes synchronously (no polling) and lives in
 memory. The SDK refuses bearer tokens over http, hence HTTPS with a self-signed certificate made
-by `make_certificate`. The fault-injecting test double stays in `providers/azure/tests/`.
+by `make_certificate`. The fault-injecting test double is `cloudorch/testing/arm.py`.
 
 Run: `python -m cloudorch.sandbox.arm --port P --cert CERT --key KEY`.
 """

@@ -59,7 +59,7 @@ class Emulator:
         return _command_line(self.pid) == self.argv
 
     def answering(self) -> bool:
-        from cloudorch.testing.servers import port_open
+        from cloudorch.sandbox.processes import port_open
 
         return port_open("127.0.0.1", self.port)
 
@@ -158,7 +158,7 @@ def stop_emulator(emulator: Emulator, timeout: float = 5.0) -> bool:
 
 
 def _start(directory: Path, name: str, cloud: str, argv: list[str], port: int, *, cwd: Path | None = None) -> Emulator:
-    from cloudorch.testing.servers import port_open
+    from cloudorch.sandbox.processes import port_open
 
     log = directory / f"{name}.log"
     with open(log, "wb") as fh:
@@ -186,7 +186,7 @@ def _start(directory: Path, name: str, cloud: str, argv: list[str], port: int, *
 
 def azurite_script(notify: Callable[[str], None]) -> tuple[Path | None, str]:
     """Azurite's blob entry script, installing the pinned version on first use; (None, why) without Node."""
-    from cloudorch.testing.servers import AZURITE_PACKAGE, ServerStartError, ensure_azurite, test_tools_dir
+    from cloudorch.sandbox.processes import AZURITE_PACKAGE, ServerStartError, ensure_azurite, test_tools_dir
 
     if shutil.which("node") is None:
         return None, "Node.js is not installed: install Node 20 (https://nodejs.org), then `cloudorch sandbox up`"
@@ -208,7 +208,7 @@ def _installed(module: str) -> bool:
 
 def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
     """Start an emulator for every cloud whose provider is installed; record each as it starts."""
-    from cloudorch.testing.servers import azurite_argv, fake_gcs_argv, fake_gcs_binary, free_port
+    from cloudorch.sandbox.processes import azurite_argv, fake_gcs_argv, fake_gcs_binary, free_port
 
     directory.mkdir(parents=True, exist_ok=True)
     box = Sandbox(directory)

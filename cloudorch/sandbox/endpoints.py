@@ -22,7 +22,7 @@ AWS_CREDENTIALS = {
 
 
 def _connection_string(blob_url: str) -> str:
-    from cloudorch.testing.servers import azurite_connection_string
+    from cloudorch.sandbox.processes import azurite_connection_string
 
     return azurite_connection_string(blob_url)
 

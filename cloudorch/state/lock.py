@@ -3,7 +3,7 @@
 `LockInfo` says who holds a lock (id, user, host, pid, command, since, lease expiry); `LockHandle`
 is what a backend returns from `lock()`: a context manager whose daemon thread renews the lease
 every lease/3 until released. Backends decide how a lock is stored and taken; this module never
-touches files or the network.
+touches files or the network, except for the test barrier (`CLOUDORCH_TEST_BARRIER`) below.
 """
 
 from __future__ import annotations
@@ -13,16 +13,23 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cloudorch.errors import StateError, StateLockedError
 
 DEFAULT_LEASE_SECONDS = 60.0
+
+#: Test seam for race tests, read only by `wait_at_test_barrier`: a directory path.
+TEST_BARRIER_ENV = "CLOUDORCH_TEST_BARRIER"
+#: How long a process waits at the test barrier before going on without a release.
+TEST_BARRIER_SECONDS = 30.0
 
 
 def _now() -> datetime:
@@ -162,6 +169,7 @@ class LockHandle:
         self.renew_error: BaseException | None = None
         self._thread = threading.Thread(target=self._renew_loop, name=f"cloudorch-lease-{info.id[:8]}", daemon=True)
         self._thread.start()
+        wait_at_test_barrier()
 
     @property
     def info(self) -> LockInfo:
@@ -218,6 +226,27 @@ class LockHandle:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def wait_at_test_barrier() -> None:
+    """Hold this process inside its locked section while a race test looks at it.
+
+    Every backend builds a `LockHandle` the moment it holds the lock, so this is the one place
+    that runs right after any state lock is taken. With `CLOUDORCH_TEST_BARRIER=<dir>` set, the
+    process creates `<dir>/<pid>.arrived` and waits (lease still renewed, at most
+    `TEST_BARRIER_SECONDS`) until `<dir>/release` exists. A test can then start a competitor while
+    the winner provably holds the lock, instead of sleeping and hoping the two overlap. Unset (as
+    for every user), it does nothing.
+    """
+    directory = os.environ.get(TEST_BARRIER_ENV)
+    if not directory:
+        return
+    barrier = Path(directory)
+    (barrier / f"{os.getpid()}.arrived").touch()
+    release = barrier / "release"
+    deadline = time.monotonic() + TEST_BARRIER_SECONDS
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def unknown_holder(lock_id: str, started_at: str) -> LockInfo:

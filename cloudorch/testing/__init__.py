@@ -1,27 +1,33 @@
-"""Helpers for tests and benchmarks: local cloud servers on 127.0.0.1 to run against (`servers`).
+"""Tooling for tests and benchmarks: the emulators a test runs against, as pytest fixtures.
 
-It must not import a cloud SDK at import time, nor `release`, `api` or `cli`; of the product, only
-the sandbox imports it (for the emulator processes).
+`plugin` is the one pytest plugin that starts each emulator once per test session and isolates
+every test (own directory, no cloud credentials); `arm` is the ARM test server with fault
+injection. The emulator processes themselves belong to the sandbox (`cloudorch.sandbox.processes`),
+re-exported here for tests and benchmarks. Nothing in the product imports this package.
 """
 
-from cloudorch.testing.servers import (
+from cloudorch.sandbox.processes import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
+    MOTO_CLIENT_ENV,
     RunningServer,
     ServerStartError,
     free_port,
     start_azurite,
     start_fake_gcs,
+    start_moto,
     start_process,
 )
 
 __all__ = [
     "AZURITE_ACCOUNT",
     "AZURITE_KEY",
+    "MOTO_CLIENT_ENV",
     "RunningServer",
     "ServerStartError",
     "free_port",
     "start_azurite",
     "start_fake_gcs",
+    "start_moto",
     "start_process",
 ]

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 
-def _cloudorch(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def _cloudorch(*args: str, cwd: Path, barrier: Path | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "NO_COLOR": "1"}
+    if barrier is not None:
+        env["CLOUDORCH_TEST_BARRIER"] = str(barrier)
     return subprocess.Popen(
         [sys.executable, "-m", "cloudorch", *args],
         cwd=cwd,
@@ -36,8 +38,12 @@ def _wait_for(path: Path, timeout: float = 10.0) -> None:
 @pytest.mark.slow
 def test_second_apply_waits_then_fails_with_exit_4(fixture_plan, tmp_path) -> None:  # type: ignore[no-untyped-def]
     plan = fixture_plan("lock_hold.yaml")
-    first = _cloudorch("apply", str(plan), "--auto-approve", cwd=tmp_path)
-    _wait_for(tmp_path / ".cloudorch" / "locks" / "slow.lock")
+    # the first apply stops at the test barrier right after taking the lock (cloudorch/state/lock.py)
+    # and stays there until released, so the second one meets the lock however slow the machine is
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    first = _cloudorch("apply", str(plan), "--auto-approve", cwd=tmp_path, barrier=barrier)
+    _wait_for(barrier / f"{first.pid}.arrived", timeout=60)
     second = subprocess.run(
         [sys.executable, "-m", "cloudorch", "apply", str(plan), "--auto-approve", "--lock-timeout", "0.3"],
         cwd=tmp_path,
@@ -47,7 +53,9 @@ def test_second_apply_waits_then_fails_with_exit_4(fixture_plan, tmp_path) -> No
     assert second.returncode == 4, second.stderr
     assert f"pid {first.pid}" in second.stderr
     assert "force-unlock" in second.stderr
-    # with a long enough timeout the second one waits for the first and then has nothing to do
+    assert first.poll() is None  # still held at the barrier: the refusal was not luck
+    (barrier / "release").touch()
+    # with a long enough timeout the next one waits for the first and then has nothing to do
     third = subprocess.run(
         [sys.executable, "-m", "cloudorch", "plan", str(plan), "--lock-timeout", "30", "--json"],
         cwd=tmp_path,

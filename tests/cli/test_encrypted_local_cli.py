@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import yaml
 
 from cloudorch.state.backends import open_backend
 from cloudorch.state.crypto import StateKey, WrongKeyError
-from cloudorch.testing.servers import RunningServer, start_moto
 
 SECRET = b"tok-4f1b9c-not-for-disk"
 
@@ -112,21 +110,12 @@ def test_rekey_with_old_keys(cli: Any, sealed_plan: Path, monkeypatch: pytest.Mo
     assert again.code == 0 and again.json()["rekeyed"][0]["changed"] is False
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[RunningServer]:
-    server = start_moto()
-    yield server
-    server.stop()
-
-
 def test_migrate_encrypted_local_state_to_s3_keeps_it_encrypted(
-    cli: Any, sealed_plan: Path, moto: RunningServer, monkeypatch: pytest.MonkeyPatch
+    cli: Any, sealed_plan: Path, moto: str
 ) -> None:
     import boto3
 
-    for k, v in moto.env.items():
-        monkeypatch.setenv(k, v)
-    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
     s3.create_bucket(Bucket="sealed-local")
     s3.put_bucket_versioning(Bucket="sealed-local", VersioningConfiguration={"Status": "Enabled"})
 

@@ -1,8 +1,8 @@
-"""Fixtures for plan file tests: a private working directory and the plan fixture folders."""
+"""Fixtures for plan file tests: the plan fixture folders and a plan file writer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,12 +12,6 @@ from cloudorch.provider.registry import Registry
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "planfile"
 BAD = FIXTURES / "bad"
 GOOD = FIXTURES / "good"
-
-
-@pytest.fixture(autouse=True)
-def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,10 +45,8 @@ def changeset(*changes: Change) -> ChangeSet:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test in its own working directory, with a known actor and no CI variables."""
-    monkeypatch.chdir(tmp_path)
+def _known_actor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A known actor and no CI variables (the plugin already gives each test its own directory)."""
     for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_REQUESTEDFOR", "CIRCLE_USERNAME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CLOUDORCH_ACTOR", "tester")
-    yield tmp_path

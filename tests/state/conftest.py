@@ -1,4 +1,4 @@
-"""Fixtures for state tests: a private working directory, a local backend, states of any size."""
+"""Fixtures for state tests: a local backend, states of any size, child processes."""
 
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ import pytest
 from cloudorch.state import LocalBackend, ResourceRecord, State
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
 
 
 @pytest.fixture

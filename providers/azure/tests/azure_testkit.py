@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure_arm_server import ArmServer
-
 from cloudorch.provider.contract import Observed, ResourceType, force_new_fields
 from cloudorch.testing import RunningServer
+from cloudorch.testing.arm import ArmServer
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
 

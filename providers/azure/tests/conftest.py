@@ -1,51 +1,22 @@
-"""Fixtures for the Azure provider tests: Azurite and the ARM test server, once per session.
+"""Fixtures for the Azure provider tests: the provider against Azurite and the ARM test server.
 
-Every test gets its own working directory and an environment without cloud credentials, so
-nothing here can reach a real Azure account.
+Both servers (`azurite`, and `arm` reset before each test) and each test's own directory and
+credential-free environment come from `cloudorch.testing.plugin`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure_arm_server import ArmServer
 from azure_testkit import provider_config
 from cloudorch_azure import AzureConfig, AzureProvider
 from cloudorch_azure.provider import TOKEN_ENV
 
 from cloudorch.provider.contract import ProviderContext
-from cloudorch.testing import RunningServer, start_azurite
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("AZURE_", "ARM_", "MSI_", "IDENTITY_", "GOOGLE_", "AWS_", "CLOUDSDK_")):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(scope="session")
-def arm_server() -> Iterator[ArmServer]:
-    server = ArmServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def arm(arm_server: ArmServer) -> ArmServer:
-    arm_server.reset()
-    return arm_server
-
-
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[RunningServer]:
-    server = start_azurite()
-    yield server
-    server.stop()
+from cloudorch.testing import RunningServer
+from cloudorch.testing.arm import ArmServer
 
 
 @pytest.fixture

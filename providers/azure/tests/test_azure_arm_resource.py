@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from azure_arm_server import ArmServer
 from azure_testkit import SUBSCRIPTION, changed_keys, replaced_by
 from cloudorch_azure import AzureProvider
 from cloudorch_azure.arm_resource import arm_id, parse_arm_id
 
 from cloudorch.errors import ErrorKind, ProviderError
+from cloudorch.testing.arm import ArmServer
 
 ADDR = "dev.account"
 ACCOUNT_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/acct1"

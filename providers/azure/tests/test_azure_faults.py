@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from azure_arm_server import ArmServer
 from azure_testkit import provider_config
 from cloudorch_azure import AzureConfig, AzureProvider
 from cloudorch_azure.provider import TOKEN_ENV
@@ -11,6 +10,7 @@ from cloudorch_azure.provider import TOKEN_ENV
 from cloudorch.errors import ErrorKind, ProviderError
 from cloudorch.provider.contract import ProviderContext
 from cloudorch.testing import RunningServer, free_port
+from cloudorch.testing.arm import ArmServer
 
 RG = {"name": "rg-faults"}
 

@@ -9,24 +9,16 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure_arm_server import ArmServer
 from cloudorch_azure.provider import TOKEN_ENV
 
-from cloudorch.testing import RunningServer, start_fake_gcs
+from cloudorch.testing import RunningServer
+from cloudorch.testing.arm import ArmServer
 
 PLAN = Path(__file__).parent / "fixtures" / "azure-gcp.yaml"
 ADDRESSES = {"mirror", "rg", "assets", "manifest", "pointer"}
-
-
-@pytest.fixture(scope="module")
-def fake_gcs() -> Iterator[RunningServer]:
-    server = start_fake_gcs()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from azure_arm_server import ArmServer
 from azure_testkit import SUBSCRIPTION, changed_keys, replaced_by
 from cloudorch_azure import AzureProvider
 
 from cloudorch.errors import ErrorKind, ProviderError
+from cloudorch.testing.arm import ArmServer
 
 ADDR = "dev.rg"
 

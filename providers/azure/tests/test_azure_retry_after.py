@@ -9,10 +9,10 @@ import email.utils
 import time
 
 import pytest
-from azure_arm_server import ArmServer
 from cloudorch_azure import AzureProvider
 
 from cloudorch.provider.contract import ErrorKind, ProviderError
+from cloudorch.testing.arm import ArmServer
 
 
 def _throttled(azure: AzureProvider, arm: ArmServer, retry_after: str) -> ProviderError:

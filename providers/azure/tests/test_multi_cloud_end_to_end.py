@@ -8,18 +8,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import pytest
-from azure_arm_server import ArmServer
 from cloudorch_azure.provider import TOKEN_ENV
 
-from cloudorch.testing import RunningServer, start_fake_gcs
+from cloudorch.testing import RunningServer
+from cloudorch.testing.arm import ArmServer
 
 PLAN = Path(__file__).parents[3] / "plans" / "multi-cloud.yaml"
 ADDRESSES = {"site", "mirror", "rg", "assets", "arn_note", "azure_pointer", "release_note"}
@@ -32,33 +29,13 @@ AWS_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def fake_gcs() -> Iterator[RunningServer]:
-    server = start_fake_gcs()
-    yield server
-    server.stop()
-
-
 def test_three_clouds_apply_replan_destroy(
-    tmp_path: Path, arm: ArmServer, azurite: RunningServer, fake_gcs: RunningServer, moto_url: str
+    tmp_path: Path, arm: ArmServer, azurite: RunningServer, fake_gcs: RunningServer, moto: str
 ) -> None:
     plan = tmp_path / "multi-cloud.yaml"
     shutil.copy(PLAN, plan)
     variables = {
-        "aws_endpoint": moto_url,
+        "aws_endpoint": moto,
         "gcs_endpoint": fake_gcs.url,
         "arm_endpoint": arm.url,
         "ca_bundle": str(arm.ca_bundle),
@@ -84,7 +61,7 @@ def test_three_clouds_apply_replan_destroy(
     blobs = BlobServiceClient.from_connection_string(azurite.extra["connection_string"])
     note = blobs.get_blob_client("cloudorch-demo-dev-assets", "aws-site.txt").download_blob().readall()
     assert note == b"arn:aws:s3:::cloudorch-demo-dev-site"  # AWS -> Azure
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     pointer = s3.get_object(Bucket="cloudorch-demo-dev-site", Key="azure-assets.txt")["Body"].read().decode()
     assert pointer == outputs["assets_url"] and pointer.endswith("/cloudorch-demo-dev-assets")  # Azure -> AWS

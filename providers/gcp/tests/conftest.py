@@ -1,12 +1,11 @@
-"""Fixtures for the GCP provider tests: fake-gcs-server (memory backend), once per session.
+"""Fixtures for the GCP provider tests: the provider against fake-gcs-server.
 
-Every test gets its own working directory and an environment without cloud credentials, so
-nothing here can reach a real Google account.
+The server (`fake_gcs`, memory backend, once per session) and each test's own directory and
+credential-free environment come from `cloudorch.testing.plugin`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,22 +13,7 @@ import pytest
 from cloudorch_gcp import GcpConfig, GcpProvider
 
 from cloudorch.provider.contract import ProviderContext
-from cloudorch.testing import RunningServer, start_fake_gcs
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("GOOGLE_", "CLOUDSDK_", "STORAGE_EMULATOR", "AZURE_", "AWS_")):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(scope="session")
-def fake_gcs() -> Iterator[RunningServer]:
-    server = start_fake_gcs()  # every bucket reports location US
-    yield server
-    server.stop()
+from cloudorch.testing import RunningServer
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Real servers for remote state tests: moto (S3, DynamoDB), fake-gcs-server, Azurite.
 
-Each server starts once per session as its own process; every test gets a fresh bucket or
+Each server starts once per session (`cloudorch.testing.plugin`); every test gets a fresh bucket or
 container (`remote` fixture) and the SDK environment pointing at the server, so the code under
 test finds it the way a user's CI would (AWS_ENDPOINT_URL, STORAGE_EMULATOR_HOST,
 AZURE_STORAGE_CONNECTION_STRING).
@@ -8,40 +8,19 @@ AZURE_STORAGE_CONNECTION_STRING).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from remote_testkit import SCHEMES, CliResult, Remote, make_remote
 
-from cloudorch.testing.servers import RunningServer, start_azurite, start_fake_gcs, start_moto
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[RunningServer]:
-    server = start_moto()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_server() -> Iterator[RunningServer]:
-    server = start_fake_gcs()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def azurite_server() -> Iterator[RunningServer]:
-    server = start_azurite()
-    yield server
-    server.stop()
+from cloudorch.testing import RunningServer
 
 
 @pytest.fixture
 def servers(request: pytest.FixtureRequest) -> Callable[[str], dict[str, RunningServer]]:
     """Start (once) only the servers a test asks for."""
-    names = {"s3": "moto_server", "gs": "gcs_server", "azblob": "azurite_server"}
+    names = {"s3": "moto_server", "gs": "fake_gcs", "azblob": "azurite"}
 
     def get(*schemes: str) -> dict[str, RunningServer]:
         return {s: request.getfixturevalue(names[s]) for s in schemes}

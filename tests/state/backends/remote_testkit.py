@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudorch.state.backends import StateBackend, open_backend
-from cloudorch.testing.servers import RunningServer
+from cloudorch.testing import RunningServer
 
 SCHEMES = ["s3", "gs", "azblob"]
 

@@ -100,6 +100,11 @@ ROUNDS = 20
 # thread) running `cloudorch apply` through `cloudorch.cli.main`, but both are released at the
 # same instant through a pipe, instead of after two interpreter start-ups (~0.7 s of CPU each,
 # and seconds of jitter on a loaded machine). One line in, one JSON line out per round.
+#
+# Whichever racer takes the lock stops at the test barrier (`CLOUDORCH_TEST_BARRIER`, see
+# cloudorch/state/lock.py) and stays inside its locked section until the other racer has exited;
+# only then is the barrier released. So the loser always meets a held lock, however the machine
+# schedules the two, and the reply says who had arrived at the barrier when the loser ended.
 RACER = r"""
 import json, os, sys, tempfile
 import cloudorch.api, cloudorch.cli.app, cloudorch.engine.applier, cloudorch.state.backends.remote
@@ -107,9 +112,11 @@ from cloudorch.cli import main
 for sdk in ("boto3", "google.cloud.storage", "azure.storage.blob"):
     __import__(sdk)
 for line in sys.stdin:
-    args = json.loads(line)
+    request = json.loads(line)
+    barrier = request["barrier"]
+    os.environ["CLOUDORCH_TEST_BARRIER"] = barrier
     gate_r, gate_w = os.pipe()
-    racers = []
+    racers = {}
     for _ in range(2):
         err = tempfile.TemporaryFile()
         pid = os.fork()
@@ -120,29 +127,34 @@ for line in sys.stdin:
             os.dup2(out, 1)
             os.dup2(err.fileno(), 2)
             try:
-                code = main(args)
+                code = main(request["args"])
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
-        racers.append((pid, err))
+        racers[pid] = err
     os.close(gate_r)
     os.write(gate_w, b"go")  # both read one byte of it: released together
     os.close(gate_w)
     done = []
-    for pid, err in racers:
-        _, status = os.waitpid(pid, 0)
+    while racers:
+        pid, status = os.wait()
+        err = racers.pop(pid)
         err.seek(0)
-        done.append({"pid": pid, "code": os.waitstatus_to_exitcode(status), "stderr": err.read().decode()})
+        arrived = sorted(int(name.split(".")[0]) for name in os.listdir(barrier) if name.endswith(".arrived"))
+        done.append({"pid": pid, "code": os.waitstatus_to_exitcode(status), "stderr": err.read().decode(),
+                     "arrived_before_exit": arrived})
+        open(os.path.join(barrier, "release"), "w").close()
     print(json.dumps(done), flush=True)
 """
 
 
 @pytest.mark.slow
 def test_two_applies_racing_exactly_one_wins(remote: Remote, tmp_path: Path) -> None:
-    """20 times: two `apply` processes on the same plan and backend at once. The hold resource
-    sleeps 0.3 s under the lock on every round (its `seconds` changes a little each round), so
-    the two overlap; one applies, the other exits 4 naming it, and the serial grows by exactly one."""
+    """20 times: two `apply` processes on the same plan and backend at once. The winner is held
+    at the test barrier inside its locked section until the loser has exited, so the two always
+    overlap; one applies, the other exits 4 naming it, and the serial grows by exactly one. The
+    hold resource's `seconds` changes each round so every round has a change to apply."""
     plan = _plan(tmp_path, "race", remote.url)
     backend = open_backend(remote.url, {}, key="race", local_root=tmp_path / ".cloudorch")
     racer = subprocess.Popen(
@@ -157,14 +169,16 @@ def test_two_applies_racing_exactly_one_wins(remote: Remote, tmp_path: Path) -> 
     serial = 0
     try:
         for i in range(ROUNDS):
-            hold = f"0.3{i:02d}"
-            racer.stdin.write(json.dumps(["apply", str(plan), "--auto-approve", "--var", f"hold={hold}"]) + "\n")
+            hold = f"0.0{i:02d}"
+            barrier = tmp_path / f"barrier{i}"
+            barrier.mkdir()
+            args = ["apply", str(plan), "--auto-approve", "--var", f"hold={hold}"]
+            racer.stdin.write(json.dumps({"args": args, "barrier": str(barrier)}) + "\n")
             racer.stdin.flush()
-            results = json.loads(racer.stdout.readline())
-            codes = sorted(r["code"] for r in results)
-            assert codes == [0, 4], (i, results)
-            winner = next(r for r in results if r["code"] == 0)
-            loser = next(r for r in results if r["code"] == 4)
+            loser, winner = json.loads(racer.stdout.readline())
+            assert (loser["code"], winner["code"]) == (4, 0), (i, loser, winner)
+            # the loser ended while the winner was still held inside the lock, and only it had arrived
+            assert loser["arrived_before_exit"] == [winner["pid"]], (i, loser, winner)
             assert f"pid {winner['pid']} (cloudorch apply)" in loser["stderr"], loser["stderr"]
             assert "force-unlock" in loser["stderr"]
             state = backend.read()

@@ -1,11 +1,13 @@
-"""A small Azure Resource Manager-compatible HTTPS server: a test double for the real ARM API.
+"""The ARM test server: a small Azure Resource Manager-compatible HTTPS server for tests.
 
-No ARM emulator exists, so the provider tests serve the REST routes they use, with ARM's
+No ARM emulator exists, so the tests serve the REST routes they use, with ARM's
 documented shapes (https://learn.microsoft.com/rest/api/resources/), and point the real
 `azure-mgmt-resource` client at it over HTTPS with a self-signed certificate made at start:
 resource groups, generic resources by id (PUT is asynchronous: 201 + Azure-AsyncOperation),
 tags at scope, resource provider API versions, DELETE as 202 + Location polling, ARM error
-bodies, and injected faults (N x 429 with Retry-After, or any status and code). Not product code.
+bodies, and injected faults (N x 429 with Retry-After, or any status and code). Runs in the test
+process on a thread, so a test reaches into its state; the sandbox's ARM (`cloudorch/sandbox/arm.py`)
+is the product's own, without faults. Not product code.
 """
 
 from __future__ import annotations
@@ -196,6 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ plumbing
 
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        # recorded before the reply leaves, so a test that has its answer also sees the record
+        with self.arm.lock:
+            self.arm.state.requests.append((self.command, urlsplit(self.path).path, status))
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -206,8 +211,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if data and self.command != "HEAD":
             self.wfile.write(data)
-        with self.arm.lock:
-            self.arm.state.requests.append((self.command, urlsplit(self.path).path, status))
 
     def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         self._send(status, {"error": {"code": code, "message": message}}, headers)

@@ -1,9 +1,10 @@
-"""Local cloud servers as plain processes on 127.0.0.1: fake-gcs-server, Azurite, and any other.
+"""Emulator processes on 127.0.0.1: moto, fake-gcs-server, Azurite, and any other server.
 
-Owns finding the server binaries, picking free ports, waiting until a server answers, and
-stopping exactly the process it started. Tests, benchmarks and the sandbox share it. It never
-imports a cloud SDK and never prints; a server that fails to start raises `ServerStartError`
-with the tail of its log.
+Owns finding the server binaries, their command lines, picking free ports, waiting until a
+server answers, and stopping exactly the process it started. The sandbox (`emulators`) builds on
+it; `cloudorch.testing` and the benchmarks import it from here, never the other way round. It
+never imports a cloud SDK and never prints; a server that fails to start raises
+`ServerStartError` with the tail of its log.
 """
 
 from __future__ import annotations
