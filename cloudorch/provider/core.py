@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import secrets
 import stat
 import time
@@ -181,13 +182,10 @@ class FileResource(ResourceType[FileProperties]):
         if why is not None:
             raise self._refuse(address, written, why)
         base = self._base()
-        parts = [p for p in PurePosixPath(written.replace("\\", "/")).parts if p not in ("", ".")]
-        folder = base
-        for part in parts[:-1]:
-            folder = folder / part
-            if part == "..":
-                folder = Path(os.path.normpath(folder))
-        real = Path(os.path.realpath(folder))
+        # lexically normal first (no `..` left, as it cannot lead out): the kernel never walks a
+        # `..` through a link, and the last part is always a file name
+        parts = posixpath.normpath(written.replace("\\", "/")).split("/")
+        real = Path(os.path.realpath(base.joinpath(*parts[:-1])))
         if real != base and base not in real.parents:
             raise self._refuse(
                 address, written, f"its folder leads outside {base} (through a symbolic link); refused"
