@@ -187,7 +187,7 @@ def promote(
     uses=RECORDING,
     summary="Approve a version into a stage as the current actor (signed with --sign-key).",
     example="CLOUDORCH_ACTOR=ann cloudorch release approve plans/release-demo.yaml --stage prod --version 1.4.2",
-    exits=f"0 approved (or already), 3 this actor may not approve there, {EXITS}",
+    exits=f"0 approved (or already), 3 this actor (or key) may not approve there, {EXITS}",
 )
 def approve(
     opts: RunOptions,
