@@ -31,6 +31,15 @@ if [ -d providers/azure ] && command -v npm >/dev/null 2>&1; then
   fi
 fi
 
+# ssh-keygen (OpenSSH's client) signs and verifies approvals in the signed-approval tests.
+if ! command -v ssh-keygen >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq openssh-client >/dev/null
+  else
+    echo "warning: no ssh-keygen; install OpenSSH's client, or the signed-approval tests are skipped" >&2
+  fi
+fi
+
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy --strict"

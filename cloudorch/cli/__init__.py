@@ -64,7 +64,12 @@ def _main(argv: list[str] | None) -> int:
             Output.current().plain("Aborted.", err=True)
             return int(ExitCode.INTERRUPTED)
         if isinstance(exc, usage_errors):
-            exc.show()  # type: ignore[attr-defined]
+            # click writes the offending argument as typed: shown through the guarded console
+            import io
+
+            shown = io.StringIO()
+            exc.show(file=shown)  # type: ignore[attr-defined]
+            Output.current().plain(shown.getvalue().rstrip("\n"), err=True)
             return int(ExitCode.ERROR)
         if os.environ.get("CLOUDORCH_DEBUG"):
             raise

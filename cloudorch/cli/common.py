@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from cloudorch.cli.output import Output
+from cloudorch.cli.output import Output, escape
 from cloudorch.errors import CloudorchError, ExitCode
 
 if TYPE_CHECKING:

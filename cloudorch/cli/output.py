@@ -5,6 +5,10 @@ One `Output` per process, configured by the global flags (`--no-color`) and each
 everything meant for people goes to stderr. Owns the terminal decisions: colour (off with
 `--no-color`, `NO_COLOR`, or `CI=true` unless `FORCE_COLOR` is set), live progress and prompts
 (never under `CI=true`), and the sandbox banner / `"sandbox": true` marking.
+
+No value can act on the reader: `escape` shows a value's control characters escaped (a newline
+as `\n`, ESC as `\x1b`) for rich markup, and both consoles escape any control character that
+reaches them otherwise and defuse a line that would start a CI workflow command (`::error::`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,57 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
+from rich.segment import Segment
 
+from cloudorch import markdown
 from cloudorch.errors import CloudorchError
+
+
+def escape(value: object) -> str:
+    """One value inside rich markup: shown as written, control characters escaped (`\\n`, `\\x1b`)."""
+    return _markup_escape(markdown.safe(value))
+
+
+class GuardedConsole(Console):
+    """A rich console whose written text cannot drive a terminal or a CI runner.
+
+    The last guard under every command's rendering, wherever a value was interpolated without
+    `escape`: control characters in the text (not rich's own styling, which comes after) are
+    escaped, and a line that would start with a workflow command gets a backslash in front.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._line_start = True  # nothing but blanks written since the last line break
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(self._guarded(buffer))
+
+    def _guarded(self, buffer: Iterable[Segment]) -> Iterator[Segment]:
+        for seg in buffer:
+            if seg.control or not seg.text:
+                yield seg
+                continue
+            yield Segment(self._defuse(markdown.safe_lines(seg.text)), seg.style, seg.control)
+
+    def _defuse(self, text: str) -> str:
+        parts = text.split("\n")
+        for i, part in enumerate(parts):
+            if i:
+                self._line_start = True
+            if not self._line_start:
+                continue
+            stripped = part.lstrip(" \t")
+            if stripped.startswith(markdown.COMMAND_PREFIXES):
+                parts[i] = part[: len(part) - len(stripped)] + "\\" + stripped
+            if stripped:
+                self._line_start = False
+        return "\n".join(parts)
 
 
 def in_ci() -> bool:
@@ -43,8 +92,10 @@ class Output:
         self.sandbox = sandbox  # this run works on the sandbox: say so on every screen
         # under CI a pseudo-terminal is still a log file: no escape codes at all, not even bold
         term = False if ci_plain else None
-        self.out = Console(no_color=no_color, highlight=False, soft_wrap=True, force_terminal=term)
-        self.err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True, force_terminal=term)
+        self.out = GuardedConsole(no_color=no_color, highlight=False, soft_wrap=True, force_terminal=term)
+        self.err = GuardedConsole(
+            stderr=True, no_color=no_color, highlight=False, soft_wrap=True, force_terminal=term
+        )
 
     @classmethod
     def current(cls) -> Output:
@@ -75,7 +126,7 @@ class Output:
             return
         self.sandbox = True
         if not self.json_mode:
-            self.err.print(f"[bold black on yellow] {escape(SANDBOX_BANNER)} [/]")
+            self.err.print(f"[bold black on yellow] {_markup_escape(SANDBOX_BANNER)} [/]")
 
     # -- writing ------------------------------------------------------------------------
 
@@ -84,7 +135,8 @@ class Output:
         (self.err if self.json_mode else self.out).print(text, **kwargs)
 
     def plain(self, text: str, *, err: bool = False) -> None:
-        (self.err if err or self.json_mode else self.out).print(escape(text))
+        """Text composed elsewhere (a report, a message): its line breaks are its layout."""
+        (self.err if err or self.json_mode else self.out).print(_markup_escape(markdown.safe_lines(text)))
 
     def document(self, doc: Any) -> None:
         self.documented = True
@@ -104,6 +156,8 @@ class Output:
             return
         con = self.err
         where = f"{exc.location}: " if exc.location is not None else ""
-        con.print(f"[bold red]Error:[/] {escape(where + exc.message)}")
+        # a location names a file a user chose: one value; a message may have lines of its own
+        where = escape(where)
+        con.print(f"[bold red]Error:[/] {where}{_markup_escape(markdown.safe_lines(exc.message))}")
         if exc.hint:
-            con.print(f"  [yellow]hint:[/] {escape(exc.hint)}")
+            con.print(f"  [yellow]hint:[/] {_markup_escape(markdown.safe_lines(exc.hint))}")

@@ -7,14 +7,14 @@ denies (exit 3) when a gate or policy refused; gate logic lives in `cloudorch.re
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from cloudorch.cli.common import ApplyUi, deny, release_app
 from cloudorch.cli.options import EXITS, AutoApproveOpt, plan_command
-from cloudorch.cli.output import Output
+from cloudorch.cli.output import Output, escape
 from cloudorch.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
@@ -185,9 +185,9 @@ def promote(
     "approve",
     command="release approve",
     uses=RECORDING,
-    summary="Approve a version into a stage as the current actor.",
+    summary="Approve a version into a stage as the current actor (signed with --sign-key).",
     example="CLOUDORCH_ACTOR=ann cloudorch release approve plans/release-demo.yaml --stage prod --version 1.4.2",
-    exits=f"0 approved (or already), 3 this actor may not approve there, {EXITS}",
+    exits=f"0 approved (or already), 3 this actor (or key) may not approve there, {EXITS}",
 )
 def approve(
     opts: RunOptions,
@@ -197,11 +197,24 @@ def approve(
     comment: Annotated[
         str | None, typer.Option("--comment", metavar="TEXT", help="Recorded with the approval.")
     ] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-key",
+            metavar="KEY",
+            help="Sign the approval with this SSH private key (ssh-keygen -Y sign); needed by a gate with "
+            "`signed: true`, which counts the principal its allowed_signers file names for the key.",
+        ),
+    ] = None,
 ) -> int:
-    """Approve a version into a stage as the current actor (CLOUDORCH_ACTOR, the CI's actor, or the OS user)."""
+    """Approve a version into a stage as the current actor (CLOUDORCH_ACTOR, the CI's actor, or the OS user).
+
+    With --sign-key the approval is signed, and the approver recorded is the principal the gate's
+    allowed_signers file lists for the key, whatever CLOUDORCH_ACTOR says.
+    """
     from cloudorch import api
 
-    got = api.release_approve(replace(opts, stage=stage), version, comment)
+    got = api.release_approve(replace(opts, stage=stage), version, comment, sign_key=sign_key)
     if out.json_mode:
         out.document(got)
         return 0

@@ -1,7 +1,8 @@
 """Rendering changesets, apply results and progress for people (Terraform's + ~ -/+ - style).
 
 Sensitive values arrive masked from the planner; values known only after apply are shown as
-`(known after apply)`. Nothing here decides anything.
+`(known after apply)`. Every value goes through `escape` (control characters shown escaped), so
+no address, key or property can start a line of its own. Nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.live import Live
-from rich.markup import escape
 from rich.text import Text
 
+from cloudorch import markdown
 from cloudorch.api import KNOWN_AFTER_APPLY, Action, ApplyObserver, Change, ChangeSet
-from cloudorch.cli.output import Output
+from cloudorch.cli.output import Output, escape
 
 if TYPE_CHECKING:
     from cloudorch.api import ApplyResult
@@ -62,18 +63,18 @@ def render_change(out: Output, c: Change) -> None:
         verb = f"{verb}: delete (deposed {c.deposed})"
     elif c.tainted:
         verb = f"{verb}: replace (tainted)"
-    out.print(f"  [{style}]{sym}[/] [bold]{escape(c.address)}[/] [dim]({c.type})[/] {verb}{why}")
+    out.print(f"  [{style}]{sym}[/] [bold]{escape(c.address)}[/] [dim]({escape(c.type)})[/] {verb}{why}")
     if c.action is Action.CREATE:
         for key, value in sorted((c.after or {}).items()):
             if value in (None, {}, [], False) and key not in c.after_unknown:
                 continue
-            out.print(f"      [green]+[/] {key} = {escape(_after_value(c, key, value))}")
+            out.print(f"      [green]+[/] {escape(key)} = {escape(_after_value(c, key, value))}")
     elif c.action in (Action.UPDATE, Action.REPLACE):
         for d in c.diff:
             after = KNOWN_AFTER_APPLY if d.unknown else ("(sensitive)" if d.sensitive else _fmt(d.after))
             before = "(sensitive)" if d.sensitive else _fmt(d.before)
             mark = " [magenta]# forces replacement[/]" if d.force_new else ""
-            out.print(f"      [yellow]~[/] {d.path} = {escape(before)} -> {escape(after)}{mark}")
+            out.print(f"      [yellow]~[/] {escape(d.path)} = {escape(before)} -> {escape(after)}{mark}")
     elif c.action is Action.DELETE and c.id:
         out.print(f"      [red]-[/] id = {escape(_fmt(c.id))}")
 
@@ -168,7 +169,7 @@ def render_outputs(out: Output, outputs: dict[str, Any]) -> None:
     out.print("\n[bold]Outputs:[/]")
     for name, item in sorted(outputs.items()):
         value = "(sensitive)" if item.get("sensitive") else _fmt(item.get("value"))
-        out.print(f"  {name} = {escape(value)}")
+        out.print(f"  {escape(name)} = {escape(value)}")
 
 
 # --------------------------------------------------------------------------- progress
@@ -202,7 +203,7 @@ class ProgressObserver(ApplyObserver):
             f"Applying: {self.done}/{self.total} done, {len(self.running)} running, {self.failed} failed"
         ]
         for address, (c, t0) in sorted(self.running.items(), key=lambda kv: kv[1][1])[:12]:
-            lines.append(f"  {c.action.symbol} {address} ({c.type}) {now - t0:.1f}s")
+            lines.append(f"  {c.action.symbol} {markdown.safe(address)} ({markdown.safe(c.type)}) {now - t0:.1f}s")
         if len(self.running) > 12:
             lines.append(f"  ... and {len(self.running) - 12} more")
         return Text("\n".join(lines))
@@ -213,7 +214,7 @@ class ProgressObserver(ApplyObserver):
             self.live.update(self._panel())
         else:
             # plain lines off a terminal: rich's markup rendering costs too much per operation
-            sys.stderr.write(Text.from_markup(text).plain + "\n")
+            sys.stderr.write(markdown.safe_line(Text.from_markup(text).plain) + "\n")
 
     def op_started(self, change: Change) -> None:
         with self._lock:
@@ -288,14 +289,17 @@ def render_drift(out: Output, report: Any) -> None:
         sym, verb = _DRIFT_VERB[r.status]
         extra = "" if r.in_plan else " [dim](no longer in the plan file)[/]"
         cloud_id = f" [dim]id {escape(str(r.cloud_id))}[/]" if r.status == "created_outside" else ""
-        out.print(f"  {sym} [bold]{escape(r.address)}[/] [dim]({r.type})[/] {verb}{cloud_id}{extra}")
+        out.print(f"  {sym} [bold]{escape(r.address)}[/] [dim]({escape(r.type)})[/] {verb}{cloud_id}{extra}")
         for p in r.properties:
             cloud = "(gone)" if r.status == "deleted" else _drift_value(p.cloud, absent="(unset)")
             state = "(not in state)" if r.status == "created_outside" else _drift_value(p.state, absent="(unset)")
             plan = _drift_value(p.plan, absent="(unset)") if r.in_plan else "(not in plan)"
-            out.print(f"      {p.path}: plan {escape(plan)} | state {escape(state)} | cloud {escape(cloud)}")
+            out.print(
+                f"      {escape(p.path)}: plan {escape(plan)} | state {escape(state)} | cloud {escape(cloud)}"
+            )
     for address, paths in sorted(report.ignored.items()):
-        out.print(f"  [dim]{escape(address)}: drift of {', '.join(paths)} ignored (lifecycle.ignore_changes)[/]")
+        ignored = escape(", ".join(paths))
+        out.print(f"  [dim]{escape(address)}: drift of {ignored} ignored (lifecycle.ignore_changes)[/]")
     if report.policy_results:
         from cloudorch.api import PolicyReport
 
@@ -312,7 +316,8 @@ def _md_code(value: str) -> str:
 def _md(value: Any) -> str:
     from cloudorch import markdown as md
 
-    return "—" if value is None else md.code(_fmt(value), limit=80)
+    # what a file or the cloud holds: no character of it may act as Markdown or HTML
+    return "—" if value is None else md.literal(_fmt(value), limit=80)
 
 
 def drift_markdown(report: Any) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import time
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,10 +56,33 @@ class _Strict(BaseModel):
 
 
 class ApprovalGate(_Strict):
-    """`approval: {min: 2, from: [alice, bob, carol]}`; `from` may name a group of `release.groups`."""
+    """`approval: {min: 2, from: [alice, bob, carol]}`; `from` may name a group of `release.groups`.
+
+    With `signed: true` an approval counts only when signed (`release approve --sign-key KEY`)
+    by a key that `allowed_signers` (OpenSSH's format, as git uses) lists for a principal in `from`.
+    """
 
     min: int = Field(1, ge=1, description="Distinct approvers needed for this version and stage.")
     from_: list[str] | str = Field(alias="from", description="Actors allowed to approve, or a group name.")
+    signed: bool = Field(
+        False,
+        description="Count only approvals signed with a key listed in `allowed_signers`; "
+        "the approver counted is the principal listed for the key.",
+    )
+    allowed_signers: str | None = Field(
+        None,
+        description="With `signed: true`: an OpenSSH allowed_signers file, relative to the plan file, "
+        "kept and reviewed in the repository.",
+    )
+
+
+class ApprovalSpec(NamedTuple):
+    """A checked approval gate: how many distinct approvers, who may approve, and how they prove it."""
+
+    min: int
+    allowed: tuple[str, ...]
+    #: None: unsigned approvals count (the actor is whoever ran `release approve`)
+    allowed_signers: Path | None = None
 
 
 class WindowGate(_Strict):
@@ -201,6 +225,36 @@ def _pydantic_error(plan: PlanSpec, base: tuple[str | int, ...], exc: Validation
     return ConfigError(f"{what}: {'.'.join(loc) or 'value'}: {err['msg']}", location=plan.location(*base, *loc))
 
 
+def _allowed_signers(plan: PlanSpec, stage: str, approval: ApprovalGate, where: tuple[str | int, ...]) -> Path | None:
+    """The allowed_signers file of a `signed: true` gate, which must be a file beside the plan."""
+    if not approval.signed:
+        if approval.allowed_signers is not None:
+            raise ConfigError(
+                f"stage `{stage}`: `allowed_signers` is read only by a signed approval gate",
+                location=plan.location(*where, "allowed_signers"),
+                hint="add `signed: true`, or remove `allowed_signers`",
+            )
+        return None
+    if not approval.allowed_signers:
+        raise ConfigError(
+            f"stage `{stage}`: a signed approval gate needs `allowed_signers`",
+            location=plan.location(*where, "signed"),
+            hint="e.g. `allowed_signers: .cloudorch-signers` (OpenSSH's format: `alice ssh-ed25519 AAAA...`), "
+            "kept in the repository",
+        )
+    written = Path(approval.allowed_signers)
+    folder = plan.path.parent
+    path = written if written.is_absolute() else folder / written
+    if not path.is_file():
+        raise ConfigError(
+            f"stage `{stage}`: allowed_signers file {approval.allowed_signers} not found"
+            + ("" if written.is_absolute() else f" (relative to {folder})"),
+            location=plan.location(*where, "allowed_signers"),
+            hint="one line per key: `PRINCIPAL ssh-ed25519 AAAA...`, as `git config gpg.ssh.allowedSignersFile` uses",
+        )
+    return path
+
+
 def _gate(plan: PlanSpec, stage: str, raw: Any, index: int, section: str, groups: dict[str, list[str]]) -> Gate:
     base: tuple[str | int, ...] = ("stages", stage, section, index)
     allowed = ("health",) if section != "gates" else GATE_KINDS
@@ -244,7 +298,11 @@ def _gate(plan: PlanSpec, stage: str, raw: Any, index: int, section: str, groups
                 f"stage `{stage}`: approval needs {approval.min} approvers but only {len(set(approvers))} may approve",
                 location=plan.location(*where, "min"),
             )
-        return Gate("approval", (approval.min, tuple(dict.fromkeys(approvers))), index)
+        return Gate(
+            "approval",
+            ApprovalSpec(approval.min, tuple(dict.fromkeys(approvers)), _allowed_signers(plan, stage, approval, where)),
+            index,
+        )
     if kind == "soak":
         try:
             return Gate("soak", parse_duration(value), index)

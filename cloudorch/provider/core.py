@@ -7,14 +7,20 @@ the registry knows nothing about it. It serves demos, tests and benchmarks.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
+import secrets
+import stat
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from cloudorch.provider.contract import (
     RECOMPUTED,
@@ -32,6 +38,11 @@ from cloudorch.provider.contract import (
 class CoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_concurrency: int | None = Field(None, ge=1, description="Most operations of this provider at once.")
+    root: str | None = Field(
+        None,
+        description="The folder core.file paths are relative to and confined to (default: the plan's folder); "
+        "a relative root is relative to the plan's folder.",
+    )
 
 
 class NullProperties(ResourceProperties):
@@ -110,13 +121,49 @@ class NullResource(ResourceType[NullProperties]):
 
 
 class FileProperties(ResourceProperties):
-    path: str = prop(description="File path; relative paths are relative to the plan file.", force_new=True)
+    path: str = prop(
+        description="A relative file path inside the plan's folder (or inside `providers.core.root` when set); "
+        "absolute paths, `~` and `..` leading out are refused, and so is a folder that links outside.",
+        force_new=True,
+    )
     content: str = prop("", description="The file's text content.")
     mode: str | None = prop(
         None,
         description="Octal permission bits such as '0644'; unset leaves the default.",
         pattern=r"^0?[0-7]{3}$",
     )
+
+    @field_validator("path")
+    @classmethod
+    def _confined(cls, value: str) -> str:
+        """What the text alone shows: a path that cannot stay inside its folder, whatever the folder."""
+        why = lexical_escape(value)
+        if why is not None:
+            raise PydanticCustomError("path_outside", why)
+        return value
+
+
+def lexical_escape(path: str) -> str | None:
+    """Why `path`, as written, could lead out of the folder it is relative to (None: it cannot)."""
+    if not path or not path.strip():
+        return "the path is empty"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        return "the path holds a control character"
+    if path.startswith("~"):
+        return f"{path!r} starts with `~`: paths are relative to the plan's folder, never a home folder"
+    if PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute() or PureWindowsPath(path).drive:
+        return f"{path!r} is absolute: write it relative to the plan's folder (or set `providers.core.root`)"
+    depth = 0
+    for part in path.replace("\\", "/").split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return f"{path!r} leads out of its folder through `..`"
+        elif part not in ("", "."):
+            depth += 1
+    if depth == 0:
+        return f"{path!r} names the folder itself, not a file in it"
+    return None
 
 
 class FileResource(ResourceType[FileProperties]):
@@ -141,29 +188,87 @@ class FileResource(ResourceType[FileProperties]):
         data = content.encode("utf-8")
         return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
+    def _base(self) -> Path:
+        """The real folder every core.file path is confined to: `root` when configured, else the plan's."""
+        root = getattr(self.provider.config, "root", None)
+        plan_dir = self.provider.context.plan_dir
+        base = plan_dir if not root else (plan_dir / Path(root).expanduser())
+        return Path(os.path.realpath(base))
+
     def _path(self, props: FileProperties) -> Path:
-        p = Path(props.path).expanduser()
-        return p if p.is_absolute() else (self.provider.context.plan_dir / p)
+        return self._base() / props.path
 
-    def _observe(self, path: Path, want_mode: bool) -> Observed | None:
-        import hashlib
+    def _refuse(self, address: str, path: object, why: str) -> ProviderError:
+        return ProviderError(
+            f"core.file {path}: {why}",
+            kind=ErrorKind.FATAL,
+            address=address or None,
+        )
 
+    def _folder(self, address: str, written: str, *, create: bool) -> tuple[Path, str]:
+        """(real parent folder, file name) of a confined path, with every existing folder on the way
+        resolved: one that is a link leading outside the base is refused, before anything is made."""
+        why = lexical_escape(written)
+        if why is not None:
+            raise self._refuse(address, written, why)
+        base = self._base()
+        # lexically normal first (no `..` left, as it cannot lead out): the kernel never walks a
+        # `..` through a link, and the last part is always a file name
+        parts = posixpath.normpath(written.replace("\\", "/")).split("/")
+        real = Path(os.path.realpath(base.joinpath(*parts[:-1])))
+        if real != base and base not in real.parents:
+            raise self._refuse(
+                address, written, f"its folder leads outside {base} (through a symbolic link); refused"
+            )
+        if create:
+            real.mkdir(parents=True, exist_ok=True)
+            # a folder made concurrently could be a link: judge what now exists, once more
+            again = Path(os.path.realpath(real))
+            if again != base and base not in again.parents:
+                raise self._refuse(address, written, f"its folder leads outside {base}; refused")
+        return real, parts[-1]
+
+    @contextmanager
+    def _dir(self, folder: Path) -> Iterator[int]:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
-            data = path.read_bytes()
-            st = path.stat()
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _observe(self, address: str, written: str, want_mode: bool) -> Observed | None:
+        try:
+            folder, name = self._folder(address, written, create=False)
+        except FileNotFoundError:
+            return None
+        path = folder / name
+        try:
+            with self._dir(folder) as dfd:
+                # O_NOFOLLOW: a link planted at the file is refused, never read through;
+                # O_NONBLOCK: a planted FIFO cannot hang the read
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if os.path.islink(path):
+                raise self._refuse(
+                    address, written, "is a symbolic link; cloudorch does not follow links in managed files"
+                ) from exc
             raise ProviderError(f"cannot read {path}: {exc.strerror}", kind=ErrorKind.FATAL) from exc
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise self._refuse(address, written, "is not a regular file")
+            data = fh.read()
         text = data.decode("utf-8", errors="replace")
         props: dict[str, Any] = {"path": str(path), "content": text}
         if want_mode:
             props["mode"] = f"0{st.st_mode & 0o777:o}"
         return Observed(
-            id=str(path.resolve()),
+            id=str(path),
             properties=props,
             attributes={
-                "id": str(path.resolve()),
+                "id": str(path),
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "size": len(data),
             },
@@ -172,17 +277,29 @@ class FileResource(ResourceType[FileProperties]):
     def _write(self, address: str, props: FileProperties) -> Observed:
         path = self._path(props)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.cloudorch-tmp")
-            tmp.write_text(props.content, encoding="utf-8")
-            if props.mode:
-                os.chmod(tmp, int(props.mode, 8))
-            os.replace(tmp, path)
+            folder, name = self._folder(address, props.path, create=True)
+            path = folder / name
+            with self._dir(folder) as dfd:
+                # an unpredictable name, created here or not at all, never through a link
+                tmp = f".{name}.{secrets.token_hex(8)}.cloudorch-tmp"
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                fd = os.open(tmp, flags, 0o600 if props.mode else 0o666, dir_fd=dfd)
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        if props.mode:
+                            os.fchmod(fh.fileno(), int(props.mode, 8))
+                        fh.write(props.content.encode("utf-8"))
+                    # rename replaces whatever is at the name (a planted link too) without following it
+                    os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                except BaseException:
+                    with suppress(OSError):
+                        os.unlink(tmp, dir_fd=dfd)
+                    raise
         except OSError as exc:
             raise ProviderError(
                 f"cannot write {path}: {exc.strerror}", kind=ErrorKind.FATAL, address=address, cause=exc
             ) from exc
-        seen = self._observe(path, props.mode is not None)
+        seen = self._observe(address, props.path, props.mode is not None)
         assert seen is not None
         # report the path as the user wrote it, so a relative path does not diff against absolute
         return Observed(seen.id, {**seen.properties, "path": props.path}, seen.attributes)
@@ -194,14 +311,16 @@ class FileResource(ResourceType[FileProperties]):
         return self._write(address, new)
 
     def read(self, address: str, id: str, props: FileProperties) -> Observed | None:
-        seen = self._observe(self._path(props), props.mode is not None)
+        seen = self._observe(address, props.path, props.mode is not None)
         if seen is None:
             return None
         return Observed(seen.id, {**seen.properties, "path": props.path}, seen.attributes)
 
     def delete(self, address: str, id: str, props: FileProperties) -> None:
         try:
-            self._path(props).unlink()
+            folder, name = self._folder(address, props.path, create=False)
+            with self._dir(folder) as dfd:
+                os.unlink(name, dir_fd=dfd)  # a link is removed, never followed
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -213,18 +332,20 @@ class FileResource(ResourceType[FileProperties]):
         return self.read(address, "", props)
 
     def import_(self, address: str, id: str) -> Observed:
-        path = Path(id).expanduser()
-        if not path.is_absolute():
-            path = self.provider.context.plan_dir / path
-        seen = self._observe(path, True)
+        base = self._base()
+        given = Path(id)
+        if given.is_absolute():
+            # an id is the absolute path `state show` printed: it must name a file inside the base
+            try:
+                written = str(Path(os.path.normpath(given)).relative_to(base))
+            except ValueError:
+                raise self._refuse(address, id, f"is outside {base}; core.file manages files inside it only") from None
+        else:
+            written = id
+        seen = self._observe(address, written, True)
         if seen is None:
             raise ProviderError(f"no file at {id}", kind=ErrorKind.FATAL, address=address)
-        # record the path the way a plan file writes it (relative to the plan) when it can be
-        try:
-            shown = str(path.resolve().relative_to(self.provider.context.plan_dir.resolve()))
-        except ValueError:
-            shown = str(path)
-        return Observed(seen.id, {**seen.properties, "path": shown}, seen.attributes)
+        return Observed(seen.id, {**seen.properties, "path": written}, seen.attributes)
 
     def estimate_seconds(self, props: FileProperties) -> float:
         return 0.001

@@ -36,7 +36,15 @@ from cloudorch.planfile.gate_templates import (
     raw_check,
     text_of,
 )
-from cloudorch.planfile.stages import CommandCheck, Gate, HttpCheck, Stage, WindowSpec, parse_duration
+from cloudorch.planfile.stages import (
+    ApprovalSpec,
+    CommandCheck,
+    Gate,
+    HttpCheck,
+    Stage,
+    WindowSpec,
+    parse_duration,
+)
 from cloudorch.release.ledger import BECAME_CURRENT, Ledger
 
 if TYPE_CHECKING:
@@ -85,6 +93,9 @@ class GateInputs:
     plan: PlanSpec | None = None
     #: `--dry-run`: judge without running any command check
     dry_run: bool = False
+    #: what a signed approval must name to count: the plan's name and its file's sha256
+    plan_name: str | None = None
+    plan_sha256: str | None = None
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -120,15 +131,69 @@ def policy_gate(gate: Gate, inp: GateInputs) -> Verdict:
 
 
 def approval_gate(gate: Gate, inp: GateInputs) -> Verdict:
-    need, allowed = gate.spec
-    got = [a for a in inp.ledger.approvals(inp.stage.name, inp.version) if a in allowed]
-    data = {"min": need, "approved_by": got, "allowed": list(allowed)}
+    spec: ApprovalSpec = gate.spec
+    need, allowed = spec.min, spec.allowed
+    ignored: list[dict[str, str]] = []
+    if spec.allowed_signers is None:
+        got = [a for a in inp.ledger.approvals(inp.stage.name, inp.version) if a in allowed]
+    else:
+        got, ignored = _signed_approvers(spec, inp)
+    data: dict[str, Any] = {"min": need, "approved_by": got, "allowed": list(allowed)}
+    if spec.allowed_signers is not None:
+        data.update(signed=True, ignored=ignored)
+    skipped = "; ignored: " + ", ".join(f"{i['actor']} ({i['reason']})" for i in ignored) if ignored else ""
+    kind = "signed approvals" if spec.allowed_signers is not None else "approvals"
     if len(got) >= need:
-        return Verdict(gate.name, True, f"{len(got)}/{need} approvals ({', '.join(got)})", data=data)
+        return Verdict(gate.name, True, f"{len(got)}/{need} {kind} ({', '.join(got)}){skipped}", data=data)
     who = f" (so far: {', '.join(got)})" if got else ""
     return Verdict(
-        gate.name, False, f"{len(got)}/{need} approvals for {inp.version} into {inp.stage.name}{who}", data=data
+        gate.name,
+        False,
+        f"{len(got)}/{need} {kind} for {inp.version} into {inp.stage.name}{who}{skipped}",
+        data=data,
     )
+
+
+def _signed_approvers(spec: ApprovalSpec, inp: GateInputs) -> tuple[list[str], list[dict[str, str]]]:
+    """Distinct verified principals among the recorded approvals, and every approval ignored with why.
+
+    The identity counted is the principal `allowed_signers` names for the signing key: the same
+    key under two actor names counts once, an unsigned or tampered approval not at all.
+    """
+    from cloudorch.release import signing
+
+    assert spec.allowed_signers is not None
+    got: list[str] = []
+    ignored: list[dict[str, str]] = []
+    for e in inp.ledger.approval_events(inp.stage.name, inp.version):
+        signed = e.detail.get("signed")
+        signature = str(e.detail.get("signature") or "")
+        if not isinstance(signed, dict) or not signature:
+            ignored.append({"actor": str(e.actor), "reason": "not signed"})
+            continue
+        claim = signing.Signed(
+            plan=str(signed.get("plan")),
+            stage=str(e.detail.get("stage")),
+            version=str(e.detail.get("version")),
+            plan_sha256=str(signed.get("plan_sha256")),
+            at=e.at,
+            approver=str(signed.get("approver")),
+        )
+        principal, why = signing.verified_principal(signature, claim.text(), spec.allowed_signers, spec.allowed)
+        if principal is not None and principal != claim.approver:
+            principal, why = None, f"signed by {principal} for {claim.approver}"
+        if principal is not None and inp.plan_name is not None and claim.plan != inp.plan_name:
+            principal, why = None, f"signed for plan {claim.plan}"
+        if principal is not None and inp.plan_sha256 is not None and claim.plan_sha256 != inp.plan_sha256:
+            principal, why = None, "signed for another revision of the plan file"
+        if principal is None:
+            ignored.append({"actor": str(e.actor), "reason": why})
+        elif principal in got:
+            if e.actor != principal:
+                ignored.append({"actor": str(e.actor), "reason": f"the same key as {principal}'s approval"})
+        else:
+            got.append(principal)
+    return got, ignored
 
 
 def soaked_seconds(ledger: Ledger, stage: str, version: str, now: datetime) -> float | None:

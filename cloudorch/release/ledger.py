@@ -112,6 +112,10 @@ class Ledger:
                 return v
         return None
 
+    def approval_events(self, stage: str, version: str) -> list[StateEvent]:
+        """Every recorded approval of a version into a stage, oldest first (signed gates check each)."""
+        return [e for e in self.of_stage(stage) if e.kind == APPROVE and e.detail.get("version") == version]
+
     def approvals(self, stage: str, version: str) -> dict[str, StateEvent]:
         """Approving actors (each once, first approval kept) for a version and stage."""
         out: dict[str, StateEvent] = {}

@@ -14,14 +14,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from cloudorch.actor import actor_name
 from cloudorch.clock import iso
 from cloudorch.clock import now as clock_now
 from cloudorch.errors import CloudorchError, ConfigError, PolicyDeniedError
-from cloudorch.planfile.stages import Stage, Stages, stages_of
+from cloudorch.planfile.stages import ApprovalSpec, Stage, Stages, stages_of
 from cloudorch.release import ledger as L
+from cloudorch.release import signing
 from cloudorch.release.gates import OVERRIDABLE, GateInputs, Verdict, evaluate
 from cloudorch.run import apply as runs
 from cloudorch.run.options import Interrupt, RunOptions
@@ -514,6 +516,8 @@ def promote(
                 policy_overrides=policy_overrides,
                 plan=rel.plan,
                 dry_run=dry_run,
+                plan_name=plan_key(rel.plan),
+                plan_sha256=signing.plan_sha256(rel.plan.text),
             )
             out.verdicts = evaluate(stage.gates, inp, gate_overrides)
             if on_verdicts is not None:
@@ -593,14 +597,22 @@ def promote(
 
 def _hint_for(rel: Release, to: str, version: str, failing: list[str]) -> str:
     if "approval" in failing:
-        return f"approvers run: cloudorch release approve {rel.plan.path} --stage {to} --version {version}"
+        signed = any(g.kind == "approval" and g.spec.allowed_signers is not None for g in rel.stages.by_name[to].gates)
+        return f"approvers run: cloudorch release approve {rel.plan.path} --stage {to} --version {version}" + (
+            " --sign-key KEY" if signed else ""
+        )
     if any(g.split(".", 1)[0] in OVERRIDABLE for g in failing):
         return "wait and promote again, or waive a soak/window/health gate with --override GATE --reason TEXT"
     return "fix what the failing gates report, then promote again"
 
 
-def approve(opts: RunOptions, version: str, comment: str | None = None) -> Approval:
-    """Record the current actor's approval of `version` into `opts.stage` (once per actor)."""
+def approve(opts: RunOptions, version: str, comment: str | None = None, sign_key: Path | None = None) -> Approval:
+    """Record the current actor's approval of `version` into `opts.stage` (once per actor).
+
+    With `sign_key` the approval is signed (`ssh-keygen -Y sign`) and recorded under the principal
+    the stage's `allowed_signers` names for the key, whatever `CLOUDORCH_ACTOR` says; a stage
+    whose approval gate is `signed: true` takes only signed approvals.
+    """
     rel = open_release(opts)
     stage = rel.stages.get(rel.plan, _need_stage(opts.stage))
     gates = [g for g in stage.gates if g.kind == "approval"]
@@ -609,32 +621,120 @@ def approve(opts: RunOptions, version: str, comment: str | None = None) -> Appro
             f"stage {stage.name} has no approval gate; nothing to approve",
             location=rel.plan.location("stages", stage.name),
         )
-    need = max(g.spec[0] for g in gates)
-    allowed: list[str] = list(dict.fromkeys(a for g in gates for a in g.spec[1]))
-    if rel.actor not in allowed:
+    specs: list[ApprovalSpec] = [g.spec for g in gates]
+    need = max(s.min for s in specs)
+    allowed: list[str] = list(dict.fromkeys(a for s in specs for a in s.allowed))
+    signers = [s.allowed_signers for s in specs if s.allowed_signers is not None]
+    if signers and sign_key is None:
         raise GateDeniedError(
-            f"{rel.actor} may not approve releases into {stage.name} (allowed: {', '.join(allowed)})",
+            f"the approval gate of {stage.name} counts only signed approvals",
+            gates=["approval"],
+            hint="sign it: cloudorch release approve ... --sign-key ~/.ssh/id_ed25519 (a key listed in "
+            + ", ".join(sorted({str(p) for p in signers}))
+            + ")",
+        )
+    actor = rel.actor
+    signed: dict[str, Any] | None = None
+    signature: str | None = None
+    if sign_key is not None:
+        if not signers:
+            raise ConfigError(
+                f"--sign-key: the approval gate of {stage.name} is not `signed: true`; no signature would be checked",
+                location=rel.plan.location("stages", stage.name, "gates"),
+                hint="add `signed: true` and `allowed_signers: FILE` to the gate, or approve without --sign-key",
+            )
+        actor, signed, signature = _signed_approval(rel, stage.name, version, sign_key, signers, allowed)
+    if actor not in allowed:
+        raise GateDeniedError(
+            f"{actor} may not approve releases into {stage.name} (allowed: {', '.join(allowed)})",
             gates=["approval"],
             hint="the actor comes from CLOUDORCH_ACTOR, the CI's actor variable, or the OS user",
         )
     _refuse_rejected(rel, version, "be approved")
-    approvals = rel.ledger.approvals(stage.name, version)
-    already = rel.actor in approvals
+    approvals = _counted(rel, stage, version)
+    already = actor in approvals
     if not already:
+        claimed = rel.actor if signed is not None and rel.actor != actor else None
         _record(
-            rel, [L.event(L.APPROVE, actor=rel.actor, at=rel.now, stage=stage.name, version=version, reason=comment)]
+            rel,
+            [
+                L.event(
+                    L.APPROVE,
+                    actor=actor,
+                    at=rel.now,
+                    stage=stage.name,
+                    version=version,
+                    reason=comment,
+                    signed=signed,
+                    signature=signature,
+                    claimed_by=claimed,
+                )
+            ],
         )
-        approvals = rel.ledger.approvals(stage.name, version)
+        approvals = _counted(rel, stage, version)
     counted = [a for a in approvals if a in allowed]
     return {
         "stage": stage.name,
         "version": version,
-        "actor": rel.actor,
+        "actor": actor,
         "already_approved": already,
         "approvals": counted,
         "needed": need,
         "satisfied": len(counted) >= need,
     }
+
+
+def _counted(rel: Release, stage: Stage, version: str) -> list[str]:
+    """The approvers the stage's approval gates count now (for a signed gate: verified principals)."""
+    inp = _gate_inputs(rel, stage, version)
+    names: list[str] = []
+    for gate in stage.gates:
+        if gate.kind == "approval":
+            names += [a for a in evaluate([gate], inp)[0].data.get("approved_by", []) if a not in names]
+    return names
+
+
+def _gate_inputs(rel: Release, stage: Stage, version: str) -> GateInputs:
+    """Inputs of the gates that read only the ledger and the clock (approval, soak, window)."""
+    return GateInputs(
+        stage,
+        version,
+        rel.ledger,
+        rel.now,
+        rel.plan.path.parent,
+        _no_provider,
+        plan_name=plan_key(rel.plan),
+        plan_sha256=signing.plan_sha256(rel.plan.text),
+    )
+
+
+def _signed_approval(
+    rel: Release, stage: str, version: str, key: Path, signers: list[Path], allowed: list[str]
+) -> tuple[str, dict[str, Any], str]:
+    """(principal, signed fields, signature): sign the approval with `key` as the principal the
+    allowed_signers files name for it."""
+    at = iso(rel.now)
+    digest = signing.plan_sha256(rel.plan.text)
+
+    def claim(approver: str) -> signing.Signed:
+        return signing.Signed(plan_key(rel.plan), stage, version, digest, at, approver)
+
+    # find-principals reads the key from a signature: sign once to learn who the key is
+    probe = signing.sign(key, claim("").text())
+    names: list[str] = []
+    for path in signers:
+        names += [n for n in signing.principals(probe, path) if n not in names]
+    if not names:
+        raise GateDeniedError(
+            f"the key {key} is not listed in {', '.join(str(p) for p in signers)}",
+            gates=["approval"],
+            hint="a key counts only once a reviewed change adds it to the allowed_signers file",
+        )
+    mine = [n for n in names if n in allowed]
+    principal = rel.actor if rel.actor in mine else (mine or names)[0]
+    signed = claim(principal)
+    signature = signing.sign(key, signed.text())
+    return principal, {"plan": signed.plan, "plan_sha256": signed.plan_sha256, "approver": principal}, signature
 
 
 def reject(opts: RunOptions, version: str, reason: str) -> Rejection:
@@ -717,18 +817,20 @@ def status(opts: RunOptions) -> ReleaseStatus:
             candidate = pick_version(rel, nxt) if nxt.needs and nxt.needs[0] == name else (cur.version if cur else None)
             promo: NextPromotion = {"stage": nxt_name, "version": candidate, "gates": [], "pending_approvals": None}
             if candidate is not None:
-                inp = GateInputs(nxt, candidate, rel.ledger, rel.now, rel.plan.path.parent, _no_provider)
+                inp = _gate_inputs(rel, nxt, candidate)
                 for gate in nxt.gates:
                     if gate.kind in ("approval", "soak", "window"):
-                        promo["gates"].append(GateStatus(**evaluate([gate], inp)[0].to_json()))  # type: ignore[typeddict-item]
+                        verdict = evaluate([gate], inp)[0]
+                        promo["gates"].append(GateStatus(**verdict.to_json()))  # type: ignore[typeddict-item]
                     else:
                         promo["gates"].append({"gate": gate.name, "passed": None, "detail": "checked at promotion"})
                     if gate.kind == "approval":
-                        got = [a for a in rel.ledger.approvals(nxt_name, candidate) if a in gate.spec[1]]
+                        spec: ApprovalSpec = gate.spec
+                        got = list(verdict.data.get("approved_by", []))
                         promo["pending_approvals"] = {
-                            "needed": gate.spec[0],
+                            "needed": spec.min,
                             "approved_by": got,
-                            "waiting_for": [a for a in gate.spec[1] if a not in got] if len(got) < gate.spec[0] else [],
+                            "waiting_for": [a for a in spec.allowed if a not in got] if len(got) < spec.min else [],
                         }
             entry["next"].append(promo)
         out.append(entry)

@@ -89,7 +89,7 @@ def test_markdown_is_stable_and_collapsible(cli, fixture_plan, tmp_path) -> None
     assert first.out == second.out
     assert first.out.startswith("### cloudorch drift: `drift_files`")
     assert first.out.count("<details>") == 2 and first.out.count("</details>") == 2
-    assert '| `mode` | `"0644"` | `"0644"` | `"0600"` |' in first.out
+    assert '| `mode` | <code>"0644"</code> | <code>"0644"</code> | <code>"0600"</code> |' in first.out
     assert first.out.index("<code>index</code>") < first.out.index("<code>notes</code>")  # sorted by address
 
 
