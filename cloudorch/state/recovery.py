@@ -56,6 +56,9 @@ def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
             hint="The journal is from another plan or stage; check the state key before recovering.",
         )
     report = RecoveryReport(in_flight=list(replay.in_flight), ended_cleanly=replay.ended_cleanly)
+    # insertion-ordered sets: a fold is linear in the journal (lists made it quadratic)
+    recovered: dict[str, None] = {}
+    removed: dict[str, None] = {}
     for entry in replay.completed:
         if entry.event != "finished":
             report.failed.append(entry.op)
@@ -63,8 +66,8 @@ def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
         address = str(entry.op["address"])
         if entry.op.get("action") == "delete":
             state.resources.pop(address, None)
-            _note(report.removed, address)
-            _forget(report.recovered, address)
+            removed.setdefault(address)
+            recovered.pop(address, None)
             continue
         raw = entry.op.get("record")
         if raw is None:
@@ -76,16 +79,8 @@ def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
                 f"journal {replay.path}: operation {entry.op.get('op')} on {address} carries an invalid record",
                 hint="Recover this resource by hand (import it) and remove the journal.",
             ) from exc
-        _note(report.recovered, address)
-        _forget(report.removed, address)
+        recovered.setdefault(address)
+        removed.pop(address, None)
+    report.recovered = list(recovered)
+    report.removed = list(removed)
     return report
-
-
-def _note(addresses: list[str], address: str) -> None:
-    if address not in addresses:
-        addresses.append(address)
-
-
-def _forget(addresses: list[str], address: str) -> None:
-    if address in addresses:
-        addresses.remove(address)
