@@ -474,7 +474,6 @@ def apply(
     from cloudorch.engine.applier import Applier, check_on_failure
     from cloudorch.engine.planner import adopt_seen_in_diffs
     from cloudorch.engine.scheduler import Interrupt as _Interrupt
-    from cloudorch.state.journal import remove_journal
 
     check_on_failure(opts.on_failure)
     if saved is not None:
@@ -528,7 +527,7 @@ def apply(
             journal.abandon()  # operations still running: the next command recovers them
         else:
             journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})
-            remove_journal(journal.path)
+            journal.discard()
         if sess.policy_denied is not None:
             raise sess.policy_denied
         if result.interrupted:
@@ -546,7 +545,6 @@ def _roll_back(
 ) -> Any:
     """Undo what this apply finished, from the journal's inverse records (--on-failure=rollback)."""
     from cloudorch.engine.rollback import rollback
-    from cloudorch.state.journal import read_journal
 
     if observer is not None:
         observer.message(
@@ -554,7 +552,7 @@ def _roll_back(
             "operation(s) this apply finished"
         )
     return rollback(
-        read_journal(journal.path),
+        journal.replay(),
         sess.state,
         sess.providers,
         sess.backend,
@@ -611,7 +609,6 @@ def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> Recov
 
     from cloudorch.engine.rollback import rollback
     from cloudorch.engine.scheduler import Interrupt as _Interrupt
-    from cloudorch.state.journal import remove_journal
 
     with session(replace(opts, notify=None)) as sess:
         outcome = RecoverOutcome(sess.recovered, sess.lock_took_over, state_serial=sess.state.serial)
@@ -637,17 +634,17 @@ def recover(opts: RunOptions, *, observer: ApplyObserver | None = None) -> Recov
         sess.state.events.append(StateEvent(kind="undo", actor=actor(), detail=outcome.undo.to_json()))
         sess.backend.write_next(sess.state)
         journal.close({"undone": len(outcome.undo.undone)})
-        remove_journal(journal.path)
+        journal.discard()
         outcome.state_serial = sess.state.serial
         return outcome
 
 
 def _start_journal(sess: Session, opts: RunOptions) -> Journal:
-    """A new apply journal for this session, its header naming the state it applies to."""
-    from cloudorch.state.journal import Journal
+    """A new apply journal for this session, bound to the state it applies to, fenced by its lock."""
+    from cloudorch.state.journal import start_journal
 
-    return Journal.start(
-        sess.backend.journal_path(),
+    return start_journal(
+        sess.backend,
         {
             "plan_name": plan_key(sess.loaded.plan),
             "state_key": sess.state.state_key,
@@ -656,6 +653,7 @@ def _start_journal(sess: Session, opts: RunOptions) -> Journal:
             "command": opts.command,
             "actor": actor(),
         },
+        lease=sess.lock,
     )
 
 
