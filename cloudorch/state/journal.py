@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from cloudorch.state.statefile import StateHeader
 
 JOURNAL_FORMAT = 2
+#: test seam, "N:MARKER:RELEASE": once N `finished` lines are stored, each later `finished` call
+#: creates the file MARKER and waits until the file RELEASE exists, so a test can kill or stop the
+#: process at that exact point instead of sleeping and hoping
+HOLD_ENV = "CLOUDORCH_TEST_JOURNAL_HOLD"
 REQUIRED_KEYS = ("op", "address", "action")
 _DISK_HINT = "Check that the directory is writable by you and its disk has free space."
 _fsync = getattr(os, "fdatasync", os.fsync)  # the data and the file size; not the mtime
@@ -236,6 +240,8 @@ class Journal:
         self._fsyncs = 1
         self._bytes = 0
         self._detach: Callable[[], None] | None = None
+        self._finished = 0
+        self._hold = _hold_seam()
 
     @classmethod
     def start(
@@ -289,7 +295,14 @@ class Journal:
 
     def finished(self, record: dict[str, Any]) -> None:
         """Record a finished operation (create/update/replace carry `record`); durable on return."""
+        if self._hold is not None:
+            with self._cond:
+                reached = self._finished >= self._hold[0]
+            if reached:
+                _wait_at_hold(self._hold)
         self._append("finished", _checked(record))
+        with self._cond:
+            self._finished += 1
 
     def failed(self, record: dict[str, Any]) -> None:
         """Record a failed operation (e.g. with `error`); durable on return."""
@@ -768,6 +781,22 @@ def _open_line(doc: dict[str, Any], cipher: StateCipher | None, where: str) -> d
     if not isinstance(opened, dict):
         raise StateError(f"journal {where} holds a sealed line that is not an object", hint=refused_hint(where))
     return opened
+
+
+def _hold_seam() -> tuple[int, Path, Path] | None:
+    value = os.environ.get(HOLD_ENV)
+    if not value:
+        return None
+    count, marker, release = value.split(":", 2)
+    return int(count), Path(marker), Path(release)
+
+
+def _wait_at_hold(hold: tuple[int, Path, Path]) -> None:
+    _, marker, release = hold
+    with contextlib.suppress(OSError):
+        marker.touch()
+    while not release.exists():
+        time.sleep(0.01)
 
 
 def _line_hash(line: bytes) -> str:
