@@ -218,6 +218,7 @@ class Applier:
         return {t.group: self.providers.get(t.group) for t in tasks}
 
     def _work(self, task: Task[Change]) -> None:
+        self.journal.check_lease()  # a holder whose lock is no longer certainly its own starts nothing
         c = task.payload
         rt = self.providers.resource_type(c.provider, c.type)
         t0 = time.monotonic()

@@ -285,12 +285,16 @@ class Journal:
 
     # -- appending -------------------------------------------------------------------------
 
+    def check_lease(self) -> None:
+        """Raise `lock.LockLost` unless the state lock is still certainly this run's."""
+        if self.lease is not None:
+            self.lease.check()
+
     def started(self, record: dict[str, Any]) -> None:
         """Record that an operation is about to call the cloud; durable when this returns.
 
         The lease is checked first: a holder that lost its lock starts nothing."""
-        if self.lease is not None:
-            self.lease.check()
+        self.check_lease()
         self._append("started", _checked(record))
 
     def finished(self, record: dict[str, Any]) -> None:

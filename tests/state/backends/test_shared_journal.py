@@ -279,3 +279,26 @@ def test_a_stopped_holder_stops_starting_work_and_its_late_writes_are_refused(
     assert all(count == 1 for count in mine.values()), mine
     r = b.run("plan", str(b.plan), "--json", "--detailed-exitcode")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("kind", ["no-header", "broken-chain"])
+def test_a_hostile_journal_beside_remote_state_is_refused(remote: Remote, tmp_path: Path, kind: str) -> None:
+    b = Machine(tmp_path, "machine-b", remote, (remote.url, 3, "null"))
+    assert b.run("apply", str(b.plan), "--auto-approve").returncode == 0
+    victim = {"op": "r0", "address": "r0", "action": "delete", "record": None}
+    lines = [{"at": "2026-01-01T00:00:00.000Z", "event": "finished", "op": victim}]
+    if kind == "broken-chain":  # a genuine header for this very state, then a line that does not follow it
+        binding = b.backend().binding()
+        assert binding is not None
+        header = {"at": "2026-01-01T00:00:00.000Z", "event": "run", "op": {}, "prev": "",
+                  "journal": {"format": 2, "run_id": "evil", "lineage": binding.lineage,
+                              "serial": binding.serial, "state_hash": binding.state_hash}}  # fmt: skip
+        lines = [header, {**lines[0], "prev": "0" * 64}]
+    remote.raw_put("team/shop/shop.journal/evil/00000000", b"".join(json.dumps(x).encode() + b"\n" for x in lines))
+    before = _state_bytes(remote)
+    for command in ("plan", "apply"):
+        r = b.run(command, str(b.plan), "--auto-approve" if command == "apply" else "--json")
+        said = r.stdout + r.stderr
+        assert r.returncode != 0, said
+        assert ("no header binding it" if kind == "no-header" else "hash chain is broken") in said
+        assert _state_bytes(remote) == before
