@@ -116,6 +116,12 @@ class JournalStore(ABC):
     """Where one state's journal lives. Appends are durable (and, remotely, conditional) on return."""
 
     writes = 0
+    #: seconds a flush waits for more lines to join its batch (a remote write costs a round trip)
+    batch_window = 0.0
+    #: `finished`/`failed` lines return before they are stored (they go with the next batch, which
+    #: every intent, bind and end line waits for): a crash in between reads as an operation still
+    #: in flight, exactly as a crash just before the line was written would
+    defer_results = False
 
     @abstractmethod
     def describe(self) -> str:
@@ -242,6 +248,10 @@ class Journal:
         self._detach: Callable[[], None] | None = None
         self._finished = 0
         self._hold = _hold_seam()
+        self._flusher: threading.Thread | None = None
+        if store.defer_results:
+            self._flusher = threading.Thread(target=self._flush_loop, name="cloudorch-journal-flush", daemon=True)
+            self._flusher.start()
 
     @classmethod
     def start(
@@ -303,14 +313,15 @@ class Journal:
             with self._cond:
                 reached = self._finished >= self._hold[0]
             if reached:
+                self.flush()  # the point is "N finished lines are stored", deferred ones too
                 _wait_at_hold(self._hold)
-        self._append("finished", _checked(record))
+        self._append_many([("finished", _checked(record))], wait=not self.store.defer_results)
         with self._cond:
             self._finished += 1
 
     def failed(self, record: dict[str, Any]) -> None:
         """Record a failed operation (e.g. with `error`); durable on return."""
-        self._append("failed", _checked(record))
+        self._append_many([("failed", _checked(record))], wait=not self.store.defer_results)
 
     def inverses(self, records: list[dict[str, Any]]) -> None:
         """Record how to undo each planned change, all in one batch (one write); durable on return."""
@@ -344,6 +355,7 @@ class Journal:
 
     def replay(self) -> JournalReplay:
         """Read this journal back as stored (for an undo that must not depend on memory)."""
+        self.flush()
         for stored in self.store.runs():
             if stored.run_id in ("", self.run_id):
                 return parse_journal(stored.data, stored.where, self.cipher)
@@ -382,31 +394,49 @@ class Journal:
     def _append(self, event: str, payload: dict[str, Any]) -> None:
         self._append_many([(event, payload)])
 
-    def _append_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+    def _append_many(self, items: list[tuple[str, dict[str, Any]]], *, wait: bool = True) -> None:
         with self._cond:
             if self._closed:
                 raise StateError(f"journal {self.store.describe()} is closed", hint="internal error; please report it")
             self._pending.extend(items)
             self._appended += len(items)
             mine = self._appended
-            while self._durable < mine:
-                if self._error is not None:
-                    if isinstance(self._error, CloudorchError):
-                        raise self._error
-                    raise StateError(
-                        f"could not write the journal {self.store.describe()}: {self._error}",
-                        hint=_DISK_HINT + " The apply stops to keep state safe.",
-                    ) from self._error
-                if self._flushing:
-                    self._cond.wait()  # the current leader's write may not cover us; re-check
-                    continue
-                self._lead_flush()
+            if not wait:
+                self._cond.notify_all()  # the flusher takes it with the next batch
+                return
+            self._wait_durable(mine)
+
+    def flush(self) -> None:
+        """Return once every line handed over so far is stored (deferred results included)."""
+        with self._cond:
+            self._wait_durable(self._appended)
+
+    def _wait_durable(self, mine: int) -> None:
+        """Called with the condition held."""
+        while self._durable < mine:
+            if self._error is not None:
+                if isinstance(self._error, CloudorchError):
+                    raise self._error
+                raise StateError(
+                    f"could not write the journal {self.store.describe()}: {self._error}",
+                    hint=_DISK_HINT + " The apply stops to keep state safe.",
+                ) from self._error
+            if self._flushing:
+                self._cond.wait()  # the current leader's write may not cover us; re-check
+                continue
+            self._lead_flush()
 
     def _lead_flush(self) -> None:
         """Called with the condition held: write every pending line as one batch.
 
         Lines are encoded (and chained) by the leader, in the order they will be stored."""
         self._flushing = True
+        if self.store.batch_window > 0:
+            self._cond.release()
+            try:
+                time.sleep(self.store.batch_window)  # let the lines of concurrent operations join
+            finally:
+                self._cond.acquire()
         items = list(self._pending)
         self._pending.clear()
         target = self._appended
@@ -439,13 +469,25 @@ class Journal:
             self._error = error
         self._cond.notify_all()
 
+    def _flush_loop(self) -> None:
+        """For stores that defer results: store lines nobody waits for, a batch at a time."""
+        with self._cond:
+            while not self._closed:
+                if self._pending and not self._flushing and self._error is None:
+                    self._lead_flush()
+                else:
+                    self._cond.wait(0.05)
+
     def _close(self) -> None:
         with self._cond:
             if self._closed:
                 return
             while self._flushing:
                 self._cond.wait()
+            if self._pending and self._error is None:
+                self._lead_flush()  # deferred results are facts: store them even when abandoning
             self._closed = True
+            self._cond.notify_all()
         if self._detach is not None:
             self._detach()
         self.store.release()
@@ -537,10 +579,16 @@ def read_journal(path: Path, cipher: StateCipher | None = None) -> JournalReplay
 def parse_journal(data: bytes, where: str, cipher: StateCipher | None = None) -> JournalReplay:
     """Replay a journal's bytes, verifying the hash chain of a format-2 journal. Linear in its size."""
     raw_lines = data.split(b"\n")
-    parsed: list[tuple[int, bytes, dict[str, Any] | None]] = []
-    for number, raw in enumerate(raw_lines, start=1):
-        if raw.strip(b"\x00 \t\r"):
-            parsed.append((number, raw, _parse_line(raw)))
+    kept = [(number, raw) for number, raw in enumerate(raw_lines, start=1) if raw.strip(b"\x00 \t\r")]
+    parsed: list[tuple[int, bytes, dict[str, Any] | None]]
+    try:  # one parser call for the whole journal; line by line only when some line is torn or bad
+        docs = json.loads(b"[" + b",".join(raw for _, raw in kept) + b"]")
+    except (ValueError, UnicodeDecodeError):
+        docs = None
+    if isinstance(docs, list) and len(docs) == len(kept) and all(isinstance(d, dict) for d in docs):
+        parsed = [(number, raw, doc) for (number, raw), doc in zip(kept, docs, strict=True)]
+    else:
+        parsed = [(number, raw, _parse_line(raw)) for number, raw in kept]
     # Unreadable lines are tolerated only after the last readable one (the unsynced tail).
     last_good = max((i for i, (_, _, doc) in enumerate(parsed) if doc is not None), default=-1)
     for number, _, doc in parsed[: last_good + 1]:

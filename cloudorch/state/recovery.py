@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from cloudorch.errors import StateError
 from cloudorch.state.journal import JournalReplay
@@ -59,28 +59,48 @@ def apply_replay(state: State, replay: JournalReplay) -> RecoveryReport:
     # insertion-ordered sets: a fold is linear in the journal (lists made it quadratic)
     recovered: dict[str, None] = {}
     removed: dict[str, None] = {}
+    # address -> (the last record the journal sets, its op): validated together at the end
+    latest: dict[str, tuple[Any, Any]] = {}
     for entry in replay.completed:
         if entry.event != "finished":
             report.failed.append(entry.op)
             continue
         address = str(entry.op["address"])
         if entry.op.get("action") == "delete":
-            state.resources.pop(address, None)
+            latest[address] = (None, entry.op.get("op"))
             removed.setdefault(address)
             recovered.pop(address, None)
             continue
         raw = entry.op.get("record")
         if raw is None:
             continue  # e.g. a no-op or read: nothing to fold
-        try:
-            state.resources[address] = ResourceRecord.model_validate(raw)
-        except ValidationError as exc:
-            raise StateError(
-                f"journal {replay.path}: operation {entry.op.get('op')} on {address} carries an invalid record",
-                hint="Recover this resource by hand (import it) and remove the journal.",
-            ) from exc
+        latest[address] = (raw, entry.op.get("op"))
         recovered.setdefault(address)
         removed.pop(address, None)
+    records = _validated(replay, {a: raw for a, (raw, _) in latest.items() if raw is not None}, latest)
+    for address, (raw, _) in latest.items():
+        if raw is None:
+            state.resources.pop(address, None)
+        else:
+            state.resources[address] = records[address]
     report.recovered = list(recovered)
     report.removed = list(removed)
     return report
+
+
+_RECORDS: TypeAdapter[dict[str, ResourceRecord]] = TypeAdapter(dict[str, ResourceRecord])
+
+
+def _validated(
+    replay: JournalReplay, raws: dict[str, Any], latest: dict[str, tuple[Any, Any]]
+) -> dict[str, ResourceRecord]:
+    """Every record in one validator call; on failure, name the operation whose record is invalid."""
+    try:
+        return _RECORDS.validate_python(raws)
+    except ValidationError as exc:
+        address = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else "?"
+        raise StateError(
+            f"journal {replay.path}: operation {latest.get(address, (None, '?'))[1]} on {address} "
+            "carries an invalid record",
+            hint="Recover this resource by hand (import it) and remove the journal.",
+        ) from exc

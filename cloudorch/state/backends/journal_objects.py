@@ -22,6 +22,10 @@ _DIGITS = 8
 class ObjectJournalStore(JournalStore):
     """Journal runs under `prefix` (ending with `/`) in `store`."""
 
+    # a write is a round trip: gather the lines of operations running together into one object
+    batch_window = 0.002
+    defer_results = True
+
     def __init__(self, store: ObjectStore, prefix: str) -> None:
         self.store = store
         self.prefix = prefix

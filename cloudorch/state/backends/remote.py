@@ -53,6 +53,8 @@ from cloudorch.state.statefile import (
 UNREADABLE_LOCK_GRACE_SECONDS = 5.0
 #: how long a command with no --lock-timeout still waits for such a lock to show its holder
 UNREADABLE_SETTLE_SECONDS = 1.0
+#: how coarse the store's timestamps can be (HTTP dates, S3 LastModified): whole seconds
+STORE_CLOCK_RESOLUTION = 1.0
 #: `versions()` limit meaning "every version" (ids only: cheap to list)
 ALL_VERSIONS = 1_000_000
 
@@ -320,7 +322,9 @@ class RemoteBackend(StateBackend):
         else:
             lease = info.lease_seconds if info.lease_seconds else self.lease_seconds
         if seen.modified is not None and seen.server_now is not None:
-            return (seen.server_now - seen.modified).total_seconds() >= lease  # the store's clock only
+            # the store's clock only; HTTP dates have whole seconds, so one second of margin
+            age = (seen.server_now - seen.modified).total_seconds()
+            return age >= lease + STORE_CLOCK_RESOLUTION
         first = self._watched.setdefault(seen.token, time.monotonic())
         return time.monotonic() - first >= lease
 
