@@ -72,13 +72,23 @@ def test_journal_refuses_to_start_an_operation_without_the_lock(tmp_path: Path) 
     handle.release()
 
 
-def test_fencing_tokens_grow_with_each_acquisition(tmp_path: Path) -> None:
+def test_a_force_unlocked_local_holder_cannot_write(tmp_path: Path) -> None:
+    from cloudorch.state import State
+
     backend = LocalBackend(tmp_path / ".cloudorch", "shop")
-    tokens = []
-    for _ in range(3):
-        with backend.lock(LockInfo.new("cloudorch plan"), 0) as handle:
-            tokens.append(handle.fence)
-    assert tokens == sorted(tokens) and len(set(tokens)) == 3
+    backend.write(State(plan_name="shop"), None)
+    first = backend.lock(LockInfo.new("cloudorch apply"), 0)
+    state = backend.read()
+    assert state is not None
+    other = LocalBackend(tmp_path / ".cloudorch", "shop")
+    other.force_unlock(first.info.id)
+    with other.lock(LockInfo.new("cloudorch apply"), 0) as newer:
+        assert newer.fence is not None and first.fence is not None and newer.fence > first.fence
+        before = backend.state_path.read_bytes()
+        with pytest.raises(LockLost, match="fencing token"):
+            backend.write_next(state)
+        assert backend.state_path.read_bytes() == before
+    first.release()
 
 
 def test_a_live_process_on_this_host_is_never_taken_over(tmp_path: Path) -> None:

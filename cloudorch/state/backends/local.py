@@ -2,7 +2,7 @@
 
 Layout: `state/<key>.json` (current), `history/<key>/<serial>.json` (previous versions, last N),
 `locks/<key>.lock` (O_CREAT|O_EXCL lock with a lease; `.guard` serialises takeovers),
-`locks/<key>.fence` (the fencing counter, bumped by each acquisition), `journal/<key>.jsonl`
+`locks/<key>.fence` (the fencing counter, bumped by a takeover or force-unlock), `journal/<key>.jsonl`
 (apply journal). A lock held by a live process of this host is never taken over.
 With a cipher (`backend.encryption`) every state document it writes is sealed (`cloudorch.state.crypto`):
 the header stays readable, so history, compare-and-swap and pruning work without the key. The
@@ -220,10 +220,13 @@ class LocalBackend(StateBackend):
         while True:
             mine = info.with_lease(self.lease_seconds)
             if create_exclusive(self.lock_path, mine.to_json().encode()):
-                # the token is taken once the lock is ours (a waiter must not bump it while it polls);
-                # renewals then record it in the lock file
+                # A lock taken from a free slot follows a holder that released it: no earlier holder
+                # can still write, so the token stays. Taking over (or force-unlocking) bumps it:
+                # the holder pushed out may still be running, and its writes carry the old token.
+                # (So a command that only reads leaves `.cloudorch/` as it found it.)
+                fence = self._bump_fence() if took_over is not None else self._stored_fence()
                 self._held = LockHandle(
-                    replace(mine, fence=self._bump_fence()),
+                    replace(mine, fence=fence),
                     took_over=took_over,
                     lease_seconds=self.lease_seconds,
                     renew=self._renew_lock,
@@ -253,6 +256,7 @@ class LocalBackend(StateBackend):
             raise lock_mismatch(what, lock_id, current)
         if not self._remove_lock_if(lambda raw: (_lock_id(raw) or UNREADABLE_LOCK_ID) == lock_id):
             raise lock_mismatch(what, lock_id, self.current_lock())
+        self._bump_fence()  # the holder may still be running: its writes are refused from now on
 
     @_os_errors("read the state lock in")
     def current_lock(self) -> LockInfo | None:
