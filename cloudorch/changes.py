@@ -2,8 +2,9 @@
 
 A `ChangeSet` is an ordered list of `Change`s (create / update / replace / delete / no-op per
 address) plus what it was made against (state lineage and serial, a hash of the plan file and
-variables) so that a saved changeset refuses to apply when the world moved. It holds data only;
-computing it is the planner's job, carrying it out the applier's.
+variables) so that a saved changeset refuses to apply when the world moved, and a digest over all
+of it so that an edited one is refused too; saved files are private (0600, no symlink followed).
+It holds data only; computing it is the planner's job, carrying it out the applier's.
 """
 
 from __future__ import annotations
