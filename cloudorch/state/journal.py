@@ -272,6 +272,8 @@ class Journal:
         store = LocalJournalStore(target) if isinstance(target, Path) else target
         for previous in store.runs():
             replay = parse_journal(previous.data, previous.where, cipher)
+            if replay.closed:
+                continue  # a recovered run's marker: it stays
             if not replay.ended_cleanly:
                 raise StateError(
                     f"journal {previous.where} is from an apply that did not finish "
@@ -548,6 +550,8 @@ class JournalReplay:
     last_hash: str = ""
     #: the chain was verified line by line (journals of format 2)
     chained: bool = False
+    #: what is left of a run another process recovered (`closed`): kept so its writer stays fenced out
+    closed: bool = False
 
     @property
     def finished(self) -> list[dict[str, Any]]:
@@ -626,6 +630,7 @@ def parse_journal(data: bytes, where: str, cipher: StateCipher | None = None) ->
             replay.meta = meta if isinstance(meta, dict) else None
         elif event in _DONE_EVENTS:
             replay.ended_cleanly = True
+            replay.closed = replay.closed or event == "closed"
         elif event == "bind":
             replay.binds.append((int(op.get("serial", -1)), str(op.get("state_hash", ""))))
         elif event == "inverse":
@@ -734,6 +739,8 @@ def pending(backend: StateBackend) -> PendingRun | None:
     done: list[tuple[StoredRun, JournalReplay]] = []
     for run in runs:
         replay = parse_journal(run.data, run.where, cipher)
+        if replay.closed:
+            continue  # recovered already; its marker keeps a late writer out
         (done if replay.ended_cleanly else open_runs).append((run, replay))
     if len(open_runs) > 1:
         names = ", ".join(r.where for r, _ in open_runs)
@@ -741,6 +748,8 @@ def pending(backend: StateBackend) -> PendingRun | None:
             f"{len(open_runs)} unfinished journals wait beside state {backend.describe()}: {names}",
             hint="Only one run holds the lock at a time: inspect them, and recover each on the machine that wrote it.",
         )
+    if not open_runs and not done:
+        return None
     if not open_runs:
         first, replay = done[0]
         return PendingRun(store, first, replay, cipher, leftovers=[r for r, _ in done[1:]])
