@@ -9,6 +9,12 @@ Starts moto (S3), fake-gcs-server and Azurite as local processes (see cloudorch/
 2. A no-change `plan --json` of 1,000 `core.null` resources through the real CLI (a subprocess),
    with state on S3 (moto) against local state, alternating runs; target <= 1.3x local. Also
    with the store worker switched off, to show what importing botocore in the CLI process costs.
+3. An apply of 500 `core.null` resources with state on S3, its journal (intents) beside the state
+   in the bucket against a local journal file (what remote state used before), alternating fresh
+   runs in fresh processes; target <= 1.3x; S3 calls per resource.
+4. Replay of a journal of 40,000 finished operations (read, verify chain and binding, fold); target < 1 s.
+5. Lock takeover after a holder dies: a holder on "another machine" (lease 2 s) is SIGKILLed; how
+   long until the next command holds the lock (judged on the store's clock); and a dead pid here.
 The emulators answer in well under a millisecond, so these figures are cloudorch's own overhead
 (SDK calls, serialisation, lock protocol), not a cloud's latency. Exit 1 if a target fails.
 """
@@ -35,6 +41,8 @@ from cloudorch.state.backends import StateBackend, open_backend  # noqa: E402
 from cloudorch.state.backends.worker import ENV_SWITCH  # noqa: E402
 
 PLAN_TARGET = 1.3
+APPLY_TARGET = 1.3
+REPLAY_TARGET = 1.0
 
 
 def make_buckets(servers: dict[str, RunningServer]) -> dict[str, str]:
@@ -142,6 +150,116 @@ print(time.perf_counter() - start)
 """
 
 
+# One apply in a fresh process, timed around `api.apply` alone; every S3 request is counted.
+# "local" keeps the journal in a local file, as remote state did before journals moved beside it.
+APPLY_ONE = r"""
+import json, sys, time
+from pathlib import Path
+from cloudorch import api
+from cloudorch.state.backends import remote, s3
+from cloudorch.state.journal import LocalJournalStore
+import botocore.session  # both sides pay the import before the clock starts
+calls = {"n": 0}
+for name in ("get", "get_head", "get_lock", "put", "delete", "list_names", "delete_many", "versions",
+             "require_history", "get_version"):
+    original = getattr(s3.S3Store, name)
+    def counted(self, *a, __f=original, **k):
+        calls["n"] += 1
+        return __f(self, *a, **k)
+    setattr(s3.S3Store, name, counted)
+if sys.argv[2] == "local":
+    remote.RemoteBackend.journal_store = lambda self: LocalJournalStore(self.journal_path())
+opts = api.RunOptions(plan_file=Path(sys.argv[1]), command="bench")  # the CLI's default parallelism
+start = time.perf_counter()
+result = api.apply(opts)
+elapsed = time.perf_counter() - start
+assert result is not None and result.ok and len(result.succeeded) == int(sys.argv[3])
+print(json.dumps({"seconds": elapsed, "calls": calls["n"], "writes": result.journal_fsyncs}))
+"""
+
+
+def apply_once(directory: Path, url: str, n: int, mode: str, env: dict[str, str]) -> dict[str, float]:
+    path = plan_file(directory, url, n)
+    r = subprocess.run(
+        [sys.executable, "-c", APPLY_ONE, str(path), mode, str(n)],
+        cwd=directory,
+        env={**env, ENV_SWITCH: "0"},
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"apply ({mode} journal) failed:\n{r.stderr[-2000:]}")
+    doc: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
+    return doc
+
+
+def replay_seconds(base: Path, n: int) -> tuple[float, int, float]:
+    """Write a journal of `n` finished operations bound to a state, then time `pending` + fold."""
+    from cloudorch.state.journal import pending
+    from cloudorch.state.recovery import apply_replay
+
+    backend = LocalBackend(base / "replay", "replay")
+    backend.write(State(plan_name="replay"), None)
+    from cloudorch.state.journal import start_journal
+
+    journal = start_journal(backend, {"command": "bench"})
+    ops = []
+    for i in range(n):
+        a = f"r{i}"
+        record = ResourceRecord(
+            address=a, type="core.null", provider="core", id=f"id-{i}", properties={"values": {"i": i}}
+        ).model_dump(mode="json")  # a record as the applier journals it
+        ops.append(("finished", {"op": a, "address": a, "action": "create", "record": record}))
+    journal._append_many(ops)  # one batch: the bench times the replay, not the writing
+    journal.abandon()
+    start, cpu = time.perf_counter(), time.process_time()
+    run = pending(backend)
+    assert run is not None
+    state = backend.read()
+    assert state is not None
+    report = apply_replay(state, run.replay)
+    elapsed = time.perf_counter() - start
+    # CPU time too: on a machine shared with other work, wall time also counts waiting for a core
+    return elapsed, len(report.recovered), time.process_time() - cpu
+
+
+TAKEOVER_HOLDER = r"""
+import sys, time
+from pathlib import Path
+from cloudorch.state.backends import open_backend
+from cloudorch.state import LockInfo
+b = open_backend(sys.argv[1], {"lease_seconds": float(sys.argv[2])}, key="takeover", local_root=Path(sys.argv[3]))
+h = b.lock(LockInfo.new("cloudorch apply"), 0)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def takeover_seconds(url: str, lease: float, base: Path, env: dict[str, str], host: str | None) -> float:
+    """Kill a lock holder (on another 'host', or on this one), then time the next acquisition."""
+    import signal
+
+    child_env = {**env, ENV_SWITCH: "0"}
+    if host is not None:
+        child_env["CLOUDORCH_TEST_HOSTNAME"] = host
+    child = subprocess.Popen(
+        [sys.executable, "-c", TAKEOVER_HOLDER, url, str(lease), str(base / "holder")],
+        env=child_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    backend = open_backend(url, {"lease_seconds": lease}, key="takeover", local_root=base / "next", env=env)
+    time.sleep(lease / 2)  # mid-lease, as a crash would usually come
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    start = time.perf_counter()
+    with backend.lock(LockInfo.new("cloudorch apply"), 60) as handle:
+        elapsed = time.perf_counter() - start
+        assert handle.took_over is not None
+    return elapsed
+
+
 def sdk_cost(env: dict[str, str], repeat: int) -> float:
     runs = []
     for _ in range(repeat):
@@ -164,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trips", type=int, default=30, help="lock round trips per backend (30)")
     ap.add_argument("--resources", type=int, default=1000, help="core.null resources in the plan case (1000)")
     ap.add_argument("--repeat", type=int, default=5, help="no-change plans per side, alternating (5)")
+    ap.add_argument("--apply-resources", type=int, default=500, help="core.null resources in the apply case (500)")
+    ap.add_argument("--apply-repeat", type=int, default=3, help="applies per side, alternating (3)")
+    ap.add_argument("--replay", type=int, default=40_000, help="finished operations in the replayed journal")
+    ap.add_argument("--only", choices=["all", "journal"], default="all", help="journal: only cases 3-5")
     opts = ap.parse_args(argv)
 
     servers = {"s3": start_moto(), "gs": start_fake_gcs(), "azblob": start_azurite()}
@@ -176,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         urls = make_buckets(servers)
         with tempfile.TemporaryDirectory(prefix="cloudorch-state-bench-") as tmp:
             base = Path(tmp)
+            failed |= journal_cases(opts, urls, base, env, rows)
+            if opts.only == "journal":
+                return _report(rows, opts, failed)
             local = statistics.median(round_trip_ms(LocalBackend(base / "local", "trip"), opts.trips))
             rows.append(("round trip", "local file", f"{local:.1f} ms", "1.00x"))
             for scheme, url in urls.items():
@@ -241,14 +366,63 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     finally:
-        for s in servers.values():
-            s.stop()
+        for server in servers.values():
+            server.stop()
+    return _report(rows, opts, failed)
+
+
+Rows = list[tuple[str, str, str, str]]
+
+
+def journal_cases(opts: argparse.Namespace, urls: dict[str, str], base: Path, env: dict[str, str], rows: Rows) -> bool:
+    """Cases 3-5; True if a target failed."""
+    failed = False
+    n = opts.apply_resources
+    bucket = urls["s3"].rsplit("/", 1)[0]
+    runs: dict[str, list[dict[str, float]]] = {"local": [], "backend": []}
+    for i in range(opts.apply_repeat + 1):  # the first pair warms moto up and is dropped
+        for mode in ("local", "backend"):
+            d = base / f"apply-{mode}-{i}"
+            d.mkdir()
+            doc = apply_once(d, f"{bucket}/apply-{mode}-{i}", n, mode, env)
+            if i:
+                runs[mode].append(doc)
+    lt = statistics.median(r["seconds"] for r in runs["local"])
+    bt = statistics.median(r["seconds"] for r in runs["backend"])
+    ok = bt / lt <= APPLY_TARGET
+    failed |= not ok
+    case = f"apply, {n} core.null, S3 state"
+    lc = statistics.median(r["calls"] for r in runs["local"]) / n
+    bc = statistics.median(r["calls"] for r in runs["backend"]) / n
+    lw = statistics.median(r["writes"] for r in runs["local"])
+    bw = statistics.median(r["writes"] for r in runs["backend"])
+    rows.append((case, f"journal: local file ({lc:.2f} S3 calls/res, {lw:.0f} fsyncs)", f"{lt:.2f} s", "1.00x"))
+    verdict = f"{bt / lt:.2f}x (target <= {APPLY_TARGET}x: {'PASS' if ok else 'FAIL'})"
+    rows.append((case, f"journal: beside state ({bc:.2f} S3 calls/res, {bw:.0f} objects)", f"{bt:.2f} s", verdict))
+
+    seconds, folded, cpu = replay_seconds(base, opts.replay)
+    ok = seconds < REPLAY_TARGET and folded == opts.replay
+    failed |= not ok
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    rows.append(
+        (f"journal replay, {opts.replay} finished ops", f"read+verify+fold ({cpu:.2f} s CPU, load {load:.1f})",
+         f"{seconds:.2f} s", f"target < {REPLAY_TARGET:.0f} s: {'PASS' if ok else 'FAIL'}")
+    )  # fmt: skip
+
+    for label, host in (("holder on another host, lease 2 s", "bench-other-host"), ("dead pid on this host", None)):
+        t = takeover_seconds(f"{bucket}/takeover-{host or 'here'}", 2.0, base / f"takeover-{host or 'here'}", env, host)
+        rows.append(("lock takeover after SIGKILL (S3)", label, f"{t:.2f} s", "store clock" if host else "pid check"))
+    return failed
+
+
+def _report(rows: list[tuple[str, str, str, str]], opts: argparse.Namespace, failed: bool) -> int:
     widths = [max(len(r[i]) for r in [("case", "backend", "median", "vs local"), *rows]) for i in range(4)]
     print("\nremote state (emulators on 127.0.0.1)")
     for r in [("case", "backend", "median", "vs local"), tuple("-" * w for w in widths), *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     print(
-        f"\n(lock+read+write+unlock of a 50-resource state, median of {opts.trips}; plans: median of {opts.repeat}. "
+        f"\n(lock+read+write+unlock of a 50-resource state, median of {opts.trips}; plans: median of {opts.repeat}; "
+        f"applies: median of {opts.apply_repeat}. "
         "The CLI hands the S3 store to a worker process that imports botocore while the plan is parsed; "
         "the 'fresh process' row is that import's cost, the in-process rows leave it out.)"
     )

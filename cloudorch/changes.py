@@ -2,15 +2,19 @@
 
 A `ChangeSet` is an ordered list of `Change`s (create / update / replace / delete / no-op per
 address) plus what it was made against (state lineage and serial, a hash of the plan file and
-variables) so that a saved changeset refuses to apply when the world moved. It holds data only;
-computing it is the planner's job, carrying it out the applier's.
+variables) so that a saved changeset refuses to apply when the world moved, and a digest over all
+of it so that an edited one is refused too; saved files are private (0600, no symlink followed).
+It holds data only; computing it is the planner's job, carrying it out the applier's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import hashlib
 import json
 import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from cloudorch import __version__
 from cloudorch.errors import ConfigError, StalePlanError
+from cloudorch.state.durable import fsync_dir
 
 CHANGESET_FORMAT = 1
 
@@ -128,6 +133,12 @@ class ChangeSet(BaseModel):
         default_factory=dict,
         description="The --var and --var-file inputs, so `apply FILE` reloads the same plan and variables.",
     )
+    digest: str | None = Field(
+        None,
+        description="sha256 over the canonical JSON of every other field (changes, inputs, state lineage "
+        "and serial...), set by `save`; `load` refuses a saved plan whose content no longer matches it. "
+        "Tamper evidence against edits, not a signature: anyone who can write the file can recompute it.",
+    )
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}
@@ -143,16 +154,45 @@ class ChangeSet(BaseModel):
         """The change of each address's current object (deposed deletes are not listed)."""
         return {c.address: c for c in self.changes if c.deposed is None}
 
+    def compute_digest(self) -> str:
+        """The digest `save` records: over the JSON document this changeset saves as, minus `digest`."""
+        return _digest(json.loads(self.model_dump_json(exclude={"digest"})))
+
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(self.model_dump_json(indent=1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        """Write the changeset with its digest, readable by its owner only (0600).
+
+        The temp file is created with O_EXCL|O_NOFOLLOW, so a symlink planted in its place is
+        never followed; the rename then replaces `path` itself (a symlink at `path` is replaced,
+        not written through)."""
+        self.digest = self.compute_digest()
+        data = self.model_dump_json(indent=1).encode()
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"could not write the saved plan {path}: {exc.strerror or exc}",
+                hint="check that its directory exists and is writable by you",
+            ) from exc
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        fsync_dir(path.parent)
 
     @classmethod
     def load(cls, path: Path) -> ChangeSet:
+        """Read a saved changeset; refuse it unless its digest matches its content."""
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
@@ -169,10 +209,24 @@ class ChangeSet(BaseModel):
                 else f"{path} is not a saved cloudorch plan",
                 hint="run `cloudorch plan -o FILE` again",
             )
+        recorded = raw.get("digest")
+        if not isinstance(recorded, str) or not recorded:
+            raise StalePlanError(
+                f"saved plan {path} carries no digest, so its changes cannot be checked",
+                hint="make it again with `cloudorch plan PLAN_FILE -o FILE` and apply that file",
+            )
         try:
-            return cls.model_validate(raw)
+            cs = cls.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(f"{path} is not a valid saved plan: {exc.errors()[0]['msg']}") from exc
+        # over the document as the model reads it: keys it ignores cannot change what is applied
+        if cs.compute_digest() != recorded:
+            raise StalePlanError(
+                f"saved plan {path} was changed after it was saved (its digest does not match its content); "
+                "refusing to apply it",
+                hint="do not edit saved plans: run `cloudorch plan PLAN_FILE -o FILE` again and review the new plan",
+            )
+        return cs
 
     @staticmethod
     def looks_saved(path: Path) -> bool:
@@ -183,3 +237,8 @@ class ChangeSet(BaseModel):
         except OSError:
             return False
         return head.startswith(b"{") and b'"format_version"' in head
+
+
+def _digest(document: dict[str, Any]) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -373,6 +373,7 @@ class Applier:
         return {t.group: self.providers.get(t.group) for t in tasks}
 
     def _work(self, task: Task[Op]) -> None:
+        self.journal.check_lease()  # a holder whose lock is no longer certainly its own starts nothing
         op = task.payload
         c = op.change
         rt = self.providers.resource_type(c.provider, c.type)

@@ -22,7 +22,7 @@ from cloudorch.engine.providerset import ProviderSet
 from cloudorch.errors import CloudorchError
 from cloudorch.provider.contract import sensitive_fields
 from cloudorch.state.backends.base import StateBackend
-from cloudorch.state.journal import JournalReplay, read_journal
+from cloudorch.state.journal import JournalReplay, pending
 from cloudorch.state.model import DeposedObject, ResourceRecord, State, StateEvent, sensitive_marker
 from cloudorch.state.recovery import apply_replay
 
@@ -78,14 +78,15 @@ class RecoveryReport:
 
 
 def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | None:
-    """Fold a leftover journal into state; call with the state lock held."""
-    path = backend.journal_path()
-    if not path.exists():
+    """Fold a leftover journal into state; call with the state lock held. A journal that is not
+    bound to the stored state is refused (StateError) before anything is written."""
+    run = pending(backend)
+    if run is None:
         return None
-    replay = read_journal(path)
+    replay = run.replay
     if replay.ended_cleanly:
         # state was written before the end line: nothing to fold
-        path.unlink()
+        run.discard()
         return None
     state = backend.read()
     if state is None:
@@ -97,7 +98,7 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
         )
     expected = state.serial
     folded = apply_replay(state, replay)
-    report = RecoveryReport(recovered=list(folded.recovered), journal=str(path), replay=replay)
+    report = RecoveryReport(recovered=list(folded.recovered), journal=run.where, replay=replay)
     for op in folded.in_flight:
         address = str(op.get("address"))
         action = op.get("action")
@@ -162,8 +163,12 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
         )
     )
     state.serial = expected + 1
-    backend.write(state, expected_serial=expected or None)
-    path.unlink()
+    detach = run.attach(backend)  # bound first, so a crash after this write never refuses the journal
+    try:
+        backend.write(state, expected_serial=expected or None)
+    finally:
+        detach()
+    run.discard()
     return report
 
 

@@ -132,7 +132,6 @@ def apply_in(
 ) -> ApplyResult | None:
     """Show, check policies, confirm and apply a changeset inside an open session. None: declined."""
     from cloudorch.engine.applier import Applier
-    from cloudorch.state.journal import remove_journal
 
     cs, verdict = planned.changeset, planned.verdict
     intr = interrupt or Interrupt()
@@ -194,7 +193,7 @@ def apply_in(
         journal.abandon()  # operations still running: the next command recovers them
     else:
         journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})
-        remove_journal(journal.path)
+        journal.discard()
     if result.checkpoint_error is not None:
         raise StateError(
             f"{result.checkpoint_error.message}: {len(result.succeeded)} operation(s) succeeded and were "
@@ -236,10 +235,9 @@ def _undo(
     `replay` is a crashed apply's journal (recover); else this apply's own journal is read.
     """
     from cloudorch.engine.undo import undo_apply as undo_journal
-    from cloudorch.state.journal import read_journal
 
     return undo_journal(
-        replay if replay is not None else read_journal(journal.path),
+        replay if replay is not None else journal.replay(),
         sess.state,
         sess.providers,
         sess.backend,
@@ -294,7 +292,6 @@ def recover(
 ) -> RecoverOutcome:
     """Take the lock (a dead holder's is taken over), fold a leftover journal into state, adopt what
     in-flight creates made, and finish an undo a crash cut short. No journal: nothing to do."""
-    from cloudorch.state.journal import remove_journal
     from cloudorch.state.model import StateEvent
 
     with session(opts, quiet=True) as sess:
@@ -312,17 +309,17 @@ def recover(
         sess.state.events.append(StateEvent(kind="undo", actor=actor_name(), detail=undo.to_json()))
         sess.backend.write_next(sess.state)
         journal.close({"undone": len(undo.undone)})
-        remove_journal(journal.path)
+        journal.discard()
         outcome.state_serial = sess.state.serial
         return outcome
 
 
 def _start_journal(sess: Session, opts: RunOptions) -> Journal:
-    """A new apply journal for this session, its header naming the state it applies to."""
-    from cloudorch.state.journal import Journal
+    """A new apply journal for this session, bound to the state it applies to, fenced by its lock."""
+    from cloudorch.state.journal import start_journal
 
-    return Journal.start(
-        sess.backend.journal_path(),
+    return start_journal(
+        sess.backend,
         {
             "plan_name": plan_key(sess.loaded.plan),
             "state_key": sess.state.state_key,
@@ -331,6 +328,7 @@ def _start_journal(sess: Session, opts: RunOptions) -> Journal:
             "command": opts.command,
             "actor": actor_name(),
         },
+        lease=sess.lock,
     )
 
 

@@ -1,9 +1,15 @@
-"""The state lock's identity and lease, independent of where the lock lives.
+"""The state lock's identity, lease and fencing token, independent of where the lock lives.
 
-`LockInfo` says who holds a lock (id, user, host, pid, command, since, lease expiry); `LockHandle`
-is what a backend returns from `lock()`: a context manager whose daemon thread renews the lease
-every lease/3 until released. Backends decide how a lock is stored and taken; this module never
-touches files or the network, except for the test barrier (`CLOUDORCH_TEST_BARRIER`) below.
+`LockInfo` says who holds a lock (id, user, host, pid, command, since, lease expiry, fencing
+token); `LockHandle` is what a backend returns from `lock()`: a context manager whose daemon
+thread renews the lease every lease/3 until released, and whose `check()` the holder calls before
+each operation: it raises `LockLost` once a renewal failed, the lock was taken, or the lease may
+have run out (judged on this process's monotonic clock, which keeps running while the process is
+stopped) and cannot be renewed now. Backends decide how a lock is stored, taken and judged stale;
+this module never touches files or the network, except for the test barrier
+(`CLOUDORCH_TEST_BARRIER`) below.
+`CLOUDORCH_TEST_HOSTNAME` replaces the host name a lock records: a test seam, so two processes
+on one machine can stand for two machines (a live pid on *this* host is never taken over).
 """
 
 from __future__ import annotations
@@ -17,14 +23,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cloudorch import clock
 from cloudorch.errors import StateError, StateLockedError
 
 DEFAULT_LEASE_SECONDS = 60.0
+HOSTNAME_ENV = "CLOUDORCH_TEST_HOSTNAME"
+#: past this share of the lease since the last confirmed renewal, `check()` renews before answering
+CHECK_RENEW_SHARE = 0.6
 
 #: Test seam for race tests, read only by `wait_at_test_barrier`: a directory path.
 TEST_BARRIER_ENV = "CLOUDORCH_TEST_BARRIER"
@@ -33,7 +43,12 @@ TEST_BARRIER_SECONDS = 30.0
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
+
+
+def hostname() -> str:
+    """This machine's name as locks record it (`CLOUDORCH_TEST_HOSTNAME` in tests)."""
+    return os.environ.get(HOSTNAME_ENV) or socket.gethostname()
 
 
 def _iso(moment: datetime) -> str:
@@ -58,6 +73,10 @@ class LockInfo:
     command: str
     started_at: str
     expires_at: str | None = None
+    #: the lease length the holder renews with (how long a silent lock stays valid)
+    lease_seconds: float | None = None
+    #: the fencing token of this acquisition: greater than every earlier acquisition's
+    fence: int | None = None
 
     @classmethod
     def new(cls, command: str) -> LockInfo:
@@ -65,7 +84,7 @@ class LockInfo:
         return cls(
             id=str(uuid.uuid4()),
             user=current_user(),
-            host=socket.gethostname(),
+            host=hostname(),
             pid=os.getpid(),
             command=command,
             started_at=_iso(_now()),
@@ -73,7 +92,7 @@ class LockInfo:
 
     def with_lease(self, seconds: float) -> LockInfo:
         """A copy whose lease runs `seconds` from now."""
-        return replace(self, expires_at=_iso(_now() + timedelta(seconds=seconds)))
+        return replace(self, expires_at=_iso(_now() + timedelta(seconds=seconds)), lease_seconds=seconds)
 
     def lease_expired(self, now: datetime | None = None) -> bool:
         if self.expires_at is None:
@@ -86,7 +105,7 @@ class LockInfo:
 
     def holder_is_dead(self) -> bool:
         """True only when we can tell for sure: same host and no such process."""
-        if self.host != socket.gethostname() or self.pid <= 0:
+        if not self.on_this_host() or self.pid <= 0:
             return False
         try:
             os.kill(self.pid, 0)
@@ -97,6 +116,16 @@ class LockInfo:
         except OSError:  # pragma: no cover - platforms without signal 0
             return False
         return False
+
+    def on_this_host(self) -> bool:
+        return self.host == hostname()
+
+    def holder_is_alive_here(self) -> bool:
+        """True when the holder is a live process on this host: such a lock is never taken over,
+        whatever its lease says (a stopped or very slow process still holds it)."""
+        if not self.on_this_host() or self.pid <= 0:
+            return False
+        return not self.holder_is_dead()
 
     def describe(self) -> str:
         """`ann@build-3 pid 4242 (cloudorch apply) since 2024-05-01T10:00:00.000+00:00`."""
@@ -120,8 +149,10 @@ class LockInfo:
                 command=str(data["command"]),
                 started_at=str(data["started_at"]),
                 expires_at=None if data.get("expires_at") is None else str(data["expires_at"]),
+                lease_seconds=None if data.get("lease_seconds") is None else float(data["lease_seconds"]),
+                fence=None if data.get("fence") is None else int(data["fence"]),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"lock document is incomplete: {exc}") from exc
 
 
@@ -139,12 +170,18 @@ class LockHeldError(StateLockedError):
         self.holder = holder
 
 
+class LockLost(StateError):
+    """The state lock is no longer this process's (taken over, force-unlocked, or its lease could
+    not be renewed): it starts no new operation and its state writes are refused."""
+
+
 class LockHandle:
     """A held lock. Use as a context manager or call `release()`; renews its lease while held.
 
     `took_over` is the stale lock this one replaced (dead holder or expired lease), so the CLI can
-    say so. `lost` becomes True if renewal found the lock no longer ours (force-unlocked or taken
-    over after a long pause); the holder should stop writing state.
+    say so. `fence` is this acquisition's fencing token. `check()` raises `LockLost` once the
+    lock is not certainly ours: renewal found it taken (`lost`), a renewal failed
+    (`renew_error`), or the lease may have run out and an immediate renewal does not succeed.
     """
 
     def __init__(
@@ -155,15 +192,21 @@ class LockHandle:
         lease_seconds: float,
         renew: Callable[[LockInfo], bool],
         release: Callable[[LockInfo], None],
+        fence: int | None = None,
+        what: str = "the state",
     ) -> None:
         self._info = info
         self.took_over = took_over
         self.lease_seconds = lease_seconds
+        self.fence = fence if fence is not None else info.fence
+        self.what = what
         self._renew = renew
         self._release = release
         self._mutex = threading.Lock()
         self._stop = threading.Event()
         self._released = False
+        # when the last successful acquisition or renewal was *sent*: the lease runs from then
+        self._confirmed_at = time.monotonic()
         self.lost = False
         self.renewals = 0
         self.renew_error: BaseException | None = None
@@ -180,23 +223,59 @@ class LockHandle:
     def released(self) -> bool:
         return self._released
 
-    def renew_now(self) -> bool:
-        """Extend the lease immediately; False if the lock is no longer ours."""
+    def check(self) -> None:
+        """Raise `LockLost` unless the lock is certainly still ours for a while; call before
+        starting each operation and before each write. Cheap while renewals keep up."""
+        if self._usable_for() > 0:
+            return
         with self._mutex:
-            if self._released or self.lost:
+            if self._released:
+                raise LockLost(f"the lock on {self.what} was released", hint="internal error; please report it")
+            if self._usable_for() <= 0 and not self.lost and self.renew_error is None:
+                self._renew_locked()
+            if self.lost or self.renew_error is not None or self._usable_for() <= 0:
+                raise self._loss()
+
+    def _usable_for(self) -> float:
+        if self.lost or self.renew_error is not None or self._released:
+            return 0.0
+        return self.lease_seconds * CHECK_RENEW_SHARE - (time.monotonic() - self._confirmed_at)
+
+    def _loss(self) -> LockLost:
+        if self.lost:
+            why = "another process holds it now (taken over after its lease ran out, or force-unlocked)"
+        elif self.renew_error is not None:
+            why = f"renewing its lease failed: {self.renew_error}"
+        else:
+            why = "its lease may have run out and could not be renewed"
+        return LockLost(
+            f"lost the lock on {self.what}: {why}; starting no new operation",
+            hint="Operations already finished are in the journal; the next command (on any machine) recovers them. "
+            "Check the state with `cloudorch plan` before applying again.",
+        )
+
+    def renew_now(self) -> bool:
+        """Extend the lease immediately; False if the lock is no longer ours or renewing failed."""
+        with self._mutex:
+            if self._released or self.lost or self.renew_error is not None:
                 return False
-            renewed = self._info.with_lease(self.lease_seconds)
-            try:
-                ok = self._renew(renewed)
-            except Exception as exc:  # keep trying next period; the lease has slack for 2 misses
-                self.renew_error = exc
-                return True
-            if ok:
-                self._info = renewed
-                self.renewals += 1
-            else:
-                self.lost = True
-            return ok
+            return self._renew_locked()
+
+    def _renew_locked(self) -> bool:
+        renewed = self._info.with_lease(self.lease_seconds)
+        sent = time.monotonic()
+        try:
+            ok = self._renew(renewed)
+        except Exception as exc:  # the holder stops starting work: see check()
+            self.renew_error = exc
+            return False
+        if ok:
+            self._info = renewed
+            self._confirmed_at = sent
+            self.renewals += 1
+        else:
+            self.lost = True
+        return ok
 
     def release(self) -> None:
         """Stop renewing and remove the lock if it is still ours. Safe to call twice."""

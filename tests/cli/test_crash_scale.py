@@ -170,7 +170,7 @@ def test_lock_of_a_silent_holder_is_taken_over_once_its_lease_expires(fixture_pl
 
 
 def test_recover_adopts_what_exists_and_records_absent_what_does_not(fixture_plan: Any, tmp_path: Path) -> None:
-    from cloudorch.state.journal import Journal
+    from cloudorch.state.journal import start_journal
 
     plan = fixture_plan("crash_adopt.yaml")
     assert _run("apply", str(plan), "--auto-approve", cwd=tmp_path).returncode == 0
@@ -183,7 +183,7 @@ def test_recover_adopts_what_exists_and_records_absent_what_does_not(fixture_pla
     # `keep` deleted but not journaled as finished
     (tmp_path / "out" / "never.txt").unlink()
     (tmp_path / "out" / "keep.txt").unlink()
-    journal = Journal.start(backend.journal_path(), {"lineage": state.lineage, "plan_name": "adopt"})
+    journal = start_journal(backend, {"lineage": state.lineage, "plan_name": "adopt"})
     for address in ("made", "never"):
         props = {"path": f"out/{address}.txt", "content": address, "mode": None}
         journal.started(

@@ -50,8 +50,8 @@ def open_backend(
     `block` holds the plan's per-backend options (endpoint, region, encryption, ...), validated
     for the URL's scheme (a block with only common options means local state with those options;
     any backend, local too, seals documents when it has `encryption:`, see `state/crypto.py`).
-    `locate(*field)` gives the file:line of a field of the block for errors. The journal of every
-    backend stays under `local_root`.
+    `locate(*field)` gives the file:line of a field of the block for errors. Local state keeps its
+    journal under `local_root`; remote state keeps it beside the state.
     """
     from cloudorch.state.backends.url import parse_backend_url, parse_options
 
@@ -197,4 +197,6 @@ def _open_remote(
         cipher=cipher_from_options(options.encryption, dict(env)),
         lease_seconds=options.lease_seconds,
         history_limit=options.history_limit,
+        # renewals on a client of their own in this process: never queued behind a slow upload
+        renewal_slot=lambda: store_and_slot(parsed, options, state_name, lock_name, env)[1],
     )

@@ -172,6 +172,17 @@ class AzureStore(ObjectStore):
                 )
             return str(got["etag"])
 
+    def list_names(self, prefix: str) -> list[str]:
+        with self.errors("list the journal in", prefix):
+            return [str(b.name) for b in self.container().list_blobs(name_starts_with=prefix)]
+
+    def delete_many(self, names: list[str]) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        for name in names:
+            with self.errors("remove the journal in", name), contextlib.suppress(ResourceNotFoundError):
+                self.blob(name).delete_blob()
+
     def before_overwrite(self, name: str, token: str) -> None:
         from azure.core import MatchConditions
 
@@ -242,7 +253,7 @@ class AzureLeaseLock(LockSlot):
         if got is None:
             return None
         obj = got[0]
-        return parse_lock(obj.data, obj.token, obj.modified)
+        return parse_lock(obj.data, obj.token, obj.modified, obj.server_now)
 
     def _break(self, etag: str) -> bool:
         """Break whatever Azure lease the blob has, only if its content is still `etag`."""

@@ -7,13 +7,19 @@ holds its lock. It does not bump serials, diff, or decide when to write: callers
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cloudorch.errors import StateError
 from cloudorch.state.lock import LockHandle, LockInfo
 from cloudorch.state.model import State
 from cloudorch.state.statefile import StateHeader
+
+if TYPE_CHECKING:
+    from cloudorch.state.crypto import StateCipher
+    from cloudorch.state.journal import JournalStore, StateBinding
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,16 @@ class StateBackend(ABC):
       (it must be greater than `expected_serial`). The previous version goes to history.
     - `lock(info, timeout)` waits up to `timeout` seconds, then raises StateLockedError naming the
       holder; a lock whose holder is provably dead or whose lease expired is taken over and the
-      handle's `took_over` says so.
+      handle's `took_over` says so. The handle carries a fencing token (`fence`) greater than
+      any earlier acquisition's; while it is held, every state write checks the lease and is
+      refused when a later acquisition's token is stored.
+    - `journal_store()` is where the journal of a run on this state lives (a local file, or
+      objects beside remote state); `binding()` names the stored document a journal binds to.
+    - `journal_binder`, when set (by an open journal), is called with the header of every state
+      document about to be written, before it is written.
     """
+
+    journal_binder: Callable[[StateHeader], None] | None = None
 
     @abstractmethod
     def read(self) -> State | None:
@@ -111,7 +125,26 @@ class StateBackend(ABC):
 
     @abstractmethod
     def journal_path(self) -> Path:
-        """The apply journal: always a local file under the working `.cloudorch/`."""
+        """The local journal file of this state under the working `.cloudorch/` (remote state
+        keeps its journal in the store: see `journal_store`)."""
+
+    @abstractmethod
+    def journal_store(self) -> JournalStore:
+        """Where the journal of a run on this state lives."""
+
+    @abstractmethod
+    def binding(self) -> StateBinding | None:
+        """Lineage, serial and checksum of the state document stored now (None: nothing stored)."""
+
+    def journal_cipher(self) -> StateCipher | None:
+        """The key that seals journals of this state: the state's own, when it is encrypted."""
+        cipher: StateCipher | None = getattr(self, "cipher", None)
+        return cipher
+
+    def _bind_journal(self, header: StateHeader) -> None:
+        """Called by `write` with the new document's header, before the document is stored."""
+        if self.journal_binder is not None:
+            self.journal_binder(header)
 
     @abstractmethod
     def describe(self) -> str:

@@ -144,6 +144,18 @@ class GcsStore(ObjectStore):
         with self.errors("remove", name), contextlib.suppress(gexc.NotFound):
             self.bucket().blob(name).delete(if_generation_match=int(if_token))
 
+    def list_names(self, prefix: str) -> list[str]:
+        with self.errors("list the journal in", prefix):
+            return [str(b.name) for b in self.bucket().client.list_blobs(self.bucket_name, prefix=prefix)]
+
+    def delete_many(self, names: list[str]) -> None:
+        from google.api_core import exceptions as gexc
+
+        bucket = self.bucket()
+        for name in names:
+            with self.errors("remove the journal in", name), contextlib.suppress(gexc.NotFound):
+                bucket.blob(name).delete()
+
     def versions(self, name: str, limit: int) -> list[ObjectVersion]:
         with self.errors("list state history in", name):
             # "true", not True: the client would send `versions=True`, which the GCS API accepts

@@ -2,10 +2,11 @@
 
 Layout: `state/<key>.json` (current), `history/<key>/<serial>.json` (previous versions, last N),
 `locks/<key>.lock` (O_CREAT|O_EXCL lock with a lease; `.guard` serialises takeovers),
-`journal/<key>.jsonl` (apply journal).
+`locks/<key>.fence` (the fencing counter, bumped by a takeover or force-unlock), `journal/<key>.jsonl`
+(apply journal). A lock held by a live process of this host is never taken over.
 With a cipher (`backend.encryption`) every state document it writes is sealed (`cloudorch.state.crypto`):
 the header stays readable, so history, compare-and-swap and pruning work without the key. The
-journal is not encrypted.
+journal is sealed with the same key (`cloudorch.state.journal`).
 Writes never copy old bytes: the previous version enters history by hard link (rename where
 links are unsupported), and the new one lands by temp file, fsync, rename, directory fsync.
 Compare-and-swap here is a guard against stale writers; mutual exclusion is the lock's job.
@@ -21,6 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -30,11 +32,13 @@ from cloudorch.errors import StateError
 from cloudorch.state.backends.base import RETRY_HINT, HistoryEntry, StateBackend, check_swap
 from cloudorch.state.crypto import StateCipher, is_sealed, open_sealed, sealed_header, sealed_key_id
 from cloudorch.state.durable import atomic_write, create_exclusive, fsync_dir, write_temp
+from cloudorch.state.journal import JournalStore, LocalJournalStore, StateBinding
 from cloudorch.state.lock import (
     DEFAULT_LEASE_SECONDS,
     LockHandle,
     LockHeldError,
     LockInfo,
+    LockLost,
     lock_mismatch,
     unknown_holder,
 )
@@ -127,6 +131,8 @@ class LocalBackend(StateBackend):
         self.history_dir = self.root / "history" / key
         self.lock_path = self.root / "locks" / f"{key}.lock"
         self.guard_path = self.root / "locks" / f"{key}.lock.guard"
+        self.fence_path = self.root / "locks" / f"{key}.fence"
+        self._held: LockHandle | None = None
         self._journal_path = self.root / "journal" / f"{key}.jsonl"
         self.bytes_written = 0
         """Bytes of state documents this backend wrote (lock files and the journal excluded)."""
@@ -150,12 +156,14 @@ class LocalBackend(StateBackend):
     @_os_errors("write state in")
     def write(self, state: State, expected_serial: int | None) -> None:
         self._ensure_dirs()
+        self._check_fence()
         stored = self._stored_header()
         self._check_swap(state, stored, expected_serial)
         state.written_at = now_iso()
         data, header = encode_state(state)
         if self.cipher is not None:
             data = self.cipher.seal(data, header)
+        self._bind_journal(header)
         tmp = write_temp(self.state_path.parent, self.state_path.name, data)
         try:
             if stored is not None and self.history_limit > 0:
@@ -212,13 +220,20 @@ class LocalBackend(StateBackend):
         while True:
             mine = info.with_lease(self.lease_seconds)
             if create_exclusive(self.lock_path, mine.to_json().encode()):
-                return LockHandle(
-                    mine,
+                # A lock taken from a free slot follows a holder that released it: no earlier holder
+                # can still write, so the token stays. Taking over (or force-unlocking) bumps it:
+                # the holder pushed out may still be running, and its writes carry the old token.
+                # (So a command that only reads leaves `.cloudorch/` as it found it.)
+                fence = self._bump_fence() if took_over is not None else self._stored_fence()
+                self._held = LockHandle(
+                    replace(mine, fence=fence),
                     took_over=took_over,
                     lease_seconds=self.lease_seconds,
                     renew=self._renew_lock,
                     release=self._release_lock,
+                    what=f"state {self.key}",
                 )
+                return self._held
             took_over = None
             found = self._read_lock()
             if found is None:  # released between our create and our read: try again now
@@ -241,6 +256,7 @@ class LocalBackend(StateBackend):
             raise lock_mismatch(what, lock_id, current)
         if not self._remove_lock_if(lambda raw: (_lock_id(raw) or UNREADABLE_LOCK_ID) == lock_id):
             raise lock_mismatch(what, lock_id, self.current_lock())
+        self._bump_fence()  # the holder may still be running: its writes are refused from now on
 
     @_os_errors("read the state lock in")
     def current_lock(self) -> LockInfo | None:
@@ -251,6 +267,13 @@ class LocalBackend(StateBackend):
 
     def journal_path(self) -> Path:
         return self._journal_path
+
+    def journal_store(self) -> JournalStore:
+        return LocalJournalStore(self._journal_path)
+
+    @_os_errors("read state in")
+    def binding(self) -> StateBinding | None:
+        return StateBinding.of(self._stored_header())
 
     def describe(self) -> str:
         sealed = f", encrypted (key {self.cipher.key_id})" if self.cipher else ""
@@ -384,7 +407,41 @@ class LocalBackend(StateBackend):
             except FileNotFoundError:
                 return False
             return age > UNREADABLE_LOCK_GRACE_SECONDS
-        return holder.lease_expired() or holder.holder_is_dead()
+        if holder.on_this_host():
+            return holder.holder_is_dead()  # a live process here keeps its lock, lease or not
+        return holder.lease_expired()
+
+    def _bump_fence(self) -> int:
+        """The next fencing token: one more than any acquisition's before (under the guard)."""
+        with self._guard():
+            token = self._stored_fence() + 1
+            atomic_write(self.fence_path, f"{token}\n".encode())
+        return token
+
+    def _stored_fence(self) -> int:
+        try:
+            return int(self.fence_path.read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except ValueError:
+            raise StateError(
+                f"the fencing counter {self._show(self.fence_path)} is damaged",
+                hint="Remove it only when no command holds the state lock; the next lock starts it again.",
+            ) from None
+
+    def _check_fence(self) -> None:
+        """A write under a lock we no longer hold, or that a later acquisition superseded, is refused."""
+        held = self._held
+        if held is None or held.released:
+            return
+        held.check()
+        newest = self._stored_fence()
+        if held.fence is not None and newest > held.fence:
+            raise LockLost(
+                f"refusing to write state {self.key}: the lock was taken again since this command took it "
+                f"(fencing token {held.fence}, newest {newest}); nothing was written",
+                hint="Another command holds the state now; run `cloudorch plan` to see where things stand.",
+            )
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:

@@ -5,18 +5,30 @@ token (ETag or generation) remembered from our last read, so a write that lands 
 and our write is refused, never overwritten; history listed from the store's object versions by
 ranged reads of each version's header; optional client-side encryption (`cloudorch.state.crypto`);
 and the lock protocol over a `LockSlot` (a lock object created with a precondition, an Azure
-lease, or a DynamoDB item) with leases and takeover of stale locks. The journal stays local.
-The adapters' interface is `store.py`; cloud SDK calls live in `s3.py`, `gcs.py` and `azblob.py`;
-this module imports no SDK.
+lease, or a DynamoDB item) with leases, fencing and takeover of stale locks. A lock is stale when
+its holder is provably dead (this host, no such pid), or when it has not been renewed for its
+lease as the *store's* clock says (the object's last-modified time against the response's Date),
+or, where the store shows no server time, when the same lock stayed unchanged for a whole lease
+of this process's monotonic clock: no machine's wall clock decides. A live process on this host
+is never taken over. Each acquisition bumps a fencing counter object (`KEY.fence`); every state
+write first checks the lease and refuses to write when a later acquisition's token is stored.
+Lease renewal runs on a slot of its own (`renewal_slot`: its own client, in this process), so a
+slow upload through the store worker cannot starve it. The journal of a run lives beside the
+state (`journal_objects.py`). The adapters' interface is `store.py`; cloud SDK calls live in
+`s3.py`, `gcs.py` and `azblob.py`; this module imports no SDK.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.base import RETRY_HINT, HistoryEntry, StateBackend, check_swap
+from cloudorch.state.backends.journal_objects import ObjectJournalStore
 from cloudorch.state.backends.store import (
     Acquired,
     LockSlot,
@@ -26,7 +38,8 @@ from cloudorch.state.backends.store import (
     SeenLock,
 )
 from cloudorch.state.crypto import StateCipher, is_sealed, open_sealed, sealed_header, sealed_key_id
-from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo, lock_mismatch
+from cloudorch.state.journal import JournalStore, StateBinding
+from cloudorch.state.lock import DEFAULT_LEASE_SECONDS, LockHandle, LockHeldError, LockInfo, LockLost, lock_mismatch
 from cloudorch.state.model import State, now_iso
 from cloudorch.state.statefile import (
     HEADER_PEEK,
@@ -40,6 +53,8 @@ from cloudorch.state.statefile import (
 UNREADABLE_LOCK_GRACE_SECONDS = 5.0
 #: how long a command with no --lock-timeout still waits for such a lock to show its holder
 UNREADABLE_SETTLE_SECONDS = 1.0
+#: how coarse the store's timestamps can be (HTTP dates, S3 LastModified): whole seconds
+STORE_CLOCK_RESOLUTION = 1.0
 #: `versions()` limit meaning "every version" (ids only: cheap to list)
 ALL_VERSIONS = 1_000_000
 
@@ -59,9 +74,19 @@ class RemoteBackend(StateBackend):
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         history_limit: int = 20,
         poll_interval: float = 0.1,
+        renewal_slot: Callable[[], LockSlot] | None = None,
     ) -> None:
         self.store = store
         self.slot = slot
+        base = state_name[: -len(".json")] if state_name.endswith(".json") else state_name
+        self.fence_name = base + ".fence"
+        self.journal_prefix = base + ".journal/"
+        self._renewal_factory = renewal_slot
+        self._renewal: LockSlot | None = None
+        self._renewal_mutex = threading.Lock()
+        self._held: LockHandle | None = None
+        #: lock token -> when this process first saw it (monotonic): judges stores without server time
+        self._watched: dict[str, float] = {}
         self.state_name = state_name
         self.key = key
         self.cipher = cipher
@@ -88,6 +113,7 @@ class RemoteBackend(StateBackend):
 
     def write(self, state: State, expected_serial: int | None) -> None:
         where = self.store.url(self.state_name)
+        self._check_fence(where)
         if not self._history_checked:
             self.store.require_history()
             self._history_checked = True
@@ -97,6 +123,7 @@ class RemoteBackend(StateBackend):
             check_swap(where, state, stored, expected_serial)
         state.written_at = now_iso()
         data, header = self._encode(state)
+        self._bind_journal(header)
         try:
             if token is not None:
                 self.store.before_overwrite(self.state_name, token)
@@ -235,6 +262,13 @@ class RemoteBackend(StateBackend):
     def journal_path(self) -> Path:
         return self._journal_path
 
+    def journal_store(self) -> JournalStore:
+        return ObjectJournalStore(self.store, self.journal_prefix)
+
+    def binding(self) -> StateBinding | None:
+        peeked = self._peek_current()
+        return None if peeked is None else StateBinding.of(peeked[0])
+
     def describe(self) -> str:
         sealed = f", encrypted (key {self.cipher.key_id})" if self.cipher else ""
         return f"{self.store.url(self.state_name)}{sealed}"
@@ -243,9 +277,11 @@ class RemoteBackend(StateBackend):
 
     def _handle(self, mine: LockInfo, got: Acquired, took_over: LockInfo | None) -> LockHandle:
         token = [got.token]
+        fence = self._bump_fence()
+        mine = replace(mine, fence=fence)
 
         def renew(renewed: LockInfo) -> bool:
-            new = self.slot.renew(renewed, token[0])
+            new = self._renewal_slot().renew(renewed, token[0])
             if new is None:
                 return False
             token[0] = new
@@ -254,12 +290,74 @@ class RemoteBackend(StateBackend):
         def release(info: LockInfo) -> None:
             self.slot.release(info, token[0])
 
-        return LockHandle(mine, took_over=took_over, lease_seconds=self.lease_seconds, renew=renew, release=release)
+        self._held = LockHandle(
+            mine,
+            took_over=took_over,
+            lease_seconds=self.lease_seconds,
+            renew=renew,
+            release=release,
+            fence=fence,
+            what=f"state {self.key} ({self.store.url(self.state_name)})",
+        )
+        return self._held
+
+    def _renewal_slot(self) -> LockSlot:
+        """The slot renewals go through: built on first use, with its own client, so renewals never
+        wait behind a state upload in the store worker (which answers one call at a time)."""
+        if self._renewal_factory is None:
+            return self.slot
+        with self._renewal_mutex:
+            if self._renewal is None:
+                self._renewal = self._renewal_factory()
+            return self._renewal
 
     def _is_stale(self, seen: SeenLock) -> bool:
+        info = seen.info
+        if seen.readable and info.holder_is_alive_here():
+            return False  # a live process on this host keeps its lock, whatever its lease says
+        if seen.readable and info.holder_is_dead():
+            return True
         if not seen.readable:
-            return seen.age_seconds > UNREADABLE_LOCK_GRACE_SECONDS
-        return seen.info.lease_expired() or seen.info.holder_is_dead()
+            lease = UNREADABLE_LOCK_GRACE_SECONDS
+        else:
+            lease = info.lease_seconds if info.lease_seconds else self.lease_seconds
+        if seen.modified is not None and seen.server_now is not None:
+            # the store's clock only; HTTP dates have whole seconds, so one second of margin
+            age = (seen.server_now - seen.modified).total_seconds()
+            return age >= lease + STORE_CLOCK_RESOLUTION
+        first = self._watched.setdefault(seen.token, time.monotonic())
+        return time.monotonic() - first >= lease
+
+    def _bump_fence(self) -> int:
+        """The next fencing token: one more than any acquisition's before (compare-and-swap)."""
+        for _ in range(50):
+            got = self.store.get(self.fence_name)
+            current = _fence_value(None if got is None else got.data)
+            try:
+                token = None if got is None else got.token
+                self.store.put(self.fence_name, f"{current + 1}\n".encode(), if_token=token)
+            except PreconditionFailed:
+                continue  # another acquisition bumped it meanwhile (a lock being taken over): read again
+            return current + 1
+        raise StateError(
+            f"could not take a fencing token from {self.store.url(self.fence_name)}: it keeps changing",
+            hint="Another process is taking the lock in a loop; check for runaway jobs, then retry.",
+        )
+
+    def _check_fence(self, where: str) -> None:
+        """A write under a lock we lost, or that a later acquisition superseded, is refused."""
+        held = self._held
+        if held is None or held.released:
+            return
+        held.check()
+        got = self.store.get(self.fence_name)
+        newest = _fence_value(None if got is None else got.data)
+        if held.fence is not None and newest > held.fence:
+            raise LockLost(
+                f"refusing to write {where}: the lock was taken again since this command took it "
+                f"(fencing token {held.fence}, newest {newest}); nothing was written",
+                hint="Another command holds the state now; run `cloudorch plan` to see where things stand.",
+            )
 
     def _stored_for(self, expected_serial: int) -> tuple[StateHeader | None, str | None]:
         """The stored header and token to swap against: from our own read when it saw this serial
@@ -313,3 +411,15 @@ class RemoteBackend(StateBackend):
                 no_key_hint="Add `encryption: {key_env: NAME}` (or key_file) to the plan's backend block.",
             )
         return decode_state(data, source)
+
+
+def _fence_value(data: bytes | None) -> int:
+    if not data:
+        return 0
+    try:
+        return int(data.strip() or 0)
+    except ValueError:
+        raise StateError(
+            "the state's fencing counter object is damaged",
+            hint="Delete the `.fence` object beside the state only when no command holds the lock.",
+        ) from None

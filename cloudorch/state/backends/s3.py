@@ -39,6 +39,17 @@ def _code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def _server_now(response: Any) -> Any:
+    """The store's clock when it answered: the response's Date header."""
+    from email.utils import parsedate_to_datetime
+
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        return None
+
+
 _SESSIONS: dict[str | None, Any] = {}
 _SESSIONS_LOCK = threading.Lock()
 
@@ -173,7 +184,7 @@ class S3Store(ObjectStore):
                 if _code(exc) in _MISSING_CODES or _code(exc) == "InvalidRange":
                     return None
                 raise
-            return StoredObject(got["Body"].read(), str(got["ETag"]), got.get("LastModified"))
+            return StoredObject(got["Body"].read(), str(got["ETag"]), got.get("LastModified"), _server_now(got))
 
     def get_version(self, name: str, version_id: str) -> bytes:
         with self.errors("read state history from", name):
@@ -201,6 +212,19 @@ class S3Store(ObjectStore):
                 if _code(exc) in _MISSING_CODES:
                     return
                 raise
+
+    def list_names(self, prefix: str) -> list[str]:
+        names: list[str] = []
+        with self.errors("list the journal in", prefix):
+            for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                names += [str(o["Key"]) for o in page.get("Contents", [])]
+        return names
+
+    def delete_many(self, names: list[str]) -> None:
+        with self.errors("remove the journal in", names[0] if names else ""):
+            for start in range(0, len(names), 1000):  # one request per 1,000 keys
+                chunk = [{"Key": n} for n in names[start : start + 1000]]
+                self.client().delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
 
     def versions(self, name: str, limit: int) -> list[ObjectVersion]:
         found: list[tuple[Any, bool, str]] = []
@@ -301,7 +325,7 @@ class DynamoLock(LockSlot):
             return None
         raw = item.get("Info", {}).get("S", "")
         token = item.get("Token", {}).get("S", "")
-        return parse_lock(raw.encode(), token, None)
+        return parse_lock(raw.encode(), token, None, None)
 
     def _if_token(self, token: str) -> dict[str, Any]:
         return {"ExpressionAttributeNames": {"#t": "Token"}, "ExpressionAttributeValues": {":t": {"S": token}}}

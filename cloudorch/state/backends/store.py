@@ -27,7 +27,10 @@ class StoredObject:
 
     data: bytes
     token: str
+    #: when the store last wrote it, on the store's clock
     modified: datetime | None = None
+    #: the store's clock when it answered (the response's `Date`), when the SDK shows it
+    server_now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,14 @@ class ObjectStore(ABC):
         Only stores whose lock is an object of its own (`ObjectLock`) need it."""
         raise NotImplementedError(f"{type(self).__name__} keeps no lock object")
 
+    @abstractmethod
+    def list_names(self, prefix: str) -> list[str]:
+        """Names of the current objects under `prefix` (journal segments)."""
+
+    @abstractmethod
+    def delete_many(self, names: list[str]) -> None:
+        """Delete these objects, whatever their version (missing ones are fine)."""
+
 
 @dataclass(frozen=True)
 class SeenLock:
@@ -96,6 +107,10 @@ class SeenLock:
     token: str
     readable: bool = True
     age_seconds: float = 0.0
+    #: when the lock was last written (acquired or renewed), on the store's clock
+    modified: datetime | None = None
+    #: the store's clock when it was read, when known
+    server_now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +168,7 @@ class ObjectLock(LockSlot):
 
     def read(self) -> SeenLock | None:
         got = self.store.get_lock(self.name)
-        return None if got is None else parse_lock(got.data, got.token, got.modified)
+        return None if got is None else parse_lock(got.data, got.token, got.modified, got.server_now)
 
     def take_over(self, info: LockInfo, seen: SeenLock) -> Acquired | None:
         token = self._put(info, seen.token)
@@ -174,16 +189,23 @@ class ObjectLock(LockSlot):
         return True
 
 
-def unreadable_holder(token: str, modified: datetime | None) -> SeenLock:
+def unreadable_holder(token: str, modified: datetime | None, server_now: datetime | None = None) -> SeenLock:
     from cloudorch.state.lock import unknown_holder
 
     since = (modified or datetime.now(UTC)).isoformat(timespec="milliseconds")
-    age = (datetime.now(UTC) - modified).total_seconds() if modified else 0.0
-    return SeenLock(unknown_holder("unreadable", since), token, readable=False, age_seconds=age)
+    age = ((server_now or datetime.now(UTC)) - modified).total_seconds() if modified else 0.0
+    return SeenLock(
+        unknown_holder("unreadable", since),
+        token,
+        readable=False,
+        age_seconds=age,
+        modified=modified,
+        server_now=server_now,
+    )
 
 
-def parse_lock(raw: bytes, token: str, modified: datetime | None) -> SeenLock:
+def parse_lock(raw: bytes, token: str, modified: datetime | None, server_now: datetime | None = None) -> SeenLock:
     try:
-        return SeenLock(LockInfo.from_json(raw), token)
+        return SeenLock(LockInfo.from_json(raw), token, modified=modified, server_now=server_now)
     except ValueError:
-        return unreadable_holder(token, modified)
+        return unreadable_holder(token, modified, server_now)

@@ -249,6 +249,13 @@ class WorkerStore(ObjectStore):
     def before_overwrite(self, name: str, token: str) -> None:
         self._call("before_overwrite", name, token)
 
+    def list_names(self, prefix: str) -> list[str]:
+        names: list[str] = self._call("list_names", prefix)
+        return names
+
+    def delete_many(self, names: list[str]) -> None:
+        self._call("delete_many", names)
+
 
 class WorkerSlot(LockSlot):
     """A `LockSlot` hosted in a worker next to its store."""

@@ -153,8 +153,10 @@ time.sleep(60)
 """
 
 
-def _holder(remote: Remote, lease: float, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def _holder(remote: Remote, lease: float, tmp_path: Path, host: str | None = None) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, **remote.env}
+    if host is not None:
+        env["CLOUDORCH_TEST_HOSTNAME"] = host  # stands for another machine: a live pid here is never taken over
     child = subprocess.Popen(
         [sys.executable, "-c", _HOLD, remote.url, str(lease), str(tmp_path / ".cloudorch"), str(REPO_ROOT)],
         stdout=subprocess.PIPE,
@@ -168,8 +170,9 @@ def _holder(remote: Remote, lease: float, tmp_path: Path) -> tuple[subprocess.Po
 
 
 def test_frozen_holder_loses_the_lock_when_its_lease_expires(remote: Remote, tmp_path: Path) -> None:
-    """A holder that is alive but stops renewing (SIGSTOP: a hung runner) is taken over after its lease."""
-    child, lock_id = _holder(remote, 2.0, tmp_path)
+    """A holder on another machine that is alive but stops renewing (SIGSTOP: a hung runner) is taken
+    over once its lease ran out on the store's clock."""
+    child, lock_id = _holder(remote, 2.0, tmp_path, host="runner-a")
     try:
         child.send_signal(signal.SIGSTOP)
         frozen = remote.backend().current_lock()
