@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from cloudorch.changes import ChangeSet
+
 
 def _actions(doc: dict[str, Any]) -> dict[str, str]:
     return {c["address"]: c["action"] for c in doc["changes"]}
@@ -122,7 +124,11 @@ def test_an_update_that_needs_a_replace_at_apply_stops(cli, fixture_plan, tmp_pa
             c["after_unknown"] = ["values"]
             c["after"]["values"] = {"g": "${resources.guarded.id}"}
             c["depends_on"] = ["guarded"]
-    saved.write_text(json.dumps(cs))
+    # saved again with a fresh digest, as a cloudorch whose provider predicted wrong would have
+    # written it (an edited file alone is refused before anything runs)
+    edited = ChangeSet.model_validate(cs)
+    saved.unlink()
+    edited.save(saved)
 
     r = cli("apply", str(saved), "--auto-approve", "--json")
     assert r.code != 0

@@ -153,7 +153,8 @@ def test_recover_after_a_kill_inside_a_replace_adopts_the_new_vpc_not_the_old(
 ) -> None:
     """Killed after AWS made the new VPC and before the journal said so: both VPCs carry the
     address tag; recovery tells them apart by the ids state and the journal already know."""
-    from cloudorch.state.journal import Journal
+    from cloudorch.state.backends.local import LocalBackend
+    from cloudorch.state.journal import start_journal
 
     plan = tmp_path / "vpcbd.yaml"
     plan.write_text(VPC_CBD)
@@ -161,8 +162,8 @@ def test_recover_after_a_kill_inside_a_replace_adopts_the_new_vpc_not_the_old(
     doc = json.loads((tmp_path / ".cloudorch" / "state" / "vpcbd.json").read_text())["state"]
     old = doc["resources"]["net"]["id"]
     # what the killed apply had done: the started line of the replace's create, then the cloud call
-    journal = Journal.start(
-        tmp_path / ".cloudorch" / "journal" / "vpcbd.jsonl",
+    journal = start_journal(
+        LocalBackend(tmp_path / ".cloudorch", "vpcbd"),
         {"plan_name": "vpcbd", "state_key": "default", "lineage": doc["lineage"], "serial": doc["serial"]},
     )
     props = {**doc["resources"]["net"]["properties"], "cidr_block": "10.6.0.0/16"}

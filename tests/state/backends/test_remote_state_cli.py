@@ -93,7 +93,7 @@ def test_apply_plan_history_rollback(cli: Cli, remote: Remote, tmp_path: Path) -
     assert current.resources["marker"].properties["values"] == {"owner": "ann"}
 
 
-ROUNDS = 20
+ROUNDS = 10  # each round is forced to race (one barrier); more rounds only add time
 
 # The racers are forked from one warm interpreter that has already imported the CLI, the engine
 # and the cloud SDK: each racer is still its own process (own pid, own SDK client, own lease
@@ -104,7 +104,8 @@ ROUNDS = 20
 # Whichever racer takes the lock stops at the test barrier (`CLOUDORCH_TEST_BARRIER`, see
 # cloudorch/state/lock.py) and stays inside its locked section until the other racer has exited;
 # only then is the barrier released. So the loser always meets a held lock, however the machine
-# schedules the two, and the reply says who had arrived at the barrier when the loser ended.
+# schedules the two, and the reply says who had arrived at the barrier when the loser ended (the
+# loser never; the winner, unless it was still between writing the lock and reaching the barrier).
 RACER = r"""
 import json, os, sys, tempfile
 import cloudorch.api, cloudorch.cli.app, cloudorch.engine.applier, cloudorch.state.backends.remote
@@ -178,7 +179,10 @@ def test_two_applies_racing_exactly_one_wins(remote: Remote, tmp_path: Path) -> 
             loser, winner = json.loads(racer.stdout.readline())
             assert (loser["code"], winner["code"]) == (4, 0), (i, loser, winner)
             # the loser ended while the winner was still held inside the lock, and only it had arrived
-            assert loser["arrived_before_exit"] == [winner["pid"]], (i, loser, winner)
+            # the loser never got inside; the winner may not have reached the barrier yet (it holds
+            # the lock from the moment the lock object is written, a little before the barrier)
+            assert loser["pid"] not in loser["arrived_before_exit"], (i, loser, winner)
+            assert set(loser["arrived_before_exit"]) <= {winner["pid"]}, (i, loser, winner)
             assert f"pid {winner['pid']} (cloudorch apply)" in loser["stderr"], loser["stderr"]
             assert "force-unlock" in loser["stderr"]
             state = backend.read()
