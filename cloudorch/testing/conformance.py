@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 import pytest
 
 from cloudorch.provider.contract import Observed, ReadRequest, ResourceType, sensitive_fields
+from cloudorch.run.info import CONFORMANCE_CHECKS, CONFORMANCE_FILE, conformance_rows
 
 if TYPE_CHECKING:
     from cloudorch.run.options import RunOptions
@@ -64,12 +65,9 @@ __all__ = [
 #: the one resource each generated plan file declares
 ADDRESS = "subject"
 #: every check the kit generates, in the order of the table
-CHECKS = (
-    "create", "create_full", "update", "force_new", "delete", "import", "find", "read_many",
-    "sensitive", "drift", "fault_transient", "fault_lost", "crash",
-)
+CHECKS = CONFORMANCE_CHECKS
 #: the table's file under the rootdir, unless `--conformance-report` says otherwise
-DEFAULT_REPORT = Path(".cloudorch") / "conformance.json"
+DEFAULT_REPORT = CONFORMANCE_FILE
 DOCS_START = "<!-- conformance-table:start -->"
 DOCS_END = "<!-- conformance-table:end -->"
 
@@ -106,7 +104,8 @@ class ConformanceExample:
     """Example property sets of one resource type, from which the kit generates its checks.
 
     `minimal`/`full`: property sets (a string may hold `{run}`, replaced by a token unique to
-    each object the kit makes, for names the cloud wants unique). `updates`: property -> a new
+    each object the kit makes, for names the cloud wants unique, and `{NAME}` for each of
+    `ConformanceEnv.values`). `updates`: property -> a new
     value, each applied in place on top of `full`. `force_new`: property -> a new value that must
     replace. `drift(rt, observed)`: change the object out of band through the cloud's own SDK.
     `normalise(prop, value)`: the form in which asked and read values are compared.
@@ -150,6 +149,8 @@ class ConformanceEnv:
 
     seam: FaultSeam | None = None
     subprocess_env: Mapping[str, str] = field(default_factory=dict)
+    #: `{NAME}` in an example's strings -> a value known only at test time (a VPC the tests made)
+    values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -167,13 +168,15 @@ class _Case:
         return f"{self.example.type}-{self.check}" + (f"-{self.param}" if self.param else "")
 
 
-def _fill(value: Any, token: str) -> Any:
+def _fill(value: Any, values: Mapping[str, str]) -> Any:
     if isinstance(value, str):
-        return value.replace("{run}", token)
+        for name, text in values.items():
+            value = value.replace("{" + name + "}", text)
+        return value
     if isinstance(value, Mapping):
-        return {k: _fill(v, token) for k, v in value.items()}
+        return {k: _fill(v, values) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_fill(v, token) for v in value]
+        return [_fill(v, values) for v in value]
     return value
 
 
@@ -190,7 +193,7 @@ class Harness:
         self.asked: dict[str, Any] = {}
 
     def props(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(_fill(dict(props), self.token))
+        return dict(_fill(dict(props), {**self.env.values, "run": self.token}))
 
     def write(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Declare `subject` with `props` (`{run}` filled in); returns the properties written."""
@@ -217,7 +220,7 @@ class Harness:
 
         result = apply(replace(self.opts, destroy=destroy))
         assert result is not None
-        assert result.ok, f"the apply failed: {sorted(result.failed)} {getattr(result, 'errors', '')}"
+        assert result.ok, "the apply failed: " + "; ".join(f"{a}: {e}" for a, e in result.failed.items())
         return result
 
     def changes(self) -> list[Any]:
@@ -772,30 +775,12 @@ def write_table(path: Path, results: Mapping[str, Mapping[str, str]], *, seed: i
     return table
 
 
-def _column(check: str) -> str:
-    return check.split("[", 1)[0]
-
-
 def render_table(table: Mapping[str, Any]) -> str:
     """The table as Markdown: a row per type, a column per check (a parametrised check shows its
     worst result and, when they differ, how many of its cases passed)."""
-    order = {c: i for i, c in enumerate(CHECKS)}
-    rank = {"fail": 0, "skip": 1, "xfail": 2, "pass": 3, "n/a": 4}
     lines = ["| type | " + " | ".join(CHECKS) + " |", "|---" * (len(CHECKS) + 1) + "|"]
-    for type_name, row in table.get("types", {}).items():
-        cells: dict[str, list[str]] = {}
-        for check, status in row.get("checks", {}).items():
-            cells.setdefault(_column(check), []).append(status)
-        shown = []
-        for col in sorted(order, key=order.__getitem__):
-            got = cells.get(col)
-            if not got:
-                shown.append("")
-                continue
-            worst = min(got, key=lambda s: rank.get(s, 0))
-            passed = sum(s == "pass" for s in got)
-            shown.append(worst if len(set(got)) == 1 else f"{worst} ({passed}/{len(got)} pass)")
-        lines.append(f"| `{type_name}` | " + " | ".join(shown) + " |")
+    for row in conformance_rows(table):
+        lines.append(f"| `{row.type}` | " + " | ".join(row.cells[c] for c in CHECKS) + " |")
     return "\n".join(lines)
 
 
