@@ -214,6 +214,7 @@ class Harness:
         root.mkdir(parents=True, exist_ok=True)
         self.plan_file = root / "conformance.yaml"
         self.asked: dict[str, Any] = {}
+        self._providers: Any = None
 
     def props(self, props: Mapping[str, Any]) -> dict[str, Any]:
         return dict(_fill(dict(props), _Values(self.env.values, {"run": self.token})))
@@ -282,14 +283,18 @@ class Harness:
 
     @contextlib.contextmanager
     def type(self) -> Iterator[ResourceType[Any]]:
-        """The resource type bound to the plan's provider block, as the engine binds it."""
+        """The resource type bound to the plan's provider block, as the engine binds it (made once
+        per harness: the provider block never changes, and an SDK client costs time to make)."""
         from cloudorch.run.session import load, providers_for
 
-        providers = providers_for(load(self.opts), self.opts)
-        try:
-            yield providers.resource_type(self.example.provider, self.example.type)
-        finally:
-            providers.close()
+        if self._providers is None:
+            self._providers = providers_for(load(self.opts), self.opts)
+        yield self._providers.resource_type(self.example.provider, self.example.type)
+
+    def close(self) -> None:
+        if self._providers is not None:
+            self._providers.close()
+            self._providers = None
 
     def model(self, rt: ResourceType[Any], props: Mapping[str, Any]) -> Any:
         return rt.Properties.model_validate(dict(props))
@@ -363,6 +368,9 @@ class ConformanceSuite:
     """
 
     examples: ClassVar[Sequence[ConformanceExample]] = ()
+    #: how many of an operation's mutating calls the fault and crash checks hit: 0 every one, N a
+    #: seeded sample of N that always holds the last (`--conformance-max-calls` overrides it)
+    max_calls: ClassVar[int] = 0
 
     # each check receives `case`, parametrised by the plugin's pytest_generate_tests
 
@@ -375,16 +383,21 @@ class ConformanceSuite:
         request: pytest.FixtureRequest,
     ) -> None:
         self._env = conformance_env
-        self._max_calls = int(request.config.getoption("--conformance-max-calls"))
+        option = request.config.getoption("--conformance-max-calls")
+        self._max_calls = int(option) if option is not None else self.max_calls
         # a token unique to each object this run makes, for names the cloud wants unique
         stamp = f"{os.getpid():x}{random.SystemRandom().randrange(16**6):06x}"
-        made: list[str] = []
+        made: list[Harness] = []
 
         def new(name: str) -> Harness:
-            made.append(name)
-            return Harness(tmp_path / name, case.example, conformance_env, f"cf{stamp}{len(made)}")
+            made.append(Harness(tmp_path / name, case.example, conformance_env, f"cf{stamp}{len(made) + 1}"))
+            return made[-1]
 
-        getattr(self, f"_check_{case.check}")(case, new, conformance_rng)
+        try:
+            getattr(self, f"_check_{case.check}")(case, new, conformance_rng)
+        finally:
+            for h in made:
+                h.close()
 
     # -- lifecycle
 
@@ -689,9 +702,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where the type x check table is written (default: {DEFAULT_REPORT} under the rootdir)",
     )
     group.addoption(
-        "--conformance-max-calls", type=int, default=0,
+        "--conformance-max-calls", type=int, default=None,
         help="hit at most N of an operation's mutating calls in the fault and crash checks, a seeded "
-        "sample (default 0: every call)",
+        "sample (0: every call; default: the suite's max_calls)",
     )
     group.addoption("--conformance-docs", default=None, help="a Markdown file whose conformance table to rewrite")
 
