@@ -36,7 +36,11 @@ if TYPE_CHECKING:
     from cloudorch.run.apply import destroy as destroy
     from cloudorch.run.apply import recover as recover
     from cloudorch.run.drift import drift as drift
+    from cloudorch.run.info import CONFORMANCE_CHECKS as CONFORMANCE_CHECKS
+    from cloudorch.run.info import CONFORMANCE_FILE as CONFORMANCE_FILE
+    from cloudorch.run.info import ConformanceTable as ConformanceTable
     from cloudorch.run.info import ProviderInfo as ProviderInfo
+    from cloudorch.run.info import conformance as conformance
     from cloudorch.run.info import providers_info as providers_info
     from cloudorch.run.info import schema as schema
     from cloudorch.run.options import DEFAULT_PARALLELISM as DEFAULT_PARALLELISM
@@ -72,6 +76,8 @@ if TYPE_CHECKING:
     from cloudorch.state.backends.worker import prefetch as prefetch_state_store
 
 __all__ = [  # what the facade offers; every other module is below it
+    "CONFORMANCE_CHECKS",
+    "CONFORMANCE_FILE",
     "DEFAULT_PARALLELISM",
     "GRAPH_FORMATS",
     "KNOWN_AFTER_APPLY",
@@ -81,6 +87,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "ApplyResult",
     "Change",
     "ChangeSet",
+    "ConformanceTable",
     "DriftReport",
     "Graph",
     "Interrupt",
@@ -95,6 +102,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "RunOptions",
     "Sandbox",
     "apply",
+    "conformance",
     "destroy",
     "drift",
     "force_unlock",
@@ -149,7 +157,13 @@ _NAMES: dict[str, tuple[str, str]] = {
     },
     **{n: ("cloudorch.run.apply", n) for n in ("ApplyResult", "RecoverOutcome", "apply", "destroy", "recover")},
     "drift": ("cloudorch.run.drift", "drift"),
-    **{n: ("cloudorch.run.info", n) for n in ("ProviderInfo", "providers_info", "schema")},
+    **{
+        n: ("cloudorch.run.info", n)
+        for n in (
+            "CONFORMANCE_CHECKS", "CONFORMANCE_FILE", "ConformanceTable", "ProviderInfo", "conformance",
+            "providers_info", "schema",
+        )
+    },
     **{n: ("cloudorch.run.options", n) for n in ("DEFAULT_PARALLELISM", "Interrupt", "RunOptions")},
     **{n: ("cloudorch.run.plan", n) for n in ("Planned", "PolicyVerdict")},
     "judged_plan": ("cloudorch.run.plan", "plan"),

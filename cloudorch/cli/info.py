@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from cloudorch import __version__
 from cloudorch.cli.common import app
@@ -119,14 +121,34 @@ def schema(json_: JsonOpt = False) -> int:
     app,
     "providers",
     summary="List installed providers and their resource types.",
-    example="cloudorch providers --json",
+    example="cloudorch providers --json\ncloudorch providers --conformance",
     exits="0 listed (a provider that fails to load is listed with its error)",
 )
-def providers(json_: JsonOpt = False) -> int:
-    """List installed providers and their resource types."""
+def providers(
+    json_: JsonOpt = False,
+    conformance: Annotated[
+        bool,
+        typer.Option(
+            "--conformance",
+            help="Show instead which conformance checks each resource type passed in the kit's last run "
+            "(read from .cloudorch/conformance.json, which the providers' conformance tests write).",
+        ),
+    ] = False,
+    conformance_file: Annotated[
+        Path | None,
+        typer.Option("--conformance-file", metavar="FILE", help="Read the conformance table from FILE."),
+    ] = None,
+) -> int:
+    """List installed providers and their resource types.
+
+    With --conformance: the table of the conformance kit's last run, a row per resource type and a
+    column per check (pass, fail, xfail for a known defect, n/a where a check does not apply).
+    """
     from cloudorch import api
 
     out = Output.configure(json_mode=json_)
+    if conformance or conformance_file is not None:
+        return _conformance(out, conformance_file)
     info = api.providers_info()
     if json_:
         out.document({"providers": [p.to_json() for p in info]})
@@ -138,4 +160,42 @@ def providers(json_: JsonOpt = False) -> int:
         out.print(f"[bold]{p.name}[/] ({p.package})")
         for t in p.types:
             out.print(f"  {t.type:<28} {t.description}")
+    return 0
+
+
+_STYLE = {"pass": "green", "fail": "red", "xfail": "yellow", "n/a": "dim", "skip": "dim"}
+
+
+def _conformance(out: Output, path: Path | None) -> int:
+    from cloudorch import api
+
+    table = api.conformance(path)
+    where = path if path is not None else Path.cwd() / api.CONFORMANCE_FILE
+    if table is None:
+        if out.json_mode:
+            out.document({"file": str(where), "conformance": None})
+        else:
+            out.print(
+                f"No conformance run recorded: {escape(str(where))} does not exist. Run the conformance "
+                "tests (pytest tests/provider/test_core_conformance.py providers/*/tests/test_conformance.py) "
+                "from the checkout to write it."
+            )
+        return 0
+    if out.json_mode:
+        out.document(table.to_json())
+        return 0
+    out.print(f"Conformance of each resource type in the last run ({escape(str(table.path))}):")
+    width = max([len(r.type) for r in table.rows] + [4])
+    out.print("  " + "type".ljust(width) + "  " + "  ".join(api.CONFORMANCE_CHECKS))
+    for row in table.rows:
+        cells = []
+        for check in api.CONFORMANCE_CHECKS:
+            cell = row.cells.get(check, "")
+            style = _STYLE.get(cell.split(" ", 1)[0])
+            padded = escape(cell.ljust(len(check)))
+            cells.append(f"[{style}]{padded}[/]" if style and cell else padded)
+        out.print("  " + escape(row.type.ljust(width)) + "  " + "  ".join(cells))
+    failed = [f"{r.type} {c}" for r in table.rows for c, s in r.checks.items() if s == "fail"]
+    if failed:
+        out.print(f"[red]{len(failed)} check(s) failed:[/] " + escape(", ".join(failed)))
     return 0

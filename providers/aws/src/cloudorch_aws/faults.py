@@ -10,10 +10,14 @@ parses it exactly as it would a real AWS error. Nothing here patches boto3. Use 
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -163,3 +167,123 @@ class CallLog:
         """The calls of the given `service.Operation` names, in order."""
         with self._lock:
             return [name for name, _ in self.calls if name in ops]
+
+
+# --------------------------------------------------------------------------- the conformance seam
+
+#: set in a cloudorch process's environment, SIGKILLs it right after its Nth mutating AWS call
+KILL_AFTER_ENV = "CLOUDORCH_AWS_KILL_AFTER_CALLS"
+
+_READ_PREFIXES = ("Describe", "Get", "List", "Head")
+
+#: transient answers a fault picks from: (HTTP status, error code)
+TRANSIENT_ERRORS = ((503, "ServiceUnavailable"), (500, "InternalError"), (400, "RequestLimitExceeded"))
+
+
+def is_mutating(operation: str) -> bool:
+    """Whether an API operation changes something (a create, update, delete or tag write)."""
+    return not operation.startswith(_READ_PREFIXES)
+
+
+class WriteFaults:
+    """The conformance kit's fault seam for AWS (`cloudorch.testing.conformance.FaultSeam`).
+
+    Register it once in `AwsProvider.client_hooks`; it numbers the mutating calls (`is_mutating`)
+    of every client, in the order they are made. `failing` answers one of them with a transient
+    AWS error instead of sending it (`before-call`), or, with `lost`, lets it act on the server
+    and then raises a read timeout on the client (`after-call`), the way a dropped response looks.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.target: int | None = None
+        self.lost = False
+        self.fired = False
+        self.error = TRANSIENT_ERRORS[0]
+
+    @contextmanager
+    def counting(self) -> Iterator[Callable[[], int]]:
+        with self._lock:
+            self.count, self.target = 0, None
+        yield lambda: self.count
+
+    @contextmanager
+    def failing(self, call: int, *, lost: bool, rng: random.Random) -> Iterator[Callable[[], bool]]:
+        with self._lock:
+            self.count, self.target, self.lost, self.fired = 0, call, lost, False
+            self.error = rng.choice(TRANSIENT_ERRORS)
+        try:
+            yield lambda: self.fired
+        finally:
+            with self._lock:
+                self.target = None
+
+    def crash_env(self, call: int) -> Mapping[str, str]:
+        return {KILL_AFTER_ENV: str(call)}
+
+    def __call__(self, client: Any) -> None:
+        def before(model: Any, context: dict[str, Any], **kwargs: Any) -> Any:
+            if not is_mutating(model.name):
+                return None
+            with self._lock:
+                self.count += 1
+                if self.count != self.target:
+                    return None
+                self.fired = True
+                lost = self.lost
+                status, code = self.error
+            if lost:
+                context["cloudorch_fault_lost"] = True
+                return None
+            response = error_response(client, status, code, f"injected by {type(self).__name__}")
+            parsed = {
+                "Error": {"Code": code, "Message": f"injected by {type(self).__name__}"},
+                "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
+            }
+            return response, parsed
+
+        def after(context: dict[str, Any], **kwargs: Any) -> None:
+            if context.get("cloudorch_fault_lost"):
+                from botocore.exceptions import ReadTimeoutError
+
+                raise ReadTimeoutError(endpoint_url=client.meta.endpoint_url)
+
+        client.meta.events.register("before-call", before, unique_id=f"write-faults-before-{id(self)}")
+        client.meta.events.register("after-call", after, unique_id=f"write-faults-after-{id(self)}")
+
+
+class KillAfter:
+    """A client hook that SIGKILLs this process right after its `n`th mutating call got its answer
+    (the call acted on the server; the journal never hears of it). Installed by `AwsProvider`
+    when `CLOUDORCH_AWS_KILL_AFTER_CALLS` is set, for crash tests run as a subprocess."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, client: Any) -> None:
+        def after(model: Any, **kwargs: Any) -> None:
+            if not is_mutating(model.name):
+                return
+            with self._lock:
+                self.count += 1
+                hit = self.count == self.n
+            if hit:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        client.meta.events.register("after-call", after, unique_id=f"kill-after-{id(self)}")
+
+
+_KILLER: list[KillAfter] = []
+
+
+def hooks_from_env(env: Mapping[str, str]) -> list[Callable[[Any], None]]:
+    """The hooks the environment asks for: one process-wide `KillAfter` when `KILL_AFTER_ENV` is set."""
+    value = env.get(KILL_AFTER_ENV)
+    if not value:
+        return []
+    if not _KILLER:
+        _KILLER.append(KillAfter(int(value)))
+    return [_KILLER[0]]

@@ -8,6 +8,7 @@ does not know any resource type; those live in one module per service.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ from cloudorch_aws.cloudwatch import AlarmResource
 from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
 from cloudorch_aws.errors import error_code, error_kind, http_status
+from cloudorch_aws.faults import hooks_from_env
 from cloudorch_aws.iam import PolicyResource, RoleResource
 from cloudorch_aws.lambda_ import FunctionResource
 from cloudorch_aws.route53 import RecordResource, ZoneResource
@@ -229,7 +231,7 @@ class AwsProvider(Provider):
             endpoint_url=endpoint,
             config=Config(**options),
         )
-        for hook in self.client_hooks:
+        for hook in [*self.client_hooks, *hooks_from_env(os.environ)]:
             hook(client)
         log.debug("created %s client for providers.%s (endpoint %s)", service, self.alias, endpoint or "aws")
         return client

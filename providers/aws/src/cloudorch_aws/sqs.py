@@ -67,17 +67,27 @@ class QueueProperties(ResourceProperties):
         return self.redrive_policy is not None or any(getattr(self, f) is not None for f in ATTRIBUTES)
 
 
+def _redrive(props: QueueProperties) -> RedrivePolicy | None:
+    """The redrive policy as a model: properties rebuilt from state without validation (the old
+    side of an update) carry it as the plain mapping state stored."""
+    policy: RedrivePolicy | dict[str, Any] | None = props.redrive_policy
+    if policy is None or isinstance(policy, RedrivePolicy):
+        return policy
+    return RedrivePolicy.model_validate(policy)
+
+
 def _aws_attributes(props: QueueProperties) -> dict[str, str]:
     out: dict[str, str] = {}
     for field, (name, kind) in ATTRIBUTES.items():
         value = getattr(props, field)
         if value is not None:
             out[name] = ("true" if value else "false") if kind is bool else str(value)
-    if props.redrive_policy is not None:
+    redrive = _redrive(props)
+    if redrive is not None:
         out["RedrivePolicy"] = json.dumps(
             {
-                "deadLetterTargetArn": props.redrive_policy.dead_letter_target_arn,
-                "maxReceiveCount": props.redrive_policy.max_receive_count,
+                "deadLetterTargetArn": redrive.dead_letter_target_arn,
+                "maxReceiveCount": redrive.max_receive_count,
             }
         )
     return out
