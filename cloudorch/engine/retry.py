@@ -114,16 +114,30 @@ def create_once(
                 if made is None:
                     raise err from exc
                 if made:
-                    # the failed call made it, but whatever it does after the first cloud call
-                    # may not have happened: keep the object, tainted, and never make a second
-                    raise PartialCreate(
-                        f"{address}: a failed create left {made[0].id} behind: {err.message}",
-                        object_id=made[0].id,
-                        address=address,
-                        attributes=made[0].attributes,
-                        cause=exc,
-                    ) from exc
+                    # the failed call made it (its answer was lost); whatever the create does after
+                    # its first cloud call may not have happened: bring the object to what was asked
+                    # with an in-place update, and keep it tainted only if that fails too. Never a second.
+                    return _finish_found(rt, address, props, made[0], err, exc)
             delay = backoff(attempt - 1, err.retry_after)
             if on_retry is not None:
                 on_retry(err, attempt, delay)
             sleep(delay)
+
+
+def _finish_found(
+    rt: ResourceType[Any], address: str, props: Any, found: Observed, err: ProviderError, cause: BaseException
+) -> Observed:
+    """The object a create whose answer was lost made, read back and updated to `props`; a
+    `PartialCreate` (tainted, never retried) when that cannot be done."""
+    try:
+        current = rt.read(address, found.id, props) or found
+        old = type(props).model_construct(**current.properties)
+        return rt.update(address, found.id, old, props)
+    except Exception as exc:
+        raise PartialCreate(
+            f"{address}: a failed create left {found.id} behind and it could not be completed: {err.message}",
+            object_id=found.id,
+            address=address,
+            attributes=found.attributes,
+            cause=cause,
+        ) from exc

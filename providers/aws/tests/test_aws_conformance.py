@@ -26,21 +26,9 @@ PROVIDER = {"region": REGION}
 
 # found by the engine's retry re-running a multi-step create, or a retried create hitting the
 # name it took on its first try; each mark is strict, so the fix shows up as a failure to remove it
-RERUN_CREATE = (
-    "a failed later step of a multi-step create (tagging, ModifyVpcAttribute) makes the engine re-run "
-    "the whole create: a second object"
-)
-DUPLICATE_NAME = (
-    "a retried CreateSecurityGroup whose first try acted fails with InvalidGroup.Duplicate; "
-    "the group exists but never reaches state"
-)
-SUBNET_CONFLICT = (
-    "a retried CreateSubnet whose first try acted fails with InvalidSubnet.Conflict; "
-    "the subnet exists but never reaches state"
-)
 ZONE_UNTAGGED = (
-    "a hosted zone is tagged with its address after CreateHostedZone: a crash in between leaves a "
-    "zone find cannot see, and the next apply makes a second one"
+    "a hosted zone is tagged with its address after CreateHostedZone: a crash or a lost answer in "
+    "between leaves a zone find cannot see, and the next try makes a second one"
 )
 
 
@@ -144,7 +132,6 @@ EC2_EXAMPLES = (
         force_new={"cidr_block": "10.43.0.0/16"},
         drift=_drift_vpc,
         census=_vpcs,
-        xfail={"fault_transient[create]": RERUN_CREATE, "fault_lost[create]": RERUN_CREATE},
         provider_config=PROVIDER,
     ),
     ConformanceExample(
@@ -155,7 +142,6 @@ EC2_EXAMPLES = (
         updates={"map_public_ip_on_launch": False, "tags": {"Name": "s2-{run}"}},
         force_new={"cidr_block": "10.7.2.0/24"},
         census=_subnets,
-        xfail={"fault_transient[create]": SUBNET_CONFLICT, "fault_lost[create]": SUBNET_CONFLICT},
         provider_config=PROVIDER,
     ),
     ConformanceExample(
@@ -172,7 +158,6 @@ EC2_EXAMPLES = (
         },
         force_new={"name": "g2-{run}"},
         census=_groups,
-        xfail={"fault_transient[create]": DUPLICATE_NAME, "fault_lost[create]": DUPLICATE_NAME},
         provider_config=PROVIDER,
     ),
 )
@@ -236,11 +221,7 @@ class TestAwsConformance(ConformanceSuite):
             updates={"comment": "conformance v2", "tags": {"owner": "data"}},
             force_new={"name": "z2-{run}.example.com"},
             census=_zones,
-            xfail={
-                "fault_transient[create]": RERUN_CREATE,
-                "fault_lost[create]": RERUN_CREATE,
-                "crash": ZONE_UNTAGGED,
-            },
+            xfail={"fault_lost[create]": ZONE_UNTAGGED, "crash": ZONE_UNTAGGED},
             provider_config=PROVIDER,
         ),
         ConformanceExample(

@@ -8,7 +8,7 @@ server side only), so the fault and crash checks report `n/a` here.
 from __future__ import annotations
 
 import pytest
-from azure_arm_server import ArmServer
+from cloudorch.testing.arm import ArmServer
 from azure_testkit import SUBSCRIPTION
 from cloudorch_azure import AzureProvider
 from cloudorch_azure.provider import TOKEN_ENV
