@@ -110,7 +110,7 @@ def apply(
     check_on_failure(opts.on_failure)
     if saved is not None:
         opts = options_for_saved(saved, opts)
-    with session(opts) as sess:
+    with session(opts, fold=True) as sess:
         if warn_gates and opts.release_version is None and gated_stage(sess.loaded.plan, opts):
             opts.say(
                 f"stage {opts.stage} has release gates; `cloudorch apply` does not evaluate them "
@@ -294,7 +294,7 @@ def recover(
     in-flight creates made, and finish an undo a crash cut short. No journal: nothing to do."""
     from cloudorch.state.model import StateEvent
 
-    with session(opts, quiet=True) as sess:
+    with session(opts, fold=True, quiet=True) as sess:
         outcome = RecoverOutcome(sess.recovered, sess.took_over, state_serial=sess.state.serial)
         report = sess.recovered
         if report is None or not report.undo_unfinished or report.replay is None:
