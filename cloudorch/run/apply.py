@@ -166,7 +166,7 @@ def apply_in(
     with intr.armed():
         ran = applier.run()
         undo = None
-        if opts.on_failure == "rollback" and ran.failed and not ran.abandoned and intr.count == 0:
+        if opts.on_failure == "rollback" and ran.failed and not ran.abandoned and intr.count == 0 and not denied:
             if observer is not None:
                 observer.message(
                     f"{', '.join(sorted(ran.failed))} failed: rolling back the {len(ran.succeeded)} "
@@ -190,7 +190,10 @@ def apply_in(
     stats = journal.stats()
     result.journal_lines, result.journal_fsyncs = stats.lines, stats.fsyncs
     if result.abandoned or (result.undo is not None and result.undo.abandoned):
-        journal.abandon()  # operations still running: the next command recovers them
+        # operations still running (a second Ctrl-C): the journal stays open without an end line,
+        # so one that finishes before the process exits is still recorded; one cut off by the exit
+        # stays in flight, and the next command that folds the journal recovers it
+        journal.flush()
     else:
         journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})
         journal.discard()
@@ -346,7 +349,9 @@ def _resolved_policy_hook(
             report.raise_if_blocked(dict(opts.overrides))
         except CloudorchError as exc:
             denied.append(exc)
-            intr.fire()  # a policy broke mid-apply: start nothing new
+            # a policy broke mid-apply: start nothing new; running work finishes (however many
+            # denials come at once, this is never a second Ctrl-C)
+            intr.halt(f"denied by policy: {exc.message}")
             raise
 
     return hook
