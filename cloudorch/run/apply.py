@@ -297,12 +297,14 @@ def recover(
     in-flight creates made, and finish an undo a crash cut short. No journal: nothing to do."""
     from cloudorch.state.model import StateEvent
 
-    with session(opts, fold=True, quiet=True) as sess:
+    with session(opts, fold=True, quiet=True, resume_undo=True) as sess:
         outcome = RecoverOutcome(sess.recovered, sess.took_over, state_serial=sess.state.serial)
         report = sess.recovered
-        if report is None or not report.undo_unfinished or report.replay is None:
+        if report is None or not report.undo_unfinished or report.replay is None or report.pending is None:
             return outcome
-        journal = _start_journal(sess, opts)
+        # the undo goes on in the killed run's own journal: it holds the inverse records and what
+        # was undone already, and a kill of this undo leaves it for the next `recover` again
+        journal = report.pending.resume(sess.backend, lease=sess.lock)
         intr = interrupt or Interrupt()
         with intr.armed():
             undo = _undo(
@@ -311,8 +313,11 @@ def recover(
         outcome.undo = undo
         sess.state.events.append(StateEvent(kind="undo", actor=actor_name(), detail=undo.to_json()))
         sess.backend.write_next(sess.state)
-        journal.close({"undone": len(undo.undone)})
-        journal.discard()
+        if undo.abandoned:
+            journal.flush()  # undo operations still running: the next `recover` goes on from here
+        else:
+            journal.close({"undone": len(undo.undone)})
+            journal.discard()
         outcome.state_serial = sess.state.serial
         return outcome
 

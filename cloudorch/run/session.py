@@ -332,10 +332,13 @@ def workspace(opts: RunOptions) -> Iterator[Workspace]:
 
 
 @contextmanager
-def locked(ws: Workspace, *, fold: bool, lock: bool = True, quiet: bool = False) -> Iterator[Session]:
+def locked(
+    ws: Workspace, *, fold: bool, lock: bool = True, quiet: bool = False, resume_undo: bool = False
+) -> Iterator[Session]:
     """Take the state lock, read state. `fold=True` (the operation changes the world, under the
     lock): first fold a killed run's journal into state. `fold=False`: leave it, and say it waits.
-    `lock=False`: read state only."""
+    `resume_undo`: the operation finishes an undo a kill cut short (`recover`); without it such a
+    journal is refused rather than folded. `lock=False`: read state only."""
     from cloudorch.engine.recovery import recover
     from cloudorch.state.lock import LockInfo
     from cloudorch.state.model import State
@@ -351,7 +354,7 @@ def locked(ws: Workspace, *, fold: bool, lock: bool = True, quiet: bool = False)
         if took_over is not None and notify:
             notify(f"took over a stale state lock held by {took_over.describe()}")
         folding = fold and lock
-        report = recover(backend, ws.providers) if folding else None
+        report = recover(backend, ws.providers, resume_undo=resume_undo) if folding else None
         waiting = None if folding else waiting_in(backend, loaded.plan, opts)
         if folding:
             log.debug("recovery checked %s", backend.describe())
@@ -367,7 +370,9 @@ def locked(ws: Workspace, *, fold: bool, lock: bool = True, quiet: bool = False)
 
 
 @contextmanager
-def session(opts: RunOptions, *, fold: bool, lock: bool = True, quiet: bool = False) -> Iterator[Session]:
+def session(
+    opts: RunOptions, *, fold: bool, lock: bool = True, quiet: bool = False, resume_undo: bool = False
+) -> Iterator[Session]:
     """Load the plan, take the state lock, fold a crashed run's journal (`fold=True`), read state."""
-    with workspace(opts) as ws, locked(ws, fold=fold, lock=lock, quiet=quiet) as sess:
+    with workspace(opts) as ws, locked(ws, fold=fold, lock=lock, quiet=quiet, resume_undo=resume_undo) as sess:
         yield sess
