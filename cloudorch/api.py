@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from cloudorch.run.state_ops import state_rekey as state_rekey
     from cloudorch.run.state_ops import state_rm as state_rm
     from cloudorch.run.state_ops import state_show as state_show
+    from cloudorch.run.state_ops import waiting_run as waiting_run
     from cloudorch.sandbox import Sandbox as Sandbox
     from cloudorch.sandbox import down as sandbox_down
     from cloudorch.sandbox import status as sandbox_status
@@ -140,7 +141,8 @@ __all__ = [  # what the facade offers; every other module is below it
     "state_rekey",
     "state_rm",
     "state_show",
-    "validate"
+    "validate",
+    "waiting_run",
 ]
 
 #: name -> (module, attribute): where each name of the facade lives
@@ -175,7 +177,7 @@ _NAMES: dict[str, tuple[str, str]] = {
         for n in (
             "MigrateResult", "force_unlock", "force_unlock_any", "outputs", "state_deposed", "state_history",
             "state_import",
-            "state_list", "state_migrate", "state_mv", "state_rekey", "state_rm", "state_show",
+            "state_list", "state_migrate", "state_mv", "state_rekey", "state_rm", "state_show", "waiting_run",
         )
     },
     "Sandbox": ("cloudorch.sandbox", "Sandbox"),

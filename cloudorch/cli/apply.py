@@ -67,7 +67,10 @@ def plan(
     if out_file is not None:
         cs.save(out_file)
     if out.json_mode:
-        out.document(changeset_json(cs))
+        doc = changeset_json(cs)
+        if planned.waiting is not None:
+            doc["pending_run"] = planned.waiting.to_json()  # stderr said so too (opts.notify)
+        out.document(doc)
     elif format_ == "markdown":
         from cloudorch.cli.markdown import render
 

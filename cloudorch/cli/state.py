@@ -30,6 +30,17 @@ from cloudorch.errors import ConfigError
 if TYPE_CHECKING:
     from cloudorch.api import RunOptions
 
+def _waiting(opts: RunOptions) -> dict[str, object] | None:
+    """Say on stderr that a killed run's journal waits unfolded (state is shown as stored); its JSON."""
+    from cloudorch import api
+
+    waiting = api.waiting_run(opts)
+    if waiting is None:
+        return None
+    opts.say(waiting.message())
+    return waiting.to_json()
+
+
 AddressArg = Annotated[str, typer.Argument(metavar="ADDRESS", help="A resource address, e.g. site or logs[eu].")]
 READ = f"0 done, {EXITS}"
 
@@ -50,6 +61,7 @@ def output(
     """Show the plan's outputs, as recorded in state by the last apply."""
     from cloudorch import api
 
+    _waiting(opts)
     values = api.outputs(opts)
     if name is not None:
         if name not in values:
@@ -127,6 +139,7 @@ def state_list(opts: RunOptions, out: Output) -> int:
     and a deposed one (the old object of a replacement, not deleted yet) say so."""
     from cloudorch import api
 
+    waiting = _waiting(opts)
     records = api.state_list(opts)
     deposed = api.state_deposed(opts)
     if out.json_mode:
@@ -142,6 +155,8 @@ def state_list(opts: RunOptions, out: Output) -> int:
                 {"address": d.address, "key": d.key, "type": d.type, "id": d.id, "provider": d.provider}
                 for d in deposed
             ]
+        if waiting is not None:
+            doc["pending_run"] = waiting
         out.document(doc)
     else:
         for r in records:
@@ -164,6 +179,7 @@ def state_show(opts: RunOptions, out: Output, address: AddressArg) -> int:
     """Show one resource as state recorded it (sensitive values are stored as hashes only)."""
     from cloudorch import api
 
+    _waiting(opts)
     doc = api.state_show(opts, address).model_dump(mode="json")
     if out.json_mode:
         out.document(doc)
@@ -252,9 +268,10 @@ def state_history(opts: RunOptions, out: Output) -> int:
     """List the kept versions of state (serials), newest first; `rollback --to SERIAL` reverts to one."""
     from cloudorch import api
 
+    waiting = _waiting(opts)
     entries = api.state_history(opts)
     if out.json_mode:
-        out.document({"history": [asdict(e) for e in entries]})
+        out.document({"history": [asdict(e) for e in entries]} | ({"pending_run": waiting} if waiting else {}))
         return 0
     for e in entries:
         cur = " (current)" if getattr(e, "current", False) else ""

@@ -8,8 +8,11 @@ is confirmed by reading the object back. Objects are told apart by id: an in-fli
 only an object whose id neither state nor its journal line knew (after a replace, the old object
 carries the same address tag), and the old object of a create-before-destroy replace is recorded
 deposed. So the next apply neither loses nor duplicates anything.
-A journal whose undo was cut short is reported (`undo_unfinished`) so the caller can finish the
-undo (`cloudorch recover` does). Folding the journal's finished operations into state is
+A journal whose undo was cut short is folded only by a caller that finishes the undo
+(`resume_undo=True`, `cloudorch recover`): the journal is then kept, with how each in-flight
+operation was settled, and the undo goes on in it (`RecoveryReport.pending`), so killing the
+finishing undo, however often, leaves a journal the next `recover` resumes. Any other caller is
+refused before anything is written: folding would drop the undo. Folding the journal's finished operations into state is
 `cloudorch.state.recovery.apply_replay`; this module adds what needs the cloud.
 """
 
@@ -19,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudorch.engine.providerset import ProviderSet
-from cloudorch.errors import CloudorchError
+from cloudorch.errors import CloudorchError, StateError
 from cloudorch.provider.contract import sensitive_fields
 from cloudorch.state.backends.base import StateBackend
-from cloudorch.state.journal import JournalReplay, pending
+from cloudorch.state.journal import JournalReplay, PendingRun, pending
 from cloudorch.state.model import DeposedObject, ResourceRecord, State, StateEvent, sensitive_marker
 from cloudorch.state.recovery import apply_replay
 
@@ -39,6 +42,8 @@ class RecoveryReport:
     journal: str = ""
     #: the journal as read, so an unfinished undo can be completed from its inverse records
     replay: JournalReplay | None = None
+    #: with an unfinished undo and `resume_undo`: the journal, kept, for the undo to go on in
+    pending: PendingRun | None = field(default=None, repr=False)
 
     @property
     def undo_unfinished(self) -> bool:
@@ -77,9 +82,10 @@ class RecoveryReport:
         return "; ".join(parts)
 
 
-def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | None:
+def recover(backend: StateBackend, providers: ProviderSet, *, resume_undo: bool = False) -> RecoveryReport | None:
     """Fold a leftover journal into state; call with the state lock held. A journal that is not
-    bound to the stored state is refused (StateError) before anything is written."""
+    bound to the stored state is refused (StateError) before anything is written, and so is one
+    whose undo was cut short unless the caller finishes it (`resume_undo`)."""
     run = pending(backend)
     if run is None:
         return None
@@ -88,6 +94,11 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
         # state was written before the end line: nothing to fold
         run.discard()
         return None
+    if replay.rollback is not None and not resume_undo:
+        raise StateError(
+            f"the undo of a failed apply was cut short: {run.describe()}; folding it here would drop the undo",
+            hint="run `cloudorch recover PLAN` to finish the undo first; nothing was written",
+        )
     state = backend.read()
     if state is None:
         header = replay.header or {}
@@ -163,13 +174,47 @@ def recover(backend: StateBackend, providers: ProviderSet) -> RecoveryReport | N
         )
     )
     state.serial = expected + 1
+    keep = replay.rollback is not None
+    if keep:
+        # the undo goes on in this journal, which will be folded again: settle its in-flight ops
+        run.settle(_settlements(folded.in_flight, state, report))
     detach = run.attach(backend)  # bound first, so a crash after this write never refuses the journal
     try:
         backend.write(state, expected_serial=expected or None)
     finally:
         detach()
-    run.discard()
+    if keep:
+        report.pending = run
+    else:
+        run.discard()
     return report
+
+
+def _settlements(
+    in_flight: list[dict[str, Any]], state: State, report: RecoveryReport
+) -> list[tuple[str, dict[str, Any]]]:
+    """Journal lines that close each in-flight operation the way recovery settled it: an adopted
+    object as finished with its record (the undo still removes it), a create that made nothing or
+    a delete that happened as failed / finished. Lost ones stay in flight."""
+    adopted, absent = set(report.adopted), set(report.absent)
+    deleted = set(report.deleted)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for op in in_flight:
+        address = str(op.get("address"))
+        line = {"op": op.get("op"), "address": address, "action": op.get("action"), "settled": True}
+        if op.get("deposed_key") is not None:
+            line["deposed_key"] = op["deposed_key"]
+            if f"{address} (deposed {op['deposed_key']})" in deleted:
+                out.append(("finished", line))
+            continue
+        rec = state.resources.get(address)
+        if address in adopted and rec is not None:
+            out.append(("finished", {**line, "record": rec.model_dump(mode="json")}))
+        elif address in absent:
+            out.append(("failed", {**line, "action": "settled", "error": "made nothing (settled by recovery)"}))
+        elif address in deleted and op.get("action") == "delete":
+            out.append(("finished", line))
+    return out
 
 
 def _confirm_delete(state: State, providers: ProviderSet, address: str, report: RecoveryReport) -> None:

@@ -3,8 +3,11 @@
 It starts every ready operation it may, always the one with the longest remaining path first
 (critical-path priority), bounded by a global `parallelism` and a limit per group (a provider
 block). When an operation fails, everything downstream of it is skipped and independent work
-finishes. A first interrupt stops new starts and waits for running work; a second stops waiting.
-It knows nothing of clouds, state or journals: the caller's `run` function does the work.
+finishes. A first interrupt stops new starts and waits for running work; a second stops waiting:
+operations still running are left to their (daemon) worker threads, which the process does not
+wait for at exit. `Interrupt.halt` stops new starts for another reason (a policy denial) without
+counting as an interrupt. It knows nothing of clouds, state or journals: the caller's `run`
+function does the work.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cloudorch.graph import remaining_path
 
@@ -51,15 +53,70 @@ class ScheduleResult:
 
 
 class Interrupt:
-    """A counter the caller bumps (from a signal handler); the scheduler polls it."""
+    """A counter the caller bumps (from a signal handler); the scheduler polls it.
+
+    `halt` is the other way to stop starting work (a policy denial, however many at once): it
+    never counts as an interrupt, so it never abandons running operations."""
 
     def __init__(self) -> None:
         self.count = 0
         self.event = threading.Event()
+        self.halted: str | None = None
 
     def fire(self) -> None:
         self.count += 1
         self.event.set()
+
+    def halt(self, reason: str) -> None:
+        """Start nothing new; running work finishes. The first reason is kept; thread-safe."""
+        if self.halted is None:
+            self.halted = reason
+
+
+class _Workers:
+    """Daemon worker threads, started as work needs them up to `limit`.
+
+    Unlike a `ThreadPoolExecutor`, whose threads the interpreter joins at exit, an operation
+    abandoned by a second interrupt cannot hold the process up: it stops with the process and the
+    journal records it as in flight."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._jobs: queue.SimpleQueue[tuple[Callable[[Task[Any]], None], Task[Any]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._queued = 0
+
+    def submit(self, fn: Callable[[Task[Any]], None], task: Task[Any]) -> None:
+        with self._lock:
+            self._queued += 1
+            start = self._queued > self._idle and self._threads < self.limit
+            if start:
+                self._threads += 1
+        if start:
+            threading.Thread(target=self._loop, name="cloudorch-op", daemon=True).start()
+        self._jobs.put((fn, task))
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                if job is not None:
+                    self._queued -= 1
+            if job is None:
+                return
+            job[0](job[1])
+
+    def shutdown(self) -> None:
+        """Let every worker end once its current job is done; joins nothing."""
+        with self._lock:
+            threads = self._threads
+        for _ in range(threads):
+            self._jobs.put(None)
 
 
 class Scheduler(Generic[T]):
@@ -133,7 +190,7 @@ class Scheduler(Generic[T]):
                 done.put((task.key, None))
 
         stopped_starting = False
-        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="cloudorch-op")
+        pool = _Workers(self.parallelism)
         try:
             while True:
                 if self.interrupt.count >= 1 and not stopped_starting:
@@ -141,9 +198,10 @@ class Scheduler(Generic[T]):
                     result.interrupted = True
                     if self.on_stop_starting:
                         self.on_stop_starting(len(running))
-                if self._halt is not None and not stopped_starting:
+                halt = self._halt or self.interrupt.halted
+                if halt is not None and not stopped_starting:
                     stopped_starting = True
-                    result.halted = self._halt
+                    result.halted = halt
                 if not stopped_starting:
                     self._start_ready(ready, running, running_by_group, limit_of, pool, runner)
                 if not running:
@@ -180,8 +238,8 @@ class Scheduler(Generic[T]):
                             stopped_starting = True
                             result.stopped_by = key
         finally:
-            # on abandon, do not join worker threads: they may sit in a long cloud call
-            pool.shutdown(wait=not result.abandoned, cancel_futures=True)
+            # never joined: on abandon a worker may sit in a long cloud call
+            pool.shutdown()
         settled = set(result.succeeded) | set(result.failed) | set(result.skipped) | set(result.abandoned)
         result.not_started = sorted(k for k in self.tasks if k not in settled)
         return result
@@ -192,7 +250,7 @@ class Scheduler(Generic[T]):
         running: set[str],
         running_by_group: dict[str, int],
         limit_of: Mapping[str, int],
-        pool: ThreadPoolExecutor,
+        pool: _Workers,
         runner: Callable[[Task[T]], None],
     ) -> None:
         while len(running) < self.parallelism:

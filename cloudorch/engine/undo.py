@@ -445,8 +445,20 @@ def undo_apply(
     report = plan.report
     # the journal's marker line keeps its on-disk name (`rollback`): journals written by earlier
     # versions must still be read by `recover` (see `cloudorch/state/journal.py`)
+    # the undo's intents, durable before its first operation: a kill at any point of the undo
+    # leaves a journal whose next fold (`recover`) finds what is left to undo (`completed_forward`)
     journal.rollback(
-        {"op": "rollback", "address": "*", "action": "rollback", "reason": reason, "undo": sorted(plan.changes)}
+        {
+            "op": "rollback",
+            "address": "*",
+            "action": "rollback",
+            "reason": reason,
+            "undo": sorted(plan.changes),
+            "intents": [
+                {"address": a, "action": c.action.value, "id": c.id, "deposed": c.deposed}
+                for a, c in sorted(plan.changes.items())
+            ],
+        }
     )
     for swap in report.swaps:
         journal.finished(swap)  # durable before the new objects are deleted

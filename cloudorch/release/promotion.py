@@ -351,7 +351,7 @@ def _rollback_to(
     """Release rollback: apply `target` to the stage again, record it in the ledger and the stage's state."""
     sopts = stage_options(rel, stage.name, target)
     runs.check_on_failure(sopts.on_failure)
-    with workspace(sopts) as ws, locked(ws) as sess:
+    with workspace(sopts) as ws, locked(ws, fold=True) as sess:
         result = _apply_in(sess, sopts, steer)
         if result is None or result.denied is not None:
             return result
@@ -403,7 +403,7 @@ def deploy(
     steer = Steer(confirm, observer, on_plan, interrupt)
     runs.check_on_failure(sopts.on_failure)
     with workspace(sopts) as ws:
-        with locked(ws) as sess:
+        with locked(ws, fold=True) as sess:
             result = _apply_in(sess, sopts, steer)
             if result is None:
                 out.declined = True
@@ -503,7 +503,7 @@ def promote(
     steer = Steer(confirm, observer, on_plan, interrupt)
     runs.check_on_failure(sopts.on_failure)
     with workspace(sopts) as ws:
-        with locked(ws) as sess:
+        with locked(ws, fold=not dry_run) as sess:
             planned = plan_in(sess, sopts)
             inp = GateInputs(
                 stage,

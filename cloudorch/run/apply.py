@@ -110,7 +110,7 @@ def apply(
     check_on_failure(opts.on_failure)
     if saved is not None:
         opts = options_for_saved(saved, opts)
-    with session(opts) as sess:
+    with session(opts, fold=True) as sess:
         if warn_gates and opts.release_version is None and gated_stage(sess.loaded.plan, opts):
             opts.say(
                 f"stage {opts.stage} has release gates; `cloudorch apply` does not evaluate them "
@@ -166,7 +166,7 @@ def apply_in(
     with intr.armed():
         ran = applier.run()
         undo = None
-        if opts.on_failure == "rollback" and ran.failed and not ran.abandoned and intr.count == 0:
+        if opts.on_failure == "rollback" and ran.failed and not ran.abandoned and intr.count == 0 and not denied:
             if observer is not None:
                 observer.message(
                     f"{', '.join(sorted(ran.failed))} failed: rolling back the {len(ran.succeeded)} "
@@ -190,7 +190,10 @@ def apply_in(
     stats = journal.stats()
     result.journal_lines, result.journal_fsyncs = stats.lines, stats.fsyncs
     if result.abandoned or (result.undo is not None and result.undo.abandoned):
-        journal.abandon()  # operations still running: the next command recovers them
+        # operations still running (a second Ctrl-C): the journal stays open without an end line,
+        # so one that finishes before the process exits is still recorded; one cut off by the exit
+        # stays in flight, and the next command that folds the journal recovers it
+        journal.flush()
     else:
         journal.close({"succeeded": len(result.succeeded), "failed": len(result.failed)})
         journal.discard()
@@ -294,12 +297,14 @@ def recover(
     in-flight creates made, and finish an undo a crash cut short. No journal: nothing to do."""
     from cloudorch.state.model import StateEvent
 
-    with session(opts, quiet=True) as sess:
+    with session(opts, fold=True, quiet=True, resume_undo=True) as sess:
         outcome = RecoverOutcome(sess.recovered, sess.took_over, state_serial=sess.state.serial)
         report = sess.recovered
-        if report is None or not report.undo_unfinished or report.replay is None:
+        if report is None or not report.undo_unfinished or report.replay is None or report.pending is None:
             return outcome
-        journal = _start_journal(sess, opts)
+        # the undo goes on in the killed run's own journal: it holds the inverse records and what
+        # was undone already, and a kill of this undo leaves it for the next `recover` again
+        journal = report.pending.resume(sess.backend, lease=sess.lock)
         intr = interrupt or Interrupt()
         with intr.armed():
             undo = _undo(
@@ -308,8 +313,11 @@ def recover(
         outcome.undo = undo
         sess.state.events.append(StateEvent(kind="undo", actor=actor_name(), detail=undo.to_json()))
         sess.backend.write_next(sess.state)
-        journal.close({"undone": len(undo.undone)})
-        journal.discard()
+        if undo.abandoned:
+            journal.flush()  # undo operations still running: the next `recover` goes on from here
+        else:
+            journal.close({"undone": len(undo.undone)})
+            journal.discard()
         outcome.state_serial = sess.state.serial
         return outcome
 
@@ -346,7 +354,9 @@ def _resolved_policy_hook(
             report.raise_if_blocked(dict(opts.overrides))
         except CloudorchError as exc:
             denied.append(exc)
-            intr.fire()  # a policy broke mid-apply: start nothing new
+            # a policy broke mid-apply: start nothing new; running work finishes (however many
+            # denials come at once, this is never a second Ctrl-C)
+            intr.halt(f"denied by policy: {exc.message}")
             raise
 
     return hook

@@ -20,7 +20,7 @@ def drift(opts: RunOptions) -> DriftReport:
     from cloudorch import graph as graphs
     from cloudorch.engine.drift import detect
 
-    with session(opts) as sess:
+    with session(opts, fold=False) as sess:
         loaded = sess.loaded
         report, live = detect(
             loaded.plan,

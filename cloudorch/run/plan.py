@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import CloudorchError, ConfigError
 from cloudorch.run.options import RunOptions
-from cloudorch.run.session import Loaded, Session, session
+from cloudorch.run.session import Loaded, Session, WaitingRun, session
 
 if TYPE_CHECKING:
     from cloudorch.changes import ChangeSet
@@ -49,6 +49,8 @@ class Planned:
 
     changeset: ChangeSet
     verdict: PolicyVerdict | None
+    #: a killed run's journal that waits, unfolded (a plan reads state as stored)
+    waiting: WaitingRun | None = None
 
 
 def scope_of(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
@@ -176,5 +178,8 @@ def locator(plan: PlanSpec) -> Callable[[str | None], tuple[str, int] | None]:
 
 
 def plan(opts: RunOptions) -> Planned:
-    with session(opts) as sess:
-        return plan_in(sess, opts)
+    """Plan against state as stored: a killed run's journal is not folded in (`Planned.waiting` says it waits)."""
+    from dataclasses import replace
+
+    with session(opts, fold=False) as sess:
+        return replace(plan_in(sess, opts), waiting=sess.waiting)

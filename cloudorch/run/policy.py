@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def policy_check(opts: RunOptions) -> PolicyVerdict:
     """Plan and evaluate the plan's policies (and --policy ones) without applying anything."""
-    with session(opts) as sess:
+    with session(opts, fold=False) as sess:
         verdict = plan_in(sess, opts).verdict
         if verdict is None:
             raise ConfigError(

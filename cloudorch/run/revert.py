@@ -85,7 +85,7 @@ def revert_plan_in(sess: Session, opts: RunOptions, *, to: int | None = None, st
 
 
 def revert_plan(opts: RunOptions, *, to: int | None = None, steps: int | None = None) -> Planned:
-    with session(opts) as sess:
+    with session(opts, fold=False) as sess:
         return revert_plan_in(sess, opts, to=to, steps=steps)
 
 
@@ -107,7 +107,7 @@ def revert(
     from cloudorch.engine.planner import adopt_seen_in_diffs
 
     check_on_failure(opts.on_failure)
-    with session(opts) as sess:
+    with session(opts, fold=True) as sess:
         planned = revert_plan_in(sess, opts, to=to, steps=steps)
         adopt_seen_in_diffs(sess.state, planned.changeset)  # what the refresh saw, as a saved plan's apply does
         return apply_in(sess, opts, planned, confirm=confirm, observer=observer, interrupt=interrupt, on_plan=on_plan)

@@ -1,6 +1,11 @@
 """A run's hold on a plan: load and bind it (`load`), open its providers (`workspace`), and take the
 state lock, recover a crashed run and read state (`session`).
 
+Folding a killed run's journal into state is the operation's decision (`fold=`), never a side
+effect of opening a session: commands that change the world fold it; commands that only read
+leave it where it is, say that it waits (`Session.waiting`, the `notify` callback) and read
+state as stored.
+
 Every step is logged at DEBUG on the `cloudorch.run` logger ("loaded", "locked", "recovery
 checked"), so a caller can see how often an operation loads or locks.
 """
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
     from cloudorch.planfile import Instance, PlanSpec
     from cloudorch.provider.registry import Registry
     from cloudorch.state.backends.base import StateBackend
+    from cloudorch.state.journal import PendingRun
     from cloudorch.state.lock import LockHandle, LockInfo
     from cloudorch.state.model import State
 
@@ -234,6 +240,71 @@ class Workspace:
     providers: ProviderSet
 
 
+@dataclass(frozen=True)
+class WaitingRun:
+    """The journal of a run that did not finish, left unfolded by a command that only reads."""
+
+    where: str
+    command: str
+    actor: str
+    done: int
+    in_flight: int
+    #: the run was undoing a failed apply when it stopped
+    undoing: bool
+    #: the command that folds it in (`cloudorch recover PLAN [--stage S]`)
+    recover: str
+
+    @classmethod
+    def of(cls, run: PendingRun, recover: str) -> WaitingRun:
+        header = run.replay.header or {}
+        return cls(
+            where=run.where,
+            command=str(header.get("command", "")),
+            actor=str(header.get("actor", "")),
+            done=len(run.replay.completed),
+            in_flight=len(run.replay.in_flight),
+            undoing=run.replay.rollback is not None,
+            recover=recover,
+        )
+
+    def message(self) -> str:
+        who = " ".join(x for x in (self.command, self.actor and f"by {self.actor}") if x)
+        what = "undo" if self.undoing else "run"
+        return (
+            f"an unfinished {what} waits: journal {self.where} ({who + ': ' if who else ''}{self.done} operation(s) "
+            f"done, {self.in_flight} in flight) is not in state yet; this shows state as stored. "
+            f"Fold it in with `{self.recover}` (or the next apply does)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "journal": self.where,
+            "command": self.command,
+            "actor": self.actor,
+            "operations_done": self.done,
+            "in_flight": self.in_flight,
+            "undoing": self.undoing,
+            "recover": self.recover,
+        }
+
+
+def recover_command(plan: PlanSpec, opts: RunOptions) -> str:
+    stage = f" --stage {opts.stage}" if opts.stage else ""
+    return f"cloudorch recover {plan.path}{stage}"
+
+
+def waiting_in(backend: StateBackend, plan: PlanSpec, opts: RunOptions) -> WaitingRun | None:
+    """The unfinished run whose journal waits beside `backend`'s state, verified; writes nothing.
+
+    A journal that is not bound to the stored state is refused (StateError), as a fold would."""
+    from cloudorch.state.journal import pending
+
+    run = pending(backend)
+    if run is None or run.ended_cleanly:
+        return None
+    return WaitingRun.of(run, recover_command(plan, opts))
+
+
 @dataclass
 class Session:
     """One operation's hold on a plan: loaded plan, providers, backend, lock, state."""
@@ -245,6 +316,8 @@ class Session:
     state: State
     recovered: RecoveryReport | None = None
     took_over: LockInfo | None = None
+    #: a killed run's journal this session did not fold (`fold=False`): state is as stored without it
+    waiting: WaitingRun | None = None
 
 
 @contextmanager
@@ -259,8 +332,13 @@ def workspace(opts: RunOptions) -> Iterator[Workspace]:
 
 
 @contextmanager
-def locked(ws: Workspace, *, lock: bool = True, quiet: bool = False) -> Iterator[Session]:
-    """Take the state lock, recover from a crashed run, read state. `lock=False`: read state only."""
+def locked(
+    ws: Workspace, *, fold: bool, lock: bool = True, quiet: bool = False, resume_undo: bool = False
+) -> Iterator[Session]:
+    """Take the state lock, read state. `fold=True` (the operation changes the world, under the
+    lock): first fold a killed run's journal into state. `fold=False`: leave it, and say it waits.
+    `resume_undo`: the operation finishes an undo a kill cut short (`recover`); without it such a
+    journal is refused rather than folded. `lock=False`: read state only."""
     from cloudorch.engine.recovery import recover
     from cloudorch.state.lock import LockInfo
     from cloudorch.state.model import State
@@ -275,20 +353,26 @@ def locked(ws: Workspace, *, lock: bool = True, quiet: bool = False) -> Iterator
             log.debug("locked %s", backend.describe())
         if took_over is not None and notify:
             notify(f"took over a stale state lock held by {took_over.describe()}")
-        report = recover(backend, ws.providers) if lock else None
-        if lock:
+        folding = fold and lock
+        report = recover(backend, ws.providers, resume_undo=resume_undo) if folding else None
+        waiting = None if folding else waiting_in(backend, loaded.plan, opts)
+        if folding:
             log.debug("recovery checked %s", backend.describe())
         if report is not None and notify:
             notify(report.summary())
+        if waiting is not None and notify:
+            notify(waiting.message())
         state = backend.read() or State(plan_name=plan_key(loaded.plan), state_key=state_key(loaded.plan, opts))
-        yield Session(loaded, ws.providers, backend, handle, state, report, took_over)
+        yield Session(loaded, ws.providers, backend, handle, state, report, took_over, waiting)
     finally:
         if handle is not None:
             handle.release()
 
 
 @contextmanager
-def session(opts: RunOptions, *, lock: bool = True, quiet: bool = False) -> Iterator[Session]:
-    """Load the plan, take the state lock, recover from a crashed run, read state."""
-    with workspace(opts) as ws, locked(ws, lock=lock, quiet=quiet) as sess:
+def session(
+    opts: RunOptions, *, fold: bool, lock: bool = True, quiet: bool = False, resume_undo: bool = False
+) -> Iterator[Session]:
+    """Load the plan, take the state lock, fold a crashed run's journal (`fold=True`), read state."""
+    with workspace(opts) as ws, locked(ws, fold=fold, lock=lock, quiet=quiet, resume_undo=resume_undo) as sess:
         yield sess

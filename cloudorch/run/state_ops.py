@@ -1,5 +1,8 @@
 """State operations: read state without the lock (list, show, output, history), surgery under the
-lock (rm, mv, import), migrate and rekey every document of a plan, and force-unlock."""
+lock (rm, mv, import), migrate and rekey every document of a plan, and force-unlock.
+
+Reads never fold a killed run's journal (`waiting_run` says one waits); surgery refuses while one
+waits, since the journal's operations would be folded over the edited state later."""
 
 from __future__ import annotations
 
@@ -12,7 +15,17 @@ from typing import TYPE_CHECKING
 from cloudorch.actor import actor_name
 from cloudorch.errors import ConfigError, StateError
 from cloudorch.run.options import RunOptions
-from cloudorch.run.session import backend_for, load, plan_key, providers_for, read_plan, state_key
+from cloudorch.run.session import (
+    WaitingRun,
+    backend_for,
+    load,
+    plan_key,
+    providers_for,
+    read_plan,
+    recover_command,
+    state_key,
+    waiting_in,
+)
 
 if TYPE_CHECKING:
     from cloudorch.planfile import PlanSpec
@@ -27,6 +40,25 @@ def read_state(opts: RunOptions) -> tuple[PlanSpec, State | None, StateBackend]:
     plan = read_plan(opts)
     backend = backend_for(plan, opts)
     return plan, backend.read(), backend
+
+
+def waiting_run(opts: RunOptions) -> WaitingRun | None:
+    """The unfinished run whose journal waits beside state (a killed apply), unfolded; writes nothing."""
+    plan, _, backend = read_state(opts)
+    return waiting_in(backend, plan, opts)
+
+
+def refuse_waiting(backend: StateBackend, plan: PlanSpec, opts: RunOptions) -> None:
+    """State surgery under the lock: refused while a killed run's journal waits to be folded."""
+    from cloudorch.state.journal import pending
+
+    run = pending(backend)
+    if run is not None and not run.ended_cleanly:
+        raise StateError(
+            f"state {backend.describe()} cannot be edited while an unfinished run waits: {run.describe()}",
+            hint=f"run `{recover_command(plan, opts)}` first to fold it into state, then edit state; "
+            "nothing was changed",
+        )
 
 
 def outputs(opts: RunOptions) -> dict[str, dict[str, object]]:
@@ -64,6 +96,7 @@ def _mutate_state(opts: RunOptions, fn: Callable[[State], str], kind: str) -> st
 
     plan, _, backend = read_state(opts)
     with backend.lock(LockInfo.new(opts.command), opts.lock_timeout):
+        refuse_waiting(backend, plan, opts)
         state = backend.read() or State(plan_name=plan_key(plan), state_key=plan_key(plan))
         what = fn(state)
         state.events.append(StateEvent(kind=kind, actor=actor_name(), detail={"what": what}))
@@ -112,6 +145,7 @@ def state_import(opts: RunOptions, address: str, cloud_id: str) -> ResourceRecor
     backend = backend_for(loaded.plan, opts)
     try:
         with backend.lock(LockInfo.new(opts.command), opts.lock_timeout):
+            refuse_waiting(backend, loaded.plan, opts)
             state = backend.read() or State(plan_name=plan_key(loaded.plan), state_key=plan_key(loaded.plan))
             if address in state.resources:
                 raise StateError(f"{address} is already in state", hint="`cloudorch state rm` it first")

@@ -696,6 +696,27 @@ class PendingRun:
         """Append a `bind` line for the state about to be written from this journal."""
         self._append("bind", {"serial": header.serial, "state_hash": header.checksum, "lineage": header.lineage})
 
+    def settle(self, records: list[tuple[str, dict[str, Any]]]) -> None:
+        """Record how recovery settled the operations that were in flight (`finished` with what was
+        adopted, `failed` for what made nothing), in one write: a journal that goes on (an undo
+        resumed in it) is folded again later, and must not judge them a second time."""
+        if not records:
+            return
+        lines: list[bytes] = []
+        for event, payload in records:
+            line = self._line(event, _checked(payload))
+            lines.append(line)
+            self.replay.last_hash = _line_hash(line)
+        self.store.append(self.stored, b"".join(lines))
+
+    def resume(self, backend: StateBackend, lease: LeaseCheck | None = None) -> Journal:
+        """Go on writing this run's journal: an undo cut short by a kill is finished in the journal
+        that holds its inverse records and everything it already undid, so a kill of the finishing
+        undo leaves a journal the next `recover` resumes again. Bound to `backend`'s state writes."""
+        journal = Journal(self.store, self.stored, last_hash=self.replay.last_hash, cipher=self.cipher, lease=lease)
+        journal.attach(backend)
+        return journal
+
     def attach(self, backend: StateBackend) -> Callable[[], None]:
         """Bind every state write of `backend` into this journal until the returned call."""
         backend.journal_binder = self.bind

@@ -25,6 +25,6 @@ def test_revert_restores_an_earlier_serial(fixture_plan: Any) -> None:
     assert result.changeset.inputs["rollback"]["to_serial"] in serials
     from cloudorch.run.session import session
 
-    with session(first) as sess:
+    with session(first, fold=False) as sess:
         last = sess.state.events[-1]
     assert last.kind == "rollback" and last.detail["to_serial"] == result.changeset.inputs["rollback"]["to_serial"]
