@@ -8,12 +8,12 @@ server side only), so the fault and crash checks report `n/a` here.
 from __future__ import annotations
 
 import pytest
-from cloudorch.testing.arm import ArmServer
 from azure_testkit import SUBSCRIPTION
 from cloudorch_azure import AzureProvider
 from cloudorch_azure.provider import TOKEN_ENV
 
 from cloudorch.testing import RunningServer
+from cloudorch.testing.arm import ArmServer
 from cloudorch.testing.conformance import ConformanceEnv, ConformanceExample, ConformanceSuite
 
 PROVIDER = {
