@@ -7,6 +7,6 @@ overrides (`--sandbox`). It must never talk to a real cloud, never prints, and n
 (which builds on it), `engine`, `run`, `release`, `api` or `cli`.
 """
 
-from cloudorch.sandbox.emulators import Emulator, Sandbox, SandboxError, down, sandbox_dir, status, up
+from cloudorch.sandbox.emulators import Emulator, Sandbox, SandboxError, StopResult, down, sandbox_dir, status, up
 
-__all__ = ["Emulator", "Sandbox", "SandboxError", "down", "sandbox_dir", "status", "up"]
+__all__ = ["Emulator", "Sandbox", "SandboxError", "StopResult", "down", "sandbox_dir", "status", "up"]
