@@ -59,7 +59,8 @@ def test_validate_refuses_a_hostile_name_with_its_location(
 
 
 @pytest.mark.parametrize(
-    "name", ["app", "shop.prod-2", "_x", "A1"],
+    "name",
+    ["app", "shop.prod-2", "_x", "A1"],
 )
 def test_ordinary_plan_names_pass(cli: Callable[..., Result], tmp_path: Path, name: str) -> None:
     plan = tmp_path / "p.yaml"
