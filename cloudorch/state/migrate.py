@@ -23,6 +23,7 @@ from cloudorch.state.model import State
 
 if TYPE_CHECKING:
     from cloudorch.state.backends.remote import RemoteBackend
+    from cloudorch.state.backends.store import ObjectStore
 
 
 def content_checksum(state: State) -> str:
@@ -267,9 +268,25 @@ def _remote_history(backend: RemoteBackend, done: Rekeyed, purge: bool) -> None:
         if sealed_by == done.to_key:
             continue
         if purge:
-            store.delete_version(name, version.version_id)
+            _delete_old_version(store, name, version.version_id)
             done.history_removed.append(version.version_id)
         else:
             done.history_remaining[version.version_id] = (
                 f"sealed with key {sealed_by}" if sealed_by else "plaintext"
             ) + " (remote object versions are kept unless --purge-remote-history)"
+
+
+def _delete_old_version(store: ObjectStore, name: str, version_id: str) -> None:
+    """Delete one noncurrent version, checking the current object survived: a store that ignores
+    the version id (fake-gcs-server does) would delete the live state instead; it is put back."""
+    before = store.get(name)
+    store.delete_version(name, version_id)
+    after = store.get_head(name, 1)
+    if before is not None and (after is None or after.token != before.token):
+        if after is None:
+            store.put(name, before.data, if_token=None)
+        raise StateError(
+            f"{store.url(name)}: deleting old version {version_id} touched the current state; "
+            "it was put back and nothing more was deleted",
+            hint="this store does not delete single versions: remove old versions with the cloud's own tools",
+        )
