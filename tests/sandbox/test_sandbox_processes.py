@@ -205,3 +205,22 @@ def test_every_command_line_cloudorch_builds_is_recognised_and_a_changed_one_is_
         assert built_argv_problem(name, argv, 5001) is not None, name  # another port than recorded
         assert built_argv_problem(name, [*argv, "--extra"], 5000) is not None, name
         assert built_argv_problem(name, ["/bin/sleep", *argv[1:]], 5000) is not None, name
+
+
+def test_up_restarting_a_half_dead_sandbox_leaves_an_unrelated_process_alive(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    directory = tmp_path / ".cloudorch" / "sandbox"
+    record(directory, Emulator("moto", "aws", sleeper.pid, 1, "http://127.0.0.1:1", ["sleep", "300"], "x.log",
+                               start_ticks=process_start(sleeper.pid), boot_time=boot_time()))  # fmt: skip
+    env = {**os.environ, "CLOUDORCH_SANDBOX_DIR": str(directory), "NO_COLOR": "1", "CI": "true",
+           "PATH": str(tmp_path / "no-node")}  # fmt: skip
+    up = subprocess.run([sys.executable, "-m", "cloudorch", "sandbox", "up"], env=env, capture_output=True,
+                        text=True, timeout=180)  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"moto (pid {sleeper.pid}) not stopped" in up.stderr, up.stderr
+        assert sleeper.poll() is None
+    finally:
+        stopped = cli(directory, "sandbox", "down", "--json")
+        assert stopped.returncode == 0 and sleeper.poll() is None
