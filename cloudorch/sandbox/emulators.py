@@ -70,6 +70,8 @@ class Emulator:
         problem = built_argv_problem(self.name, self.argv, self.port)
         if problem is not None:
             return problem
+        if boot_time() is None:
+            return f"this system has no /proc to confirm pid {pid} is the emulator; stop it by hand (kill {pid})"
         if self.start_ticks is None or self.boot_time is None:
             return "the record has no start time (written by an older cloudorch); stop it by hand if it is the emulator"
         now = process_start(pid)
