@@ -134,15 +134,26 @@ def sandbox_env(
     exits="0 stopped (or nothing was running)",
 )
 def sandbox_down(json_: JsonOpt = False) -> int:
-    """Stop the emulators `up` started (only those pids, and only while they run what was recorded)."""
+    """Stop the emulators `up` started: a recorded pid is signalled only while it is the same process
+    (start time, boot, command line) running the command cloudorch builds for that emulator."""
     from cloudorch import api
 
     out = _out(json_)
-    stopped = api.sandbox_down()
+    results = api.sandbox_down()
+    stopped = [r.emulator for r in results if r.stopped]
+    left = [r for r in results if not r.stopped]
     if json_:
-        out.document({"stopped": [{"name": e.name, "pid": e.pid} for e in stopped]})
-    elif stopped:
-        out.print("Stopped: " + ", ".join(f"{e.name} (pid {e.pid})" for e in stopped))
-    else:
+        out.document(
+            {
+                "stopped": [{"name": e.name, "pid": e.pid} for e in stopped],
+                "not_stopped": [{"name": r.emulator.name, "pid": r.emulator.pid, "reason": r.reason} for r in left],
+            }
+        )
+        return 0
+    if stopped:
+        out.print("Stopped: " + ", ".join(f"{escape(e.name)} (pid {e.pid})" for e in stopped))
+    for r in left:
+        out.print(f"Not stopped: {escape(r.emulator.name)} (pid {r.emulator.pid}): {escape(r.reason)}")
+    if not results:
         out.print("Nothing to stop: the sandbox is not running.")
     return 0

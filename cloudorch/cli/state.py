@@ -356,19 +356,43 @@ def state_rekey(
             show_default=False,
         ),
     ] = None,
+    purge_remote_history: Annotated[
+        bool,
+        typer.Option(
+            "--purge-remote-history",
+            help="Delete the remote state's older object versions not sealed with the new key "
+            "(destructive: they leave `state history`). Local history is always re-sealed.",
+        ),
+    ] = False,
 ) -> int:
-    """Re-encrypt the current state with the key in the plan's backend block (key rotation)."""
+    """Re-encrypt the current state with the key in the plan's backend block (key rotation), and
+    its history: local history versions are re-sealed with the new key; a remote store's older
+    object versions are listed as remaining unless --purge-remote-history deletes them."""
     from cloudorch import api
 
-    done = api.state_rekey(opts, old_key_envs=old_key_env or [], old_key_files=old_key_file or [])
+    done = api.state_rekey(
+        opts,
+        old_key_envs=old_key_env or [],
+        old_key_files=old_key_file or [],
+        purge_remote_history=purge_remote_history,
+    )
     if out.json_mode:
         out.document({"rekeyed": [asdict(d) for d in done]})
         return 0
     for d in done:
         if not d.changed:
-            out.plain(f"state {d.key} is already encrypted with key {d.to_key}; nothing to do")
+            out.plain(f"state {d.key} is already encrypted with key {d.to_key}")
         else:
             was = f"key {d.from_key}" if d.from_key else "plaintext"
             out.plain(f"state {d.key}: re-encrypted from {was} to key {d.to_key} as serial {d.serial}")
-    out.plain("Older versions keep their key: list it under backend.encryption.old_keys to read them.")
+        if d.history_resealed:
+            out.plain(f"  history re-sealed with key {d.to_key}: serials {', '.join(map(str, d.history_resealed))}")
+        if d.history_removed:
+            out.plain(f"  history removed: {', '.join(d.history_removed)}")
+        if d.history_remaining:
+            out.plain(f"  history left readable without key {d.to_key} ({len(d.history_remaining)}):")
+            for version, why in d.history_remaining.items():
+                out.plain(f"    {version}: {why}")
+        else:
+            out.plain(f"  no older version remains readable without key {d.to_key}")
     return 0

@@ -45,6 +45,17 @@ from cloudorch.planfile.variables import choose_values
 
 _NAME_RE = re.compile(NAME_PATTERN)
 _PROVIDER_KEY_RE = re.compile(PROVIDER_KEY_PATTERN)
+#: a plan's `name:` and its stage names become state keys and file names (`<name>.json`,
+#: `<name>.<stage>.json`, the ledger `<name>..release`): no `/`, no `..`, no control characters
+_PLAN_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_STAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
+PLAN_NAME_HINT = (
+    "a plan name holds letters, digits, `_`, `-` and `.` (up to 100, not starting with `.` or `-`, "
+    "no `..`, not ending with `.`): it names state files"
+)
+STAGE_NAME_HINT = (
+    "a stage name holds letters, digits, `_` and `-` (up to 63, not starting with `-`): it names state files"
+)
 _VAR_ENV = frozenset({"var", "env"})
 _FORBIDDEN_KEY_CHARS = frozenset("[]\"'")
 _SYNTAX_HINT = "references look like `${var.name}` or `${resources.web.arn}`; write `$${` for a literal `${`"
@@ -250,6 +261,19 @@ def _describe(value: Any) -> str:
 
 
 def _check_names(model: PlanFileModel, source_map: SourceMap) -> None:
+    name = model.name
+    if name is not None and (not _PLAN_NAME_RE.match(name) or ".." in name or name.endswith(".")):
+        raise ConfigError(
+            f"invalid plan name {_shown(name)}", location=source_map.location(("name",)), hint=PLAN_NAME_HINT
+        )
+    if isinstance(model.stages, Mapping):
+        for stage in model.stages:
+            if not isinstance(stage, str) or not _STAGE_NAME_RE.match(stage):
+                raise ConfigError(
+                    f"invalid stage name {_shown(stage)}",
+                    location=source_map.location(("stages", stage)),
+                    hint=STAGE_NAME_HINT,
+                )
     for section, names in (
         ("resources", model.resources),
         ("variables", model.variables),
@@ -286,6 +310,11 @@ def _check_names(model: PlanFileModel, source_map: SourceMap) -> None:
                 hint=did_you_mean(spec.provider, list(model.providers))
                 or f"add it under `providers:`, e.g. `{spec.provider}: {{...}}`",
             )
+
+
+def _shown(value: Any) -> str:
+    # repr escapes control characters, so a hostile name cannot act on the terminal
+    return repr(value)[:120]
 
 
 # --------------------------------------------------------------------------- references

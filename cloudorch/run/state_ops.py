@@ -237,9 +237,14 @@ def state_migrate(opts: RunOptions, to_url: str) -> MigrateResult:
 
 
 def state_rekey(
-    opts: RunOptions, old_key_envs: Sequence[str] = (), old_key_files: Sequence[Path] = ()
+    opts: RunOptions,
+    old_key_envs: Sequence[str] = (),
+    old_key_files: Sequence[Path] = (),
+    *,
+    purge_remote_history: bool = False,
 ) -> list[Rekeyed]:
-    """Re-encrypt each state document of the plan with the backend's configured key."""
+    """Re-encrypt each state document of the plan with the backend's configured key, and its
+    history (local versions re-sealed; remote object versions deleted only when asked)."""
     from cloudorch.state.crypto import StateKey
     from cloudorch.state.migrate import rekey_document
 
@@ -250,7 +255,13 @@ def state_rekey(
     for key in _plan_documents(plan, opts):
         backend = backend_for(plan, opts, key=key)
         got = rekey_document(
-            backend, key=key, command=opts.command, lock_timeout=opts.lock_timeout, actor=actor_name(), old_keys=old
+            backend,
+            key=key,
+            command=opts.command,
+            lock_timeout=opts.lock_timeout,
+            actor=actor_name(),
+            old_keys=old,
+            purge_remote_history=purge_remote_history,
         )
         if got is not None:
             done.append(got)

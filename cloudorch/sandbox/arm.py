@@ -54,13 +54,14 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    directory.mkdir(parents=True, exist_ok=True)
+    from cloudorch.sandbox.files import private_dir, write_atomic
+
+    private_dir(directory)
     cert_path, key_path = directory / "arm-ca.pem", directory / "arm-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    key_path.chmod(0o600)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    pkcs8, no_password = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    key_pem = key.private_bytes(serialization.Encoding.PEM, pkcs8, no_password)
+    write_atomic(key_path, key_pem, 0o600)
     return cert_path, key_path
 
 

@@ -2,9 +2,11 @@
 
 Each emulator is a plain process on a free 127.0.0.1 port, in its own session so it outlives
 the command that started it, logging to `<sandbox dir>/NAME.log`. `servers.json` records the
-pid, port and command line of each; `down` kills a pid only while its command line is still
-the recorded one, so a recycled pid is never touched. Never prints: callers get data and a
-`notify` callback for progress.
+pid, port, start time (with the boot time) and command line of each; `down` (and `up` when it
+restarts a half-dead sandbox) signals a pid only while all of those match the running process
+and the command line is the one `processes` builds for that emulator, so neither a recycled pid
+nor an edited record leads to a kill; each refusal says why. Files here are written without
+following symlinks (`files`). Never prints: callers get data and a `notify` callback for progress.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudorch.errors import CloudorchError, ConfigError
+from cloudorch.sandbox.files import create_fresh, open_lock, private_dir, read_nofollow, write_atomic
 
 #: the moto/Azure credentials and subscription the sandbox hands out (emulators accept anything)
 SANDBOX_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -53,10 +56,38 @@ class Emulator:
     argv: list[str]
     log: str
     started_at: float = field(default_factory=time.time)
+    #: /proc/PID/stat field 22 (clock ticks after boot) and the boot time: the process's identity
+    start_ticks: int | None = None
+    boot_time: int | None = None
+
+    def not_ours(self) -> str | None:
+        """None when the pid is, right now, the emulator cloudorch started; else why it is not."""
+        from cloudorch.sandbox.processes import boot_time, built_argv_problem, command_line, process_start
+
+        pid = self.pid
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1:
+            return f"the recorded pid {pid!r} is not a process cloudorch started"
+        problem = built_argv_problem(self.name, self.argv, self.port)
+        if problem is not None:
+            return problem
+        if boot_time() is None:
+            return f"this system has no /proc to confirm pid {pid} is the emulator; stop it by hand (kill {pid})"
+        if self.start_ticks is None or self.boot_time is None:
+            return "the record has no start time (written by an older cloudorch); stop it by hand if it is the emulator"
+        now = process_start(pid)
+        if now is None:
+            return f"no process runs under pid {pid} any more"
+        if boot_time() != self.boot_time:
+            return f"pid {pid} was recorded before the last reboot"
+        if now != self.start_ticks:
+            return f"pid {pid} now belongs to a process started at another time than the recorded one"
+        if command_line(pid) != self.argv:
+            return f"pid {pid} runs another command line than the recorded one"
+        return None
 
     def alive(self) -> bool:
-        """The pid exists and still runs the recorded command line."""
-        return _command_line(self.pid) == self.argv
+        """The pid is the recorded process (same start time and boot) running the recorded command line."""
+        return self.not_ours() is None
 
     def answering(self) -> bool:
         from cloudorch.sandbox.processes import port_open
@@ -90,46 +121,51 @@ class Sandbox:
             "skipped": self.skipped,
             "ca_bundle": self.ca_bundle,
         }
-        tmp = self.directory / (RECORD + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(self.directory / RECORD)
+        write_atomic(self.directory / RECORD, json.dumps(doc, indent=1).encode())
 
     @classmethod
     def load(cls, directory: Path) -> Sandbox | None:
         path = directory / RECORD
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(read_nofollow(path))
             return cls(
                 directory,
-                [Emulator(**e) for e in doc.get("emulators", [])],
-                dict(doc.get("skipped", {})),
-                doc.get("ca_bundle"),
+                [_emulator(e) for e in doc.get("emulators", [])],
+                {str(k): str(v) for k, v in dict(doc.get("skipped", {})).items()},
+                doc.get("ca_bundle") if isinstance(doc.get("ca_bundle"), str) else None,
             )
         except FileNotFoundError:
             return None
-        except (ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise SandboxError(
                 f"{path}: not a sandbox record ({exc})",
                 hint="stop any emulators it started by hand, delete the file, then `cloudorch sandbox up`",
             ) from exc
 
 
+def _emulator(doc: Any) -> Emulator:
+    """One record from servers.json, its fields checked for type (the file may have been edited)."""
+    e = Emulator(**doc)
+    ints = (e.pid, e.port, *(v for v in (e.start_ticks, e.boot_time) if v is not None))
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in ints):
+        raise TypeError(f"{e.name}: pid, port and start time must be integers")
+    if not isinstance(e.argv, list) or not all(isinstance(a, str) for a in e.argv):
+        raise TypeError(f"{e.name}: argv must be a list of strings")
+    if not all(isinstance(v, str) for v in (e.name, e.cloud, e.url, e.log)):
+        raise TypeError("name, cloud, url and log must be strings")
+    return e
+
+
 # --------------------------------------------------------------------------- process checks
 
 
-def _command_line(pid: int) -> list[str] | None:
-    """The argv of a live (non-zombie) process, or None."""
-    proc = Path(f"/proc/{pid}")
-    if proc.exists() or Path("/proc/self").exists():
-        try:
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return None
-            raw = (proc / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            return None
-        return raw.decode(errors="replace").split("\0")[:-1] if raw else None
-    out = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    return out.stdout.strip().split() if out.returncode == 0 and out.stdout.strip() else None
+@dataclass(frozen=True)
+class StopResult:
+    """What `down` (or a restart) did with one recorded emulator: stopped, or why not."""
+
+    emulator: Emulator
+    stopped: bool
+    reason: str = ""
 
 
 def _reap(pid: int) -> None:
@@ -138,18 +174,47 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop_emulator(emulator: Emulator, timeout: float = 5.0) -> bool:
-    """Stop the process if it still is the recorded command; True when something was stopped."""
-    if not emulator.alive():
+def _signal(emulator: Emulator, sig: int) -> bool:
+    """Send `sig` only if the pid is still the recorded process; False when it no longer is.
+
+    With a pidfd (Linux 5.3+) the check and the signal name the same process even if the pid is
+    recycled in between; without one the window is the few microseconds between them.
+    """
+    pidfd_open = getattr(os, "pidfd_open", None)
+    send = getattr(signal, "pidfd_send_signal", None)
+    if pidfd_open is not None and send is not None:
+        try:
+            fd = pidfd_open(emulator.pid)
+        except OSError:
+            return False
+        try:
+            if emulator.not_ours() is not None:
+                return False
+            with contextlib.suppress(ProcessLookupError):
+                send(fd, sig)
+            return True
+        finally:
+            os.close(fd)
+    if emulator.not_ours() is not None:
         return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(emulator.pid, sig)
+    return True
+
+
+def stop_emulator(emulator: Emulator, timeout: float = 5.0) -> StopResult:
+    """Stop the process if it is still the recorded emulator; otherwise touch nothing and say why."""
+    why = emulator.not_ours()
+    if why is not None:
+        return StopResult(emulator, False, why)
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(emulator.pid, sig)
+        if not _signal(emulator, sig):
+            return StopResult(emulator, True)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             _reap(emulator.pid)
-            if _command_line(emulator.pid) != emulator.argv:
-                return True
+            if emulator.not_ours() is not None:
+                return StopResult(emulator, True)
             time.sleep(0.02)
     raise SandboxError(f"{emulator.name} (pid {emulator.pid}) did not stop", hint=f"kill -9 {emulator.pid}")
 
@@ -158,10 +223,11 @@ def stop_emulator(emulator: Emulator, timeout: float = 5.0) -> bool:
 
 
 def _start(directory: Path, name: str, cloud: str, argv: list[str], port: int, *, cwd: Path | None = None) -> Emulator:
-    from cloudorch.sandbox.processes import port_open
+    from cloudorch.sandbox.processes import boot_time, port_open, process_start
 
     log = directory / f"{name}.log"
-    with open(log, "wb") as fh:
+    # a planted link at the log is replaced, never written through
+    with os.fdopen(create_fresh(log), "wb") as fh:
         proc = subprocess.Popen(
             argv,
             stdout=fh,
@@ -171,7 +237,10 @@ def _start(directory: Path, name: str, cloud: str, argv: list[str], port: int, *
             start_new_session=True,  # outlives `sandbox up`; Ctrl-C in the terminal does not reach it
         )
     scheme = "https" if name == "arm" else "http"
-    emulator = Emulator(name, cloud, proc.pid, port, f"{scheme}://127.0.0.1:{port}", argv, str(log))
+    emulator = Emulator(
+        name, cloud, proc.pid, port, f"{scheme}://127.0.0.1:{port}", argv, str(log),
+        start_ticks=process_start(proc.pid), boot_time=boot_time(),
+    )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -180,7 +249,8 @@ def _start(directory: Path, name: str, cloud: str, argv: list[str], port: int, *
         if port_open("127.0.0.1", port):
             return emulator
         time.sleep(0.02)
-    stop_emulator(emulator)
+    proc.kill()  # our own child: the Popen handle names exactly it
+    proc.wait()
     raise SandboxError(f"{name} did not answer on port {port} within 60s", hint=f"see {log}")
 
 
@@ -208,18 +278,16 @@ def _installed(module: str) -> bool:
 
 def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
     """Start an emulator for every cloud whose provider is installed; record each as it starts."""
-    from cloudorch.sandbox.processes import azurite_argv, fake_gcs_argv, fake_gcs_binary, free_port
+    from cloudorch.sandbox.processes import arm_argv, azurite_argv, fake_gcs_argv, fake_gcs_binary, free_port, moto_argv
 
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     box = Sandbox(directory)
     py = sys.executable
     try:
         if _installed("cloudorch_aws"):
             if _installed("moto"):
                 p = free_port()
-                box.emulators.append(
-                    _start(directory, "moto", "aws", [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p)], p)
-                )
+                box.emulators.append(_start(directory, "moto", "aws", moto_argv(py, p), p))
                 box.save()
             else:
                 box.skipped["moto"] = "pip install 'moto[server]' (or 'cloudorch[sandbox]')"
@@ -236,7 +304,7 @@ def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
         if _installed("cloudorch_azure"):
             cert, key = _certificate(directory)
             p = free_port()
-            argv = [py, "-m", "cloudorch.sandbox.arm", "--port", str(p), "--cert", str(cert), "--key", str(key)]
+            argv = arm_argv(py, p, cert, key)
             box.emulators.append(_start(directory, "arm", "azure", argv, p))
             box.ca_bundle = str(cert)
             box.save()
@@ -246,8 +314,7 @@ def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
             else:
                 p = free_port()
                 argv = azurite_argv(str(shutil.which("node")), script, p)
-                work = directory / "azurite"
-                work.mkdir(exist_ok=True)
+                work = private_dir(directory / "azurite")
                 box.emulators.append(_start(directory, "azurite", "azure", argv, p, cwd=work))
                 # the account's blob endpoint, not the bare port: what connection strings name
                 box.emulators[-1].url += "/devstoreaccount1"
@@ -279,13 +346,13 @@ def _locked(directory: Path) -> Iterator[None]:
     """One `up`/`down` at a time per sandbox directory (two --sandbox runs may start together)."""
     import fcntl
 
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    private_dir(directory)
+    fd = open_lock(directory / ".lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 def up(directory: Path | None = None, notify: Callable[[str], None] = lambda _t: None) -> tuple[Sandbox, bool]:
@@ -297,21 +364,24 @@ def up(directory: Path | None = None, notify: Callable[[str], None] = lambda _t:
             return box, False
         if box is not None:
             for e in box.emulators:  # a half-dead sandbox is restarted whole
-                stop_emulator(e)
+                result = stop_emulator(e)
+                if not result.stopped:
+                    notify(f"{e.name} (pid {e.pid}) not stopped: {result.reason}")
         return start_all(directory, notify), True
 
 
-def down(directory: Path | None = None) -> list[Emulator]:
-    """Stop the recorded emulators (only those still running their recorded command); forget them."""
+def down(directory: Path | None = None) -> list[StopResult]:
+    """Stop the recorded emulators (only the processes cloudorch started, see `Emulator.not_ours`)
+    and forget them; one result per recorded emulator, saying why when one was left alone."""
     directory = directory or sandbox_dir()
     with _locked(directory):
         box = Sandbox.load(directory)
         if box is None:
             return []
-        stopped = [e for e in box.emulators if stop_emulator(e)]
+        results = [stop_emulator(e) for e in box.emulators]
         (directory / RECORD).unlink()
         shutil.rmtree(directory / "azurite", ignore_errors=True)
-        return stopped
+        return results
 
 
 def status(directory: Path | None = None) -> Sandbox | None:

@@ -230,6 +230,11 @@ MOTO_CLIENT_ENV = {
 }
 
 
+def moto_argv(python: str | Path, port: int) -> list[str]:
+    """The command line of moto's server on 127.0.0.1:`port`, run by `python`."""
+    return [str(python), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
 def start_moto(port: int | None = None) -> RunningServer:
     """moto in server mode as its own process (all services on one port).
 
@@ -243,10 +248,8 @@ def start_moto(port: int | None = None) -> RunningServer:
 
     def start(p: int) -> RunningServer:
         url = f"http://127.0.0.1:{p}"
-        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p)]
-        return start_process(
-            "moto", argv, p, url=url, client_env={**MOTO_CLIENT_ENV, "AWS_ENDPOINT_URL": url}
-        )
+        argv = moto_argv(sys.executable, p)
+        return start_process("moto", argv, p, url=url, client_env={**MOTO_CLIENT_ENV, "AWS_ENDPOINT_URL": url})
 
     return _with_port_retries(start, port)
 
@@ -345,3 +348,89 @@ def start_azurite(port: int | None = None, *, tools_dir: Path | None = None) -> 
         return server
 
     return _with_port_retries(start, port)
+
+
+# --------------------------------------------------------------------------- the sandbox's ARM server
+
+
+def arm_argv(python: str | Path, port: int, cert: str | Path, key: str | Path) -> list[str]:
+    """The command line of the sandbox's Azure Resource Manager stand-in (`cloudorch.sandbox.arm`)."""
+    return [str(python), "-m", "cloudorch.sandbox.arm", "--port", str(port), "--cert", str(cert), "--key", str(key)]
+
+
+# --------------------------------------------------------------------------- which process is which
+
+
+def _looks_like(program: str, *names: str) -> bool:
+    base = Path(program).name.lower()
+    return any(base == n or base.startswith(n) for n in names)
+
+
+def built_argv_problem(name: str, argv: Sequence[str], port: int) -> str | None:
+    """None when `argv` is exactly what this module builds for emulator `name` on `port`, else why not.
+
+    A record naming any other command (edited, or from another program) must never lead to a kill.
+    """
+    argv = list(argv)
+    if not argv or not all(isinstance(a, str) for a in argv):
+        return "the recorded command line is empty or not a list of strings"
+    if name == "moto":
+        expected = moto_argv(argv[0], port)
+        program_ok = _looks_like(argv[0], "python")
+    elif name == "fake-gcs-server":
+        expected = fake_gcs_argv(argv[0], port)
+        program_ok = _looks_like(argv[0], "fake-gcs-server")
+    elif name == "azurite":
+        expected = azurite_argv(argv[0], argv[1] if len(argv) > 1 else "", port)
+        program_ok = _looks_like(argv[0], "node") and Path(argv[1] if len(argv) > 1 else "").parts[-5:] == (
+            "azurite", "dist", "src", "blob", "main.js"
+        )  # fmt: skip
+    elif name == "arm":
+        cert = argv[6] if len(argv) > 6 else ""
+        key = argv[8] if len(argv) > 8 else ""
+        expected = arm_argv(argv[0], port, cert, key)
+        program_ok = _looks_like(argv[0], "python")
+    else:
+        return f"{name!r} is not an emulator cloudorch starts"
+    if argv != expected or not program_ok:
+        return f"the recorded command line is not the one cloudorch builds for {name} on port {port}"
+    return None
+
+
+def boot_time() -> int | None:
+    """The system's boot time (`btime` in /proc/stat, seconds since the epoch), or None off Linux."""
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (/proc/PID/stat field 22); None when it does
+    not exist, is a zombie, or the system has no /proc. With the boot time it names one process
+    for good: a recycled pid gets a different start time."""
+    try:
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, ValueError):
+        return None
+    # fields[0] is field 3 (state); field 22 (starttime) is fields[19]
+    if len(fields) < 20 or fields[0] == "Z":
+        return None
+    try:
+        return int(fields[19])
+    except ValueError:
+        return None
+
+
+def command_line(pid: int) -> list[str] | None:
+    """The argv of a live (non-zombie) process, or None."""
+    if process_start(pid) is None:
+        return None
+    try:
+        raw = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.decode(errors="replace").split("\0")[:-1] if raw else None

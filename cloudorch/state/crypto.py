@@ -15,6 +15,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +64,21 @@ class StateKey:
 
     @classmethod
     def from_file(cls, path: str | Path) -> StateKey:
+        """The key in `path`, refused when the file is readable or writable by group or others
+        (checked on the open descriptor, so the file checked is the file read)."""
+        full = Path(path).expanduser()
         try:
-            raw = Path(path).expanduser().read_bytes()
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            with os.fdopen(fd, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if os.name == "posix" and stat.S_IMODE(st.st_mode) & 0o077:
+                    raise ConfigError(
+                        f"state encryption key file {path} is accessible to other users "
+                        f"(mode {stat.S_IMODE(st.st_mode):04o}); cloudorch does not use a key others can read",
+                        hint=f"chmod 600 {shlex.quote(str(full))} (and rotate the key with `cloudorch state rekey` "
+                        "if others may have read it)",
+                    )
+                raw = fh.read(4096)
         except OSError as exc:
             raise ConfigError(
                 f"state encryption key file {path}: {exc.strerror or exc}",

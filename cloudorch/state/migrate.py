@@ -13,12 +13,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cloudorch.errors import StateError
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.crypto import StateKey
 from cloudorch.state.lock import LockInfo
 from cloudorch.state.model import State
+
+if TYPE_CHECKING:
+    from cloudorch.state.backends.remote import RemoteBackend
+    from cloudorch.state.backends.store import ObjectStore
 
 
 def content_checksum(state: State) -> str:
@@ -172,7 +177,9 @@ def _add_url_to_block(text: str, quoted: str) -> str | None:
 
 @dataclass
 class Rekeyed:
-    """One state document after `state rekey`: the key that sealed it before (None: plaintext)."""
+    """One state document after `state rekey`: the key that sealed it before (None: plaintext),
+    and what became of its history: serials re-sealed with the new key or removed, and the
+    versions left readable without it (`history_remaining`: serial or object version -> why)."""
 
     key: str
     where: str
@@ -180,15 +187,26 @@ class Rekeyed:
     to_key: str
     serial: int
     changed: bool
+    history_resealed: list[int] = field(default_factory=list)
+    history_removed: list[str] = field(default_factory=list)
+    history_remaining: dict[str, str] = field(default_factory=dict)
 
 
 def rekey_document(
-    backend: StateBackend, *, key: str, command: str, lock_timeout: float, actor: str, old_keys: list[StateKey]
+    backend: StateBackend,
+    *,
+    key: str,
+    command: str,
+    lock_timeout: float,
+    actor: str,
+    old_keys: list[StateKey],
+    purge_remote_history: bool = False,
 ) -> Rekeyed | None:
-    """Re-encrypt the current state with the backend's configured key (a new serial).
-
-    Older versions keep the key they were written with: list it under `encryption.old_keys` to
-    keep reading them. None when nothing is stored under `key`.
+    """Re-encrypt the current state with the backend's configured key (a new serial), and its
+    history: local history versions are re-sealed with the new key (plaintext that cannot be
+    decoded is removed); a remote store's older object versions are listed as remaining unless
+    `purge_remote_history`, which deletes every older version not sealed with the new key
+    (object versions cannot be rewritten in place). None when nothing is stored under `key`.
     """
     from cloudorch.errors import ConfigError
     from cloudorch.state.backends.local import LocalBackend
@@ -208,7 +226,67 @@ def rekey_document(
             return None
         to_key = backend.cipher.key_id
         if before == to_key:
-            return Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=False)
-        state.events.append(StateEvent(kind="rekey", actor=actor, detail={"from": before or "plaintext", "to": to_key}))
-        backend.write_next(state)
-        return Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=True)
+            done = Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=False)
+        else:
+            detail = {"from": before or "plaintext", "to": to_key}
+            state.events.append(StateEvent(kind="rekey", actor=actor, detail=detail))
+            if isinstance(backend, LocalBackend):
+                backend.last_reseal = None
+            backend.write_next(state)
+            done = Rekeyed(key, backend.describe(), before, to_key, state.serial, changed=True)
+        if isinstance(backend, LocalBackend):
+            # the write re-sealed history when the key changed; run it anyway for a rekey that
+            # found the current version already sealed but older ones not
+            reseal = backend.reseal_history()
+            first = backend.last_reseal
+            done.history_resealed = sorted({*reseal.resealed, *(first.resealed if first else [])})
+            done.history_removed = [str(s) for s in sorted({*reseal.removed, *(first.removed if first else [])})]
+            done.history_remaining = {str(s): why for s, why in sorted(reseal.remaining.items())}
+        else:
+            _remote_history(backend, done, purge_remote_history)
+        return done
+
+
+def _remote_history(backend: RemoteBackend, done: Rekeyed, purge: bool) -> None:
+    """List (or, with `purge`, delete) the older object versions not sealed with the new key."""
+    from cloudorch.state.backends.remote import ALL_VERSIONS
+    from cloudorch.state.crypto import is_sealed, sealed_key_id
+    from cloudorch.state.statefile import HEADER_PEEK
+
+    store, name = backend.store, backend.state_name
+    try:
+        versions = store.versions(name, ALL_VERSIONS)
+    except StateError as exc:
+        done.history_remaining["(versions)"] = f"could not list the object's versions: {exc.message}"
+        return
+    for version in versions:
+        if version.current:
+            continue
+        head = store.get_head(name, HEADER_PEEK, version.version_id)
+        prefix = head.data if head is not None else b""
+        sealed_by = sealed_key_id(prefix) if is_sealed(prefix) else None
+        if sealed_by == done.to_key:
+            continue
+        if purge:
+            _delete_old_version(store, name, version.version_id)
+            done.history_removed.append(version.version_id)
+        else:
+            done.history_remaining[version.version_id] = (
+                f"sealed with key {sealed_by}" if sealed_by else "plaintext"
+            ) + " (remote object versions are kept unless --purge-remote-history)"
+
+
+def _delete_old_version(store: ObjectStore, name: str, version_id: str) -> None:
+    """Delete one noncurrent version, checking the current object survived: a store that ignores
+    the version id (fake-gcs-server does) would delete the live state instead; it is put back."""
+    before = store.get(name)
+    store.delete_version(name, version_id)
+    after = store.get_head(name, 1)
+    if before is not None and (after is None or after.token != before.token):
+        if after is None:
+            store.put(name, before.data, if_token=None)
+        raise StateError(
+            f"{store.url(name)}: deleting old version {version_id} touched the current state; "
+            "it was put back and nothing more was deleted",
+            hint="this store does not delete single versions: remove old versions with the cloud's own tools",
+        )

@@ -92,14 +92,14 @@ def test_rekey_with_old_keys(cli: Any, sealed_plan: Path, monkeypatch: pytest.Mo
     raw = (sealed_plan.parent / ".cloudorch" / "state" / "vault.json").read_bytes()
     assert _key_id("CLOUDORCH_STATE_KEY").encode() in raw
 
-    # serial 2 keeps the old key: readable while it is listed under old_keys, refused without it
+    # serial 2 was re-sealed with the new key: readable with it alone, refused with only the old one
+    assert rekeyed["history_resealed"] == [1, 2] and rekeyed["history_remaining"] == {}
     root = sealed_plan.parent / ".cloudorch"
-    both = {"key_env": "CLOUDORCH_STATE_KEY", "old_keys": [{"key_env": "OLD_STATE_KEY"}]}
-    older = open_backend(None, {"encryption": both}, key="vault", local_root=root).read_version(2)
-    assert older.resources["secret"].properties["values"]["owner"] == "ben"
     only_new = open_backend(None, {"encryption": {"key_env": "CLOUDORCH_STATE_KEY"}}, key="vault", local_root=root)
+    assert only_new.read_version(2).resources["secret"].properties["values"]["owner"] == "ben"
+    only_old = open_backend(None, {"encryption": {"key_env": "OLD_STATE_KEY"}}, key="vault", local_root=root)
     with pytest.raises(WrongKeyError):
-        only_new.read_version(2)
+        only_old.read_version(2)
 
     # without old_keys the current state opens, and every version is still listed by its header
     _set_encryption(sealed_plan, {"key_env": "CLOUDORCH_STATE_KEY"})

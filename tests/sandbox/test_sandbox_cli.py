@@ -201,7 +201,9 @@ def test_down_stops_only_a_pid_still_running_the_recorded_command(tmp_path: Path
         box = Sandbox(tmp_path)
         box.emulators.append(Emulator("moto", "aws", other.pid, 1, "http://127.0.0.1:1", ["moto_server"], "x.log"))
         box.save()
-        assert down(tmp_path) == []
+        results = down(tmp_path)
+        assert [(r.emulator.pid, r.stopped) for r in results] == [(other.pid, False)]
+        assert "command line" in results[0].reason
         assert other.poll() is None
         assert not (tmp_path / "servers.json").exists()
     finally:

@@ -106,7 +106,9 @@ def test_turning_encryption_on_over_plaintext(root: Path, make_state: MakeState)
     loaded.serial = 3
     sealed.write(loaded, 2)  # and the next write seals it
     assert b"prod.r0" not in sealed.state_path.read_bytes()
-    assert b"prod.r0" in (sealed.history_dir / "2.json").read_bytes()  # older versions stay as written
+    # the first sealed write re-seals the plaintext versions kept in history
+    assert b"prod.r0" not in (sealed.history_dir / "2.json").read_bytes()
+    assert sealed.last_reseal is not None and 2 in sealed.last_reseal.resealed
     assert sealed.read() == loaded and sealed.read_version(2) == state
 
 
@@ -127,9 +129,11 @@ def test_rekey_seals_with_the_new_key_and_old_keys_read_the_past(root: Path, mak
     assert done is not None and done.changed and done.from_key == old.key_id and done.to_key == new.key_id
     current = _sealed(root, new).read()
     assert current is not None and current.serial == 3 and current.events[-1].kind == "rekey"
+    # history is re-sealed with the new key: the old key alone no longer reads it
+    assert done.history_resealed == [1, 2] and done.history_remaining == {}
+    assert _sealed(root, new).read_version(2).serial == 2
     with pytest.raises(WrongKeyError):
-        _sealed(root, new).read_version(2)
-    assert _sealed(root, new, old).read_version(2).serial == 2
+        _sealed(root, old).read_version(2)
     again = rekey_document(_sealed(root, new), key="shop", command="t", lock_timeout=0, actor="ann", old_keys=[])
     assert again is not None and not again.changed
 

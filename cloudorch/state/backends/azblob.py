@@ -183,6 +183,12 @@ class AzureStore(ObjectStore):
             with self.errors("remove the journal in", name), contextlib.suppress(ResourceNotFoundError):
                 self.blob(name).delete_blob()
 
+    def delete_version(self, name: str, version_id: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self.errors("remove an old snapshot of", name), contextlib.suppress(ResourceNotFoundError):
+            self.container().get_blob_client(name, snapshot=version_id).delete_blob()
+
     def before_overwrite(self, name: str, token: str) -> None:
         from azure.core import MatchConditions
 

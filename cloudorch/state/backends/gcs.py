@@ -156,6 +156,12 @@ class GcsStore(ObjectStore):
             with self.errors("remove the journal in", name), contextlib.suppress(gexc.NotFound):
                 bucket.blob(name).delete()
 
+    def delete_version(self, name: str, version_id: str) -> None:
+        from google.api_core import exceptions as gexc
+
+        with self.errors("remove an old version of", name), contextlib.suppress(gexc.NotFound):
+            self.bucket().blob(name, generation=int(version_id)).delete()
+
     def versions(self, name: str, limit: int) -> list[ObjectVersion]:
         with self.errors("list state history in", name):
             # "true", not True: the client would send `versions=True`, which the GCS API accepts

@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -101,6 +101,16 @@ def _os_errors(
     return decorate
 
 
+@dataclass
+class HistoryReseal:
+    """What re-sealing the kept history with the current key did: serials re-sealed, removed
+    (plaintext that could not be decoded, so not re-sealed), and left as they were with why."""
+
+    resealed: list[int] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    remaining: dict[int, str] = field(default_factory=dict)
+
+
 class LocalBackend(StateBackend):
     """State for one key in a local `.cloudorch/` directory (`root`)."""
 
@@ -134,6 +144,8 @@ class LocalBackend(StateBackend):
         self.fence_path = self.root / "locks" / f"{key}.fence"
         self._held: LockHandle | None = None
         self._journal_path = self.root / "journal" / f"{key}.jsonl"
+        #: set by a write that sealed over a version not sealed with this key (see `write`)
+        self.last_reseal: HistoryReseal | None = None
         self.bytes_written = 0
         """Bytes of state documents this backend wrote (lock files and the journal excluded)."""
 
@@ -161,8 +173,12 @@ class LocalBackend(StateBackend):
         self._check_swap(state, stored, expected_serial)
         state.written_at = now_iso()
         data, header = encode_state(state)
+        resealing = False
         if self.cipher is not None:
             data = self.cipher.seal(data, header)
+            # the first sealed write over plaintext (encryption just enabled) or over another
+            # key's version: the versions kept in history must not stay readable without this key
+            resealing = stored is not None and self.sealed_with() != self.cipher.key_id
         self._bind_journal(header)
         tmp = write_temp(self.state_path.parent, self.state_path.name, data)
         try:
@@ -176,6 +192,49 @@ class LocalBackend(StateBackend):
         fsync_dir(self.state_path.parent)
         self.bytes_written += len(data)
         self._prune_history()
+        if resealing:
+            self.last_reseal = self.reseal_history()
+
+    @_os_errors("re-seal state history in")
+    def reseal_history(self) -> HistoryReseal:
+        """Seal every kept history version with the current key (call under the lock).
+
+        Plaintext versions and versions sealed with a key the cipher holds (an `old_keys` entry,
+        `--old-key-env`) are decoded and rewritten sealed; plaintext that cannot be decoded is
+        removed; a version sealed with a key not given is left as it is and reported.
+        """
+        cipher = self.cipher
+        report = HistoryReseal()
+        if cipher is None:
+            return report
+        for serial in self._history_serials():
+            path = self.history_dir / f"{serial}.json"
+            data = _read_or_none(path)
+            if data is None:
+                continue
+            sealed = is_sealed(data[:HEADER_PEEK])
+            if sealed and sealed_key_id(data[:HEADER_PEEK]) == cipher.key_id:
+                continue
+            try:
+                state = self._decode(data, path)
+            except StateError as exc:
+                if sealed:
+                    report.remaining[serial] = f"sealed with key {sealed_key_id(data[:HEADER_PEEK])}: {exc.message}"
+                    continue
+                os.unlink(path)  # plaintext nobody can restore from: removing it loses nothing usable
+                report.removed.append(serial)
+                continue
+            plain, header = encode_state(state)
+            tmp = write_temp(self.history_dir, path.name, cipher.seal(plain, header))
+            os.replace(tmp, path)
+            report.resealed.append(serial)
+        # hard-link leftovers of an archive interrupted by a crash are copies of old versions too
+        for name in os.listdir(self.history_dir) if self.history_dir.exists() else []:
+            if name.startswith(".") and ".json.link-" in name:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.history_dir / name)
+        fsync_dir(self.history_dir)
+        return report
 
     @_os_errors("list state history in")
     def history(self) -> list[HistoryEntry]:

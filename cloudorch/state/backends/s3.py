@@ -226,6 +226,10 @@ class S3Store(ObjectStore):
                 chunk = [{"Key": n} for n in names[start : start + 1000]]
                 self.client().delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
 
+    def delete_version(self, name: str, version_id: str) -> None:
+        with self.errors("remove an old version of", name):
+            self.client().delete_object(Bucket=self.bucket, Key=name, VersionId=version_id)
+
     def versions(self, name: str, limit: int) -> list[ObjectVersion]:
         found: list[tuple[Any, bool, str]] = []
         with self.errors("list state history in", name):

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from cloudorch.errors import StateError
 from cloudorch.state.lock import LockInfo
 
 
@@ -97,6 +98,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete_many(self, names: list[str]) -> None:
         """Delete these objects, whatever their version (missing ones are fine)."""
+
+    def delete_version(self, name: str, version_id: str) -> None:
+        """Delete one older version of `name` for good (`state rekey --purge-remote-history`)."""
+        raise StateError(f"{type(self).__name__} cannot delete object versions of {self.url(name)}")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class BackendURL:
         return f"{self.prefix}/{key}{suffix}" if self.prefix else f"{key}{suffix}"
 
 
+_PREFIX_HINT = "write the prefix as plain path segments: s3://bucket/team/app (no `.`, `..`, `?`, `#`)"
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _AZ_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
@@ -50,6 +51,8 @@ def parse_backend_url(text: str, where: Location | None = None) -> BackendURL:
     def bad(why: str, hint: str = SCHEMES_HINT) -> ConfigError:
         return ConfigError(f"backend {text!r}: {why}", hint=hint, location=where)
 
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise bad("a backend address cannot hold control characters (a newline, a tab, an escape)", hint=_PREFIX_HINT)
     scheme, sep, rest = text.partition("://")
     if not sep:
         raise bad("expected a URL such as s3://bucket/prefix or file://path")
@@ -62,6 +65,13 @@ def parse_backend_url(text: str, where: Location | None = None) -> BackendURL:
     if scheme not in ("s3", "gs", "azblob"):
         guess = did_you_mean(scheme, ["s3", "gs", "azblob", "file"])
         raise bad(f"unknown scheme {scheme}://", hint=f"{guess} " + SCHEMES_HINT if guess else SCHEMES_HINT)
+    # object names are built from the prefix: `.`/`..` segments would climb out of it in tools
+    # that normalise paths, and `?`/`#` are read as a query or fragment by URL-based clients
+    for bad_char in ("?", "#"):
+        if bad_char in rest:
+            raise bad(f"{bad_char!r} is not allowed in a bucket, container or prefix", hint=_PREFIX_HINT)
+    if any(p in (".", "..") for p in rest.split("/")):
+        raise bad("a prefix cannot hold `.` or `..` segments", hint=_PREFIX_HINT)
     parts = [p for p in rest.split("/") if p]
     if rest.startswith("/") or not parts:
         raise bad(f"{scheme}:// needs a bucket name right after it")

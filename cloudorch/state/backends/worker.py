@@ -256,6 +256,9 @@ class WorkerStore(ObjectStore):
     def delete_many(self, names: list[str]) -> None:
         self._call("delete_many", names)
 
+    def delete_version(self, name: str, version_id: str) -> None:
+        self._call("delete_version", name, version_id)
+
 
 class WorkerSlot(LockSlot):
     """A `LockSlot` hosted in a worker next to its store."""
