@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cloudorch.changes import KNOWN_AFTER_APPLY as KNOWN_AFTER_APPLY
+    from cloudorch.changes import SENSITIVE as SENSITIVE
     from cloudorch.changes import Action as Action
     from cloudorch.changes import Change as Change
     from cloudorch.changes import ChangeSet as ChangeSet
@@ -75,6 +76,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "DEFAULT_PARALLELISM",
     "GRAPH_FORMATS",
     "KNOWN_AFTER_APPLY",
+    "SENSITIVE",
     "STATE_SDKS",
     "Action",
     "ApplyObserver",
@@ -137,7 +139,7 @@ __all__ = [  # what the facade offers; every other module is below it
 
 #: name -> (module, attribute): where each name of the facade lives
 _NAMES: dict[str, tuple[str, str]] = {
-    **{n: ("cloudorch.changes", n) for n in ("KNOWN_AFTER_APPLY", "Action", "Change", "ChangeSet")},
+    **{n: ("cloudorch.changes", n) for n in ("KNOWN_AFTER_APPLY", "SENSITIVE", "Action", "Change", "ChangeSet")},
     "ApplyObserver": ("cloudorch.engine.applier", "ApplyObserver"),
     "DriftReport": ("cloudorch.engine.drift", "DriftReport"),
     "Graph": ("cloudorch.graph", "Graph"),

@@ -88,6 +88,7 @@ def summary_line(cs: ChangeSet) -> str:
 
 
 def render_changeset(out: Output, cs: ChangeSet) -> None:
+    cs = cs.masked()
     drift = [c for c in cs.changes if c.drift]
     if drift:
         out.print("[bold]Changed outside cloudorch[/] (drift found by refresh):")
@@ -107,7 +108,7 @@ def render_changeset(out: Output, cs: ChangeSet) -> None:
 
 
 def changeset_json(cs: ChangeSet) -> dict[str, Any]:
-    doc = cs.model_dump(mode="json", exclude={"inputs"})
+    doc = cs.masked().model_dump(mode="json", exclude={"inputs"})
     doc["summary"] = {**cs.counts(), "has_changes": cs.has_changes}
     return doc
 

@@ -173,8 +173,10 @@ def choose_values(
         try:
             values[name] = parse_cli_value(wanted.type, text)
         except ValueError as exc:
+            # the parse error quotes the text: never for a secret
+            why = f"the value is not a {wanted.type}" if wanted.sensitive else str(exc)
             raise ConfigError(
-                f"--var {name}: {exc}",
+                f"--var {name}: {why}",
                 hint=f"variable `{name}` is declared as type {wanted.type}",
                 location=where,
             ) from None
