@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cloudorch.engine.applier import ApplyObserver as ApplyObserver
     from cloudorch.engine.drift import DriftReport as DriftReport
     from cloudorch.graph import Graph as Graph
+    from cloudorch.planfile.variables import known_secrets as known_secrets
     from cloudorch.policy import PolicyReport as PolicyReport
     from cloudorch.policy import parse_report_target as parse_report_target
     from cloudorch.release.promotion import Outcome as Outcome
@@ -102,6 +103,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "force_unlock",
     "force_unlock_any",
     "judged_plan",
+    "known_secrets",
     "outputs",
     "parse_report_target",
     "plan",
@@ -155,6 +157,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{n: ("cloudorch.run.options", n) for n in ("DEFAULT_PARALLELISM", "Interrupt", "RunOptions")},
     **{n: ("cloudorch.run.plan", n) for n in ("Planned", "PolicyVerdict")},
     "judged_plan": ("cloudorch.run.plan", "plan"),
+    "known_secrets": ("cloudorch.planfile.variables", "known_secrets"),
     **{n: ("cloudorch.run.policy", n) for n in ("policy_check", "policy_test")},
     "revert": ("cloudorch.run.revert", "revert"),
     **{n: ("cloudorch.run.session", n) for n in ("Loaded", "validate")},

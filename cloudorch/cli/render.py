@@ -18,7 +18,7 @@ from rich.text import Text
 
 from cloudorch import markdown
 from cloudorch.api import KNOWN_AFTER_APPLY, Action, ApplyObserver, Change, ChangeSet
-from cloudorch.cli.output import Output, escape
+from cloudorch.cli.output import Output, escape, redact
 
 if TYPE_CHECKING:
     from cloudorch.api import ApplyResult
@@ -210,6 +210,7 @@ class ProgressObserver(ApplyObserver):
         return Text("\n".join(lines))
 
     def _say(self, text: str) -> None:
+        text = redact(text)  # a provider's error may quote a value
         if self.live is not None:
             self.live.console.print(text, highlight=False)
             self.live.update(self._panel())

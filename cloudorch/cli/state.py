@@ -70,9 +70,9 @@ def output(
             )
         v = SENSITIVE if values[name].get("sensitive") and not raw else values[name].get("value")
         if out.json_mode:
-            out.document(v)
+            out.document(v, reveal=raw)
         else:
-            out.plain(v if isinstance(v, str) else json.dumps(v))
+            out.plain(v if isinstance(v, str) else json.dumps(v), reveal=raw)
         return 0
     if out.json_mode:
         out.document({k: SENSITIVE if v.get("sensitive") else v.get("value") for k, v in values.items()})

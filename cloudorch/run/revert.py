@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from cloudorch.errors import ConfigError
 from cloudorch.run.apply import ApplyResult, Confirm, OnPlan, apply_in
 from cloudorch.run.options import Interrupt, RunOptions
-from cloudorch.run.plan import Planned, judge, run_inputs
+from cloudorch.run.plan import Planned, judge, run_inputs, withhold_sensitive
 from cloudorch.run.session import Session, session
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ def revert_plan_in(sess: Session, opts: RunOptions, *, to: int | None = None, st
         elif c.is_change:
             c.reasons.append(f"rollback to serial {serial}")  # printed; tests and users read it
     built = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
-    inputs = run_inputs(opts, rollback={"from_serial": state.serial, "to_serial": serial})
+    inputs = withhold_sensitive(
+        run_inputs(opts, rollback={"from_serial": state.serial, "to_serial": serial}), loaded.plan
+    )
     return judge(sess, opts, built.model_copy(update={"inputs": inputs}))
 
 
