@@ -8,7 +8,12 @@ the managed file `out/token.txt` (the user's own data) and `output NAME --raw` m
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -134,3 +139,46 @@ def test_an_output_built_from_a_secret_must_say_so(cli: Any, project: Path) -> N
         line = next(i for i, t in enumerate((project / name).read_text().splitlines(), 1) if t.startswith("  leaked"))
         assert f"{name}:{line}" in r.err, r.err
         assert secret not in r.out + r.err
+
+
+@pytest.mark.slow
+def test_a_journal_left_by_a_killed_apply_holds_no_secret(project: Path, tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "secrets_slow.yaml", project / "secrets_slow.yaml")
+    secret = f"s3cr3t-XYZ-{uuid.uuid4().hex}"
+    journal = project / ".cloudorch" / "journal" / "secrets_slow.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloudorch", "apply", "secrets_slow.yaml", "--var", f"token={secret}", "--auto-approve"],
+        cwd=project,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # synchronise on the journal itself: kill once every secret-holding operation has finished
+    deadline = time.monotonic() + 60
+    done: set[str] = set()
+    while time.monotonic() < deadline and not {"token_file", "holder", "reader"} <= done:
+        if journal.exists():
+            for line in journal.read_text().splitlines():
+                if line.strip().endswith("}"):
+                    entry = json.loads(line)
+                    if entry.get("event") == "finished":
+                        done.add(entry["op"]["address"])
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=10)
+    assert {"token_file", "holder", "reader"} <= done, err
+    assert journal.exists() and "holder" in journal.read_text()
+    assert _files_with(tmp_path, secret) == ["project/out/token.txt"]
+    assert secret not in out + err
+
+    # the next command folds the journal into state: still only hashes
+    r = subprocess.run(
+        [sys.executable, "-m", "cloudorch", "plan", "secrets_slow.yaml", "--var", f"token={secret}", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert secret not in r.stdout + r.stderr
+    assert _files_with(tmp_path, secret) == ["project/out/token.txt"]
