@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cloudorch.changes import Action as Action
     from cloudorch.changes import Change as Change
     from cloudorch.changes import ChangeSet as ChangeSet
+    from cloudorch.changes import redact_text as redact_text
     from cloudorch.engine.applier import ApplyObserver as ApplyObserver
     from cloudorch.engine.drift import DriftReport as DriftReport
     from cloudorch.graph import Graph as Graph
@@ -112,6 +113,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "prefetch_state_store",
     "providers_info",
     "recover",
+    "redact_text",
     "release_approve",
     "release_deploy",
     "release_history",
@@ -141,7 +143,10 @@ __all__ = [  # what the facade offers; every other module is below it
 
 #: name -> (module, attribute): where each name of the facade lives
 _NAMES: dict[str, tuple[str, str]] = {
-    **{n: ("cloudorch.changes", n) for n in ("KNOWN_AFTER_APPLY", "SENSITIVE", "Action", "Change", "ChangeSet")},
+    **{
+        n: ("cloudorch.changes", n)
+        for n in ("KNOWN_AFTER_APPLY", "SENSITIVE", "Action", "Change", "ChangeSet", "redact_text")
+    },
     "ApplyObserver": ("cloudorch.engine.applier", "ApplyObserver"),
     "DriftReport": ("cloudorch.engine.drift", "DriftReport"),
     "Graph": ("cloudorch.graph", "Graph"),

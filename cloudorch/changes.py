@@ -290,6 +290,18 @@ def mask_values(value: Any, secrets: set[str]) -> Any:
     return value
 
 
+def redact_text(text: str, secrets: set[str] | frozenset[str], *, shortest: int = 6) -> str:
+    """`text` with every secret of `shortest` characters or more replaced by `SENSITIVE`, also as
+    it appears escaped inside JSON or XML (a report in any format)."""
+    from xml.sax.saxutils import escape as xml_escape
+
+    for secret in sorted((s for s in secrets if len(s) >= shortest), key=len, reverse=True):
+        for form in {secret, json.dumps(secret)[1:-1], xml_escape(secret, {'"': "&quot;"})}:
+            if form in text:
+                text = text.replace(form, SENSITIVE)
+    return text
+
+
 def _digest(document: dict[str, Any]) -> str:
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -78,13 +78,8 @@ def redact(text: str) -> str:
         return text  # no plan was loaded: no variable was chosen
     from cloudorch import api
 
-    for secret in sorted(api.known_secrets(), key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "(sensitive)")
-        quoted = json.dumps(secret)[1:-1]  # as it appears inside a JSON document
-        if quoted != secret and quoted in text:
-            text = text.replace(quoted, "(sensitive)")
-    return text
+    secrets = api.known_secrets()
+    return api.redact_text(text, secrets) if secrets else text
 
 
 def in_ci() -> bool:

@@ -212,6 +212,20 @@ class PlanSpec:
         """Names of the variables declared `sensitive: true`."""
         return frozenset(k for k, v in self.variables.items() if v.sensitive)
 
+    def sensitive_texts(self) -> set[str]:
+        """Every non-empty string (and number, as text) inside the values of sensitive variables."""
+        out: set[str] = set()
+        todo = [self.variable_values.get(k) for k in self.sensitive_variables()]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, dict):
+                todo.extend(item.values())
+            elif isinstance(item, list):
+                todo.extend(item)
+            elif isinstance(item, str | int | float) and not isinstance(item, bool) and str(item):
+                out.add(str(item))
+        return out
+
     def plan_hash(self) -> str:
         """sha256 over the file text and the chosen variable values (a saved plan's identity)."""
         h = hashlib.sha256(self.text.encode("utf-8"))

@@ -151,9 +151,11 @@ def judge(sess: Session, opts: RunOptions, cs: ChangeSet) -> Planned:
         context=dict(plan.providers or {}),
         plan_file=str(plan.path),
     )
+    from cloudorch.changes import mask_values, redact_text
+
     policy_input = build_input(
         cs.masked(),  # policies see sensitive values masked, so no report can repeat them
-        provider_configs=dict(plan.providers or {}),
+        provider_configs=mask_values(dict(plan.providers or {}), plan.sensitive_texts()),
         stage=opts.stage,
         release=release_document(plan, opts),
         now=now(),
@@ -161,7 +163,8 @@ def judge(sess: Session, opts: RunOptions, cs: ChangeSet) -> Planned:
     report = policies.evaluate(policy_input)
     log.debug("evaluated policies of %s", plan.path)
     for fmt, target in opts.policy_reports:
-        Path(target).write_text(report.render(fmt, locate=locator(plan)), encoding="utf-8")
+        text = redact_text(report.render(fmt, locate=locator(plan)), plan.sensitive_texts())
+        Path(target).write_text(text, encoding="utf-8")
     judged = cs.model_copy(update={"policy_results": report.results})
     return Planned(judged, PolicyVerdict(policies, policy_input, report))
 

@@ -27,7 +27,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sensitive"
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work = tmp_path / "project"
     work.mkdir()
-    for name in ("secrets.yaml", "undeclared_output.yaml", "undeclared_property_output.yaml"):
+    for name in ("secrets.yaml", "echo.rego", "undeclared_output.yaml", "undeclared_property_output.yaml"):
         shutil.copy(FIXTURES / name, work / name)
     monkeypatch.chdir(work)
     return work
@@ -89,6 +89,9 @@ def test_a_secret_reaches_only_its_managed_file(cli: Any, project: Path, tmp_pat
     checked = run("policy", "check", plan, *_vars(first), *report_args)
     assert checked.code == 0, checked.err
     assert all(p.exists() for p in reports.values())
+    # the echoing policy ran and its report shows values, masked
+    for report in reports.values():
+        assert "token_file.content = (sensitive)" in report.read_text(), report.name
 
     # a type error on a sensitive variable does not quote the value
     wrong = run("plan", plan, "--var", f"token={first}", "--var", f"creds={first}")
