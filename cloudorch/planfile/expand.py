@@ -18,6 +18,7 @@ from cloudorch.planfile.expressions import (
     iter_strings,
     navigate,
     resolve_partial,
+    strings_in,
 )
 from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import Lifecycle, PlanSpec
@@ -184,15 +185,34 @@ def sensitive_properties(plan: PlanSpec, name: str, properties: dict[str, Any]) 
     )
 
 
+#: a sensitive variable's text this long or longer is recognised inside other values (a stage's
+#: `vars:` built from it, say); shorter ones would match too much by chance
+SECRET_TEXT_MIN = 6
+
+
+def _holding_secret(values: dict[str, Any], texts: set[str]) -> frozenset[str]:
+    """Top-level keys of `values` whose strings contain one of `texts`."""
+    if not texts:
+        return frozenset()
+    return frozenset(str(k) for k, v in values.items() if any(t in s for s in strings_in(v) for t in texts))
+
+
+def _secret_texts(plan: PlanSpec) -> set[str]:
+    return {t for t in plan.sensitive_texts() if len(t) >= SECRET_TEXT_MIN}
+
+
 def check_output_sensitivity(plan: PlanSpec) -> None:
     """An output built from a sensitive variable must say `sensitive: true` itself."""
     secret = plan.sensitive_variables()
     if not secret:
         return
+    texts = _secret_texts(plan)
     for name, output in plan.outputs.items():
         if output.sensitive:
             continue
         used = sorted({head for root, head in output.written_refs if root == "var" and head in secret})
+        if not used and _holding_secret({"value": output.value}, texts):
+            used = sorted(secret)  # through a stage's vars or the release block: the value tells
         if used:
             raise ConfigError(
                 f"output `{name}` is built from sensitive variable `{used[0]}` but is not declared sensitive",
@@ -207,6 +227,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     out: list[Instance] = []
     values = plan.variable_values
     env_values = plan.env_values
+    texts = _secret_texts(plan) if plan.sensitive_variables() else set()
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
@@ -255,7 +276,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     depends_on=list(deps),
                     lifecycle=spec.lifecycle,
                     location=location,
-                    sensitive=secret_keys,
+                    sensitive=secret_keys | _holding_secret(resolved, texts),
                 )
             )
     for name, output in plan.outputs.items():

@@ -111,3 +111,35 @@ def test_a_saved_plan_holds_no_sensitive_value(tmp_path: Path) -> None:
     assert SECRET not in path.read_text()
     again = ChangeSet.load(path)  # the digest covers what was written
     assert again.changes[0].after == {"values": SENSITIVE}
+
+
+def test_a_secret_passed_through_a_stage_stays_sensitive() -> None:
+    from cloudorch.planfile.expand import bind_stage, stage_context
+
+    text = """\
+version: 1
+variables:
+  token: {type: string, sensitive: true}
+stages:
+  prod:
+    vars: {auth: "Bearer ${var.token}"}
+resources:
+  holder:
+    type: core.null
+    properties:
+      values: {auth: "${stage.vars.auth}"}
+      triggers: {stage: "${stage.name}"}
+outputs:
+  leaked: "${stage.vars.auth}"
+"""
+    plan = load_plan_text(text, Path("plan.yaml"), vars={"token": SECRET})
+    bound = bind_stage(plan, stage_context(plan, "prod"))
+    with pytest.raises(ConfigError, match="output `leaked`"):
+        expand(bound)
+    declared = text.replace(
+        '  leaked: "${stage.vars.auth}"',
+        '  leaked: {value: "${stage.vars.auth}", sensitive: true}',
+    )
+    plan = load_plan_text(declared, Path("plan.yaml"), vars={"token": SECRET})
+    (holder,) = expand(bind_stage(plan, stage_context(plan, "prod")))
+    assert holder.sensitive == {"values"}
