@@ -255,6 +255,9 @@ class Planner:
         self.planned: dict[str, _Planned] = {}
         # address -> names of its properties holding sensitive values, as planned
         self.sensitive_of: dict[str, frozenset[str]] = {}
+        # whether any property can be read as sensitive yet: most plans have none, and then
+        # looking for references into one is skipped
+        self._any_sensitive = any(r.sensitive for r in state.resources.values())
 
     # -- references -------------------------------------------------------------------
 
@@ -340,6 +343,8 @@ class Planner:
     def derived_sensitive(self, inst: Instance) -> frozenset[str]:
         """Top-level properties of `inst` that read a sensitive property of another resource."""
         out: set[str] = set()
+        if not self._any_sensitive:
+            return frozenset()
         for key, value in inst.properties.items():
             for ref in find_refs(value):
                 if ref.root != "resources":
@@ -405,6 +410,7 @@ class Planner:
         fnew = force_new_fields(model)
         sens = sensitive_fields(model) | inst.sensitive | self.derived_sensitive(inst)
         self.sensitive_of[inst.address] = sens
+        self._any_sensitive = self._any_sensitive or bool(sens)
         computed = frozenset(rt.attributes)
         resolved = resolve(inst.properties, self.lookup)
 
