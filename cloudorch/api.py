@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cloudorch.changes import KNOWN_AFTER_APPLY as KNOWN_AFTER_APPLY
+    from cloudorch.changes import SENSITIVE as SENSITIVE
     from cloudorch.changes import Action as Action
     from cloudorch.changes import Change as Change
     from cloudorch.changes import ChangeSet as ChangeSet
+    from cloudorch.changes import redact_text as redact_text
     from cloudorch.engine.applier import ApplyObserver as ApplyObserver
     from cloudorch.engine.drift import DriftReport as DriftReport
     from cloudorch.graph import Graph as Graph
+    from cloudorch.planfile.variables import known_secrets as known_secrets
     from cloudorch.policy import PolicyReport as PolicyReport
     from cloudorch.policy import parse_report_target as parse_report_target
     from cloudorch.release.promotion import Outcome as Outcome
@@ -82,6 +85,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "DEFAULT_PARALLELISM",
     "GRAPH_FORMATS",
     "KNOWN_AFTER_APPLY",
+    "SENSITIVE",
     "STATE_SDKS",
     "Action",
     "ApplyObserver",
@@ -109,6 +113,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "force_unlock",
     "force_unlock_any",
     "judged_plan",
+    "known_secrets",
     "outputs",
     "parse_report_target",
     "plan",
@@ -117,6 +122,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "prefetch_state_store",
     "providers_info",
     "recover",
+    "redact_text",
     "release_approve",
     "release_deploy",
     "release_history",
@@ -147,7 +153,10 @@ __all__ = [  # what the facade offers; every other module is below it
 
 #: name -> (module, attribute): where each name of the facade lives
 _NAMES: dict[str, tuple[str, str]] = {
-    **{n: ("cloudorch.changes", n) for n in ("KNOWN_AFTER_APPLY", "Action", "Change", "ChangeSet")},
+    **{
+        n: ("cloudorch.changes", n)
+        for n in ("KNOWN_AFTER_APPLY", "SENSITIVE", "Action", "Change", "ChangeSet", "redact_text")
+    },
     "ApplyObserver": ("cloudorch.engine.applier", "ApplyObserver"),
     "DriftReport": ("cloudorch.engine.drift", "DriftReport"),
     "Graph": ("cloudorch.graph", "Graph"),
@@ -169,6 +178,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{n: ("cloudorch.run.options", n) for n in ("DEFAULT_PARALLELISM", "Interrupt", "RunOptions")},
     **{n: ("cloudorch.run.plan", n) for n in ("Planned", "PolicyVerdict")},
     "judged_plan": ("cloudorch.run.plan", "plan"),
+    "known_secrets": ("cloudorch.planfile.variables", "known_secrets"),
     **{n: ("cloudorch.run.policy", n) for n in ("policy_check", "policy_test")},
     "revert": ("cloudorch.run.revert", "revert"),
     **{n: ("cloudorch.run.session", n) for n in ("Loaded", "validate")},

@@ -140,6 +140,14 @@ class ChangeSet(BaseModel):
         "Tamper evidence against edits, not a signature: anyone who can write the file can recompute it.",
     )
 
+    def masked(self) -> ChangeSet:
+        """This changeset as people and machines may see it: every sensitive value masked.
+
+        The one function every rendering, `--json` document, policy input and saved plan goes
+        through. The changeset itself keeps real values in memory, for the applier.
+        """
+        return self.model_copy(update={"changes": [mask_change(c) for c in self.changes]})
+
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}
         for c in self.changes:
@@ -164,8 +172,11 @@ class ChangeSet(BaseModel):
         The temp file is created with O_EXCL|O_NOFOLLOW, so a symlink planted in its place is
         never followed; the rename then replaces `path` itself (a symlink at `path` is replaced,
         not written through)."""
-        self.digest = self.compute_digest()
-        data = self.model_dump_json(indent=1).encode()
+        # sensitive values are never written: `apply FILE` takes them from the plan file and the
+        # variables given again (see `cloudorch.run.apply.plan_saved`)
+        doc = self.masked()
+        self.digest = doc.digest = doc.compute_digest()
+        data = doc.model_dump_json(indent=1).encode()
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
@@ -238,6 +249,57 @@ class ChangeSet(BaseModel):
         except OSError:
             return False
         return head.startswith(b"{") and b'"format_version"' in head
+
+
+def _mask_value(value: Any) -> Any:
+    return None if value is None else SENSITIVE
+
+
+def mask_change(c: Change) -> Change:
+    """A change with the values of its sensitive properties (`c.sensitive`) replaced by `SENSITIVE`."""
+    if not c.sensitive:
+        return c
+    sens = set(c.sensitive)
+
+    def props(values: dict[str, Any] | None) -> dict[str, Any] | None:
+        if values is None:
+            return None
+        return {k: (_mask_value(v) if k in sens else v) for k, v in values.items()}
+
+    diff = [
+        d.model_copy(update={"before": _mask_value(d.before), "after": _mask_value(d.after), "sensitive": True})
+        if d.sensitive or d.path.split(".", 1)[0] in sens
+        else d
+        for d in c.diff
+    ]
+    return c.model_copy(update={"before": props(c.before), "after": props(c.after), "diff": diff})
+
+
+def mask_values(value: Any, secrets: set[str]) -> Any:
+    """`value` with every string containing one of `secrets` replaced by `SENSITIVE` (recursively).
+
+    For text built outside the changeset (outputs, messages) that may embed a secret value."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return SENSITIVE if any(s in value for s in secrets) else value
+    if isinstance(value, dict):
+        return {k: mask_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_values(v, secrets) for v in value]
+    return value
+
+
+def redact_text(text: str, secrets: set[str] | frozenset[str], *, shortest: int = 6) -> str:
+    """`text` with every secret of `shortest` characters or more replaced by `SENSITIVE`, also as
+    it appears escaped inside JSON or XML (a report in any format)."""
+    from xml.sax.saxutils import escape as xml_escape
+
+    for secret in sorted((s for s in secrets if len(s) >= shortest), key=len, reverse=True):
+        for form in {secret, json.dumps(secret)[1:-1], xml_escape(secret, {'"': "&quot;"})}:
+            if form in text:
+                text = text.replace(form, SENSITIVE)
+    return text
 
 
 def _digest(document: dict[str, Any]) -> str:

@@ -102,6 +102,7 @@ def _drift(cs: ChangeSet) -> list[str]:
 
 def render(cs: ChangeSet, *, stage: str | None = None, sandbox: bool = False) -> str:
     """The whole comment, ending in a newline."""
+    cs = cs.masked()
     n = cs.counts()
     verb = "destroy plan" if cs.destroy else "plan"
     where = f" · stage {md.code(stage)}" if stage else ""

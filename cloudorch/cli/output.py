@@ -69,6 +69,19 @@ class GuardedConsole(Console):
         return "\n".join(parts)
 
 
+def redact(text: str) -> str:
+    """`text` with the value of every sensitive variable of this run replaced by `(sensitive)`.
+
+    Changesets, outputs and messages mask sensitive values where they are built; this is the
+    last line of defence for text built elsewhere (a provider's error quoting a value)."""
+    if "cloudorch.planfile.variables" not in sys.modules:
+        return text  # no plan was loaded: no variable was chosen
+    from cloudorch import api
+
+    secrets = api.known_secrets()
+    return api.redact_text(text, secrets) if secrets else text
+
+
 def in_ci() -> bool:
     """`CI=true` (set by GitHub Actions, GitLab CI and most others): no prompts, no live panels."""
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
@@ -132,17 +145,22 @@ class Output:
 
     def print(self, text: Any = "", **kwargs: Any) -> None:
         """Human text: stdout normally, stderr in --json mode (stdout is for the document)."""
-        (self.err if self.json_mode else self.out).print(text, **kwargs)
+        (self.err if self.json_mode else self.out).print(redact(text) if isinstance(text, str) else text, **kwargs)
 
-    def plain(self, text: str, *, err: bool = False) -> None:
-        """Text composed elsewhere (a report, a message): its line breaks are its layout."""
+    def plain(self, text: str, *, err: bool = False, reveal: bool = False) -> None:
+        """Text composed elsewhere (a report, a message): its line breaks are its layout.
+
+        `reveal`: the user asked for this sensitive value (`output NAME --raw`): do not mask it."""
+        text = text if reveal else redact(text)
         (self.err if err or self.json_mode else self.out).print(_markup_escape(markdown.safe_lines(text)))
 
-    def document(self, doc: Any) -> None:
+    def document(self, doc: Any, *, reveal: bool = False) -> None:
+        """The command's one JSON document on stdout; `reveal` as in `plain`."""
         self.documented = True
         if self.sandbox and isinstance(doc, dict):
             doc = {"sandbox": True, **doc}
-        sys.stdout.write(json.dumps(doc, indent=1, default=str, sort_keys=False) + "\n")
+        text = json.dumps(doc, indent=1, default=str, sort_keys=False)
+        sys.stdout.write((text if reveal else redact(text)) + "\n")
         sys.stdout.flush()
 
     def error(self, exc: CloudorchError) -> None:
@@ -150,7 +168,7 @@ class Output:
             if self.documented:
                 # the result (e.g. a plan with its policy violations) is already on stdout:
                 # keep stdout one document and put the error beside it
-                sys.stderr.write(json.dumps(exc.to_json()) + "\n")
+                sys.stderr.write(redact(json.dumps(exc.to_json())) + "\n")
             else:
                 self.document(exc.to_json())
             return
@@ -158,6 +176,7 @@ class Output:
         where = f"{exc.location}: " if exc.location is not None else ""
         # a location names a file a user chose: one value; a message may have lines of its own
         where = escape(where)
-        con.print(f"[bold red]Error:[/] {where}{_markup_escape(markdown.safe_lines(exc.message))}")
+        message = _markup_escape(markdown.safe_lines(redact(exc.message)))
+        con.print(f"[bold red]Error:[/] {where}{message}")
         if exc.hint:
-            con.print(f"  [yellow]hint:[/] {_markup_escape(markdown.safe_lines(exc.hint))}")
+            con.print(f"  [yellow]hint:[/] {_markup_escape(markdown.safe_lines(redact(exc.hint)))}")

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from cloudorch import markdown
 from cloudorch.api import KNOWN_AFTER_APPLY, Action, ApplyObserver, Change, ChangeSet
-from cloudorch.cli.output import Output, escape
+from cloudorch.cli.output import Output, escape, redact
 
 if TYPE_CHECKING:
     from cloudorch.api import ApplyResult
@@ -88,6 +88,7 @@ def summary_line(cs: ChangeSet) -> str:
 
 
 def render_changeset(out: Output, cs: ChangeSet) -> None:
+    cs = cs.masked()
     drift = [c for c in cs.changes if c.drift]
     if drift:
         out.print("[bold]Changed outside cloudorch[/] (drift found by refresh):")
@@ -107,7 +108,7 @@ def render_changeset(out: Output, cs: ChangeSet) -> None:
 
 
 def changeset_json(cs: ChangeSet) -> dict[str, Any]:
-    doc = cs.model_dump(mode="json", exclude={"inputs"})
+    doc = cs.masked().model_dump(mode="json", exclude={"inputs"})
     doc["summary"] = {**cs.counts(), "has_changes": cs.has_changes}
     return doc
 
@@ -209,6 +210,7 @@ class ProgressObserver(ApplyObserver):
         return Text("\n".join(lines))
 
     def _say(self, text: str) -> None:
+        text = redact(text)  # a provider's error may quote a value
         if self.live is not None:
             self.live.console.print(text, highlight=False)
             self.live.update(self._panel())

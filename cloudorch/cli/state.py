@@ -57,26 +57,37 @@ def output(
     opts: RunOptions,
     out: Output,
     name: Annotated[str | None, typer.Argument(metavar="NAME", help="One output; all when omitted.")] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="Show output NAME's value even if it is sensitive (computed again from the plan file, "
+            "its variables and state: state keeps sensitive values as hashes only).",
+        ),
+    ] = False,
 ) -> int:
-    """Show the plan's outputs, as recorded in state by the last apply."""
+    """Show the plan's outputs, as recorded in state by the last apply; sensitive ones masked."""
     from cloudorch import api
+    from cloudorch.api import SENSITIVE
 
     _waiting(opts)
-    values = api.outputs(opts)
+    if raw and name is None:
+        raise ConfigError("--raw shows one output: name it", hint="cloudorch output PLAN_FILE NAME --raw")
+    values = api.outputs(opts, reveal=name if raw else None)
     if name is not None:
         if name not in values:
             raise ConfigError(
                 f"no output named {name!r} in state",
                 hint="outputs: " + (", ".join(sorted(values)) or "none (apply the plan first)"),
             )
-        v = values[name].get("value")
+        v = SENSITIVE if values[name].get("sensitive") and not raw else values[name].get("value")
         if out.json_mode:
-            out.document(v)
+            out.document(v, reveal=raw)
         else:
-            out.plain(v if isinstance(v, str) else json.dumps(v))
+            out.plain(v if isinstance(v, str) else json.dumps(v), reveal=raw)
         return 0
     if out.json_mode:
-        out.document({k: v.get("value") for k, v in values.items()})
+        out.document({k: SENSITIVE if v.get("sensitive") else v.get("value") for k, v in values.items()})
     else:
         from cloudorch.cli.render import render_outputs
 

@@ -549,7 +549,9 @@ class Applier:
         # properties let recovery `find` what a crashed create made; skip them for types that
         # cannot find anything, to keep the journal small
         if new is not None and rt.can_find:
-            line["properties"] = _stored_properties(new.model_dump(mode="json"), sensitive_fields(rt.Properties))
+            line["properties"] = _stored_properties(
+                new.model_dump(mode="json"), sensitive_fields(rt.Properties) | frozenset(c.sensitive)
+            )
             line["depends_on"] = c.depends_on
         self.journal.started(line)
 
@@ -561,15 +563,16 @@ class Applier:
         observed: Observed,
         current: ResourceRecord | None,
     ) -> ResourceRecord:
-        sens = sensitive_fields(rt.Properties)
+        sens = sensitive_fields(rt.Properties) | frozenset(c.sensitive)  # and values from sensitive variables
         now = now_iso()
+        props = new.model_dump(mode="json")
         return ResourceRecord(
             address=c.address,
             type=c.type,
             provider=c.provider,
             id=observed.id,
-            properties=_stored_properties(new.model_dump(mode="json"), sens),
-            attributes=observed.attributes,
+            properties=_stored_properties(props, sens),
+            attributes=stored_attributes(observed.attributes, props, sens),
             dependencies=list(c.depends_on),
             sensitive=sorted(sens),
             created_at=current.created_at if current is not None and c.action is Action.UPDATE else now,
@@ -584,7 +587,7 @@ class Applier:
         not show: that is an error for this resource (Terraform's "inconsistent final plan"),
         never a silent replace.
         """
-        sens = sensitive_fields(rt.Properties)
+        sens = sensitive_fields(rt.Properties) | frozenset(c.sensitive)
         resolved = _stored_properties(new.model_dump(mode="json"), sens)
         for key in sorted(force_new_fields(rt.Properties)):
             before = current.properties.get(key)
@@ -735,6 +738,44 @@ class Applier:
             unchanged=sorted(self.unchanged),
         )
         return result
+
+
+def stored_attributes(attributes: Mapping[str, Any], props: Mapping[str, Any], sens: frozenset[str]) -> dict[str, Any]:
+    """Attributes as state keeps them: one that repeats a sensitive property's value is hashed too.
+
+    A type may echo properties in its attributes (`core.null` returns its `values`): an attribute
+    named like a sensitive property, equal to one of its values or holding one of its strings
+    (of 6 characters or more) is stored as a hash, like the property."""
+    if not sens:
+        return dict(attributes)
+    wholes: list[Any] = []
+    texts: set[str] = set()
+    for key in sens:
+        value = props.get(key)
+        if value is None:
+            continue
+        wholes.append(value)
+        todo = [value]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, dict):
+                todo.extend(item.values())
+            elif isinstance(item, list):
+                todo.extend(item)
+            else:
+                wholes.append(item)
+                if isinstance(item, str) and len(item) >= 6:
+                    texts.add(item)
+
+    def secret(name: str, value: Any) -> bool:
+        if value is None or is_sensitive_marker(value):
+            return False
+        if name in sens or any(value == w for w in wholes):
+            return True
+        dumped = json.dumps(value, default=str) if not isinstance(value, str) else value
+        return any(t in dumped for t in texts)
+
+    return {k: (sensitive_marker(v) if secret(k, v) else v) for k, v in attributes.items()}
 
 
 def _stored_properties(props: Mapping[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:

@@ -327,7 +327,8 @@ def version_instances(
     for address, rec in sorted(version.resources.items()):
         rt = providers.resource_type(rec.provider, rec.type)
         props = dict(rec.properties)
-        for key in sorted(sensitive_fields(rt.Properties)):
+        sens = sensitive_fields(rt.Properties) | set(rec.sensitive)  # and values from sensitive variables
+        for key in sorted(sens):
             stored = props.get(key)
             if not is_sensitive_marker(stored):
                 continue
@@ -351,6 +352,7 @@ def version_instances(
                 depends_on=deps,
                 lifecycle=spec.lifecycle if spec is not None else Lifecycle(),
                 location=spec.location if spec is not None else locate,
+                sensitive=frozenset(sens),
             )
         )
     return out, edges, missing

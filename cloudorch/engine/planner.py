@@ -16,12 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from cloudorch.changes import Action, Change, ChangeSet, PropertyDiff
+from cloudorch.changes import SENSITIVE, Action, Change, ChangeSet, PropertyDiff
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import call_with_retries
 from cloudorch.errors import ConfigError, Location, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
+from cloudorch.planfile.expressions import find_refs
 from cloudorch.provider.contract import (
     RECOMPUTED,
     Observed,
@@ -252,6 +253,11 @@ class Planner:
         for i in instances:
             self.addresses_of.setdefault(i.name, []).append(i.address)
         self.planned: dict[str, _Planned] = {}
+        # address -> names of its properties holding sensitive values, as planned
+        self.sensitive_of: dict[str, frozenset[str]] = {}
+        # whether any property can be read as sensitive yet: most plans have none, and then
+        # looking for references into one is skipped
+        self._any_sensitive = any(r.sensitive for r in state.resources.values())
 
     # -- references -------------------------------------------------------------------
 
@@ -305,13 +311,50 @@ class Planner:
         for step in rest[1:]:
             if isinstance(value, Unknown):
                 return Unknown(ref.text)
+            if is_sensitive_marker(value):
+                break
             try:
                 value = value[step]
             except (KeyError, IndexError, TypeError) as exc:
                 raise ConfigError(f"`{ref.text}`: no `{step}` in {address}.{attr}") from exc
         if is_sensitive_marker(value):
-            return Unknown(ref.text)
+            # state (and what refresh read from it) keeps a sensitive value as a hash; the plan
+            # file gives its value again, as Terraform takes it from configuration
+            planned = got.properties.get(attr) if got is self.planned.get(address) else None
+            if planned is None or _unsettled(planned) or is_sensitive_marker(planned):
+                return Unknown(ref.text)
+            value = planned
+            try:
+                for step in rest[1:]:
+                    value = value[step]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise ConfigError(f"`{ref.text}`: no `{rest[1:]}` in {address}.{attr}") from exc
         return value
+
+    # -- sensitivity --------------------------------------------------------------------
+
+    def _sensitive_at(self, address: str) -> frozenset[str]:
+        got = self.sensitive_of.get(address)
+        if got is not None:
+            return got
+        rec = self.state.resources.get(address)
+        return frozenset(rec.sensitive) if rec is not None else frozenset()
+
+    def derived_sensitive(self, inst: Instance) -> frozenset[str]:
+        """Top-level properties of `inst` that read a sensitive property of another resource."""
+        out: set[str] = set()
+        if not self._any_sensitive:
+            return frozenset()
+        for key, value in inst.properties.items():
+            for ref in find_refs(value):
+                if ref.root != "resources":
+                    continue
+                name, ikey, rest = ref.resource_target()
+                target = self._sensitive_at(instance_address(name, ikey))
+                if target and (not rest or str(rest[0]) in target):
+                    out.add(str(key))
+                    break
+        return frozenset(out)
 
     # -- the diff ---------------------------------------------------------------------
 
@@ -338,7 +381,7 @@ class Planner:
                     location=spec.location,
                 )
             rt = self.providers.resource_type(rec.provider, rec.type)
-            sens = sensitive_fields(rt.Properties)
+            sens = sensitive_fields(rt.Properties) | set(rec.sensitive)
             changes.append(
                 Change(
                     address=address,
@@ -365,7 +408,9 @@ class Planner:
         rt = self.providers.resource_type(inst.provider, inst.type)
         model = rt.Properties
         fnew = force_new_fields(model)
-        sens = sensitive_fields(model)
+        sens = sensitive_fields(model) | inst.sensitive | self.derived_sensitive(inst)
+        self.sensitive_of[inst.address] = sens
+        self._any_sensitive = self._any_sensitive or bool(sens)
         computed = frozenset(rt.attributes)
         resolved = resolve(inst.properties, self.lookup)
 
@@ -400,7 +445,7 @@ class Planner:
             self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(action=Action.CREATE, reasons=[], **base)
         obs = observed.get(inst.address, _NOT_REFRESHED)
-        before = {k: _mask(v, k in sens) for k, v in rec.properties.items()}
+        before = {k: _mask(v, k in sens or k in rec.sensitive) for k, v in rec.properties.items()}
         if obs is None:
             self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(
@@ -422,7 +467,7 @@ class Planner:
                     location=inst.location,
                 )
             self.planned[inst.address] = _Planned(Action.REPLACE, desired, rt.plan_create(desired), computed)
-            old_sens = set(rec.sensitive)
+            old_sens = set(rec.sensitive) | sens
             return Change(
                 action=Action.REPLACE,
                 id=rec.id,
@@ -452,7 +497,7 @@ class Planner:
             diffs.append(
                 PropertyDiff(
                     path=key,
-                    before=_mask(have, key in sens),
+                    before=_mask(have, key in sens or key in rec.sensitive),
                     after=_mask(to_template(want), key in sens),
                     unknown=is_unknown,
                     sensitive=key in sens,
@@ -517,7 +562,9 @@ def deposed_changes(state: State, providers: ProviderSet, scope: set[str] | None
     for obj in state.deposed_objects():
         if scope is not None and obj.address not in scope:
             continue
-        sens = sensitive_fields(providers.resource_type(obj.provider, obj.type).Properties)
+        sens = sensitive_fields(providers.resource_type(obj.provider, obj.type).Properties) | set(
+            getattr(obj, "sensitive", ())
+        )
         out.append(
             Change(
                 address=obj.address,
@@ -546,7 +593,7 @@ def adopt_refreshed(state: State, observed: Mapping[str, Any], providers: Provid
         rec = state.resources.get(address)
         if rec is None or not isinstance(obs, Observed):
             continue
-        sens = sensitive_fields(providers.resource_type(rec.provider, rec.type).Properties)
+        sens = sensitive_fields(providers.resource_type(rec.provider, rec.type).Properties) | set(rec.sensitive)
         props = dict(rec.properties)
         for key, value in obs.properties.items():
             if key in props:
@@ -574,9 +621,13 @@ def adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
 def make_changeset(
     plan: PlanSpec, planner_changes: list[Change], state: State, request: PlanRequest, *, state_key: str
 ) -> ChangeSet:
+    sensitive_of = {c.address: set(c.sensitive) for c in planner_changes if c.deposed is None}
+    for address, rec in state.resources.items():
+        sensitive_of.setdefault(address, set(rec.sensitive))
     outputs: dict[str, Any] = {}
     for name, out in (plan.outputs or {}).items():
-        outputs[name] = out.value if hasattr(out, "value") else out
+        check_output_reads(plan, name, sensitive_of)
+        outputs[name] = SENSITIVE if out.sensitive else out.value
     return ChangeSet(
         plan_name=plan.name or plan.path.stem,
         plan_file=str(plan.path),
@@ -594,3 +645,23 @@ def make_changeset(
         outputs=outputs,
         refreshed=request.refresh,
     )
+
+
+def check_output_reads(plan: PlanSpec, name: str, sensitive_of: Mapping[str, set[str]]) -> None:
+    """An output reading a sensitive property must be declared sensitive (a located error)."""
+    out = plan.outputs[name]
+    if out.sensitive:
+        return
+    for ref in find_refs(out.value):
+        if ref.root != "resources":
+            continue
+        rname, key, rest = ref.resource_target()
+        address = instance_address(rname, key)
+        target = sensitive_of.get(address, set())
+        if target and (not rest or str(rest[0]) in target):
+            what = f"`{rest[0]}` of {address}" if rest else f"{address} (which has sensitive properties)"
+            raise ConfigError(
+                f"output `{name}` reads sensitive property {what} but is not declared sensitive",
+                location=plan.location("outputs", name),
+                hint=f"add `sensitive: true` to output `{name}` (write it as `{{value: ..., sensitive: true}}`)",
+            )

@@ -18,6 +18,7 @@ from cloudorch.planfile.expressions import (
     iter_strings,
     navigate,
     resolve_partial,
+    strings_in,
 )
 from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import Lifecycle, PlanSpec
@@ -45,6 +46,9 @@ class Instance:
     depends_on: list[str]
     lifecycle: Lifecycle
     location: Location
+    #: top-level property names whose value comes from a sensitive variable (directly, or through
+    #: `each.value` of a for_each over one); the planner adds those read from sensitive properties
+    sensitive: frozenset[str] = frozenset()
 
 
 def instance_address(name: str, key: str | None) -> str:
@@ -122,6 +126,7 @@ def unexpanded(plan: PlanSpec, name: str) -> Instance:
         depends_on=list(spec.depends_on),
         lifecycle=spec.lifecycle,
         location=plan.location("resources", name),
+        sensitive=sensitive_properties(plan, name, spec.properties),
     )
 
 
@@ -148,11 +153,81 @@ def check_instance_count(plan: PlanSpec, limits: InputLimits | None = None) -> i
     return total
 
 
+def _sensitive_sources(plan: PlanSpec, name: str) -> frozenset[str]:
+    """The roots whose values are sensitive inside resource `name`: `var.X` names, and `each`
+    when its for_each is built from a sensitive variable."""
+    secret = plan.sensitive_variables()
+    found = {f"var.{v}" for v in secret}
+    for_each = plan.resources[name].for_each
+    if for_each is not None and any(
+        r.root == "var" and r.path and str(r.path[0]) in secret for r in find_refs(for_each)
+    ):
+        found.add("each")
+    return frozenset(found)
+
+
+def _is_sensitive_ref(ref: Reference, sources: frozenset[str]) -> bool:
+    if ref.root == "each":
+        # the keys of a for_each name instances (they are addresses): only values are secret
+        return "each" in sources and bool(ref.path) and ref.path[0] == "value"
+    if ref.root == "var" and ref.path:
+        return f"var.{ref.path[0]}" in sources
+    return any(_is_sensitive_ref(inner, sources) for inner in ref.inner_refs())
+
+
+def sensitive_properties(plan: PlanSpec, name: str, properties: dict[str, Any]) -> frozenset[str]:
+    """Top-level property names of resource `name` that refer to a sensitive variable."""
+    sources = _sensitive_sources(plan, name)
+    if len(sources) == 0:
+        return frozenset()
+    return frozenset(
+        str(k) for k, v in properties.items() if any(_is_sensitive_ref(r, sources) for r in find_refs(v))
+    )
+
+
+#: a sensitive variable's text this long or longer is recognised inside other values (a stage's
+#: `vars:` built from it, say); shorter ones would match too much by chance
+SECRET_TEXT_MIN = 6
+
+
+def _holding_secret(values: dict[str, Any], texts: set[str]) -> frozenset[str]:
+    """Top-level keys of `values` whose strings contain one of `texts`."""
+    if not texts:
+        return frozenset()
+    return frozenset(str(k) for k, v in values.items() if any(t in s for s in strings_in(v) for t in texts))
+
+
+def _secret_texts(plan: PlanSpec) -> set[str]:
+    return {t for t in plan.sensitive_texts() if len(t) >= SECRET_TEXT_MIN}
+
+
+def check_output_sensitivity(plan: PlanSpec) -> None:
+    """An output built from a sensitive variable must say `sensitive: true` itself."""
+    secret = plan.sensitive_variables()
+    if not secret:
+        return
+    texts = _secret_texts(plan)
+    for name, output in plan.outputs.items():
+        if output.sensitive:
+            continue
+        used = sorted({head for root, head in output.written_refs if root == "var" and head in secret})
+        if not used and _holding_secret({"value": output.value}, texts):
+            used = sorted(secret)  # through a stage's vars or the release block: the value tells
+        if used:
+            raise ConfigError(
+                f"output `{name}` is built from sensitive variable `{used[0]}` but is not declared sensitive",
+                location=plan.location("outputs", name),
+                hint=f"add `sensitive: true` to output `{name}` (write it as `{{value: ..., sensitive: true}}`)",
+            )
+
+
 def _expand(plan: PlanSpec) -> list[Instance]:
     check_instance_count(plan)
+    check_output_sensitivity(plan)
     out: list[Instance] = []
     values = plan.variable_values
     env_values = plan.env_values
+    texts = _secret_texts(plan) if plan.sensitive_variables() else set()
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
@@ -163,6 +238,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]
+        secret_keys = sensitive_properties(plan, name, props)
         keys = plan.for_each_keys.get(name)
         items: list[tuple[str | None, Any]] = list(keys.items()) if keys is not None else [(None, None)]
         for key, each_value in items:
@@ -200,6 +276,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     depends_on=list(deps),
                     lifecycle=spec.lifecycle,
                     location=location,
+                    sensitive=secret_keys | _holding_secret(resolved, texts),
                 )
             )
     for name, output in plan.outputs.items():

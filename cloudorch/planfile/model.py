@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cloudorch.errors import Location
 from cloudorch.planfile.source import SourceMap
@@ -94,7 +94,27 @@ class OutputSpec(_Strict):
 
     value: Any = Field(description="Usually a `${resources.NAME.ATTR}` reference.")
     description: str = Field("", description="What the output is.")
-    sensitive: bool = Field(False, description="Mask the value in output.")
+    sensitive: bool = Field(
+        False,
+        description="Mask the value in output; required when the value comes from a sensitive variable or property.",
+    )
+    # the `var`/`each`/`env` references as written: loading resolves them in `value`, and whether
+    # the output is built from a sensitive variable is decided from these (copies keep them)
+    _written_refs: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        from cloudorch.planfile.expressions import ExpressionError, find_refs
+
+        try:
+            refs = find_refs(self.value)
+        except ExpressionError:
+            return  # loading reports it with a location
+        self._written_refs = tuple((r.root, str(r.path[0])) for r in refs if r.root != "resources" and r.path)
+
+    @property
+    def written_refs(self) -> tuple[tuple[str, str], ...]:
+        """(root, head) of each non-resource reference in the value as the plan file wrote it."""
+        return self._written_refs
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +207,24 @@ class PlanSpec:
         if self.source_map is None:
             return Location(str(self.path), field=".".join(str(p) for p in field_path) or None)
         return self.source_map.location(field_path)
+
+    def sensitive_variables(self) -> frozenset[str]:
+        """Names of the variables declared `sensitive: true`."""
+        return frozenset(k for k, v in self.variables.items() if v.sensitive)
+
+    def sensitive_texts(self) -> set[str]:
+        """Every non-empty string (and number, as text) inside the values of sensitive variables."""
+        out: set[str] = set()
+        todo = [self.variable_values.get(k) for k in self.sensitive_variables()]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, dict):
+                todo.extend(item.values())
+            elif isinstance(item, list):
+                todo.extend(item)
+            elif isinstance(item, str | int | float) and not isinstance(item, bool) and str(item):
+                out.add(str(item))
+        return out
 
     def plan_hash(self) -> str:
         """sha256 over the file text and the chosen variable values (a saved plan's identity)."""

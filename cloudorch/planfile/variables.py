@@ -17,6 +17,32 @@ from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import VariableSpec, VariableType
 from cloudorch.planfile.source import SourceMap, parse_yaml, read_bounded
 
+#: the text of every sensitive variable value chosen in this process (strings of 6 characters or
+#: more): the CLI masks them in anything it prints, a last line of defence behind the masking of
+#: changesets, outputs and messages
+_SECRETS: set[str] = set()
+_SECRET_MIN = 6
+
+
+def known_secrets() -> frozenset[str]:
+    """The sensitive variable values chosen so far in this process (see `_SECRETS`)."""
+    return frozenset(_SECRETS)
+
+
+def _remember_secret(value: Any) -> None:
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, str) and len(item) >= _SECRET_MIN:
+            _SECRETS.add(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool) and len(str(item)) >= _SECRET_MIN:
+            _SECRETS.add(str(item))
+
+
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -173,12 +199,18 @@ def choose_values(
         try:
             values[name] = parse_cli_value(wanted.type, text)
         except ValueError as exc:
+            # the parse error quotes the text: never for a secret
+            if wanted.sensitive:
+                _remember_secret(text)
+            why = f"the value is not a {wanted.type}" if wanted.sensitive else str(exc)
             raise ConfigError(
-                f"--var {name}: {exc}",
+                f"--var {name}: {why}",
                 hint=f"variable `{name}` is declared as type {wanted.type}",
                 location=where,
             ) from None
     for name, spec in declared.items():
+        if spec.sensitive and name in values:
+            _remember_secret(values[name])
         if name not in values:
             raise ConfigError(
                 f"variable `{name}` has no value" + (f" ({spec.description})" if spec.description else ""),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from cloudorch.actor import actor_name
 from cloudorch.engine.applier import ApplyResult as EngineApplyResult
 from cloudorch.engine.applier import check_on_failure as check_on_failure
-from cloudorch.errors import CloudorchError, Interrupted, StalePlanError, StateError
+from cloudorch.errors import CloudorchError, ConfigError, Interrupted, StalePlanError, StateError
 from cloudorch.run.options import Interrupt, RunOptions
 from cloudorch.run.plan import Planned, PolicyVerdict, judge, plan_in
 from cloudorch.run.session import Session, gated_stage, plan_key, session
@@ -74,12 +74,29 @@ def options_for_saved(cs: ChangeSet, base: RunOptions) -> RunOptions:
     stage = base.stage
     if stage is None and cs.state_key.startswith(f"{cs.plan_name}."):
         stage = cs.state_key[len(cs.plan_name) + 1 :]  # a plan saved for one release stage applies to it
+    vars = dict(inputs.get("vars", {}))
+    withheld = [str(n) for n in inputs.get("withheld", [])]
+    # a saved plan holds no sensitive `--var`: it must be given again, to the same value (the
+    # plan hash checks that), by `--var` or a `--var-file`
+    vars.update({k: v for k, v in base.vars.items() if k in withheld})
+    var_files = [Path(p) for p in inputs.get("var_files", [])] + [
+        Path(p) for p in base.var_files if str(p) not in inputs.get("var_files", [])
+    ]
+    missing = [n for n in withheld if n not in vars and not base.var_files]
+    if missing:
+        names = ", ".join(f"`{n}`" for n in missing)
+        raise ConfigError(
+            f"the saved plan needs sensitive variable{'s' if len(missing) > 1 else ''} {names} again: "
+            "saved plans never hold sensitive values",
+            hint="pass them to apply as when planning: " + " ".join(f"--var {n}=..." for n in missing)
+            + " (or a --var-file)",
+        )
     return replace(
         base,
         stage=stage,
         plan_file=Path(cs.plan_file),
-        vars=dict(inputs.get("vars", {})),
-        var_files=[Path(p) for p in inputs.get("var_files", [])],
+        vars=vars,
+        var_files=var_files,
         destroy=cs.destroy,
     )
 
@@ -89,8 +106,45 @@ def plan_saved(sess: Session, opts: RunOptions, saved: ChangeSet) -> Planned:
     from cloudorch.engine.planner import adopt_seen_in_diffs
 
     check_saved(saved, sess)
+    saved = _unmasked(sess, opts, saved)
     adopt_seen_in_diffs(sess.state, saved)
     return judge(sess, opts, saved)
+
+
+def _unmasked(sess: Session, opts: RunOptions, saved: ChangeSet) -> ChangeSet:
+    """A saved changeset with the sensitive values it does not hold taken from the plan file.
+
+    `check_saved` has made sure state and the plan file with its variables are as when it was
+    saved, so planning again (without refresh) gives the same values."""
+    from cloudorch.changes import SENSITIVE
+
+    masked = [
+        c for c in saved.changes if c.after and any(c.after.get(k) == SENSITIVE for k in c.sensitive)
+    ]
+    if not masked:
+        return saved
+    from cloudorch.engine.planner import Planner, PlanRequest
+
+    loaded = sess.loaded
+    wanted = {c.address for c in masked}
+    from cloudorch import graph as graphs
+
+    order = [a for a in graphs.order(loaded.graph) if a in loaded.graph]
+    request = PlanRequest(refresh=False, parallelism=opts.parallelism)
+    planner = Planner(loaded.plan, loaded.instances, order, sess.state, sess.providers, request)
+    fresh = {c.address: c for c in planner.run({}) if c.address in wanted}
+    changes = []
+    for c in saved.changes:
+        now = fresh.get(c.address) if c.address in wanted and c.deposed is None else None
+        if now is None or now.after is None or c.after is None:
+            changes.append(c)
+            continue
+        after = dict(c.after)
+        for key in c.sensitive:
+            if after.get(key) == SENSITIVE and key in now.after:
+                after[key] = now.after[key]
+        changes.append(c.model_copy(update={"after": after}))
+    return saved.model_copy(update={"changes": changes})
 
 
 def apply(
@@ -348,7 +402,9 @@ def _resolved_policy_hook(
         return None
 
     def hook(change: Change, after: dict[str, Any]) -> None:
-        known = change.model_copy(update={"after": after, "after_unknown": []})
+        from cloudorch.changes import mask_change
+
+        known = mask_change(change.model_copy(update={"after": after, "after_unknown": []}))
         report = verdict.policies.check_resource(known, input_doc=verdict.input)
         try:
             report.raise_if_blocked(dict(opts.overrides))
@@ -395,7 +451,8 @@ def _record_apply(sess: Session, result: ApplyResult) -> None:
     del state.events[:-200]  # keep the audit trail bounded; history keeps older documents
 
 
-def compute_outputs(plan: PlanSpec, state: State) -> dict[str, Any]:
+def compute_outputs(plan: PlanSpec, state: State, *, reveal: str | None = None) -> dict[str, Any]:
+    """name -> {value, sensitive}; a sensitive value as a hash, except output `reveal`'s."""
     from cloudorch.planfile import Reference, Unknown, resolve
     from cloudorch.planfile.expand import instance_address
 
@@ -411,8 +468,14 @@ def compute_outputs(plan: PlanSpec, state: State) -> dict[str, Any]:
         except (LookupError, TypeError):
             return None
 
+    from cloudorch.state.model import is_sensitive_marker, sensitive_marker
+
     out: dict[str, Any] = {}
     for name, spec in (plan.outputs or {}).items():
         value = resolve(spec.value, lookup)
-        out[name] = {"value": None if isinstance(value, Unknown) else value, "sensitive": spec.sensitive}
+        value = None if isinstance(value, Unknown) else value
+        if spec.sensitive and value is not None and not is_sensitive_marker(value) and name != reveal:
+            # state and its history keep a sensitive output as a hash only, like a sensitive property
+            value = sensitive_marker(value)
+        out[name] = {"value": value, "sensitive": spec.sensitive}
     return out

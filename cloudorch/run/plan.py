@@ -117,8 +117,20 @@ def plan_in(sess: Session, opts: RunOptions) -> Planned:
         changes = [c for c in changes if c.address in scope]
     changes += deposed_changes(state, sess.providers, scope)
     built = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
-    cs = built.model_copy(update={"inputs": run_inputs(opts)})
+    cs = built.model_copy(update={"inputs": withhold_sensitive(run_inputs(opts), loaded.plan)})
     return judge(sess, opts, cs)
+
+
+def withhold_sensitive(inputs: dict[str, Any], plan: PlanSpec) -> dict[str, Any]:
+    """`inputs` without the `--var` text of sensitive variables: a saved plan never holds them.
+
+    `withheld` names them, so `apply FILE` can ask for them again."""
+    secret = plan.sensitive_variables()
+    given = inputs.get("vars", {})
+    withheld = sorted(k for k in given if k in secret)
+    if not withheld:
+        return inputs
+    return {**inputs, "vars": {k: v for k, v in given.items() if k not in secret}, "withheld": withheld}
 
 
 def run_inputs(opts: RunOptions, **more: Any) -> dict[str, Any]:
@@ -141,9 +153,11 @@ def judge(sess: Session, opts: RunOptions, cs: ChangeSet) -> Planned:
         context=dict(plan.providers or {}),
         plan_file=str(plan.path),
     )
+    from cloudorch.changes import mask_values, redact_text
+
     policy_input = build_input(
-        cs,
-        provider_configs=dict(plan.providers or {}),
+        cs.masked(),  # policies see sensitive values masked, so no report can repeat them
+        provider_configs=mask_values(dict(plan.providers or {}), plan.sensitive_texts()),
         stage=opts.stage,
         release=release_document(plan, opts),
         now=now(),
@@ -151,7 +165,8 @@ def judge(sess: Session, opts: RunOptions, cs: ChangeSet) -> Planned:
     report = policies.evaluate(policy_input)
     log.debug("evaluated policies of %s", plan.path)
     for fmt, target in opts.policy_reports:
-        Path(target).write_text(report.render(fmt, locate=locator(plan)), encoding="utf-8")
+        text = redact_text(report.render(fmt, locate=locator(plan)), plan.sensitive_texts())
+        Path(target).write_text(text, encoding="utf-8")
     judged = cs.model_copy(update={"policy_results": report.results})
     return Planned(judged, PolicyVerdict(policies, policy_input, report))
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from cloudorch.errors import ConfigError
 from cloudorch.run.apply import ApplyResult, Confirm, OnPlan, apply_in
 from cloudorch.run.options import Interrupt, RunOptions
-from cloudorch.run.plan import Planned, judge, run_inputs
+from cloudorch.run.plan import Planned, judge, run_inputs, withhold_sensitive
 from cloudorch.run.session import Session, session
 
 if TYPE_CHECKING:
@@ -20,23 +20,39 @@ if TYPE_CHECKING:
 
 def _plan_sensitive_values(sess: Session) -> dict[str, dict[str, Any]]:
     """address -> sensitive property -> the plan's value today (references resolved from state)."""
+    from cloudorch import graph as graphs
     from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
     from cloudorch.planfile.expand import instance_address
     from cloudorch.provider.contract import sensitive_fields
+    from cloudorch.state.model import is_sensitive_marker
+
+    out: dict[str, dict[str, Any]] = {}
 
     def lookup(ref: Reference) -> Any:
         if ref.root != "resources":
             return Unknown(ref.text)
         name, key, rest = ref.resource_target()
-        rec = sess.state.resources.get(instance_address(name, key))
+        address = instance_address(name, key)
+        rec = sess.state.resources.get(address)
+        if rec is None:
+            return Unknown(ref.text)
         try:
-            return rec.value(rest) if rec is not None else Unknown(ref.text)
+            value = rec.value(rest)
+            if rest and str(rest[0]) in out.get(address, {}) and is_sensitive_marker(rec.value(rest[:1])):
+                # state keeps a sensitive value as a hash: read the plan's value, computed above
+                value = out[address][str(rest[0])]
+                for step in rest[1:]:
+                    value = value[step]
+            return value
         except (LookupError, TypeError):
             return Unknown(ref.text)
 
-    out: dict[str, dict[str, Any]] = {}
-    for inst in sess.loaded.instances:
-        sens = sensitive_fields(sess.providers.resource_type(inst.provider, inst.type).Properties)
+    by_address = {i.address: i for i in sess.loaded.instances}
+    ordered = [by_address[a] for a in graphs.order(sess.loaded.graph) if a in by_address]
+    for inst in ordered:
+        now = sess.state.resources.get(inst.address)
+        sens = sensitive_fields(sess.providers.resource_type(inst.provider, inst.type).Properties) | inst.sensitive
+        sens |= set(now.sensitive) if now is not None else set()  # read from another's sensitive property
         wanted = {k: v for k, v in inst.properties.items() if k in sens}
         if wanted:
             values = resolve(wanted, lookup)
@@ -80,7 +96,9 @@ def revert_plan_in(sess: Session, opts: RunOptions, *, to: int | None = None, st
         elif c.is_change:
             c.reasons.append(f"rollback to serial {serial}")  # printed; tests and users read it
     built = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
-    inputs = run_inputs(opts, rollback={"from_serial": state.serial, "to_serial": serial})
+    inputs = withhold_sensitive(
+        run_inputs(opts, rollback={"from_serial": state.serial, "to_serial": serial}), loaded.plan
+    )
     return judge(sess, opts, built.model_copy(update={"inputs": inputs}))
 
 

@@ -61,10 +61,45 @@ def refuse_waiting(backend: StateBackend, plan: PlanSpec, opts: RunOptions) -> N
         )
 
 
-def outputs(opts: RunOptions) -> dict[str, dict[str, object]]:
-    """The plan's outputs as the last apply recorded them: name -> {value, sensitive}."""
-    _, state, _ = read_state(opts)
-    return dict(state.outputs) if state else {}
+def outputs(opts: RunOptions, *, reveal: str | None = None) -> dict[str, dict[str, object]]:
+    """The plan's outputs as the last apply recorded them: name -> {value, sensitive}.
+
+    State keeps a sensitive output as a hash only; `reveal` names one whose value is computed
+    again from the plan file, its variables and state (`cloudorch output NAME --raw`)."""
+    plan, state, _ = read_state(opts)
+    got: dict[str, dict[str, object]] = dict(state.outputs) if state else {}
+    if state is not None and reveal is not None and reveal in got and got[reveal].get("sensitive"):
+        from cloudorch.run.apply import compute_outputs
+        from cloudorch.state.model import is_sensitive_marker
+
+        if reveal in plan.outputs and not plan.outputs[reveal].sensitive:
+            return got
+        again = compute_outputs(plan, state, reveal=reveal).get(reveal)
+        if again is None or again["value"] is None or _holds_marker(again["value"], is_sensitive_marker):
+            raise StateError(
+                f"output {reveal!r} cannot be shown: it reads a sensitive property, which state keeps only as a hash",
+                hint="build the output from a sensitive variable instead, passed with --var",
+            )
+        if again["value"] != got[reveal].get("value") and is_sensitive_marker(got[reveal].get("value")):
+            from cloudorch.state.model import sensitive_marker
+
+            if sensitive_marker(again["value"]) != got[reveal]["value"]:
+                raise StateError(
+                    f"output {reveal!r} differs from what the last apply recorded (its variables changed)",
+                    hint="pass the variables the last apply used, or apply again",
+                )
+        got[reveal] = again
+    return got
+
+
+def _holds_marker(value: object, is_marker: Callable[[object], bool]) -> bool:
+    if is_marker(value):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_marker(v, is_marker) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_marker(v, is_marker) for v in value)
+    return False
 
 
 def state_list(opts: RunOptions) -> list[ResourceRecord]:
