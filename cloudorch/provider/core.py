@@ -120,6 +120,22 @@ class NullResource(ResourceType[NullProperties]):
         return 0.0
 
 
+def _sweep_temp_files(dfd: int, name: str) -> None:
+    """Remove what a write of `name` killed half-way left: its temp files (`.NAME.<16 hex>.cloudorch-tmp`).
+
+    Their names are unpredictable, so a later write never replaces them; unlink removes a link
+    planted under such a name without following it.
+    """
+    prefix, suffix = f".{name}.", ".cloudorch-tmp"
+    for entry in os.listdir(dfd):
+        middle = entry[len(prefix) : -len(suffix)]
+        if entry.startswith(prefix) and entry.endswith(suffix) and len(middle) == 16 and all(
+            ch in "0123456789abcdef" for ch in middle
+        ):
+            with suppress(FileNotFoundError):
+                os.unlink(entry, dir_fd=dfd)
+
+
 class FileProperties(ResourceProperties):
     path: str = prop(
         description="A relative file path inside the plan's folder (or inside `providers.core.root` when set); "
@@ -280,6 +296,7 @@ class FileResource(ResourceType[FileProperties]):
             folder, name = self._folder(address, props.path, create=True)
             path = folder / name
             with self._dir(folder) as dfd:
+                _sweep_temp_files(dfd, name)
                 # an unpredictable name, created here or not at all, never through a link
                 tmp = f".{name}.{secrets.token_hex(8)}.cloudorch-tmp"
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -320,6 +337,7 @@ class FileResource(ResourceType[FileProperties]):
         try:
             folder, name = self._folder(address, props.path, create=False)
             with self._dir(folder) as dfd:
+                _sweep_temp_files(dfd, name)
                 os.unlink(name, dir_fd=dfd)  # a link is removed, never followed
         except FileNotFoundError:
             pass

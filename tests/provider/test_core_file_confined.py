@@ -167,3 +167,28 @@ def test_the_lexical_rule() -> None:
         assert lexical_escape(bad) is not None, bad
     for good in ("x", "a/b.txt", "a/../b", "./x", "a/./b/../c", "a/b/.."):
         assert lexical_escape(good) is None, good
+
+
+def test_a_write_killed_half_way_leaves_no_temp_file_behind_the_next_one(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kill between creating the temp file and renaming it leaves `.NAME.<hex>.cloudorch-tmp`; its
+    name is unpredictable, so the next write or delete of NAME removes it (a link planted under
+    such a name is removed, not followed)."""
+    plan = world["plan"] / "note.yaml"
+    plan.write_text(
+        "version: 1\nname: note\nvariables: {text: {type: string, default: one}}\n"
+        "resources:\n  note: {type: core.file, properties: {path: note.txt, content: '${var.text}'}}\n"
+    )
+    leftover = world["plan"] / ".note.txt.0123456789abcdef.cloudorch-tmp"
+    leftover.write_text("half")
+    planted = world["plan"] / ".note.txt.fedcba9876543210.cloudorch-tmp"
+    planted.symlink_to(world["outside"] / "victim.txt")
+    other = world["plan"] / ".other.txt.0123456789abcdef.cloudorch-tmp"  # another file's: kept
+    other.write_text("not ours")
+    assert _cli(capsys, "apply", str(plan), "--auto-approve")[0] == 0
+    assert not leftover.exists() and not planted.is_symlink() and other.exists()
+    assert (world["outside"] / "victim.txt").read_text() == "SECRET-OUTSIDE"
+    leftover.write_text("half again")
+    assert _cli(capsys, "destroy", str(plan), "--auto-approve")[0] == 0
+    assert not leftover.exists() and not (world["plan"] / "note.txt").exists()
