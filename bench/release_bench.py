@@ -102,9 +102,9 @@ def promote_vs_apply(n: int, repeat: int) -> tuple[float, float]:
 
 def long_history(events: int) -> tuple[float, float]:
     from cloudorch import api
+    from cloudorch.clock import parse_iso
     from cloudorch.release import ledger as L
     from cloudorch.release import promotion
-    from cloudorch.release.clock import parse_iso
 
     with tempfile.TemporaryDirectory() as tmp:
         plan = Path(tmp) / "plan.yaml"

@@ -198,7 +198,7 @@ def _signed_approvers(spec: ApprovalSpec, inp: GateInputs) -> tuple[list[str], l
 
 def soaked_seconds(ledger: Ledger, stage: str, version: str, now: datetime) -> float | None:
     """How long `version`'s latest unbroken run in `stage` lasted (up to now if it still runs)."""
-    from cloudorch.release.clock import parse_iso
+    from cloudorch.clock import parse_iso
 
     start: datetime | None = None
     end: datetime | None = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloudorch.release.clock import iso, parse_iso
+from cloudorch.clock import iso, parse_iso
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.model import State, StateEvent
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cloudorch.clock import parse_iso
 from cloudorch.planfile.stages import parse_duration
 from cloudorch.release import ledger as L
-from cloudorch.release.clock import parse_iso
 from cloudorch.release.gates import soaked_seconds
 from cloudorch.state.model import StateEvent
 

@@ -106,7 +106,7 @@ def _recorded(ctx: dict[str, Any]) -> list[Any]:
 
 def test_forged_or_moved_approvals_do_not_count(run: Callable[..., Any], signed_plan: dict[str, Any]) -> None:
     """What lands in the ledger without a valid signature (written by anyone with state access)."""
-    from cloudorch.release.clock import parse_iso
+    from cloudorch.clock import parse_iso
 
     assert _approve(run, signed_plan, "alice", actor="alice").code == 0
     assert _approve(run, signed_plan, "bob", actor="bob", version="0.9.0").code == 0
