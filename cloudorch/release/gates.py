@@ -93,9 +93,20 @@ class GateInputs:
     plan: PlanSpec | None = None
     #: `--dry-run`: judge without running any command check
     dry_run: bool = False
-    #: what a signed approval must name to count: the plan's name and its file's sha256
-    plan_name: str | None = None
-    plan_sha256: str | None = None
+
+    @property
+    def plan_name(self) -> str | None:
+        """What a signed approval must name to count: the plan's state key (None without a plan)."""
+        from cloudorch.run.session import plan_key
+
+        return None if self.plan is None else plan_key(self.plan)
+
+    @property
+    def plan_sha256(self) -> str | None:
+        """The sha256 of the plan file a signed approval must have been made against."""
+        from cloudorch.release.signing import plan_sha256
+
+        return None if self.plan is None else plan_sha256(self.plan.text)
 
 
 def _fmt_seconds(seconds: float) -> str:

@@ -516,8 +516,6 @@ def promote(
                 policy_overrides=policy_overrides,
                 plan=rel.plan,
                 dry_run=dry_run,
-                plan_name=plan_key(rel.plan),
-                plan_sha256=signing.plan_sha256(rel.plan.text),
             )
             out.verdicts = evaluate(stage.gates, inp, gate_overrides)
             if on_verdicts is not None:
@@ -703,8 +701,7 @@ def _gate_inputs(rel: Release, stage: Stage, version: str) -> GateInputs:
         rel.now,
         rel.plan.path.parent,
         _no_provider,
-        plan_name=plan_key(rel.plan),
-        plan_sha256=signing.plan_sha256(rel.plan.text),
+        plan=rel.plan,
     )
 
 
