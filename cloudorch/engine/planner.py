@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from cloudorch.changes import SENSITIVE, Action, Change, ChangeSet, PropertyDiff
 from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import call_with_retries
-from cloudorch.errors import ConfigError, Location, did_you_mean
+from cloudorch.errors import ConfigError, Location, ProviderError, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
 from cloudorch.planfile.expressions import find_refs
@@ -367,7 +367,14 @@ class Planner:
             rec = self.state.resources.get(address)
             if req.destroy:
                 continue
-            changes.append(self._diff_one(inst, rec, observed, address in replace))
+            try:
+                changes.append(self._diff_one(inst, rec, observed, address in replace))
+            except ProviderError as exc:  # a type refusing what its prediction was asked (core.file's confinement)
+                raise ConfigError(
+                    f"{address}: {exc.message}",
+                    location=self.plan.location("resources", inst.name, "properties"),
+                    hint=exc.hint or "change the resource's properties",
+                ) from None
         # resources in state that the plan no longer has (or all of them on --destroy)
         for address, rec in self.state.resources.items():
             if address in self.instances and not req.destroy:

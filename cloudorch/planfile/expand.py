@@ -154,13 +154,13 @@ def check_instance_count(plan: PlanSpec, limits: InputLimits | None = None) -> i
 
 
 def _sensitive_sources(plan: PlanSpec, name: str) -> frozenset[str]:
-    """The roots whose values are sensitive inside resource `name`: `var.X` names, and `each`
-    when its for_each is built from a sensitive variable."""
+    """The roots whose values are sensitive inside resource `name`: `var.X` and `env.X` names, and
+    `each` when its for_each is built from a sensitive variable or environment variable."""
     secret = plan.sensitive_variables()
-    found = {f"var.{v}" for v in secret}
+    found = {f"var.{v}" for v in secret} | {f"env.{v}" for v in plan.sensitive_env}
     for_each = plan.resources[name].for_each
     if for_each is not None and any(
-        r.root == "var" and r.path and str(r.path[0]) in secret for r in find_refs(for_each)
+        r.root in ("var", "env") and r.path and f"{r.root}.{r.path[0]}" in found for r in find_refs(for_each)
     ):
         found.add("each")
     return frozenset(found)
@@ -170,8 +170,8 @@ def _is_sensitive_ref(ref: Reference, sources: frozenset[str]) -> bool:
     if ref.root == "each":
         # the keys of a for_each name instances (they are addresses): only values are secret
         return "each" in sources and bool(ref.path) and ref.path[0] == "value"
-    if ref.root == "var" and ref.path:
-        return f"var.{ref.path[0]}" in sources
+    if ref.root in ("var", "env") and ref.path:
+        return f"{ref.root}.{ref.path[0]}" in sources
     return any(_is_sensitive_ref(inner, sources) for inner in ref.inner_refs())
 
 
@@ -202,20 +202,21 @@ def _secret_texts(plan: PlanSpec) -> set[str]:
 
 
 def check_output_sensitivity(plan: PlanSpec) -> None:
-    """An output built from a sensitive variable must say `sensitive: true` itself."""
-    secret = plan.sensitive_variables()
-    if not secret:
+    """An output built from a sensitive variable (or sensitive `${env.*}`) must say `sensitive: true` itself."""
+    if not plan.has_secrets():
         return
+    secret = {("var", v) for v in plan.sensitive_variables()} | {("env", v) for v in plan.sensitive_env}
     texts = _secret_texts(plan)
     for name, output in plan.outputs.items():
         if output.sensitive:
             continue
-        used = sorted({head for root, head in output.written_refs if root == "var" and head in secret})
+        used = sorted({(root, head) for root, head in output.written_refs if (root, head) in secret})
         if not used and _holding_secret({"value": output.value}, texts):
             used = sorted(secret)  # through a stage's vars or the release block: the value tells
         if used:
+            what = "variable" if used[0][0] == "var" else "environment variable"
             raise ConfigError(
-                f"output `{name}` is built from sensitive variable `{used[0]}` but is not declared sensitive",
+                f"output `{name}` is built from sensitive {what} `{used[0][1]}` but is not declared sensitive",
                 location=plan.location("outputs", name),
                 hint=f"add `sensitive: true` to output `{name}` (write it as `{{value: ..., sensitive: true}}`)",
             )
@@ -227,7 +228,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     out: list[Instance] = []
     values = plan.variable_values
     env_values = plan.env_values
-    texts = _secret_texts(plan) if plan.sensitive_variables() else set()
+    texts = _secret_texts(plan) if plan.has_secrets() else set()
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties

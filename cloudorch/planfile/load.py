@@ -41,7 +41,7 @@ from cloudorch.planfile.model import (
     VariableSpec,
 )
 from cloudorch.planfile.source import FieldPath, SourceMap, dotted, parse_yaml, paused_gc, read_bounded
-from cloudorch.planfile.variables import choose_values
+from cloudorch.planfile.variables import choose_values, remember_secret
 
 _NAME_RE = re.compile(NAME_PATTERN)
 _PROVIDER_KEY_RE = re.compile(PROVIDER_KEY_PATTERN)
@@ -133,6 +133,7 @@ def _load(
         text=text,
         variable_values=values,
         env_values=checker.env_values,
+        sensitive_env=frozenset(model.sensitive_env),
         source_map=source_map,
     )
     lookup = checker.lookup
@@ -472,6 +473,8 @@ class _ReferenceChecker:
                     hint=f"export {head}=... before running cloudorch",
                 )
             self.env_values[head] = self.env[head]
+            if head in self.model.sensitive_env:
+                remember_secret(self.env[head])
         elif ref.root == "resources":
             for inner in ref.inner_refs():  # `web[each.key]`: the key follows the same scope rules
                 self._check_ref(inner, where, allowed, known_early, resource)

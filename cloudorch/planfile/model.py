@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
@@ -25,6 +25,8 @@ VariableType = Literal["string", "number", "bool", "list", "map", "any"]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 #: provider block keys: `aws`, or an aliased block `aws.west`
 PROVIDER_KEY_PATTERN = r"^[a-z][a-z0-9_]*(\.[A-Za-z0-9_-]+)?$"
+#: names listed under `sensitive_env:` (what `${env.NAME}` accepts)
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def _drop_empty(data: Any, keys: tuple[str, ...]) -> Any:
@@ -157,11 +159,15 @@ class PlanFileModel(_Strict):
     )
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
     backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
+    sensitive_env: list[Annotated[str, Field(pattern=ENV_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        description="Environment variables whose `${env.NAME}` values are secret: masked like a sensitive variable.",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
-        data = _drop_empty(data, ("variables", "providers", "resources", "outputs"))
+        data = _drop_empty(data, ("variables", "providers", "resources", "outputs", "sensitive_env"))
         providers = data.get("providers") if isinstance(data, dict) else None
         if isinstance(providers, dict) and any(v is None for v in providers.values()):
             # `aws:` alone is a provider block with every setting at its default
@@ -198,6 +204,8 @@ class PlanSpec:
     variable_values: dict[str, Any]
     #: values of the `${env.*}` the plan references, read once at load
     env_values: dict[str, str] = field(default_factory=dict)
+    #: names of the environment variables declared under `sensitive_env:`
+    sensitive_env: frozenset[str] = frozenset()
     #: for_each keys (and each.value) per resource that has for_each, in file order
     for_each_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_map: SourceMap | None = field(default=None, repr=False)
@@ -212,10 +220,16 @@ class PlanSpec:
         """Names of the variables declared `sensitive: true`."""
         return frozenset(k for k, v in self.variables.items() if v.sensitive)
 
+    def has_secrets(self) -> bool:
+        """True if any variable is sensitive or any `${env.*}` the plan reads is declared sensitive."""
+        return bool(self.sensitive_variables()) or any(k in self.env_values for k in self.sensitive_env)
+
     def sensitive_texts(self) -> set[str]:
-        """Every non-empty string (and number, as text) inside the values of sensitive variables."""
+        """Every non-empty string (and number, as text) inside the values of sensitive variables
+        and of the sensitive environment variables the plan reads."""
         out: set[str] = set()
-        todo = [self.variable_values.get(k) for k in self.sensitive_variables()]
+        todo: list[Any] = [self.variable_values.get(k) for k in self.sensitive_variables()]
+        todo += [self.env_values[k] for k in self.sensitive_env if k in self.env_values]
         while todo:
             item = todo.pop()
             if isinstance(item, dict):
@@ -227,8 +241,14 @@ class PlanSpec:
         return out
 
     def plan_hash(self) -> str:
-        """sha256 over the file text and the chosen variable values (a saved plan's identity)."""
+        """sha256 over the file text, the chosen variable values and the sensitive `${env.*}`
+        values read (a saved plan's identity: it holds none of them, so `apply FILE` computes them
+        again and must get what was planned)."""
         h = hashlib.sha256(self.text.encode("utf-8"))
         h.update(b"\0")
         h.update(json.dumps(self.variable_values, sort_keys=True, separators=(",", ":"), default=str).encode())
+        secret_env = {k: self.env_values[k] for k in sorted(self.sensitive_env) if k in self.env_values}
+        if secret_env:
+            h.update(b"\0env\0")
+            h.update(json.dumps(secret_env, sort_keys=True, separators=(",", ":")).encode())
         return h.hexdigest()

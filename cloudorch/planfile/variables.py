@@ -29,7 +29,8 @@ def known_secrets() -> frozenset[str]:
     return frozenset(_SECRETS)
 
 
-def _remember_secret(value: Any) -> None:
+def remember_secret(value: Any) -> None:
+    """Add the text of a sensitive value (a variable's, or a sensitive `${env.*}`'s) to `_SECRETS`."""
     todo = [value]
     while todo:
         item = todo.pop()
@@ -201,7 +202,7 @@ def choose_values(
         except ValueError as exc:
             # the parse error quotes the text: never for a secret
             if wanted.sensitive:
-                _remember_secret(text)
+                remember_secret(text)
             why = f"the value is not a {wanted.type}" if wanted.sensitive else str(exc)
             raise ConfigError(
                 f"--var {name}: {why}",
@@ -210,7 +211,7 @@ def choose_values(
             ) from None
     for name, spec in declared.items():
         if spec.sensitive and name in values:
-            _remember_secret(values[name])
+            remember_secret(values[name])
         if name not in values:
             raise ConfigError(
                 f"variable `{name}` has no value" + (f" ({spec.description})" if spec.description else ""),

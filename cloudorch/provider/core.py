@@ -198,6 +198,10 @@ class FileResource(ResourceType[FileProperties]):
     def plan_create(self, desired: Mapping[str, Any]) -> dict[str, Any]:
         import hashlib
 
+        written = desired.get("path")
+        if isinstance(written, str):
+            # a folder planted as a link (git keeps links) is refused when planned, not first at apply
+            self._folder("", written, create=False)
         content = desired.get("content")
         if not isinstance(content, str):
             return {}

@@ -192,3 +192,14 @@ def test_a_write_killed_half_way_leaves_no_temp_file_behind_the_next_one(
     leftover.write_text("half again")
     assert _cli(capsys, "destroy", str(plan), "--auto-approve")[0] == 0
     assert not leftover.exists() and not (world["plan"] / "note.txt").exists()
+
+
+def test_a_folder_linked_outside_is_refused_when_planned(
+    capsys: pytest.CaptureFixture[str], world: dict[str, Path]
+) -> None:
+    plan = _copy(world, "core_file_links.yaml")
+    (world["plan"] / "linked").symlink_to(world["outside"], target_is_directory=True)
+    code, out, err = _cli(capsys, "plan", str(plan))
+    assert code == 1, out + err
+    assert "leads outside" in out + err and "Traceback" not in out + err
+    assert "through_folder" in err and "core_file_links.yaml:8" in err, err
