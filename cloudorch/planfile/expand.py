@@ -24,7 +24,7 @@ from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import Lifecycle, PlanSpec
 from cloudorch.planfile.source import paused_gc
 
-_INSTANCE_ROOTS = frozenset({"var", "env", "each"})
+_INSTANCE_ROOTS = frozenset({"var", "env", "stacks", "each"})
 
 
 @dataclass
@@ -114,6 +114,8 @@ def unexpanded(plan: PlanSpec, name: str) -> Instance:
     def lookup(ref: Reference) -> Any:
         if ref.root == "var":
             return navigate(plan.variable_values[str(ref.path[0])], ref.path[1:], ref.text)
+        if ref.root == "stacks":
+            return navigate(plan.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
         return plan.env_values[str(ref.path[0])]
 
     return Instance(
@@ -122,7 +124,7 @@ def unexpanded(plan: PlanSpec, name: str) -> Instance:
         key=None,
         type=spec.type,
         provider=spec.provider or spec.type.partition(".")[0],
-        properties=resolve_partial(spec.properties, lookup, frozenset({"var", "env"})),
+        properties=resolve_partial(spec.properties, lookup, frozenset({"var", "env", "stacks"})),
         depends_on=list(spec.depends_on),
         lifecycle=spec.lifecycle,
         location=plan.location("resources", name),
@@ -158,10 +160,9 @@ def _sensitive_sources(plan: PlanSpec, name: str) -> frozenset[str]:
     `each` when its for_each is built from a sensitive variable or environment variable."""
     secret = plan.sensitive_variables()
     found = {f"var.{v}" for v in secret} | {f"env.{v}" for v in plan.sensitive_env}
+    found |= {f"stacks.{stack}.outputs.{out}" for stack, out in plan.stack_secrets}
     for_each = plan.resources[name].for_each
-    if for_each is not None and any(
-        r.root in ("var", "env") and r.path and f"{r.root}.{r.path[0]}" in found for r in find_refs(for_each)
-    ):
+    if for_each is not None and any(_is_sensitive_ref(r, frozenset(found)) for r in find_refs(for_each)):
         found.add("each")
     return frozenset(found)
 
@@ -172,6 +173,8 @@ def _is_sensitive_ref(ref: Reference, sources: frozenset[str]) -> bool:
         return "each" in sources and bool(ref.path) and ref.path[0] == "value"
     if ref.root in ("var", "env") and ref.path:
         return f"{ref.root}.{ref.path[0]}" in sources
+    if ref.root == "stacks" and len(ref.path) >= 3:
+        return f"stacks.{ref.path[0]}.outputs.{ref.path[2]}" in sources
     return any(_is_sensitive_ref(inner, sources) for inner in ref.inner_refs())
 
 
@@ -206,6 +209,7 @@ def check_output_sensitivity(plan: PlanSpec) -> None:
     if not plan.has_secrets():
         return
     secret = {("var", v) for v in plan.sensitive_variables()} | {("env", v) for v in plan.sensitive_env}
+    secret |= {("stacks", f"{stack}.outputs.{out}") for stack, out in plan.stack_secrets}
     texts = _secret_texts(plan)
     for name, output in plan.outputs.items():
         if output.sensitive:
@@ -214,7 +218,7 @@ def check_output_sensitivity(plan: PlanSpec) -> None:
         if not used and _holding_secret({"value": output.value}, texts):
             used = sorted(secret)  # through a stage's vars or the release block: the value tells
         if used:
-            what = "variable" if used[0][0] == "var" else "environment variable"
+            what = {"var": "variable", "env": "environment variable", "stacks": "output of stack"}[used[0][0]]
             raise ConfigError(
                 f"output `{name}` is built from sensitive {what} `{used[0][1]}` but is not declared sensitive",
                 location=plan.location("outputs", name),
@@ -249,6 +253,8 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     return navigate(values[str(ref.path[0])], ref.path[1:], ref.text)
                 if ref.root == "env":
                     return env_values[str(ref.path[0])]
+                if ref.root == "stacks":
+                    return navigate(plan.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
                 if ref.path[0] == "key":
                     return key
                 return navigate(each_value, ref.path[1:], ref.text)

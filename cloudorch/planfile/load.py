@@ -8,6 +8,7 @@ references to variables, env vars, resources and `each`. Resource types are chec
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ from cloudorch.planfile.model import (
     VariableSpec,
 )
 from cloudorch.planfile.source import FieldPath, SourceMap, dotted, parse_yaml, paused_gc, read_bounded
+from cloudorch.planfile.stackref import StackOutput, StackReader, StackReadError
 from cloudorch.planfile.variables import choose_values, remember_secret
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -56,7 +58,8 @@ PLAN_NAME_HINT = (
 STAGE_NAME_HINT = (
     "a stage name holds letters, digits, `_` and `-` (up to 63, not starting with `-`): it names state files"
 )
-_VAR_ENV = frozenset({"var", "env"})
+#: roots known when the file is loaded: variables, the environment and other stacks' outputs
+_VAR_ENV = frozenset({"var", "env", "stacks"})
 _FORBIDDEN_KEY_CHARS = frozenset("[]\"'")
 _SYNTAX_HINT = "references look like `${var.name}` or `${resources.web.arn}`; write `$${` for a literal `${`"
 
@@ -75,8 +78,11 @@ def load_plan(
     vars: Mapping[str, str] | None = None,
     var_files: Sequence[Path] = (),
     env: Mapping[str, str] | None = None,
+    stacks: StackReader | None = None,
 ) -> PlanSpec:
-    """Read, validate and prepare a plan file; raise a located ConfigError on any bad input."""
+    """Read, validate and prepare a plan file; raise a located ConfigError on any bad input.
+
+    `stacks` reads the outputs of the stacks the plan names under `stacks:` (see `stackref`)."""
     path = Path(path)
     try:
         text = read_bounded(str(path), InputLimits.from_env())  # a huge file is refused unread
@@ -88,7 +94,7 @@ def load_plan(
         ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("plan file is not UTF-8 text", location=Location(str(path))) from exc
-    return load_plan_text(text, path, vars=vars or {}, var_files=var_files, env=env)
+    return load_plan_text(text, path, vars=vars or {}, var_files=var_files, env=env, stacks=stacks)
 
 
 def load_plan_text(
@@ -98,10 +104,11 @@ def load_plan_text(
     vars: Mapping[str, str] | None = None,
     var_files: Sequence[Path] = (),
     env: Mapping[str, str] | None = None,
+    stacks: StackReader | None = None,
 ) -> PlanSpec:
     """Like `load_plan`, for text already read (tests, stdin)."""
     with paused_gc():
-        return _load(text, path, vars=vars or {}, var_files=var_files, env=env)
+        return _load(text, path, vars=vars or {}, var_files=var_files, env=env, stacks=stacks)
 
 
 def _load(
@@ -111,12 +118,15 @@ def _load(
     vars: Mapping[str, str],
     var_files: Sequence[Path],
     env: Mapping[str, str] | None,
+    stacks: StackReader | None = None,
 ) -> PlanSpec:
     data, source_map = parse_yaml(text, str(path))
     model = _validate_model(data, source_map)
     _check_names(model, source_map)
     values = choose_values(model.variables, vars=vars or {}, var_files=var_files, plan_source=source_map)
     checker = _ReferenceChecker(model, values, os.environ if env is None else env, source_map)
+    checker.stack_reader = stacks
+    checker.base_dir = path.parent
     checker.check_all()
     plan = PlanSpec(
         version=model.version,
@@ -134,6 +144,8 @@ def _load(
         variable_values=values,
         env_values=checker.env_values,
         sensitive_env=frozenset(model.sensitive_env),
+        stack_values=checker.stack_values,
+        stack_secrets=frozenset(checker.stack_secrets),
         source_map=source_map,
     )
     lookup = checker.lookup
@@ -348,6 +360,11 @@ class _ReferenceChecker:
         self.env = env
         self.source_map = source_map
         self.env_values: dict[str, str] = {}
+        self.stack_reader: StackReader | None = None
+        self.base_dir = Path(".")
+        self.stack_values: dict[str, Any] = {}
+        self.stack_secrets: set[tuple[str, str]] = set()
+        self._stack_outputs: dict[str, Mapping[str, StackOutput]] = {}
         self.for_each_keys: dict[str, dict[str, Any]] = {}
         # strings already checked in a given scope: plans repeat the same templates
         self._checked: set[tuple[str, str]] = set()
@@ -358,6 +375,8 @@ class _ReferenceChecker:
             return navigate(self.values[str(ref.path[0])], ref.path[1:], ref.text)
         if ref.root == "env":
             return self.env_values[str(ref.path[0])]
+        if ref.root == "stacks":
+            return navigate(self.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
         raise ExpressionError(f"`{ref.text}` cannot be resolved here")  # pragma: no cover
 
     def check_all(self) -> None:
@@ -370,7 +389,7 @@ class _ReferenceChecker:
             if spec.for_each is not None:
                 self._check_tree(spec.for_each, (*base, "for_each"), _VAR_ENV, "for_each")
                 self.for_each_keys[name] = self._for_each_keys(name, spec.for_each)
-            allowed = {"var", "env", "resources", "stage", "release"}
+            allowed = {"var", "env", "stacks", "resources", "stage", "release"}
             if spec.for_each is not None:
                 allowed.add("each")
             self._check_tree(spec.properties, (*base, "properties"), frozenset(allowed), None, name)
@@ -381,7 +400,7 @@ class _ReferenceChecker:
                         location=self.source_map.location((*base, "depends_on", i)),
                         hint=did_you_mean(dep, list(m.resources)) or "depends_on names resources of this plan",
                     )
-        later = frozenset({"var", "env", "resources", "stage", "release"})
+        later = frozenset({"var", "env", "stacks", "resources", "stage", "release"})
         for name, out in m.outputs.items():
             self._check_tree(out.value, ("outputs", name), later, None)
         self._check_tree(m.stages, ("stages",), later, None)
@@ -475,6 +494,8 @@ class _ReferenceChecker:
             self.env_values[head] = self.env[head]
             if head in self.model.sensitive_env:
                 remember_secret(self.env[head])
+        elif ref.root == "stacks":
+            self._check_stack_ref(ref, head, where)
         elif ref.root == "resources":
             for inner in ref.inner_refs():  # `web[each.key]`: the key follows the same scope rules
                 self._check_ref(inner, where, allowed, known_early, resource)
@@ -490,6 +511,64 @@ class _ReferenceChecker:
                 location=self.source_map.location(where.path()),
                 hint="write `${each.key}` or `${each.value}`",
             )
+
+    def _check_stack_ref(self, ref: Reference, head: str, where: _LazyPath) -> None:
+        """`${stacks.NAME.outputs.OUT...}`: NAME is declared under `stacks:` and its state has OUT."""
+        location = self.source_map.location(where.path())
+        spec = self.model.stacks.get(head)
+        if spec is None:
+            raise ConfigError(
+                f"`{ref.text}` refers to stack `{head}`, which this plan does not declare",
+                location=location,
+                hint=did_you_mean(head, list(self.model.stacks))
+                or f"declare it: `stacks: {{{head}: {{plan: ../{head}/plan.yaml}}}}`",
+            )
+        if len(ref.path) < 3 or ref.path[1] != "outputs":
+            raise ConfigError(
+                f"`{ref.text}`: a stack reference reads an output, `${{stacks.{head}.outputs.NAME}}`",
+                location=location,
+            )
+        outputs = self._stack_outputs.get(head)
+        if outputs is None:
+            if self.stack_reader is None:
+                raise ConfigError(
+                    f"`{ref.text}`: other stacks' outputs cannot be read here",
+                    location=location,
+                    hint="run it through a command that reads state (plan, apply, validate)",
+                )
+            if spec.vars:  # `vars: {token: "${var.network_token}"}`: this plan's variables and env
+                self._check_tree(spec.vars, ("stacks", head, "vars"), frozenset({"var", "env"}), "a stack's vars")
+                given = {k: resolve(v, self.lookup) for k, v in spec.vars.items()}
+                text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in given.items()}
+                spec = spec.model_copy(update={"vars": text})
+            try:
+                outputs = self.stack_reader(head, spec, self.base_dir)
+            except StackReadError as exc:
+                raise ConfigError(
+                    f"`{ref.text}`: {exc.message}", location=location, hint=exc.hint
+                ) from None
+            self._stack_outputs[head] = outputs
+        name = str(ref.path[2])
+        if name not in outputs:
+            known = ", ".join(sorted(outputs)) or "none"
+            raise ConfigError(
+                f"`{ref.text}`: stack `{head}` has no output `{name}` in its state (its outputs: {known})",
+                location=location,
+                hint=did_you_mean(name, list(outputs)) or f"apply stack `{head}` with that output first",
+            )
+        got = outputs[name]
+        try:
+            value = got.clear_value()
+        except StackReadError as exc:
+            raise ConfigError(f"`{ref.text}`: {exc.message}", location=location, hint=exc.hint) from None
+        self.stack_values.setdefault(head, {"outputs": {}})["outputs"][name] = value
+        if got.sensitive:
+            self.stack_secrets.add((head, name))
+            remember_secret(value)
+        try:
+            navigate(value, ref.path[3:], ref.text)
+        except ExpressionError as exc:
+            raise ConfigError(str(exc), location=location, hint=f"check output `{name}` of stack `{head}`") from None
 
     def _for_each_keys(self, name: str, raw: Any) -> dict[str, Any]:
         where = ("resources", name, "for_each")

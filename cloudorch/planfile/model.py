@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cloudorch.errors import Location
 from cloudorch.planfile.source import SourceMap
+from cloudorch.planfile.stackref import StackRefSpec
 from cloudorch.planfile.stages import section_json_schema
 
 VariableType = Literal["string", "number", "bool", "list", "map", "any"]
@@ -111,7 +112,12 @@ class OutputSpec(_Strict):
             refs = find_refs(self.value)
         except ExpressionError:
             return  # loading reports it with a location
-        self._written_refs = tuple((r.root, str(r.path[0])) for r in refs if r.root != "resources" and r.path)
+        self._written_refs = tuple(
+            # a stack is read output by output: `stacks`, `network.outputs.vpc_id`
+            (r.root, ".".join(str(p) for p in r.path[:3]) if r.root == "stacks" else str(r.path[0]))
+            for r in refs
+            if r.root != "resources" and r.path
+        )
 
     @property
     def written_refs(self) -> tuple[tuple[str, str], ...]:
@@ -159,6 +165,10 @@ class PlanFileModel(_Strict):
     )
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
     backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
+    stacks: dict[Annotated[str, Field(pattern=NAME_PATTERN)], StackRefSpec] = Field(
+        default_factory=dict,
+        description="Other stacks whose outputs this plan reads as `${stacks.NAME.outputs.OUT}`, from their state.",
+    )
     sensitive_env: list[Annotated[str, Field(pattern=ENV_NAME_PATTERN)]] = Field(
         default_factory=list,
         description="Environment variables whose `${env.NAME}` values are secret: masked like a sensitive variable.",
@@ -167,7 +177,7 @@ class PlanFileModel(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
-        data = _drop_empty(data, ("variables", "providers", "resources", "outputs", "sensitive_env"))
+        data = _drop_empty(data, ("variables", "providers", "resources", "outputs", "sensitive_env", "stacks"))
         providers = data.get("providers") if isinstance(data, dict) else None
         if isinstance(providers, dict) and any(v is None for v in providers.values()):
             # `aws:` alone is a provider block with every setting at its default
@@ -206,6 +216,10 @@ class PlanSpec:
     env_values: dict[str, str] = field(default_factory=dict)
     #: names of the environment variables declared under `sensitive_env:`
     sensitive_env: frozenset[str] = frozenset()
+    #: `${stacks.NAME...}` values read at load: NAME -> {"outputs": {OUT: value}} (only those referenced)
+    stack_values: dict[str, Any] = field(default_factory=dict)
+    #: (stack, output) pairs read above whose output the stack declares sensitive
+    stack_secrets: frozenset[tuple[str, str]] = frozenset()
     #: for_each keys (and each.value) per resource that has for_each, in file order
     for_each_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_map: SourceMap | None = field(default=None, repr=False)
@@ -222,7 +236,11 @@ class PlanSpec:
 
     def has_secrets(self) -> bool:
         """True if any variable is sensitive or any `${env.*}` the plan reads is declared sensitive."""
-        return bool(self.sensitive_variables()) or any(k in self.env_values for k in self.sensitive_env)
+        return (
+            bool(self.sensitive_variables())
+            or any(k in self.env_values for k in self.sensitive_env)
+            or bool(self.stack_secrets)
+        )
 
     def sensitive_texts(self) -> set[str]:
         """Every non-empty string (and number, as text) inside the values of sensitive variables
@@ -230,6 +248,7 @@ class PlanSpec:
         out: set[str] = set()
         todo: list[Any] = [self.variable_values.get(k) for k in self.sensitive_variables()]
         todo += [self.env_values[k] for k in self.sensitive_env if k in self.env_values]
+        todo += [self.stack_values[s]["outputs"][o] for s, o in self.stack_secrets]
         while todo:
             item = todo.pop()
             if isinstance(item, dict):
@@ -251,4 +270,7 @@ class PlanSpec:
         if secret_env:
             h.update(b"\0env\0")
             h.update(json.dumps(secret_env, sort_keys=True, separators=(",", ":")).encode())
+        if self.stack_values:  # another stack's outputs moved: what was planned is not what applies
+            h.update(b"\0stacks\0")
+            h.update(json.dumps(self.stack_values, sort_keys=True, separators=(",", ":"), default=str).encode())
         return h.hexdigest()

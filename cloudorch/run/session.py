@@ -50,8 +50,16 @@ class Loaded:
 def read_plan(opts: RunOptions) -> PlanSpec:
     """The plan file alone, its variables resolved from the run's --var, --var-file and environment."""
     from cloudorch.planfile import load_plan
+    from cloudorch.run.stacks import loading, reader_for
 
-    return load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    with loading(opts.plan_file):
+        return load_plan(
+            Path(opts.plan_file),
+            vars=dict(opts.vars),
+            var_files=list(opts.var_files),
+            env=opts.env,
+            stacks=reader_for(opts),
+        )
 
 
 def load(opts: RunOptions) -> Loaded:
