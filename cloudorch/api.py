@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from cloudorch.changes import redact_text as redact_text
     from cloudorch.engine.applier import ApplyObserver as ApplyObserver
     from cloudorch.engine.drift import DriftReport as DriftReport
+    from cloudorch.fleet.discover import Fleet as Fleet
+    from cloudorch.fleet.discover import discover as fleet_discover
+    from cloudorch.fleet.executor import open_executor as fleet_executor
+    from cloudorch.fleet.graph import edges as fleet_edges
+    from cloudorch.fleet.graph import select as fleet_select
+    from cloudorch.fleet.orchestrate import FleetResult as FleetResult
+    from cloudorch.fleet.orchestrate import run_fleet as fleet_run
+    from cloudorch.fleet.report import graph_text as fleet_graph
+    from cloudorch.fleet.report import to_junit as fleet_junit
+    from cloudorch.fleet.report import to_markdown as fleet_markdown
+    from cloudorch.fleet.status import fleet_status as fleet_status
+    from cloudorch.fleet.task import StackTask as StackTask
     from cloudorch.graph import Graph as Graph
     from cloudorch.planfile.variables import known_secrets as known_secrets
     from cloudorch.policy import PolicyReport as PolicyReport
@@ -94,6 +106,8 @@ __all__ = [  # what the facade offers; every other module is below it
     "ChangeSet",
     "ConformanceTable",
     "DriftReport",
+    "Fleet",
+    "FleetResult",
     "Graph",
     "Interrupt",
     "Loaded",
@@ -106,10 +120,20 @@ __all__ = [  # what the facade offers; every other module is below it
     "RecoverOutcome",
     "RunOptions",
     "Sandbox",
+    "StackTask",
     "apply",
     "conformance",
     "destroy",
     "drift",
+    "fleet_discover",
+    "fleet_edges",
+    "fleet_executor",
+    "fleet_graph",
+    "fleet_junit",
+    "fleet_markdown",
+    "fleet_run",
+    "fleet_select",
+    "fleet_status",
     "force_unlock",
     "force_unlock_any",
     "judged_plan",
@@ -160,6 +184,17 @@ _NAMES: dict[str, tuple[str, str]] = {
     "ApplyObserver": ("cloudorch.engine.applier", "ApplyObserver"),
     "DriftReport": ("cloudorch.engine.drift", "DriftReport"),
     "Graph": ("cloudorch.graph", "Graph"),
+    "Fleet": ("cloudorch.fleet.discover", "Fleet"),
+    "fleet_discover": ("cloudorch.fleet.discover", "discover"),
+    "fleet_executor": ("cloudorch.fleet.executor", "open_executor"),
+    "fleet_select": ("cloudorch.fleet.graph", "select"),
+    "fleet_edges": ("cloudorch.fleet.graph", "edges"),
+    "FleetResult": ("cloudorch.fleet.orchestrate", "FleetResult"),
+    "fleet_run": ("cloudorch.fleet.orchestrate", "run_fleet"),
+    **{f"fleet_{n}": ("cloudorch.fleet.report", f) for n, f in (("graph", "graph_text"), ("junit", "to_junit"))},
+    "fleet_markdown": ("cloudorch.fleet.report", "to_markdown"),
+    "fleet_status": ("cloudorch.fleet.status", "fleet_status"),
+    "StackTask": ("cloudorch.fleet.task", "StackTask"),
     **{n: ("cloudorch.policy", n) for n in ("PolicyReport", "parse_report_target")},
     "Outcome": ("cloudorch.release.promotion", "Outcome"),
     **{

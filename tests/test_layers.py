@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"run"},
     {"release", "testing"},
+    {"fleet"},
     {"api"},
     {"cli"},
     {"__main__"},

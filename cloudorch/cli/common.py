@@ -103,6 +103,12 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox", short_help="Local cloud emulators to try plans.")
+fleet_app = typer.Typer(
+    help="Run many stacks as one: plan, apply, drift, status and graph over plan files, folders or a "
+    "fleet.yaml, in the order their cross-stack references give, on a local process pool or a Dask cluster.",
+    no_args_is_help=True,
+)
+app.add_typer(fleet_app, name="fleet", short_help="Plan, apply or check drift of many stacks at once.")
 
 
 @app.callback()

@@ -16,11 +16,44 @@ from pathlib import Path
 from typing import Any
 
 from cloudorch.errors import CloudorchError
+from cloudorch.planfile.expressions import Unknown
 from cloudorch.planfile.stackref import StackOutput, StackReader, StackReadError, StackRefSpec
 from cloudorch.run.options import RunOptions
 
 #: plan files being loaded in this context, outermost first (cycle detection)
 _CHAIN: ContextVar[tuple[Path, ...]] = ContextVar("cloudorch_stack_chain", default=())
+#: set by `fleet plan`: a stack with no state yet is one the same fleet creates first, so its
+#: outputs are unknown until it is applied, not an error
+_UNKNOWN_WHEN_NEW: ContextVar[bool] = ContextVar("cloudorch_stack_unknown_when_new", default=False)
+
+
+@contextmanager
+def new_stacks_unknown() -> Iterator[None]:
+    """Within: outputs of a stack that has no state yet read as unknown (known after apply)."""
+    token = _UNKNOWN_WHEN_NEW.set(True)
+    try:
+        yield
+    finally:
+        _UNKNOWN_WHEN_NEW.reset(token)
+
+
+class _AllUnknown(Mapping[str, StackOutput]):
+    """The outputs of a stack that does not exist yet: any name, unknown until it is applied."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getitem__(self, key: str) -> StackOutput:
+        return StackOutput(Unknown(f"stacks.{self.name}.outputs.{key}"))
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 @contextmanager
@@ -72,13 +105,15 @@ def reader_for(opts: RunOptions) -> StackReader:
     return read
 
 
-def outputs_of(opts: RunOptions, name: str) -> dict[str, StackOutput]:
+def outputs_of(opts: RunOptions, name: str) -> Mapping[str, StackOutput]:
     """The outputs stack `name` (the plan `opts` names) recorded at its last apply."""
     from cloudorch.run.state_ops import read_state
 
     try:
         with loading(opts.plan_file):
             _, state, backend = read_state(opts)
+            if (state is None or state.serial == 0) and _UNKNOWN_WHEN_NEW.get():
+                return _AllUnknown(name)
             if state is None or state.serial == 0:
                 raise StackReadError(
                     f"stack `{name}` has no state yet ({backend.describe()})",
