@@ -168,7 +168,8 @@ def run_fleet(
                 result = StackResult(name, command, "failed", int(ExitCode.ERROR), message=why)
             results[name] = result
             emit("finished", name, result)
+    described = executor.describe() if not killed else "stopped"
     if not killed:
         executor.shutdown()
     ordered = [results[n] for layer in layers for n in layer if n in results]
-    return FleetResult(command, executor.describe() if not killed else "stopped", ordered, time.perf_counter() - start)
+    return FleetResult(command, described, ordered, time.perf_counter() - start)

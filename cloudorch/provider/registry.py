@@ -11,6 +11,8 @@ plugin fails with a message, not a traceback deep in a run.
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -91,6 +93,33 @@ def _origin(ep: metadata.EntryPoint) -> str:
     return f"{dist.name} {dist.version}" if dist is not None else ep.value
 
 
+#: (what sys.path looked like, the entry points found there): scanning every installed
+#: distribution's metadata costs ~30 ms, and a fleet worker builds a registry per stack
+_SCANNED: tuple[tuple[tuple[str, float], ...], tuple[metadata.EntryPoint, ...]] | None = None
+
+
+#: (provider name, entry point value) -> its class, once imported and checked against the contract
+_CHECKED: dict[tuple[str, str], type[Provider]] = {}
+
+
+def _path_key() -> tuple[tuple[str, float], ...]:
+    out = []
+    for entry in sys.path:
+        try:
+            out.append((entry, os.stat(entry or ".").st_mtime))  # installing a distribution touches its folder
+        except OSError:
+            out.append((entry, -1.0))
+    return tuple(out)
+
+
+def _installed_entry_points() -> tuple[metadata.EntryPoint, ...]:
+    global _SCANNED
+    key = _path_key()
+    if _SCANNED is None or _SCANNED[0] != key:
+        _SCANNED = (key, tuple(metadata.entry_points(group=ENTRY_POINT_GROUP)))
+    return _SCANNED[1]
+
+
 class Registry:
     """Installed providers, discovered by entry point and imported on first use.
 
@@ -99,7 +128,7 @@ class Registry:
 
     def __init__(self, extra: Mapping[str, type[Provider]] | None = None) -> None:
         self._entry_points: dict[str, list[metadata.EntryPoint]] = {}
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in _installed_entry_points():
             self._entry_points.setdefault(ep.name, []).append(ep)
         self._loaded: dict[str, type[Provider]] = dict(extra or {})
 
@@ -127,6 +156,9 @@ class Registry:
         return loaded
 
     def _load(self, name: str, ep: metadata.EntryPoint) -> type[Provider]:
+        known = _CHECKED.get((name, ep.value))
+        if known is not None:
+            return known  # imported and checked already in this process
         origin = _origin(ep)
         try:
             loaded = ep.load()
@@ -143,6 +175,7 @@ class Registry:
                 hint="a provider's entry point names its Provider subclass, e.g. `aws = \"cloudorch_aws:AwsProvider\"`",
             )
         _check(name, origin, ep, loaded)
+        _CHECKED[(name, ep.value)] = loaded
         return loaded
 
     def type_class(self, type_name: str) -> type[ResourceType[Any]]:

@@ -34,7 +34,9 @@ name: svc{i}
 stacks:
   network: {{plan: ../network/plan.yaml}}
 resources:
-  app: {{type: core.null, properties: {{values: {{vpc: "${{stacks.network.outputs.vpc_id}}", n: {i}}}, fail_on_create: {fail}}}}}
+  app:
+    type: core.null
+    properties: {{values: {{vpc: "${{stacks.network.outputs.vpc_id}}", n: {i}}}, fail_on_create: {fail}}}
 outputs:
   app_id: "${{resources.app.id}}"
 """
@@ -47,7 +49,9 @@ providers:
 stacks:
   network: {{plan: ../network/plan.yaml}}
 resources:
-  data: {{type: aws.s3_bucket, properties: {{name: fleet-bucket-{i}, tags: {{vpc: "${{stacks.network.outputs.vpc_id}}"}}}}}}
+  data:
+    type: aws.s3_bucket
+    properties: {{name: fleet-bucket-{i}, tags: {{vpc: "${{stacks.network.outputs.vpc_id}}"}}}}
 """
 
 # reads a service stack: the third layer

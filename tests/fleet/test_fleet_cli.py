@@ -33,7 +33,7 @@ def test_plan_apply_and_replan_in_dependency_order(
     assert code == 2, err
     doc = json.loads(out)
     assert doc["counts"] == {"changes": 8}  # network, 6 services, edge: none applied yet, none fails
-    assert [s["name"] for s in doc["stacks"]][0] == "network" and doc["stacks"][-1]["name"] == "edge"
+    assert doc["stacks"][0]["name"] == "network" and doc["stacks"][-1]["name"] == "edge"
 
     code, out, err = _cli(capsys, "fleet", "apply", str(root), "--auto-approve", "--json")
     assert code == 0, err
@@ -55,7 +55,7 @@ def test_a_failed_stack_skips_only_the_stacks_that_read_it(
     capsys: pytest.CaptureFixture[str], make_fleet: Callable[..., Path]
 ) -> None:
     root = make_fleet(services=4, failing=(0,))
-    code, out, err = _cli(capsys, "fleet", "apply", str(root), "--auto-approve", "--json")
+    code, out, _ = _cli(capsys, "fleet", "apply", str(root), "--auto-approve", "--json")
     assert code == 1
     status = {s["name"]: s for s in json.loads(out)["stacks"]}
     assert status["svc0"]["status"] == "failed" and "app" in status["svc0"]["message"]
@@ -111,11 +111,13 @@ def test_fleet_yaml_stages_tags_and_limits(capsys: pytest.CaptureFixture[str], t
         "version: 1\nstacks:\n  - {path: 'apps/*.yaml', stages: [dev, prod], tags: [web], account: core-local}\n"
         "limits: {core-local: 1}\n"
     )
-    code, out, err = _cli(capsys, "fleet", "apply", str(root / "fleet.yaml"), "--stage", "dev", "--auto-approve", "--json")
+    fleet_file = str(root / "fleet.yaml")
+    code, out, err = _cli(capsys, "fleet", "apply", fleet_file, "--stage", "dev", "--auto-approve", "--json")
     assert code == 0, err
     assert [s["name"] for s in json.loads(out)["stacks"]] == ["web.dev"]
     code, out, _ = _cli(capsys, "fleet", "plan", str(root / "fleet.yaml"), "--tag", "web", "--json")
-    assert code == 2 and {s["name"]: s["status"] for s in json.loads(out)["stacks"]} == {"web.dev": "ok", "web.prod": "changes"}
+    statuses = {s["name"]: s["status"] for s in json.loads(out)["stacks"]}
+    assert code == 2 and statuses == {"web.dev": "ok", "web.prod": "changes"}
 
     (root / "bad.yaml").write_text("version: 1\nstacks:\n  - {path: 'nothing/*.yaml'}\n")
     (root / "bad.yaml").rename(root / "fleet.yml")
