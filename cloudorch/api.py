@@ -90,6 +90,8 @@ if TYPE_CHECKING:
     from cloudorch.sandbox.endpoints import client_env as sandbox_env
     from cloudorch.state.backends import SDKS as STATE_SDKS
     from cloudorch.state.backends.worker import prefetch as prefetch_state_store
+    from cloudorch.ui.app import create_app as ui_app
+    from cloudorch.ui.app import serve as ui_serve
 
 __all__ = [  # what the facade offers; every other module is below it
     "CONFORMANCE_CHECKS",
@@ -171,6 +173,8 @@ __all__ = [  # what the facade offers; every other module is below it
     "state_rekey",
     "state_rm",
     "state_show",
+    "ui_app",
+    "ui_serve",
     "validate",
     "waiting_run",
 ]
@@ -195,6 +199,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "fleet_markdown": ("cloudorch.fleet.report", "to_markdown"),
     "fleet_status": ("cloudorch.fleet.status", "fleet_status"),
     "StackTask": ("cloudorch.fleet.task", "StackTask"),
+    "ui_serve": ("cloudorch.ui.app", "serve"),
+    "ui_app": ("cloudorch.ui.app", "create_app"),
     **{n: ("cloudorch.policy", n) for n in ("PolicyReport", "parse_report_target")},
     "Outcome": ("cloudorch.release.promotion", "Outcome"),
     **{

@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"run"},
     {"release", "testing"},
     {"fleet"},
+    {"ui"},
     {"api"},
     {"cli"},
     {"__main__"},

@@ -32,26 +32,28 @@ class StackStatus:
 
 
 def _status(stack: Stack) -> StackStatus:
+    from cloudorch.planfile.variables import missing_variables_unknown
     from cloudorch.run.options import RunOptions
     from cloudorch.run.state_ops import read_state, waiting_run
 
     out = StackStatus(stack.name, str(stack.plan_file), stack.stage)
     opts = RunOptions(plan_file=stack.plan_file, stage=stack.stage, vars=dict(stack.vars))
     try:
-        _, state, backend = read_state(opts)
-        out.serial = state.serial if state is not None else 0
-        out.resources = len(state.resources) if state is not None else 0
-        history = backend.history() if state is not None else []
-        out.written_at = history[-1].written_at if history else None
-        run = waiting_run(opts)
-        if run is not None:
-            out.waiting = f"{run.command} by {run.actor}: {run.done} done, {run.in_flight} in flight"
-            out.waiting += f"; run `{run.recover}`"
-        if stack.stage is not None:
-            from cloudorch.release.promotion import open_release
+        with missing_variables_unknown():  # what state holds needs no variable's value
+            _, state, backend = read_state(opts)
+            out.serial = state.serial if state is not None else 0
+            out.resources = len(state.resources) if state is not None else 0
+            history = backend.history() if state is not None else []
+            out.written_at = history[-1].written_at if history else None
+            run = waiting_run(opts)
+            if run is not None:
+                out.waiting = f"{run.command} by {run.actor}: {run.done} done, {run.in_flight} in flight"
+                out.waiting += f"; run `{run.recover}`"
+            if stack.stage is not None:
+                from cloudorch.release.promotion import open_release
 
-            current = open_release(opts).ledger.current(stack.stage)
-            out.version = current.version if current is not None else None
+                current = open_release(opts).ledger.current(stack.stage)
+                out.version = current.version if current is not None else None
     except CloudorchError as exc:
         out.error = exc.message
     return out

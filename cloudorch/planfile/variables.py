@@ -8,7 +8,9 @@ files (YAML or JSON), and type-checking every value with a location. It does not
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,21 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+#: set while a plan is loaded only to find and read its state (`cloudorch ui`, `fleet status`, another
+#: stack's outputs): a required variable nobody gave is then unknown instead of an error
+_MISSING_UNKNOWN: ContextVar[bool] = ContextVar("cloudorch_missing_variables_unknown", default=False)
+
+
+@contextmanager
+def missing_variables_unknown() -> Iterator[None]:
+    """Within: a required variable without a value is `Unknown`, not an error (reading state only)."""
+    token = _MISSING_UNKNOWN.set(True)
+    try:
+        yield
+    finally:
+        _MISSING_UNKNOWN.reset(token)
+
+
 def choose_values(
     declared: Mapping[str, VariableSpec],
     *,
@@ -212,7 +229,11 @@ def choose_values(
     for name, spec in declared.items():
         if spec.sensitive and name in values:
             remember_secret(values[name])
-        if name not in values:
+        if name not in values and _MISSING_UNKNOWN.get():
+            from cloudorch.planfile.expressions import Unknown
+
+            values[name] = Unknown(f"var.{name}")
+        elif name not in values:
             raise ConfigError(
                 f"variable `{name}` has no value" + (f" ({spec.description})" if spec.description else ""),
                 hint=f"pass --var {name}=... or set it in a --var-file, or give it a default",

@@ -107,10 +107,12 @@ def reader_for(opts: RunOptions) -> StackReader:
 
 def outputs_of(opts: RunOptions, name: str) -> Mapping[str, StackOutput]:
     """The outputs stack `name` (the plan `opts` names) recorded at its last apply."""
+    from cloudorch.planfile.variables import missing_variables_unknown
     from cloudorch.run.state_ops import read_state
 
     try:
-        with loading(opts.plan_file):
+        # the stack's own required variables are not needed to find its state (see `vars:`)
+        with loading(opts.plan_file), missing_variables_unknown():
             _, state, backend = read_state(opts)
             if (state is None or state.serial == 0) and _UNKNOWN_WHEN_NEW.get():
                 return _AllUnknown(name)
@@ -149,7 +151,7 @@ def _revealer(opts: RunOptions, name: str, out: str) -> Callable[[], Any]:
             where = f" ({exc.location})" if getattr(exc, "location", None) else ""
             raise StackReadError(
                 f"cannot read sensitive output `{out}` of stack `{name}`: {exc.message}{where}",
-                hint=exc.hint or f"give the variables it is built from under `stacks.{name}.vars`",
+                hint=f"give the variables it is built from under `stacks.{name}.vars` in this plan",
             ) from None
 
     return reveal

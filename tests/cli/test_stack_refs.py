@@ -57,14 +57,21 @@ def test_a_saved_plan_is_stale_when_the_stack_it_reads_moved(cli: Any, world: Pa
 
 def test_stack_reference_errors_are_located(cli: Any, world: Path) -> None:
     assert cli("apply", "--auto-approve", "network/plan.yaml", "--var", "token=abcdefgh").code == 0
-    # the network stack's plan needs `token` to be loaded: `stacks.network.vars` gives it
+    # the network stack's required `token` is not needed to read its plain outputs from state...
     (world / "app" / "no_vars.yaml").write_text(
         "version: 1\nstacks:\n  network: {plan: ../network/plan.yaml}\n"
         "resources:\n  x: {type: core.null, properties: {values: {v: '${stacks.network.outputs.cidr}'}}}\n"
     )
-    needs_vars = cli("plan", "app/no_vars.yaml")
-    assert needs_vars.code == 1 and "app/no_vars.yaml:5" in needs_vars.err
-    assert "variable `token` has no value" in needs_vars.err and "network/plan.yaml:4" in needs_vars.err
+    plain = cli("plan", "app/no_vars.yaml", "--json")
+    assert plain.code == 0 and plain.json()["changes"][0]["after"]["values"] == {"v": "10.0.0.0/16"}
+    # ...but a sensitive output is computed again from that plan, which needs it: `stacks.network.vars`
+    (world / "app" / "no_vars_secret.yaml").write_text(
+        "version: 1\nstacks:\n  network: {plan: ../network/plan.yaml}\n"
+        "resources:\n  x: {type: core.null, properties: {values: {v: '${stacks.network.outputs.token}'}}}\n"
+    )
+    needs_vars = cli("plan", "app/no_vars_secret.yaml")
+    assert needs_vars.code == 1 and "app/no_vars_secret.yaml:5" in needs_vars.err
+    assert "variable `token` has no value" in needs_vars.err and "stacks.network.vars" in needs_vars.err
     missing = cli("plan", "app/missing_output.yaml", "--var", "network_token=abcdefgh")
     assert missing.code == 1
     assert "app/missing_output.yaml:10" in missing.err
