@@ -13,7 +13,7 @@ fi
 # third-party packages exactly as locked, each checked against its hash (requirements/README.md),
 # then cloudorch and its providers themselves, editable, without letting pip pick anything else
 .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements/test.lock
-editable=(-e ".[dev,policy]")
+editable=(-e ".[dev,policy,cluster,ui]")
 for p in providers/*/pyproject.toml; do
   [ -f "$p" ] && editable+=(-e "$(dirname "$p")[test]")
 done
@@ -37,6 +37,16 @@ if ! command -v ssh-keygen >/dev/null 2>&1; then
     apt-get update -qq >/dev/null && apt-get install -y -qq openssh-client >/dev/null
   else
     echo "warning: no ssh-keygen; install OpenSSH's client, or the signed-approval tests are skipped" >&2
+  fi
+fi
+
+# Chromium (Debian's package) for the `cloudorch ui` browser tests, driven by Playwright; they fail
+# without it (Playwright cannot download browsers here)
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CLOUDORCH_CHROMIUM:-}" ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: no chromium; install Debian's chromium package (or set CLOUDORCH_CHROMIUM): the UI tests fail" >&2
   fi
 fi
 

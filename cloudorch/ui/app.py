@@ -161,8 +161,16 @@ def create_app(paths: Sequence[Path], *, token: str | None = None, refresh_every
         """stage -> the stack name showing it (to link each stage of the pipeline to its stack)."""
         return {t.stage: t.name for t in catalog.fleet.stacks if t.plan_file == s.plan_file and t.stage}
 
-    def graph(request: Request) -> Response:
-        s = stack_of(request)
+    drawn: dict[str, tuple[tuple[int, Any], dict[str, Any], str]] = {}
+
+    def graph_of(s: Stack) -> tuple[dict[str, Any], str]:
+        """The graph document and its SVG, kept until the plan file or the stack's serial moves
+        (a plan of thousands of resources takes longer to load than a page may)."""
+        serial = next((r.get("serial") for r in catalog.overview().get("stacks", []) if r["name"] == s.name), None)
+        key = (s.plan_file.stat().st_mtime_ns, serial)
+        hit = drawn.get(s.name)
+        if hit is not None and hit[0] == key:
+            return hit[1], hit[2]
         doc = views.graph_doc(s)
         stages = _stages_of(s)
 
@@ -170,10 +178,17 @@ def create_app(paths: Sequence[Path], *, token: str | None = None, refresh_every
             name = stages.get(node["stage"]) if node.get("stage") else s.name
             return f"/stack/{quote(name, safe='')}" if name else None
 
-        return page("graph.html", name=s.name, doc=doc, svg=svg.render(doc, link=link))
+        picture = svg.render(doc, link=link)
+        drawn[s.name] = (key, doc, picture)
+        return doc, picture
+
+    def graph(request: Request) -> Response:
+        s = stack_of(request)
+        doc, picture = graph_of(s)
+        return page("graph.html", name=s.name, doc=doc, svg=picture)
 
     def api_graph(request: Request) -> Response:
-        return JSONResponse(views.graph_doc(stack_of(request)))
+        return JSONResponse(graph_of(stack_of(request))[0])
 
     routes = [
         Route("/", guarded(overview)),

@@ -38,7 +38,8 @@ def render(doc: dict[str, Any], *, link: Callable[[dict[str, Any]], str | None] 
     parts: list[str] = []
     y0 = 10
     width = COLUMN
-    for name in sorted(groups, key=lambda g: (g != "", g)):
+    # bands in dependency order (dev before staging before prod), the ungrouped first
+    for name in sorted(groups, key=lambda g: (g != "", min(n["depth"] for n in groups[g]), g)):
         members = groups[name]
         columns: dict[int, int] = {}
         top = y0 + (18 if name else 0)

@@ -186,40 +186,48 @@ def pipeline_doc(stack: Stack) -> dict[str, Any]:
     with missing_variables_unknown():
         current = status(opts)
         events = history(opts)[-50:]
-    return {"plan": current["plan"], "plan_file": str(stack.plan_file), "now": current["now"],
+    name = stack.name[: -len(stack.stage) - 1] if stack.stage else stack.name
+    return {"plan": name, "plan_file": str(stack.plan_file), "now": current["now"],
             "stages": current["stages"], "history": events}
 
 
 def graph_doc(stack: Stack) -> dict[str, Any]:
     """The plan's dependency graph (every stage of a plan with stages), nodes layered by dependency
-    depth, each with what state says of it: `create` (not in state yet), `delete` (in state, not in
-    the plan) or `none`."""
+    depth, each with what its stage's state says of it: `create` (not in state yet), `delete` (in
+    state, not in the plan) or `none`."""
     from cloudorch import graph as graphs
     from cloudorch.run.session import load
     from cloudorch.run.state_ops import read_state
 
-    opts = _opts(stack)
     with missing_variables_unknown():
         loaded = load(RunOptions(plan_file=stack.plan_file, vars=dict(stack.vars), command="cloudorch ui"))
-        try:
-            _, state, _ = read_state(opts)
-            in_state = set(state.resources) if state is not None else set()
-        except CloudorchError:
-            in_state = set()
-    g = loaded.graph
+        g = loaded.graph
+        named = sorted({str(d["stage"]) for d in g.nodes.values() if d.get("stage")})
+        stages: list[str | None] = [*named] if named else [None]
+        held: dict[str | None, set[str]] = {}
+        for one in stages:
+            try:
+                _, state, _ = read_state(RunOptions(plan_file=stack.plan_file, stage=one, vars=dict(stack.vars)))
+                held[one] = set(state.resources) if state is not None else set()
+            except CloudorchError:
+                held[one] = set()
     depth: dict[str, int] = {}
     for n in graphs.order(g):
         depth[n] = 1 + max((depth[p] for p in g.predecessors(n)), default=-1)
-    prefix = f"{stack.stage}." if stack.stage else ""
     nodes = []
+    planned: dict[str | None, set[str]] = {s: set() for s in stages}
     for n, data in g.nodes.items():
         kind = str(data.get("kind", "resource"))
+        stage = data.get("stage")
         action = "none"
-        if kind == "resource" and (not stack.stage or n.startswith(prefix)):
-            action = "none" if n[len(prefix):] in in_state else "create"
-        nodes.append({"id": n, "kind": kind, "type": data.get("type"), "stage": data.get("stage"),
+        if kind == "resource":
+            address = n[len(stage) + 1 :] if stage else n
+            planned.setdefault(stage, set()).add(address)
+            action = "none" if address in held.get(stage, set()) else "create"
+        nodes.append({"id": n, "kind": kind, "type": data.get("type"), "stage": stage,
                       "depth": depth.get(n, 0), "action": action})
-    planned = {n[len(prefix):] for n in g.nodes if n.startswith(prefix)}
-    nodes += [{"id": prefix + a, "kind": "resource", "type": None, "stage": stack.stage, "depth": 0,
-               "action": "delete"} for a in sorted(in_state - planned)]
+    for held_stage, addresses in held.items():
+        for a in sorted(addresses - planned.get(held_stage, set())):
+            nodes.append({"id": f"{held_stage}.{a}" if held_stage else a, "kind": "resource", "type": None,
+                          "stage": held_stage, "depth": 0, "action": "delete"})
     return {"name": stack.name, "nodes": nodes, "edges": [{"from": u, "to": v} for u, v in g.edges]}
