@@ -55,6 +55,8 @@ REQUIRED_KEYS = ("op", "address", "action")
 _DISK_HINT = "Check that the directory is writable by you and its disk has free space."
 _fsync = getattr(os, "fdatasync", os.fsync)  # the data and the file size; not the mtime
 _SEAL_AAD = b"cloudorch-journal-v2"
+#: how long deferred result lines wait for an intent's batch to carry them (see `_flush_loop`)
+DEFERRED_DELAY = 0.05
 #: events after which a run has nothing left to fold
 _DONE_EVENTS = ("end", "closed")
 
@@ -249,6 +251,7 @@ class Journal:
         self._detach: Callable[[], None] | None = None
         self._finished = 0
         self._hold = _hold_seam()
+        self._flushed_at = time.monotonic()
         self._flusher: threading.Thread | None = None
         if store.defer_results:
             self._flusher = threading.Thread(target=self._flush_loop, name="cloudorch-journal-flush", daemon=True)
@@ -462,6 +465,7 @@ class Journal:
         finally:
             self._cond.acquire()
         self._flushing = False
+        self._flushed_at = time.monotonic()
         if error is None:
             self._last_hash = last
             self._durable = target
@@ -473,11 +477,18 @@ class Journal:
         self._cond.notify_all()
 
     def _flush_loop(self) -> None:
-        """For stores that defer results: store lines nobody waits for, a batch at a time."""
+        """For stores that defer results: store lines nobody waits for. While operations keep
+        starting, their intents' batches carry these lines; they are written on their own only
+        once no batch went out for `DEFERRED_DELAY`, so an intent never waits behind a write of
+        results (each remote write is a round trip, one at a time)."""
         with self._cond:
             while not self._closed:
                 if self._pending and not self._flushing and self._error is None:
-                    self._lead_flush()
+                    idle = time.monotonic() - self._flushed_at
+                    if idle >= DEFERRED_DELAY:
+                        self._lead_flush()
+                    else:
+                        self._cond.wait(DEFERRED_DELAY - idle)
                 else:
                     self._cond.wait(0.05)
 
