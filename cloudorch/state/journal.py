@@ -43,6 +43,7 @@ from cloudorch.state.durable import fsync_dir
 if TYPE_CHECKING:
     from cloudorch.state.backends.base import StateBackend
     from cloudorch.state.crypto import StateCipher
+    from cloudorch.state.model import ResourceRecord
     from cloudorch.state.statefile import StateHeader
 
 JOURNAL_FORMAT = 2
@@ -54,6 +55,8 @@ REQUIRED_KEYS = ("op", "address", "action")
 _DISK_HINT = "Check that the directory is writable by you and its disk has free space."
 _fsync = getattr(os, "fdatasync", os.fsync)  # the data and the file size; not the mtime
 _SEAL_AAD = b"cloudorch-journal-v2"
+#: how long deferred result lines wait for an intent's batch to carry them (see `_flush_loop`)
+DEFERRED_DELAY = 0.05
 #: events after which a run has nothing left to fold
 _DONE_EVENTS = ("end", "closed")
 
@@ -248,6 +251,7 @@ class Journal:
         self._detach: Callable[[], None] | None = None
         self._finished = 0
         self._hold = _hold_seam()
+        self._flushed_at = time.monotonic()
         self._flusher: threading.Thread | None = None
         if store.defer_results:
             self._flusher = threading.Thread(target=self._flush_loop, name="cloudorch-journal-flush", daemon=True)
@@ -461,6 +465,7 @@ class Journal:
         finally:
             self._cond.acquire()
         self._flushing = False
+        self._flushed_at = time.monotonic()
         if error is None:
             self._last_hash = last
             self._durable = target
@@ -472,11 +477,18 @@ class Journal:
         self._cond.notify_all()
 
     def _flush_loop(self) -> None:
-        """For stores that defer results: store lines nobody waits for, a batch at a time."""
+        """For stores that defer results: store lines nobody waits for. While operations keep
+        starting, their intents' batches carry these lines; they are written on their own only
+        once no batch went out for `DEFERRED_DELAY`, so an intent never waits behind a write of
+        results (each remote write is a round trip, one at a time)."""
         with self._cond:
             while not self._closed:
                 if self._pending and not self._flushing and self._error is None:
-                    self._lead_flush()
+                    idle = time.monotonic() - self._flushed_at
+                    if idle >= DEFERRED_DELAY:
+                        self._lead_flush()
+                    else:
+                        self._cond.wait(DEFERRED_DELAY - idle)
                 else:
                     self._cond.wait(0.05)
 
@@ -525,6 +537,8 @@ class JournalEntry:
     op: dict[str, Any]
     #: for a failed operation, its "started" payload (properties a rollback can `find` it by)
     started: dict[str, Any] | None = None
+    #: `op["record"]` as validated while the journal was read; None when absent or not a valid record
+    record: ResourceRecord | None = None
 
 
 @dataclass
@@ -581,50 +595,81 @@ def read_journal(path: Path, cipher: StateCipher | None = None) -> JournalReplay
 
 
 def parse_journal(data: bytes, where: str, cipher: StateCipher | None = None) -> JournalReplay:
-    """Replay a journal's bytes, verifying the hash chain of a format-2 journal. Linear in its size."""
-    raw_lines = data.split(b"\n")
-    kept = [(number, raw) for number, raw in enumerate(raw_lines, start=1) if raw.strip(b"\x00 \t\r")]
-    parsed: list[tuple[int, bytes, dict[str, Any] | None]]
-    try:  # one parser call for the whole journal; line by line only when some line is torn or bad
-        docs = json.loads(b"[" + b",".join(raw for _, raw in kept) + b"]")
-    except (ValueError, UnicodeDecodeError):
-        docs = None
-    if isinstance(docs, list) and len(docs) == len(kept) and all(isinstance(d, dict) for d in docs):
-        parsed = [(number, raw, doc) for (number, raw), doc in zip(kept, docs, strict=True)]
-    else:
-        parsed = [(number, raw, _parse_line(raw)) for number, raw in kept]
+    """Replay a journal's bytes, verifying the hash chain of a format-2 journal. Linear in its size.
+
+    The chain is checked on the raw bytes of each line; the lines are read in one validator pass
+    (`journal_lines.py`), which also validates each operation's record, so a fold builds none twice."""
+    from cloudorch.state.journal_lines import paused_gc
+
+    with paused_gc():
+        return _parse_journal(data, where, cipher)
+
+
+def _parse_journal(data: bytes, where: str, cipher: StateCipher | None) -> JournalReplay:
+    from cloudorch.state.journal_lines import read_lines, split_record
+
+    numbers: list[int] = []
+    raws: list[bytes] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.strip(b"\x00 \t\r"):
+            numbers.append(number)
+            raws.append(raw)
+    # one parser call for the whole journal; line by line only when some line is torn or bad
+    parsed = read_lines(raws)
+    whole = parsed is not None and len(parsed) == len(raws)
+    docs: list[dict[str, Any] | None] = list(parsed) if parsed is not None and whole else list(map(_parse_line, raws))
     # Unreadable lines are tolerated only after the last readable one (the unsynced tail).
-    last_good = max((i for i, (_, _, doc) in enumerate(parsed) if doc is not None), default=-1)
-    for number, _, doc in parsed[: last_good + 1]:
+    last_good = max((i for i, doc in enumerate(docs) if doc is not None), default=-1)
+    for number, doc in zip(numbers[: last_good + 1], docs[: last_good + 1], strict=True):
         if doc is None:
             raise StateError(
                 f"journal {where}:{number} is corrupted (later lines are intact)",
                 hint="Inspect the file; recover the readable operations by hand or restore state history.",
             )
-    replay = JournalReplay(path=where, header=None, torn_tail=last_good < len(parsed) - 1)
+    replay = JournalReplay(path=where, header=None, torn_tail=last_good < len(docs) - 1)
     started: dict[str, dict[str, Any]] = {}
+    completed = replay.completed
     prev = ""
-    for index, (number, raw, doc) in enumerate(parsed[: last_good + 1]):
+    chained = False
+    sha256 = hashlib.sha256
+    for index in range(last_good + 1):
+        doc = docs[index]
+        raw = raws[index]
         assert doc is not None
         if "sealed" in doc:
-            doc = _open_line(doc, cipher, f"{where}:{number}")
+            doc = _open_line(doc, cipher, f"{where}:{numbers[index]}")
         if index == 0:
-            replay.chained = isinstance(doc.get("journal"), dict)
-        if replay.chained and doc.get("prev") != prev:
+            chained = replay.chained = isinstance(doc.get("journal"), dict)
+        if chained and doc.get("prev") != prev:
             raise StateError(
-                f"journal {where}:{number}: its hash chain is broken (the line does not follow line "
-                f"{parsed[index - 1][0] if index else 0}): lines were inserted, removed or edited",
+                f"journal {where}:{numbers[index]}: its hash chain is broken (the line does not follow line "
+                f"{numbers[index - 1] if index else 0}): lines were inserted, removed or edited",
                 hint=refused_hint(where),
             )
-        prev = _line_hash(raw + b"\n")
-        replay.lines += 1
+        digest = sha256(raw)
+        digest.update(b"\n")
+        prev = digest.hexdigest()
         event = doc.get("event")
         op = doc.get("op")
         if not isinstance(op, dict):
-            raise StateError(f"journal {where}:{number} has no operation payload", hint="The file was edited?")
-        if event == "run":
+            raise StateError(f"journal {where}:{numbers[index]} has no operation payload", hint="The file was edited?")
+        record = split_record(op) if "record" in op else None
+        if event == "finished" or event == "failed":
+            began = started.pop(str(op.get("op")), None)
+            completed.append(
+                JournalEntry(
+                    event=event,
+                    at=str(doc.get("at", "")),
+                    op=op,
+                    started=began if event == "failed" else None,
+                    record=record,
+                )
+            )
+        elif event == "started":
+            started[str(op.get("op"))] = op
+        elif event == "run":
             if index != 0:
-                raise StateError(f"journal {where}:{number}: a second header line", hint=refused_hint(where))
+                raise StateError(f"journal {where}:{numbers[index]}: a second header line", hint=refused_hint(where))
             replay.header = op
             meta = doc.get("journal")
             replay.meta = meta if isinstance(meta, dict) else None
@@ -637,15 +682,7 @@ def parse_journal(data: bytes, where: str, cipher: StateCipher | None = None) ->
             replay.inverses[str(op.get("address"))] = op
         elif event == "rollback":
             replay.rollback = op
-        elif event == "started":
-            started[str(op.get("op"))] = op
-        elif event in ("finished", "failed"):
-            began = started.pop(str(op.get("op")), None)
-            replay.completed.append(
-                JournalEntry(
-                    event=event, at=str(doc.get("at", "")), op=op, started=began if event == "failed" else None
-                )
-            )
+    replay.lines = last_good + 1
     replay.last_hash = prev
     replay.in_flight = list(started.values())
     return replay

@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from cloudorch.errors import StateError
-from cloudorch.state.journal import JournalReplay
+from cloudorch.state.journal import JournalEntry, JournalReplay
+from cloudorch.state.journal_lines import paused_gc
 from cloudorch.state.model import DeposedObject, ResourceRecord, State
 
 
@@ -53,9 +54,15 @@ def apply_replay(state: State, replay: JournalReplay) -> JournalFold:
     """Fold the finished operations of `replay` into `state` (in place) and report.
 
     Linear in the journal: addresses are kept in insertion-ordered dicts (list membership made a
-    40,000-line fold quadratic) and the records are validated in one call at the end. Deposed
-    objects, rare, are folded in journal order as they come.
+    40,000-line fold quadratic), and only the record each address ends with is taken: validated
+    as the journal was read (`journal_lines.py`), or here in one call. Deposed objects, rare, are
+    folded in journal order as they come.
     """
+    with paused_gc():
+        return _fold(state, replay)
+
+
+def _fold(state: State, replay: JournalReplay) -> JournalFold:
     header = replay.header or {}
     lineage = header.get("lineage")
     if isinstance(lineage, str) and lineage != state.lineage:
@@ -66,49 +73,50 @@ def apply_replay(state: State, replay: JournalReplay) -> JournalFold:
     report = JournalFold(in_flight=list(replay.in_flight), ended_cleanly=replay.ended_cleanly)
     recovered: dict[str, None] = {}
     removed: dict[str, None] = {}
-    # address -> (the last record the journal sets, its op): validated together at the end
-    latest: dict[str, tuple[Any, Any]] = {}
+    # address -> the entry whose record state takes (None: deleted), resolved at the end
+    latest: dict[str, JournalEntry | None] = {}
     for entry in replay.completed:
+        op = entry.op
         if entry.event != "finished":
-            report.failed.append(entry.op)
-            if entry.op.get("record") is None:
+            report.failed.append(op)
+            if op.get("record") is None:
                 continue  # a failed create that made an object journals it (tainted): fold it
-        address = str(entry.op["address"])
-        if entry.op.get("action") == "delete" and entry.op.get("deposed_key") is not None:
-            state.drop_deposed(address, str(entry.op["deposed_key"]))  # a replaced, deposed object is gone
-            continue
-        if entry.op.get("action") == "delete":
-            latest[address] = (None, entry.op.get("op"))
-            removed.setdefault(address)
+        address = str(op["address"])
+        if op.get("action") == "delete":
+            deposed_key = op.get("deposed_key")
+            if deposed_key is not None:
+                state.drop_deposed(address, str(deposed_key))  # a replaced, deposed object is gone
+                continue
+            latest[address] = None
+            removed[address] = None
             recovered.pop(address, None)
             continue
-        raw = entry.op.get("record")
-        if raw is None:
+        if op.get("record") is None:
             continue  # e.g. a no-op or read: nothing to fold
-        latest[address] = (raw, entry.op.get("op"))
-        recovered.setdefault(address)
+        latest[address] = entry
+        recovered[address] = None
         removed.pop(address, None)
-        if entry.op.get("undeposed_key") is not None:
+        if op.get("undeposed_key") is not None:
             # an undo made a deposed old object current again (the record above)
-            state.drop_deposed(address, str(entry.op["undeposed_key"]))
-        if entry.op.get("deposed") is not None:
+            state.drop_deposed(address, str(op["undeposed_key"]))
+        if op.get("deposed") is not None:
             # a create-before-destroy replace made the new object: the old one is deposed
             try:
-                old = DeposedObject.model_validate(entry.op["deposed"])
+                old = DeposedObject.model_validate(op["deposed"])
             except ValidationError as exc:
                 raise StateError(
-                    f"journal {replay.path}: operation {entry.op.get('op')} on {address} carries an invalid "
-                    "deposed object",
+                    f"journal {replay.path}: operation {op.get('op')} on {address} carries an invalid deposed object",
                     hint="Recover this resource by hand (import it) and remove the journal.",
                 ) from exc
             if old.key not in {d.key for d in state.deposed.get(address, [])}:
                 state.add_deposed(old)
-    records = _validated(replay, {a: raw for a, (raw, _) in latest.items() if raw is not None}, latest)
-    for address, (raw, _) in latest.items():
-        if raw is None:
-            state.resources.pop(address, None)
+    records = _validated(replay, latest)
+    resources = state.resources
+    for address, last in latest.items():
+        if last is None:
+            resources.pop(address, None)
         else:
-            state.resources[address] = records[address]
+            resources[address] = records[address]
     report.recovered = list(recovered)
     report.removed = list(removed)
     return report
@@ -117,16 +125,29 @@ def apply_replay(state: State, replay: JournalReplay) -> JournalFold:
 _RECORDS: TypeAdapter[dict[str, ResourceRecord]] = TypeAdapter(dict[str, ResourceRecord])
 
 
-def _validated(
-    replay: JournalReplay, raws: dict[str, Any], latest: dict[str, tuple[Any, Any]]
-) -> dict[str, ResourceRecord]:
-    """Every record in one validator call; on failure, name the operation whose record is invalid."""
+def _validated(replay: JournalReplay, latest: dict[str, JournalEntry | None]) -> dict[str, ResourceRecord]:
+    """The record of each address state takes: validated as the journal was read, or (sealed lines,
+    and records that did not validate then) all the others in one validator call here; on failure,
+    name the operation whose record is invalid."""
+    records: dict[str, ResourceRecord] = {}
+    raws: dict[str, Any] = {}
+    for address, entry in latest.items():
+        if entry is None:
+            continue
+        if entry.record is not None:
+            records[address] = entry.record
+        else:
+            raws[address] = entry.op.get("record")
+    if not raws:
+        return records
     try:
-        return _RECORDS.validate_python(raws)
+        records.update(_RECORDS.validate_python(raws))
     except ValidationError as exc:
         address = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else "?"
+        bad = latest.get(address)
         raise StateError(
-            f"journal {replay.path}: operation {latest.get(address, (None, '?'))[1]} on {address} "
+            f"journal {replay.path}: operation {bad.op.get('op') if bad else '?'} on {address} "
             "carries an invalid record",
             hint="Recover this resource by hand (import it) and remove the journal.",
         ) from exc
+    return records

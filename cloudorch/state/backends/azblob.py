@@ -25,6 +25,7 @@ from cloudorch.state.backends.store import (
     PreconditionFailed,
     SeenLock,
     StoredObject,
+    http_date,
     parse_lock,
 )
 from cloudorch.state.lock import LockInfo
@@ -125,9 +126,16 @@ class AzureStore(ObjectStore):
     ) -> tuple[StoredObject, Any] | None:
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+        answered: list[Any] = []
+
+        def remember(response: Any) -> None:  # the store's clock: the Date of the download's answer
+            answered.append(response.http_response.headers.get("Date"))
+
         with self.errors(doing, name):
             try:
-                downloader = self.blob(name, snapshot).download_blob(offset=0 if n else None, length=n)
+                downloader = self.blob(name, snapshot).download_blob(
+                    offset=0 if n else None, length=n, raw_response_hook=remember
+                )
                 data = downloader.readall()
             except ResourceNotFoundError as exc:
                 if "BlobNotFound" in _error_code(exc) or snapshot is None:
@@ -138,7 +146,8 @@ class AzureStore(ObjectStore):
                     return StoredObject(b"", "", None), None
                 raise
             props = downloader.properties
-            return StoredObject(data, str(props.etag), props.last_modified), props
+            server_now = http_date(answered[-1]) if answered else None
+            return StoredObject(data, str(props.etag), props.last_modified, server_now), props
 
     def get(self, name: str) -> StoredObject | None:
         got = self.read(name, "read state from")

@@ -2,8 +2,10 @@
 
 Generation preconditions do the compare-and-swap: `if_generation_match=0` creates the lock only
 if absent, `if_generation_match=<gen>` replaces the state (or renews the lock) only if nobody
-wrote since we read generation `<gen>`. History is the bucket's noncurrent versions (object
-versioning must be on). google-cloud-storage is imported only when a backend is opened.
+wrote since we read generation `<gen>`. Reads report the store's clock (the response's `Date`,
+the object's `Last-Modified`), so a lock's age is judged on it, not on this machine's clock.
+History is the bucket's noncurrent versions (object versioning must be on). google-cloud-storage is
+imported only when a backend is opened.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cloudorch.state.backends.store import (
     ObjectVersion,
     PreconditionFailed,
     StoredObject,
+    http_date,
 )
 
 if TYPE_CHECKING:  # not at run time: a store worker hosts stores without pydantic
@@ -34,12 +37,24 @@ class GcsStore(ObjectStore):
         self.endpoint = options.endpoint or env.get("STORAGE_EMULATOR_HOST") or None
         self._bucket: Any = None
         self._lock = threading.Lock()
+        self._times = threading.local()
 
     def bucket(self) -> Any:
         with self._lock:
             if self._bucket is None:
-                self._bucket = self._make_client().bucket(self.bucket_name)
+                client = self._make_client()
+                # the store's clock (lock expiry): each response's Date and Last-Modified, kept per
+                # thread, since a download hands back only the bytes
+                session = getattr(client, "_http", None)
+                hooks = getattr(session, "hooks", None)
+                if isinstance(hooks, dict):
+                    hooks.setdefault("response", []).append(self._remember_times)
+                self._bucket = client.bucket(self.bucket_name)
             return self._bucket
+
+    def _remember_times(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        headers = getattr(response, "headers", None) or {}
+        self._times.last = (http_date(headers.get("Last-Modified")), http_date(headers.get("Date")))
 
     @classmethod
     def warm_up(cls) -> None:
@@ -114,7 +129,8 @@ class GcsStore(ObjectStore):
                 return None
             except gexc.RequestRangeNotSatisfiable:
                 return None
-            return StoredObject(data, str(blob.generation), blob.updated)
+            modified, server_now = getattr(self._times, "last", (None, None))
+            return StoredObject(data, str(blob.generation), blob.updated or modified, server_now)
 
     def get_lock(self, name: str) -> StoredObject | None:
         return self._read(name, "read the state lock in")

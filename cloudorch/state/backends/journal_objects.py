@@ -81,15 +81,18 @@ class ObjectJournalStore(JournalStore):
         self.writes += 1
 
     def remove(self, run: StoredRun, *, closing: bytes | None = None) -> None:
-        segments = self._segments().get(run.run_id, [])
         if closing is None:
             # our own run, ended: its lines go, the end line last (a crash midway leaves a run that ended)
-            names = [n for _, n in segments]
+            if self._first_own.get(run.run_id) == 0:
+                names = [self._name(run.run_id, seq) for seq in range(run.cursor)]  # all written here
+            else:
+                names = [n for _, n in self._segments().get(run.run_id, [])]
             if len(names) > 1:
                 self.store.delete_many(names[:-1])
             if names:
                 self.store.delete_many(names[-1:])
             return
+        segments = self._segments().get(run.run_id, [])
         self.append(run, closing)
         keep_from = self._first_own.get(run.run_id, run.cursor - 1)
         stale = [n for seq, n in segments if seq < keep_from]

@@ -19,6 +19,7 @@ import errno
 import functools
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -143,6 +144,7 @@ class LocalBackend(StateBackend):
         self.guard_path = self.root / "locks" / f"{key}.lock.guard"
         self.fence_path = self.root / "locks" / f"{key}.fence"
         self._held: LockHandle | None = None
+        self._write_mutex = threading.Lock()
         self._journal_path = self.root / "journal" / f"{key}.jsonl"
         #: set by a write that sealed over a version not sealed with this key (see `write`)
         self.last_reseal: HistoryReseal | None = None
@@ -167,6 +169,13 @@ class LocalBackend(StateBackend):
 
     @_os_errors("write state in")
     def write(self, state: State, expected_serial: int | None) -> None:
+        # one write at a time in this process: two threads (an abandoned operation's checkpoint and
+        # the final write of a run) could both pass the serial check and the older snapshot land
+        # last; one after the other, the second is refused by the check instead
+        with self._write_mutex:
+            self._write(state, expected_serial)
+
+    def _write(self, state: State, expected_serial: int | None) -> None:
         self._ensure_dirs()
         self._check_fence()
         stored = self._stored_header()
@@ -491,9 +500,9 @@ class LocalBackend(StateBackend):
     def _check_fence(self) -> None:
         """A write under a lock we no longer hold, or that a later acquisition superseded, is refused."""
         held = self._held
-        if held is None or held.released:
+        if held is None:
             return
-        held.check()
+        held.check()  # raises once the lock was released: a thread still running writes nothing
         newest = self._stored_fence()
         if held.fence is not None and newest > held.fence:
             raise LockLost(

@@ -85,6 +85,7 @@ class RemoteBackend(StateBackend):
         self._renewal: LockSlot | None = None
         self._renewal_mutex = threading.Lock()
         self._held: LockHandle | None = None
+        self._write_mutex = threading.Lock()
         #: lock token -> when this process first saw it (monotonic): judges stores without server time
         self._watched: dict[str, float] = {}
         self.state_name = state_name
@@ -112,6 +113,12 @@ class RemoteBackend(StateBackend):
         return state
 
     def write(self, state: State, expected_serial: int | None) -> None:
+        # one write at a time in this process (see local.py): the token remembered from the last
+        # read or write is what the next write swaps against
+        with self._write_mutex:
+            self._write(state, expected_serial)
+
+    def _write(self, state: State, expected_serial: int | None) -> None:
         where = self.store.url(self.state_name)
         self._check_fence(where)
         if not self._history_checked:
@@ -347,9 +354,9 @@ class RemoteBackend(StateBackend):
     def _check_fence(self, where: str) -> None:
         """A write under a lock we lost, or that a later acquisition superseded, is refused."""
         held = self._held
-        if held is None or held.released:
+        if held is None:
             return
-        held.check()
+        held.check()  # raises once the lock was released: a thread still running writes nothing
         got = self.store.get(self.fence_name)
         newest = _fence_value(None if got is None else got.data)
         if held.fence is not None and newest > held.fence:

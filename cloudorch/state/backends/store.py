@@ -34,6 +34,19 @@ class StoredObject:
     server_now: datetime | None = None
 
 
+def http_date(text: str | None) -> datetime | None:
+    """An HTTP date header (`Date`, `Last-Modified`) as an aware datetime; None when absent or bad."""
+    if not text:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class ObjectVersion:
     version_id: str

@@ -248,7 +248,7 @@ def test_ctrl_c_reaches_the_cli_which_saves_state_and_unlocks_through_the_worker
     os.killpg(proc.pid, signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "saved" in err
+    assert "interrupted" in err and "saved" in err, (_out, err)
     assert backend.current_lock() is None
     state = backend.read()
     assert state is not None and "slow" in state.resources
