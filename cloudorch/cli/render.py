@@ -108,7 +108,12 @@ def render_changeset(out: Output, cs: ChangeSet) -> None:
 
 
 def changeset_json(cs: ChangeSet) -> dict[str, Any]:
-    doc = cs.masked().model_dump(mode="json", exclude={"inputs"})
+    """The changeset's `--json` document: its fields but `inputs`, then a summary.
+
+    The values stay models (`Change`, `PropertyDiff`): `Output.document` serialises them without
+    first copying 20,000 changes into dicts."""
+    masked = cs.masked()
+    doc: dict[str, Any] = {name: getattr(masked, name) for name in type(masked).model_fields if name != "inputs"}
     doc["summary"] = {**cs.counts(), "has_changes": cs.has_changes}
     return doc
 
@@ -176,6 +181,9 @@ def render_outputs(out: Output, outputs: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- progress
 
 
+_FINISHED_VERB = {"create": "created", "update": "updated", "replace": "replaced", "delete": "destroyed"}
+
+
 class ProgressObserver(ApplyObserver):
     """Apply progress: a live panel on a terminal, one plain line per event elsewhere."""
 
@@ -227,12 +235,15 @@ class ProgressObserver(ApplyObserver):
                 self.live.update(self._panel())
 
     def op_finished(self, change: Change, seconds: float) -> None:
-        verb = {"create": "created", "update": "updated", "replace": "replaced", "delete": "destroyed"}.get(
-            change.action.value, "done"
-        )
+        verb = _FINISHED_VERB.get(change.action.value, "done")
         with self._lock:
             self.running.pop(change.address, None)
             self.done += 1
+            if self.live is None:
+                # the line `_say` would write, without parsing markup: one per operation
+                line = f"{change.address}: {verb} ({seconds:.1f}s) [{self.done}/{self.total}]"
+                sys.stderr.write(markdown.safe_line(redact(line)) + "\n")
+                return
             self._say(f"{escape(change.address)}: {verb} ({seconds:.1f}s) [{self.done}/{self.total}]")
 
     def op_unchanged(self, change: Change, seconds: float) -> None:
