@@ -353,6 +353,18 @@ def _marks(case: _Case) -> list[pytest.MarkDecorator]:
     return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
 
 
+def _leaves(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every scalar inside `value` as text, with where it is (`.KEY`, `[N]`)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _leaves(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _leaves(v, f"{where}[{i}]")
+    elif value is not None:
+        yield where, str(value)
+
+
 def _na(why: str) -> None:
     pytest.skip(f"n/a: {why}")
 
@@ -541,7 +553,14 @@ class ConformanceSuite:
         secret_props = sensitive_fields(_type_class(case.example.type).Properties)
         h = new("sensitive")
         asked = h.props(case.example.full_props)
-        secrets = {k: str(v) for k, v in asked.items() if k in secret_props and v not in (None, "")}
+        # each string inside a sensitive value (a map of environment variables holds several)
+        secrets = {
+            f"{k}{where}": leaf
+            for k, v in asked.items()
+            if k in secret_props
+            for where, leaf in _leaves(v)
+            if leaf not in ("", "None")
+        }
         if not secrets:
             _na("the type has no sensitive property set in the example")
         rec = self._create(h, case.example.full_props)
