@@ -365,6 +365,10 @@ def _leaves(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
         yield where, str(value)
 
 
+#: (suite, type, operation) -> how many mutating SDK calls the operation makes (see `_count_calls`)
+_COUNTS: dict[tuple[str, str, str], int] = {}
+
+
 def _na(why: str) -> None:
     pytest.skip(f"n/a: {why}")
 
@@ -636,13 +640,7 @@ class ConformanceSuite:
     def _check_faults(self, case: _Case, new: Callable[[str], Harness], rng: random.Random, lost: bool) -> None:
         seam, _ = self._fault_setup(case, self._env)
         op = case.param or "create"
-        probe = new(f"{op}-count")
-        self._operation(probe, op, "setup")
-        with seam.counting() as made:
-            self._operation(probe, op, "run")
-            calls = made()
-        if op != "delete":
-            probe.apply(destroy=True)
+        calls = self._count_calls(case, seam, new, op)
         if calls == 0:
             _na(f"the {op} makes no mutating SDK call")
         for call in self._calls(calls, rng):
@@ -659,6 +657,21 @@ class ConformanceSuite:
                     raise AssertionError(f"{what}: {type(exc).__name__}: {exc}") from exc
             assert fired(), f"{what}: the fault seam never reached call {call}"
             self._expect(h, op, what)
+
+    def _count_calls(self, case: _Case, seam: FaultSeam, new: Callable[[str], Harness], op: str) -> int:
+        """How many mutating SDK calls `op` makes, counted on a probe run without faults, once per
+        type and operation in this process: the transient, lost and crash checks of a type share
+        the count (a probe is a whole create and destroy through the engine)."""
+        key = (f"{type(self).__module__}.{type(self).__qualname__}", case.example.type, op)
+        if key not in _COUNTS:
+            probe = new(f"{op}-count")
+            self._operation(probe, op, "setup")
+            with seam.counting() as made:
+                self._operation(probe, op, "run")
+                _COUNTS[key] = made()
+            if op != "delete":
+                probe.apply(destroy=True)
+        return _COUNTS[key]
 
     def _calls(self, calls: int, rng: random.Random) -> list[int]:
         """Which of the `calls` mutating calls to hit, in a seeded order: all of them, or a seeded
@@ -680,12 +693,7 @@ class ConformanceSuite:
         from cloudorch.run.apply import recover
 
         seam, _ = self._fault_setup(case, self._env)
-        probe = new("crash-count")
-        probe.write(case.example.full_props)
-        with seam.counting() as made:
-            probe.apply()
-            calls = made()
-        probe.apply(destroy=True)
+        calls = self._count_calls(case, seam, new, "create")
         if calls == 0:
             _na("the create makes no mutating SDK call")
         for call in self._calls(calls, rng):
