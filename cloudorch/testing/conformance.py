@@ -353,6 +353,22 @@ def _marks(case: _Case) -> list[pytest.MarkDecorator]:
     return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
 
 
+def _leaves(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every scalar inside `value` as text, with where it is (`.KEY`, `[N]`)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _leaves(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _leaves(v, f"{where}[{i}]")
+    elif value is not None:
+        yield where, str(value)
+
+
+#: (suite, type, operation) -> how many mutating SDK calls the operation makes (see `_count_calls`)
+_COUNTS: dict[tuple[str, str, str], int] = {}
+
+
 def _na(why: str) -> None:
     pytest.skip(f"n/a: {why}")
 
@@ -541,7 +557,14 @@ class ConformanceSuite:
         secret_props = sensitive_fields(_type_class(case.example.type).Properties)
         h = new("sensitive")
         asked = h.props(case.example.full_props)
-        secrets = {k: str(v) for k, v in asked.items() if k in secret_props and v not in (None, "")}
+        # each string inside a sensitive value (a map of environment variables holds several)
+        secrets = {
+            f"{k}{where}": leaf
+            for k, v in asked.items()
+            if k in secret_props
+            for where, leaf in _leaves(v)
+            if leaf not in ("", "None")
+        }
         if not secrets:
             _na("the type has no sensitive property set in the example")
         rec = self._create(h, case.example.full_props)
@@ -617,13 +640,7 @@ class ConformanceSuite:
     def _check_faults(self, case: _Case, new: Callable[[str], Harness], rng: random.Random, lost: bool) -> None:
         seam, _ = self._fault_setup(case, self._env)
         op = case.param or "create"
-        probe = new(f"{op}-count")
-        self._operation(probe, op, "setup")
-        with seam.counting() as made:
-            self._operation(probe, op, "run")
-            calls = made()
-        if op != "delete":
-            probe.apply(destroy=True)
+        calls = self._count_calls(case, seam, new, op)
         if calls == 0:
             _na(f"the {op} makes no mutating SDK call")
         for call in self._calls(calls, rng):
@@ -640,6 +657,21 @@ class ConformanceSuite:
                     raise AssertionError(f"{what}: {type(exc).__name__}: {exc}") from exc
             assert fired(), f"{what}: the fault seam never reached call {call}"
             self._expect(h, op, what)
+
+    def _count_calls(self, case: _Case, seam: FaultSeam, new: Callable[[str], Harness], op: str) -> int:
+        """How many mutating SDK calls `op` makes, counted on a probe run without faults, once per
+        type and operation in this process: the transient, lost and crash checks of a type share
+        the count (a probe is a whole create and destroy through the engine)."""
+        key = (f"{type(self).__module__}.{type(self).__qualname__}", case.example.type, op)
+        if key not in _COUNTS:
+            probe = new(f"{op}-count")
+            self._operation(probe, op, "setup")
+            with seam.counting() as made:
+                self._operation(probe, op, "run")
+                _COUNTS[key] = made()
+            if op != "delete":
+                probe.apply(destroy=True)
+        return _COUNTS[key]
 
     def _calls(self, calls: int, rng: random.Random) -> list[int]:
         """Which of the `calls` mutating calls to hit, in a seeded order: all of them, or a seeded
@@ -661,12 +693,7 @@ class ConformanceSuite:
         from cloudorch.run.apply import recover
 
         seam, _ = self._fault_setup(case, self._env)
-        probe = new("crash-count")
-        probe.write(case.example.full_props)
-        with seam.counting() as made:
-            probe.apply()
-            calls = made()
-        probe.apply(destroy=True)
+        calls = self._count_calls(case, seam, new, "create")
         if calls == 0:
             _na("the create makes no mutating SDK call")
         for call in self._calls(calls, rng):

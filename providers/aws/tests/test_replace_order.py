@@ -215,3 +215,80 @@ def test_a_failed_create_is_retried_only_after_find_shows_it_made_nothing(
     # the retry came after a look for a VPC carrying the address tag
     assert calls[:3] == ["ec2.CreateVpc", "ec2.DescribeVpcs", "ec2.CreateVpc"], calls
     assert _ours(aws, "vpc") == [_state(net)["resources"]["vpc"]["id"]]
+
+
+def _cbd(net: Path) -> None:
+    net.write_text(
+        net.read_text().replace(
+            "enable_dns_hostnames: true}\n",
+            "enable_dns_hostnames: true}\n    lifecycle: {create_before_destroy: true}\n",
+        )
+    )
+
+
+@pytest.mark.parametrize("order", ["default", "create_before_destroy"])
+def test_a_vpc_whose_old_delete_meets_its_subnet_once_still_converges(
+    order: str, net: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWS answers DeleteVpc with DependencyViolation while a deleted subnet is still being torn
+    down: the replace of a VPC with subnets retries it and converges."""
+    from cloudorch_aws import AwsProvider
+    from cloudorch_aws.faults import Fault
+
+    if order == "create_before_destroy":
+        _cbd(net)
+    assert _cli(capsys, "apply", net, "--auto-approve")[0] == 0
+    busy = Fault("ec2", "DeleteVpc", 400, "DependencyViolation", "has dependencies and cannot be deleted", times=1)
+    AwsProvider.client_hooks.append(busy)
+    code, doc = _cli(capsys, "apply", net, "--auto-approve", "--json", "--var", "cidr=10.2")
+    assert code == 0, doc
+    assert busy.injected == 1
+    state = _state(net)
+    assert _ours(aws, "vpc") == [state["resources"]["vpc"]["id"]]
+    assert _ours(aws, "subnet") == [state["resources"]["subnet"]["id"]]
+    assert state["deposed"] == {}
+    code, text = _cli(capsys, "plan", net, "--var", "cidr=10.2")
+    assert code == 0 and "No changes" in text, text
+
+
+@pytest.mark.parametrize("subnet_cbd", [False, True], ids=["vpc_cbd", "both_cbd"])
+def test_a_replace_of_a_vpc_with_subnets_left_half_done_converges_on_the_next_apply(
+    subnet_cbd: bool, net: Path, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """create_before_destroy on the VPC, and the old subnet cannot be deleted (refused): the old
+    VPC stays deposed behind it (and the old subnet too, when it is create_before_destroy as
+    well). The next apply deletes the old subnet before the deposed VPC (else DeleteVpc meets
+    DependencyViolation forever) and converges on one VPC and one subnet."""
+    from cloudorch_aws import AwsProvider
+    from cloudorch_aws.faults import CallLog, Fault
+
+    _cbd(net)
+    if subnet_cbd:
+        subnet = 'cidr_block: "${var.cidr}.1.0/24"}\n'
+        net.write_text(net.read_text().replace(subnet, subnet + "    lifecycle: {create_before_destroy: true}\n"))
+    assert _cli(capsys, "apply", net, "--auto-approve")[0] == 0
+    old_vpc = _state(net)["resources"]["vpc"]["id"]
+    refused = Fault("ec2", "DeleteSubnet", 403, "UnauthorizedOperation", "not allowed")
+    AwsProvider.client_hooks.append(refused)
+    code, doc = _cli(capsys, "apply", net, "--auto-approve", "--json", "--var", "cidr=10.2")
+    assert code == 1, doc
+    AwsProvider.client_hooks.remove(refused)
+    assert old_vpc in _ours(aws, "vpc") and len(_ours(aws, "vpc")) == 2
+    deposed = _state(net)["deposed"]
+    assert [d["id"] for d in deposed.get("vpc", [])] == [old_vpc]
+    assert ("subnet" in deposed) == subnet_cbd, deposed
+    assert len(_ours(aws, "subnet")) >= 1
+
+    log = CallLog()
+    AwsProvider.client_hooks.append(log)
+    code, doc = _cli(capsys, "apply", net, "--auto-approve", "--json", "--var", "cidr=10.2")
+    assert code == 0, doc
+    calls = log.named("ec2.DeleteSubnet", "ec2.DeleteVpc")
+    # in order, and once each: a DeleteVpc sent before its subnet was gone would meet DependencyViolation
+    assert calls == ["ec2.DeleteSubnet", "ec2.DeleteVpc"], calls
+    state = _state(net)
+    assert _ours(aws, "vpc") == [state["resources"]["vpc"]["id"]] != [old_vpc]
+    assert _ours(aws, "subnet") == [state["resources"]["subnet"]["id"]]
+    assert state["deposed"] == {}
+    code, text = _cli(capsys, "plan", net, "--var", "cidr=10.2")
+    assert code == 0 and "No changes" in text, text

@@ -41,6 +41,37 @@ log = logging.getLogger(__name__)
 #: a function called with every new boto3 client, e.g. to register botocore event handlers
 ClientHook = Callable[[Any], None]
 
+#: botocore's loaders of API models, one per data path, shared by every session of the process
+_LOADERS: dict[Any, Any] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
+class _UniquePaths(list[str]):
+    """A loader's search path that keeps each folder once: boto3 appends its own data folder to
+    the loader of every Session it makes, and a shared loader would grow with each."""
+
+    def append(self, item: str) -> None:
+        if item not in self:
+            super().append(item)
+
+
+def core_session(**kwargs: Any) -> Any:
+    """A botocore session whose API models come from this process's shared loader: parsing a
+    model such as EC2's costs about a second, and each provider block of each run in a process
+    (tests, a long-lived server) would otherwise parse it again."""
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.Session(**kwargs)
+    path = core.get_config_variable("data_path")
+    with _LOADERS_LOCK:
+        loader = _LOADERS.get(path)
+        if loader is None:
+            extra = [os.path.expanduser(os.path.expandvars(p)) for p in str(path).split(os.pathsep)] if path else []
+            loader = _LOADERS[path] = botocore.loaders.Loader(extra_search_paths=_UniquePaths(extra))
+    core.register_component("data_loader", loader)
+    return core
+
 
 class AssumeRole(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -141,11 +172,9 @@ class AwsProvider(Provider):
         import botocore.exceptions
 
         if self.context.sandbox:
-            import botocore.session
-
             # the sandbox's moto takes any key: throwaway ones keep real credentials out of reach, and
             # AWS_PROFILE is not even looked at (a profile the machine lacks would fail the session)
-            core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+            core = core_session(session_vars={"profile": (None, None, None, None)})
             return boto3.session.Session(
                 botocore_session=core,
                 aws_access_key_id="sandbox",
@@ -153,7 +182,9 @@ class AwsProvider(Provider):
                 region_name=self.config.region or "us-east-1",
             )
         try:
-            base = boto3.session.Session(profile_name=self.config.profile, region_name=self.config.region)
+            base = boto3.session.Session(
+                botocore_session=core_session(), profile_name=self.config.profile, region_name=self.config.region
+            )
         except botocore.exceptions.ProfileNotFound as exc:
             raise ConfigError(
                 f"providers.{self.alias}: AWS profile {self.config.profile!r} not found",
@@ -166,7 +197,6 @@ class AwsProvider(Provider):
     def _assumed_session(self, base: Any, role: AssumeRole) -> Any:
         import boto3.session
         import botocore.credentials
-        import botocore.session
 
         region = self.config.region or base.region_name or "us-east-1"
         sts = base.client("sts", region_name=region, endpoint_url=self.endpoint_url)
@@ -193,7 +223,7 @@ class AwsProvider(Provider):
         credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
             metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
         )
-        core = botocore.session.get_session()
+        core = core_session()
         core._credentials = credentials  # the documented way to hand a session refreshable creds
         core.set_config_variable("region", region)
         return boto3.session.Session(botocore_session=core)

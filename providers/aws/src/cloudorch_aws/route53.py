@@ -1,11 +1,14 @@
 """Route 53: `aws.route53_zone` and `aws.route53_record`.
 
 Names are compared without the trailing dot and in lower case, and a record's values as a
-sorted list, since DNS treats them as a set. Zones are found after a crash by the address tag.
+sorted list, since DNS treats them as a set. A zone's CallerReference starts with a hash of its
+address, so a zone whose CreateHostedZone answer was lost (or whose apply was killed before it
+was tagged) is still found by address; the address tag is the fallback for zones made before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -23,6 +26,12 @@ def dns_name(name: str) -> str:
 
 def _zone_id(raw: str) -> str:
     return raw.rsplit("/", 1)[-1]
+
+
+def caller_reference_prefix(address: str) -> str:
+    """What every CallerReference of `address`'s zones starts with: fixed per address, so `find`
+    can tell them apart without the tag that a lost answer or a crash kept from being written."""
+    return f"cloudorch-{hashlib.sha256(address.encode()).hexdigest()[:32]}-"
 
 
 class ZoneProperties(ResourceProperties):
@@ -61,7 +70,8 @@ class ZoneResource(AwsResource[ZoneProperties]):
             address,
             "create_hosted_zone",
             Name=props.name,
-            CallerReference=f"cloudorch-{uuid.uuid4()}",  # must be unique forever, even after a delete
+            # unique forever (even after a delete), led by the address's own prefix for `find`
+            CallerReference=caller_reference_prefix(address) + uuid.uuid4().hex,
             HostedZoneConfig={"Comment": props.comment, "PrivateZone": False},
         )
         zone_id = _zone_id(got["HostedZone"]["Id"])
@@ -130,15 +140,27 @@ class ZoneResource(AwsResource[ZoneProperties]):
         return seen
 
     def find(self, address: str, props: ZoneProperties) -> Observed | None:
+        found = self.find_all(address, props)
+        return found[0] if found else None
+
+    def find_all(self, address: str, props: ZoneProperties) -> list[Observed]:
+        # several zones may share a name (after a replace, an old and a new one): each one whose
+        # CallerReference or address tag says it was made for this address
         got = self.call(address, "list_hosted_zones_by_name", DNSName=props.name, MaxItems="100")
+        prefix = caller_reference_prefix(address)
+        out: list[Observed] = []
         for zone in got.get("HostedZones", []):
             if dns_name(zone["Name"]) != props.name:
                 continue
             zone_id = _zone_id(zone["Id"])
-            tags = self.call(address, "list_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id)
-            if self.owned_by(tag_dict(tags.get("ResourceTagSet", {}).get("Tags")), address):
-                return self._observe(address, zone_id, props)
-        return None
+            if not str(zone.get("CallerReference", "")).startswith(prefix):
+                tags = self.call(address, "list_tags_for_resource", ResourceType="hostedzone", ResourceId=zone_id)
+                if not self.owned_by(tag_dict(tags.get("ResourceTagSet", {}).get("Tags")), address):
+                    continue
+            seen = self._observe(address, zone_id, props)
+            if seen is not None:
+                out.append(seen)
+        return out
 
     def estimate_seconds(self, props: ZoneProperties) -> float:
         return 5.0

@@ -199,11 +199,14 @@ class AzureProvider(Provider):
         )
 
     def _client_kwargs(self) -> dict[str, Any]:
+        from cloudorch_azure.faults import policies_from_env
+
+        policies = [*self.extra_policies, *policies_from_env(self.context.env)]
         return {
             "retry_total": 0,  # the engine retries, with backoff, and reports it
             "transport": self._transport(),
-            "per_call_policies": list(self.extra_policies),  # honoured by azure-mgmt clients
-            "_additional_pipeline_policies": list(self.extra_policies),  # azure-storage-blob's spelling
+            "per_call_policies": list(policies),  # honoured by azure-mgmt clients
+            "_additional_pipeline_policies": list(policies),  # azure-storage-blob's spelling
             "logging_enable": False,
         }
 

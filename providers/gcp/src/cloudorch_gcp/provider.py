@@ -132,6 +132,9 @@ class GcpProvider(Provider):
         wrapper = type(self).session_wrapper  # read on the class: a plain function, not a bound method
         if wrapper is not None:
             session = wrapper(session)
+        from cloudorch_gcp.faults import wrap_from_env
+
+        session = wrap_from_env(session, self.context.env)  # crash tests only: see cloudorch_gcp.faults
         options = {"api_endpoint": endpoint} if endpoint else None
         return storage.Client(project=project, credentials=credentials, _http=session, client_options=options)
 
