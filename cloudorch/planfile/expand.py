@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudorch.errors import ConfigError, Location, did_you_mean
+from cloudorch.planfile.conditional import evaluate_enabled, null_disabled
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
@@ -24,7 +25,7 @@ from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import Lifecycle, PlanSpec
 from cloudorch.planfile.source import paused_gc
 
-_INSTANCE_ROOTS = frozenset({"var", "env", "each"})
+_INSTANCE_ROOTS = frozenset({"var", "env", "each", "local"})
 
 
 @dataclass
@@ -114,6 +115,8 @@ def unexpanded(plan: PlanSpec, name: str) -> Instance:
     def lookup(ref: Reference) -> Any:
         if ref.root == "var":
             return navigate(plan.variable_values[str(ref.path[0])], ref.path[1:], ref.text)
+        if ref.root == "local":
+            return plan.local_values.lookup(ref)
         return plan.env_values[str(ref.path[0])]
 
     return Instance(
@@ -122,7 +125,7 @@ def unexpanded(plan: PlanSpec, name: str) -> Instance:
         key=None,
         type=spec.type,
         provider=spec.provider or spec.type.partition(".")[0],
-        properties=resolve_partial(spec.properties, lookup, frozenset({"var", "env"})),
+        properties=resolve_partial(spec.properties, lookup, frozenset({"var", "env", "local"})),
         depends_on=list(spec.depends_on),
         lifecycle=spec.lifecycle,
         location=plan.location("resources", name),
@@ -157,7 +160,7 @@ def _sensitive_sources(plan: PlanSpec, name: str) -> frozenset[str]:
     """The roots whose values are sensitive inside resource `name`: `var.X` names, and `each`
     when its for_each is built from a sensitive variable."""
     secret = plan.sensitive_variables()
-    found = {f"var.{v}" for v in secret}
+    found = {f"var.{v}" for v in secret} | {f"local.{n}" for n in plan.local_values.sensitive}
     for_each = plan.resources[name].for_each
     if for_each is not None and any(
         r.root == "var" and r.path and str(r.path[0]) in secret for r in find_refs(for_each)
@@ -170,8 +173,8 @@ def _is_sensitive_ref(ref: Reference, sources: frozenset[str]) -> bool:
     if ref.root == "each":
         # the keys of a for_each name instances (they are addresses): only values are secret
         return "each" in sources and bool(ref.path) and ref.path[0] == "value"
-    if ref.root == "var" and ref.path:
-        return f"var.{ref.path[0]}" in sources
+    if ref.root in ("var", "local") and ref.path:
+        return f"{ref.root}.{ref.path[0]}" in sources
     return any(_is_sensitive_ref(inner, sources) for inner in ref.inner_refs())
 
 
@@ -207,10 +210,12 @@ def check_output_sensitivity(plan: PlanSpec) -> None:
     if not secret:
         return
     texts = _secret_texts(plan)
+    secret_locals = plan.local_values.sensitive
     for name, output in plan.outputs.items():
         if output.sensitive:
             continue
         used = sorted({head for root, head in output.written_refs if root == "var" and head in secret})
+        used += sorted({f"local.{h}" for root, h in output.written_refs if root == "local" and h in secret_locals})
         if not used and _holding_secret({"value": output.value}, texts):
             used = sorted(secret)  # through a stage's vars or the release block: the value tells
         if used:
@@ -227,7 +232,9 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     out: list[Instance] = []
     values = plan.variable_values
     env_values = plan.env_values
+    local_values = plan.local_values
     texts = _secret_texts(plan) if plan.sensitive_variables() else set()
+    disabled = disabled_instances(plan)
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
@@ -235,6 +242,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         check_resource_refs(plan, refs, base, props)
         deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
         dynamic = any(r.dynamic for r in refs)
+        through_locals = any(r.root == "local" for r in refs)
         needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]
@@ -248,10 +256,15 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     return navigate(values[str(ref.path[0])], ref.path[1:], ref.text)
                 if ref.root == "env":
                     return env_values[str(ref.path[0])]
+                if ref.root == "local":
+                    return local_values.lookup(ref)
                 if ref.path[0] == "key":
                     return key
                 return navigate(each_value, ref.path[1:], ref.text)
 
+            address = instance_address(name, key)
+            if disabled and address in disabled:
+                continue
             if needs_resolve:
                 try:
                     resolved = resolve_partial(props, lookup, _INSTANCE_ROOTS)
@@ -261,13 +274,28 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                         location=_ref_location(plan, base, props, exc.text),
                         hint="check the for_each value or variable it refers to",
                     ) from None
-                if dynamic:  # `${resources.web[each.key].id}` now names a key: does it exist?
-                    check_resource_refs(plan, find_refs(resolved), base, resolved)
+                if dynamic or through_locals:
+                    # `${resources.web[each.key].id}` now names a key, and a local may have
+                    # brought references in: do they exist, and what does the instance depend on?
+                    now = find_refs(resolved)
+                    check_resource_refs(plan, now, base, resolved)
+                    if through_locals:
+                        deps = list(dict.fromkeys([*deps, *(str(r.path[0]) for r in now if r.root == "resources")]))
             else:
                 resolved = props
+            if disabled:
+                try:
+                    resolved = null_disabled(resolved, disabled)
+                except ExpressionError as exc:
+                    raise ConfigError(
+                        f"{exc} (instance `{address}`)",
+                        location=_ref_location(plan, base, props, exc.text),
+                        hint="read it inside an expression that tests the same condition, e.g. "
+                        "`${var.use_cdn ? resources.cdn.domain : null}` (a disabled instance reads as null there)",
+                    ) from None
             out.append(
                 Instance(
-                    address=instance_address(name, key),
+                    address=address,
                     name=name,
                     key=key,
                     type=spec.type,
@@ -281,6 +309,35 @@ def _expand(plan: PlanSpec) -> list[Instance]:
             )
     for name, output in plan.outputs.items():
         check_resource_refs(plan, find_refs(output.value), ("outputs", name), output.value)
+    return out
+
+
+def disabled_instances(plan: PlanSpec) -> set[str]:
+    """Addresses of the instances whose `enabled` is false (they are not in the plan)."""
+    out: set[str] = set()
+    for name, spec in plan.resources.items():
+        if spec.enabled is None or spec.enabled is True:
+            continue
+        keys = plan.for_each_keys.get(name)
+        items: list[tuple[str | None, Any]] = list(keys.items()) if keys is not None else [(None, None)]
+        for key, each_value in items:
+
+            def lookup(ref: Reference, key: str | None = key, each_value: Any = each_value) -> Any:
+                if ref.root == "var":
+                    return navigate(plan.variable_values[str(ref.path[0])], ref.path[1:], ref.text)
+                if ref.root == "env":
+                    return plan.env_values[str(ref.path[0])]
+                if ref.root == "local":
+                    return plan.local_values.lookup(ref)
+                if ref.path[0] == "key":
+                    return key
+                return navigate(each_value, ref.path[1:], ref.text)
+
+            address = instance_address(name, key)
+            what = f"instance `{address}`" if key is not None else f"resource `{name}`"
+            where = plan.location("resources", name, "enabled")
+            if not evaluate_enabled(spec.enabled, lookup, what=what, location=where):
+                out.add(address)
     return out
 
 
