@@ -235,6 +235,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     local_values = plan.local_values
     texts = _secret_texts(plan) if plan.sensitive_variables() else set()
     disabled = disabled_instances(plan)
+    memo: dict[str, Any] = {}  # expressions without `each` evaluate alike in every instance
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
@@ -267,7 +268,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                 continue
             if needs_resolve:
                 try:
-                    resolved = resolve_partial(props, lookup, _INSTANCE_ROOTS)
+                    resolved = resolve_partial(props, lookup, _INSTANCE_ROOTS, memo)
                 except ExpressionError as exc:
                     raise ConfigError(
                         f"{exc} (instance `{instance_address(name, key)}`)",

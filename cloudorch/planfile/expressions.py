@@ -195,7 +195,6 @@ _CEL_WORDS = frozenset(
 _EXPR_CHARS = frozenset("()+-*/%!=<>&|?:{},\"'")
 _EXPR_START_RE = re.compile(r"\s*(?:[0-9\[]|(?:true|false|null)\b)")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER_RE = re.compile(r"0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[uU]?")
 #: the first step after a root is a name, which may hold `-` as names do (as in HCL: write
 #: `var.a - 1` for a subtraction)
 _NAME_STEP_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)(?![A-Za-z0-9_-])")
@@ -207,7 +206,15 @@ _MACRO_VAR_RE = re.compile(
     r"\.\s*(?:map|filter|exists|all|exists_one|existsOne|transformList|transformMap)\s*\(\s*"
     r"([A-Za-z_][A-Za-z0-9_]*)\s*,(?:\s*([A-Za-z_][A-Za-z0-9_]*)\s*,)?"
 )
-_STRING_PREFIX_RE = re.compile(r"[rRbB]{1,2}[\"']")
+#: one token of an expression: a string's start (`_string_end` finds its end), a number, a
+#: name, or a run of anything else (operators, spaces, brackets)
+_TOKEN_RE = re.compile(
+    r"""(?P<str>[rRbB]{0,2}["'])"""
+    r"|(?P<num>0[xX][0-9a-fA-F]+[uU]?|\d+\.?\d*(?:[eE][+-]?\d+)?[uU]?)"
+    r"|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
+    r"""|(?P<other>[^"'A-Za-z_0-9]+|.)""",
+    re.S,
+)
 _HAS_OPEN_RE = re.compile(r"\bhas\s*\(\s*$")
 
 
@@ -247,34 +254,35 @@ def _parse_expression(body: str) -> Expression:
     buf: list[str] = []
     i, n = 0, len(body)
     while i < n:
-        c = body[i]
-        if c in "\"'" or (c in "rRbB" and _STRING_PREFIX_RE.match(body, i)):
+        tok = _TOKEN_RE.match(body, i)
+        assert tok is not None  # `other` matches any single character
+        kind = tok.lastgroup
+        if kind == "str":
             end = _string_end(body, i)
             buf.append(body[i:end])
             i = end
             continue
-        if c.isdigit():
-            num = _NUMBER_RE.match(body, i)
-            assert num is not None
-            buf.append(num.group(0))
-            i = num.end()
+        if kind != "id":
+            buf.append(tok.group(0))
+            i = tok.end()
             continue
-        m = _IDENT_RE.match(body, i)
-        if m is None:
-            buf.append(c)
-            i += 1
-            continue
-        word = m.group(0)
-        before = "".join(buf).rstrip()
-        after = body[m.end() :].lstrip()
-        if before.endswith(".") or after.startswith("(") or word in _CEL_WORDS or word in bound_vars:
+        word = tok.group(0)
+        j = i - 1
+        while j >= 0 and body[j] in " \t\r\n":
+            j -= 1
+        prev = body[j] if j >= 0 else ""
+        k = tok.end()
+        while k < n and body[k] in " \t\r\n":
+            k += 1
+        if prev == "." or (k < n and body[k] == "(") or word in _CEL_WORDS or word in bound_vars:
             buf.append(word)  # a field, a function, a literal or a macro variable
-            i = m.end()
+            i = tok.end()
             continue
         if word not in NAMESPACES:
             roots = ", ".join(sorted(NAMESPACES))
             raise ExpressionError(f"`{text}`: unknown root `{word}` (expected one of {roots})", text)
-        ref, end, kept = _expression_ref(body, i, m.end(), word, text, in_has=bool(_HAS_OPEN_RE.search(before)))
+        in_has = prev == "(" and bool(_HAS_OPEN_RE.search(body, 0, j + 1))
+        ref, end, kept = _expression_ref(body, i, tok.end(), word, text, in_has=in_has)
         idx = index_of.get(ref.text)
         if idx is None:
             idx = index_of[ref.text] = len(refs)
@@ -369,9 +377,15 @@ def part_refs(part: Reference | Expression) -> tuple[Reference, ...]:
     return part.refs if isinstance(part, Expression) else (part,)
 
 
+_NESTING_CHARS = frozenset("\"'{")
+
+
 def _ref_end(s: str, start: int) -> int:
     """Index of the `}` closing a `${` whose body starts at `start`; quotes may hold a `}`, and
     an expression's map literals (`{"a": 1}`) nest braces."""
+    end = s.find("}", start)
+    if end >= 0 and not _NESTING_CHARS.intersection(s[start:end]):
+        return end  # the common case: a reference, or an expression without quotes or maps
     quote = ""
     depth = 0
     escaped = False
@@ -562,11 +576,18 @@ def resolve(value: Any, lookup: Callable[[Reference], Any]) -> Any:
     return value
 
 
-def resolve_partial(value: Any, lookup: Callable[[Reference], Any], roots: frozenset[str]) -> Any:
+def resolve_partial(
+    value: Any,
+    lookup: Callable[[Reference], Any],
+    roots: frozenset[str],
+    memo: dict[str, Any] | None = None,
+) -> Any:
     """Resolve only references whose root is in `roots`; the result is still a template.
 
     Other references stay as their `${...}` text, literal `${` stay escaped as `$${`, and any
     `${` inside a substituted value is escaped, so a later `resolve` reads it as literal text.
+    `memo`, shared by calls whose `lookup` gives the same values for every root but `each`,
+    keeps what an expression without `each` came to, so many instances evaluate it once.
     """
     if isinstance(value, str):
         if "${" not in value:
@@ -580,7 +601,7 @@ def resolve_partial(value: Any, lookup: Callable[[Reference], Any], roots: froze
         if len(parts) == 1:
             only = parts[0]
             if isinstance(only, Expression):
-                got = _partial_expression(only, lookup, roots)
+                got = _partial_expression(only, lookup, roots, memo)
                 return got.text if isinstance(got, Expression) else escape(got)
             assert isinstance(only, Reference)
             if only.root not in roots:
@@ -595,7 +616,7 @@ def resolve_partial(value: Any, lookup: Callable[[Reference], Any], roots: froze
                 if not _expr_touches(p, roots):
                     out.append(p.text)
                     continue
-                got = _partial_expression(p, lookup, roots)
+                got = _partial_expression(p, lookup, roots, memo)
                 if isinstance(got, Expression):
                     out.append(got.text)
                 elif isinstance(got, Unknown) or contains_unknown(got):
@@ -621,12 +642,12 @@ def resolve_partial(value: Any, lookup: Callable[[Reference], Any], roots: froze
         changed = False
         new: dict[Any, Any] = {}
         for k, v in value.items():
-            r = resolve_partial(v, lookup, roots)
+            r = resolve_partial(v, lookup, roots, memo)
             changed = changed or r is not v
             new[k] = r
         return new if changed else value
     if isinstance(value, list):
-        items = [resolve_partial(v, lookup, roots) for v in value]
+        items = [resolve_partial(v, lookup, roots, memo) for v in value]
         if any(a is not b for a, b in zip(items, value, strict=True)):
             return items
         return value
@@ -666,9 +687,22 @@ def origin_of(expr_text: str) -> tuple[str, Any]:
     return original, (where() if where is not None else None)
 
 
-def _partial_expression(expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str]) -> Any:
+def _partial_expression(
+    expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str], memo: dict[str, Any] | None = None
+) -> Any:
     """Evaluate an expression whose references are all in `roots`, or else write the values of
     those that are into its source as literals (the result is an `Expression` to finish later)."""
+    if memo is None:
+        return _partial_expression_now(expr, lookup, roots)
+    if expr.text in memo:
+        return memo[expr.text]
+    got = _partial_expression_now(expr, lookup, roots)
+    if not any(r.root == "each" or r.dynamic for r in expr.refs):
+        memo[expr.text] = got
+    return got
+
+
+def _partial_expression_now(expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str]) -> Any:
     refs = [r.bind(lookup) if r.dynamic and _touches(r, roots) else r for r in expr.refs]
     values = {i: lookup(r) for i, r in enumerate(refs) if r.root in roots}
     if len(values) == len(refs) and not any(isinstance(v, Inline) for v in values.values()):
