@@ -273,7 +273,8 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     raise ConfigError(
                         f"{exc} (instance `{instance_address(name, key)}`)",
                         location=_ref_location(plan, base, props, exc.text),
-                        hint="check the for_each value or variable it refers to",
+                        # an expression's own error (cel.ExpressionEvalError) brings its hint
+                        hint=getattr(exc, "hint", None) or "check the for_each value or variable it refers to",
                     ) from None
                 if dynamic or through_locals:
                     # `${resources.web[each.key].id}` now names a key, and a local may have
