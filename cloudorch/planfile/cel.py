@@ -38,6 +38,8 @@ _UNKNOWN_CALL = "__unknown()"
 _UNKNOWN_MARK = "cloudorch: value known only after apply"
 #: cel-cpp prefixes its messages with a status code (`INVALID_ARGUMENT: ...`)
 _STATUS_RE = re.compile(r"^[A-Z_]+: ")
+#: cel-cpp's run-time wording of a type mismatch, reworded as its type checker says it
+_NO_OVERLOAD_RE = re.compile(r"^No matching overloads found : (.+?)\((.*)\)$")
 #: the hint every expression error carries
 HINT = (
     "expressions are CEL (https://cel.dev): `a ? b : c`, `+`, `size(x)`, `has(x.f)`, `l.map(x, ...)`, "
@@ -180,6 +182,7 @@ def evaluate(expr: Expression, lookup: Callable[[Reference], Any]) -> Any:
         raise _error(expr, f"cannot evaluate: {exc}") from None
     if result.type() == _env().error_type:
         message = _STATUS_RE.sub("", str(result.value()))
+        message = _NO_OVERLOAD_RE.sub(r"found no matching overload for '\1' applied to '(\2)'", message)
         if _UNKNOWN_MARK in message:
             return Unknown(expr.text)
         raise _error(expr, message)
