@@ -166,7 +166,12 @@ def evaluate(expr: Expression, lookup: Callable[[Reference], Any]) -> Any:
     values: dict[str, Any] = {}
     unknown: set[int] = set()
     for i, ref in enumerate(expr.refs):
-        value = lookup(ref)
+        try:
+            value = lookup(ref)
+        except ConfigError as exc:
+            if exc.location is None:  # the engine's lookup knows the target, not where it was read
+                exc.location = origin_of(expr.text)[1]
+            raise
         if isinstance(value, Unknown) or contains_unknown(value):
             unknown.add(i)
         else:
