@@ -37,6 +37,9 @@ NAMESPACES: dict[str, str] = {
 }
 #: kept for callers that test membership; `NAMESPACES` is the table to extend
 ROOTS = frozenset(NAMESPACES)
+#: namespaces whose NAME may be followed by an instance key written bare, inside an expression as
+#: in a plain reference: `resources.web[eu].arn` (elsewhere in an expression `[x]` is CEL's index)
+KEYED_NAMESPACES: set[str] = {"resources"}
 
 _ROOT_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _DOT_RE = re.compile(r"\.([A-Za-z0-9_-]+)")
@@ -318,7 +321,7 @@ def _expression_ref(
     path.append(m.group(1))
     pos = m.end()
     while True:
-        if root == "resources" and len(path) == 1:
+        if len(path) == 1 and root in KEYED_NAMESPACES:
             bm = _BRACKET_RE.match(body, pos)
             if bm is not None:
                 num, dq, sq, bare = bm.groups()

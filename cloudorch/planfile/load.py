@@ -59,7 +59,6 @@ PLAN_NAME_HINT = (
 STAGE_NAME_HINT = (
     "a stage name holds letters, digits, `_` and `-` (up to 63, not starting with `-`): it names state files"
 )
-_VAR_ENV = frozenset({"var", "env"})
 #: what a template resolves at load: variables, env vars and locals
 _LOAD_ROOTS = frozenset({"var", "env", "local"})
 _FORBIDDEN_KEY_CHARS = frozenset("[]\"'")
@@ -393,8 +392,8 @@ class _ReferenceChecker:
             secret = frozenset(k for k, v in m.variables.items() if v.sensitive)
             self.locals = compute_locals(m.locals, self.source_map, self._var_env_lookup, secret)
         for key, block in m.providers.items():
-            self._check_tree(block, ("providers", key), _VAR_ENV, "a provider block")
-        self._check_tree(m.backend, ("backend",), _VAR_ENV, "the backend")
+            self._check_tree(block, ("providers", key), _LOAD_ROOTS, "a provider block")
+        self._check_tree(m.backend, ("backend",), _LOAD_ROOTS, "the backend")
         for name, spec in m.resources.items():
             base = ("resources", name)
             if spec.for_each is not None:
