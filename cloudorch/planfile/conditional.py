@@ -11,7 +11,7 @@ is not in the plan but is in state is deleted by the planner, as any instance re
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import ConfigError, Location
 from cloudorch.planfile.expressions import (
@@ -20,11 +20,15 @@ from cloudorch.planfile.expressions import (
     Reference,
     Unknown,
     contains_unknown,
+    navigate,
     note_origin,
     parse_part,
     parse_template,
     resolve,
 )
+
+if TYPE_CHECKING:
+    from cloudorch.planfile.model import PlanSpec
 
 ENABLED_HINT = (
     "write `enabled: true`/`false`, or an expression known before anything is created, e.g. "
@@ -61,6 +65,36 @@ def evaluate_enabled(raw: Any, lookup: Callable[[Reference], Any], *, what: str,
     raise ConfigError(
         f"`enabled` of {what} must be true or false, got {type(raw).__name__}", location=location, hint=ENABLED_HINT
     )
+
+
+def disabled_instances(plan: PlanSpec) -> frozenset[str]:
+    """Addresses of the plan's instances whose `enabled` is false (they are not in the plan)."""
+    out: set[str] = set()
+    locals_ = plan.local_values
+    for name, spec in plan.resources.items():
+        if spec.enabled is None or spec.enabled is True:
+            continue
+        keys = plan.for_each_keys.get(name)
+        items: list[tuple[str | None, Any]] = list(keys.items()) if keys is not None else [(None, None)]
+        where = plan.location("resources", name, "enabled")
+        for key, each_value in items:
+
+            def lookup(ref: Reference, key: str | None = key, each_value: Any = each_value) -> Any:
+                if ref.root == "var":
+                    return navigate(plan.variable_values[str(ref.path[0])], ref.path[1:], ref.text)
+                if ref.root == "env":
+                    return plan.env_values[str(ref.path[0])]
+                if ref.root == "local":
+                    return locals_.lookup(ref)
+                if ref.path[0] == "key":
+                    return key
+                return navigate(each_value, ref.path[1:], ref.text)
+
+            address = name if key is None else f"{name}[{key}]"
+            what = f"instance `{address}`" if key is not None else f"resource `{name}`"
+            if not evaluate_enabled(spec.enabled, lookup, what=what, location=where):
+                out.add(address)
+    return frozenset(out)
 
 
 def _target_address(ref: Reference) -> str:

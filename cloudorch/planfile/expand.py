@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudorch.errors import ConfigError, Location, did_you_mean
-from cloudorch.planfile.conditional import evaluate_enabled, null_disabled
+from cloudorch.planfile.conditional import null_disabled
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
@@ -32,7 +32,8 @@ _INSTANCE_ROOTS = frozenset({"var", "env", "each", "local"})
 class Instance:
     """One resource instance after for_each expansion.
 
-    `properties` is a template: `var`, `env` and `each` are resolved, `${resources...}` (and
+    `properties` is a template: `var`, `env`, `each` and `local` are resolved (an expression is
+    evaluated, or has those values written into it), `${resources...}` (and
     `${stage...}`/`${release...}`) remain, and literal `${` stay escaped as `$${`. Always pass
     it through `resolve(properties, lookup)` before use. Treat it as read-only: instances
     share unchanged containers with the plan and with each other.
@@ -234,7 +235,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     env_values = plan.env_values
     local_values = plan.local_values
     texts = _secret_texts(plan) if plan.sensitive_variables() else set()
-    disabled = disabled_instances(plan)
+    disabled = plan.disabled
     memo: dict[str, Any] = {}  # expressions without `each` evaluate alike in every instance
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
@@ -311,35 +312,6 @@ def _expand(plan: PlanSpec) -> list[Instance]:
             )
     for name, output in plan.outputs.items():
         check_resource_refs(plan, find_refs(output.value), ("outputs", name), output.value)
-    return out
-
-
-def disabled_instances(plan: PlanSpec) -> set[str]:
-    """Addresses of the instances whose `enabled` is false (they are not in the plan)."""
-    out: set[str] = set()
-    for name, spec in plan.resources.items():
-        if spec.enabled is None or spec.enabled is True:
-            continue
-        keys = plan.for_each_keys.get(name)
-        items: list[tuple[str | None, Any]] = list(keys.items()) if keys is not None else [(None, None)]
-        for key, each_value in items:
-
-            def lookup(ref: Reference, key: str | None = key, each_value: Any = each_value) -> Any:
-                if ref.root == "var":
-                    return navigate(plan.variable_values[str(ref.path[0])], ref.path[1:], ref.text)
-                if ref.root == "env":
-                    return plan.env_values[str(ref.path[0])]
-                if ref.root == "local":
-                    return plan.local_values.lookup(ref)
-                if ref.path[0] == "key":
-                    return key
-                return navigate(each_value, ref.path[1:], ref.text)
-
-            address = instance_address(name, key)
-            what = f"instance `{address}`" if key is not None else f"resource `{name}`"
-            where = plan.location("resources", name, "enabled")
-            if not evaluate_enabled(spec.enabled, lookup, what=what, location=where):
-                out.add(address)
     return out
 
 

@@ -669,13 +669,16 @@ def _expr_touches(expr: Expression, roots: frozenset[str]) -> bool:
 
 #: an expression rewritten by `resolve_partial` -> the expression as the plan file wrote it
 _ORIGINS: dict[str, str] = {}
-#: an expression as written -> where (computed on demand: only an error needs it)
-_WHERE: dict[str, Callable[[], Any]] = {}
+#: an expression as written -> (file, where in it: computed on demand, only an error needs it)
+_WHERE: dict[str, tuple[str, Callable[[], Any]]] = {}
 
 
-def note_location(expr_text: str, where: Callable[[], Any]) -> None:
-    """Remember where an expression was written, for errors found when it is evaluated later."""
-    _WHERE.setdefault(expr_text, where)
+def note_location(expr_text: str, where: Callable[[], Any], file: str = "") -> None:
+    """Remember where an expression was written, for errors found when it is evaluated later: its
+    first place in a file (a plan loaded later in the same process takes the entry over)."""
+    got = _WHERE.get(expr_text)
+    if got is None or got[0] != file:
+        _WHERE[expr_text] = (file, where)
 
 
 def note_origin(new_text: str, written: str) -> None:
@@ -686,8 +689,8 @@ def note_origin(new_text: str, written: str) -> None:
 def origin_of(expr_text: str) -> tuple[str, Any]:
     """(the expression as written, its location or None) for an expression, maybe rewritten."""
     original = _ORIGINS.get(expr_text, expr_text)
-    where = _WHERE.get(original)
-    return original, (where() if where is not None else None)
+    got = _WHERE.get(original)
+    return original, (got[1]() if got is not None else None)
 
 
 def _partial_expression(

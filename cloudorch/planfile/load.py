@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from cloudorch.errors import ConfigError, Location, did_you_mean
+from cloudorch.planfile.conditional import disabled_instances
 from cloudorch.planfile.expressions import (
     Expression,
     ExpressionError,
@@ -155,6 +156,7 @@ def _load(
     plan.release = resolve_partial(model.release, lookup, _LOAD_ROOTS)
     plan.policies = resolve_partial(model.policies, lookup, _LOAD_ROOTS)
     plan.for_each_keys = checker.for_each_keys
+    plan.disabled = disabled_instances(plan)
     return plan
 
 
@@ -461,7 +463,7 @@ class _ReferenceChecker:
         from cloudorch.planfile.cel import compile_check
 
         source_map = self.source_map
-        note_location(expr.text, lambda: source_map.location(where.path()))
+        note_location(expr.text, lambda: source_map.location(where.path()), source_map.file)
         for ref in expr.refs:
             self._check_ref(ref, where, allowed, known_early, resource)
         compile_check(expr)

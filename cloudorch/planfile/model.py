@@ -215,6 +215,8 @@ class PlanSpec:
     #: `locals:` as written, and their values (`cloudorch.planfile.locals`)
     locals: dict[str, Any] = field(default_factory=dict)
     local_values: Locals = field(default_factory=Locals, repr=False)
+    #: addresses of the instances whose `enabled` is false: not in the plan, deleted from state
+    disabled: frozenset[str] = frozenset()
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""

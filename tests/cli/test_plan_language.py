@@ -68,6 +68,7 @@ def test_enabled_flips_a_resource_on_and_off_across_applies(cli, lang_plan) -> N
     assert r.code == 0, r.out + r.err
     changes = _by_address(r.json())
     assert changes["cdn"]["action"] == "delete"
+    assert changes["cdn"]["reasons"] == ["disabled (`enabled` is false)"]
     assert changes["edge[us]"]["action"] == "delete"
     assert changes["edge[eu]"]["action"] == "no-op"
     r = cli("apply", str(plan), "--auto-approve", "--json")
@@ -157,3 +158,13 @@ def test_an_expression_failing_on_a_resource_value_is_located(cli, lang_plan) ->
     assert "CEL" in err["hint"]
     r = cli("validate", str(plan))
     assert r.code == 0, r.out + r.err  # nothing is wrong before a's value is known
+
+
+def test_disabling_a_protected_resource_is_refused(cli, lang_plan) -> None:  # type: ignore[no-untyped-def]
+    plan = lang_plan("protected_disabled.yaml")
+    assert cli("apply", str(plan), "--auto-approve").code == 0
+    r = cli("plan", str(plan), "--var", "keep=false")
+    assert r.code == 1
+    assert "db has lifecycle.prevent_destroy set and would be destroyed" in r.err
+    assert "protected_disabled.yaml:" in r.err
+    assert "db" in _state(cli, plan)
