@@ -21,7 +21,7 @@ from cloudorch.engine.providerset import ProviderSet
 from cloudorch.engine.retry import call_with_retries
 from cloudorch.errors import ConfigError, Location, ProviderError, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
-from cloudorch.planfile.expand import instance_address
+from cloudorch.planfile.expand import instance_address, unexpanded
 from cloudorch.planfile.expressions import find_refs
 from cloudorch.provider.contract import (
     RECOMPUTED,
@@ -380,6 +380,9 @@ class Planner:
             if address in self.instances and not req.destroy:
                 continue
             spec = self.instances.get(address)
+            disabled = not req.destroy and address in self.plan.disabled  # `enabled` is false
+            if disabled:
+                spec = unexpanded(self.plan, address.partition("[")[0])
             if spec is not None and spec.lifecycle.prevent_destroy:
                 raise ConfigError(
                     f"{address} has lifecycle.prevent_destroy set and would be destroyed",
@@ -398,7 +401,9 @@ class Planner:
                     id=rec.id,
                     before={k: _mask(v, k in sens) for k, v in rec.properties.items()},
                     after=None,
-                    reasons=["destroy requested"] if req.destroy else ["removed from the plan file"],
+                    reasons=["destroy requested"]
+                    if req.destroy
+                    else ["disabled (`enabled` is false)" if disabled else "removed from the plan file"],
                     depends_on=list(rec.dependencies),
                     sensitive=sorted(sens),
                 )

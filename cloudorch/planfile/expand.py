@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudorch.errors import ConfigError, Location, did_you_mean
+from cloudorch.planfile.conditional import null_disabled
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
@@ -24,14 +25,15 @@ from cloudorch.planfile.limits import InputLimits, raise_hint
 from cloudorch.planfile.model import Lifecycle, PlanSpec
 from cloudorch.planfile.source import paused_gc
 
-_INSTANCE_ROOTS = frozenset({"var", "env", "stacks", "each"})
+_INSTANCE_ROOTS = frozenset({"var", "env", "stacks", "each", "local"})
 
 
 @dataclass
 class Instance:
     """One resource instance after for_each expansion.
 
-    `properties` is a template: `var`, `env` and `each` are resolved, `${resources...}` (and
+    `properties` is a template: `var`, `env`, `each` and `local` are resolved (an expression is
+    evaluated, or has those values written into it), `${resources...}` (and
     `${stage...}`/`${release...}`) remain, and literal `${` stay escaped as `$${`. Always pass
     it through `resolve(properties, lookup)` before use. Treat it as read-only: instances
     share unchanged containers with the plan and with each other.
@@ -116,6 +118,8 @@ def unexpanded(plan: PlanSpec, name: str) -> Instance:
             return navigate(plan.variable_values[str(ref.path[0])], ref.path[1:], ref.text)
         if ref.root == "stacks":
             return navigate(plan.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
+        if ref.root == "local":
+            return plan.local_values.lookup(ref)
         return plan.env_values[str(ref.path[0])]
 
     return Instance(
@@ -124,7 +128,7 @@ def unexpanded(plan: PlanSpec, name: str) -> Instance:
         key=None,
         type=spec.type,
         provider=spec.provider or spec.type.partition(".")[0],
-        properties=resolve_partial(spec.properties, lookup, frozenset({"var", "env", "stacks"})),
+        properties=resolve_partial(spec.properties, lookup, frozenset({"var", "env", "stacks", "local"})),
         depends_on=list(spec.depends_on),
         lifecycle=spec.lifecycle,
         location=plan.location("resources", name),
@@ -161,6 +165,7 @@ def _sensitive_sources(plan: PlanSpec, name: str) -> frozenset[str]:
     secret = plan.sensitive_variables()
     found = {f"var.{v}" for v in secret} | {f"env.{v}" for v in plan.sensitive_env}
     found |= {f"stacks.{stack}.outputs.{out}" for stack, out in plan.stack_secrets}
+    found |= {f"local.{n}" for n in plan.local_values.sensitive}
     for_each = plan.resources[name].for_each
     if for_each is not None and any(_is_sensitive_ref(r, frozenset(found)) for r in find_refs(for_each)):
         found.add("each")
@@ -171,7 +176,7 @@ def _is_sensitive_ref(ref: Reference, sources: frozenset[str]) -> bool:
     if ref.root == "each":
         # the keys of a for_each name instances (they are addresses): only values are secret
         return "each" in sources and bool(ref.path) and ref.path[0] == "value"
-    if ref.root in ("var", "env") and ref.path:
+    if ref.root in ("var", "env", "local") and ref.path:
         return f"{ref.root}.{ref.path[0]}" in sources
     if ref.root == "stacks" and len(ref.path) >= 3:
         return f"stacks.{ref.path[0]}.outputs.{ref.path[2]}" in sources
@@ -211,14 +216,23 @@ def check_output_sensitivity(plan: PlanSpec) -> None:
     secret = {("var", v) for v in plan.sensitive_variables()} | {("env", v) for v in plan.sensitive_env}
     secret |= {("stacks", f"{stack}.outputs.{out}") for stack, out in plan.stack_secrets}
     texts = _secret_texts(plan)
+    secret_locals = plan.local_values.sensitive
     for name, output in plan.outputs.items():
         if output.sensitive:
             continue
-        used = sorted({(root, head) for root, head in output.written_refs if (root, head) in secret})
+        used = sorted(
+            {
+                (root, head)
+                for root, head in output.written_refs
+                if (root, head) in secret or (root == "local" and head in secret_locals)
+            }
+        )
         if not used and _holding_secret({"value": output.value}, texts):
             used = sorted(secret)  # through a stage's vars or the release block: the value tells
         if used:
-            what = {"var": "variable", "env": "environment variable", "stacks": "output of stack"}[used[0][0]]
+            what = {"var": "variable", "env": "environment variable", "stacks": "output of stack", "local": "local"}[
+                used[0][0]
+            ]
             raise ConfigError(
                 f"output `{name}` is built from sensitive {what} `{used[0][1]}` but is not declared sensitive",
                 location=plan.location("outputs", name),
@@ -232,7 +246,10 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     out: list[Instance] = []
     values = plan.variable_values
     env_values = plan.env_values
+    local_values = plan.local_values
     texts = _secret_texts(plan) if plan.has_secrets() else set()
+    disabled = plan.disabled
+    memo: dict[str, Any] = {}  # expressions without `each` evaluate alike in every instance
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
@@ -240,6 +257,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         check_resource_refs(plan, refs, base, props)
         deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
         dynamic = any(r.dynamic for r in refs)
+        through_locals = any(r.root == "local" for r in refs)
         needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]
@@ -255,26 +273,47 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     return env_values[str(ref.path[0])]
                 if ref.root == "stacks":
                     return navigate(plan.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
+                if ref.root == "local":
+                    return local_values.lookup(ref)
                 if ref.path[0] == "key":
                     return key
                 return navigate(each_value, ref.path[1:], ref.text)
 
+            address = instance_address(name, key)
+            if disabled and address in disabled:
+                continue
             if needs_resolve:
                 try:
-                    resolved = resolve_partial(props, lookup, _INSTANCE_ROOTS)
+                    resolved = resolve_partial(props, lookup, _INSTANCE_ROOTS, memo)
                 except ExpressionError as exc:
                     raise ConfigError(
                         f"{exc} (instance `{instance_address(name, key)}`)",
                         location=_ref_location(plan, base, props, exc.text),
-                        hint="check the for_each value or variable it refers to",
+                        # an expression's own error (cel.ExpressionEvalError) brings its hint
+                        hint=getattr(exc, "hint", None) or "check the for_each value or variable it refers to",
                     ) from None
-                if dynamic:  # `${resources.web[each.key].id}` now names a key: does it exist?
-                    check_resource_refs(plan, find_refs(resolved), base, resolved)
+                if dynamic or through_locals:
+                    # `${resources.web[each.key].id}` now names a key, and a local may have
+                    # brought references in: do they exist, and what does the instance depend on?
+                    now = find_refs(resolved)
+                    check_resource_refs(plan, now, base, resolved)
+                    if through_locals:
+                        deps = list(dict.fromkeys([*deps, *(str(r.path[0]) for r in now if r.root == "resources")]))
             else:
                 resolved = props
+            if disabled:
+                try:
+                    resolved = null_disabled(resolved, disabled)
+                except ExpressionError as exc:
+                    raise ConfigError(
+                        f"{exc} (instance `{address}`)",
+                        location=_ref_location(plan, base, props, exc.text),
+                        hint="read it inside an expression that tests the same condition, e.g. "
+                        "`${var.use_cdn ? resources.cdn.domain : null}` (a disabled instance reads as null there)",
+                    ) from None
             out.append(
                 Instance(
-                    address=instance_address(name, key),
+                    address=address,
                     name=name,
                     key=key,
                     type=spec.type,

@@ -19,10 +19,13 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from cloudorch.errors import ConfigError, Location, did_you_mean
+from cloudorch.planfile.conditional import disabled_instances
 from cloudorch.planfile.expressions import (
+    Expression,
     ExpressionError,
     Reference,
     navigate,
+    note_location,
     parse_template,
     path_of,
     resolve,
@@ -30,6 +33,7 @@ from cloudorch.planfile.expressions import (
     strings_in,
 )
 from cloudorch.planfile.limits import InputLimits
+from cloudorch.planfile.locals import Locals, compute_locals
 from cloudorch.planfile.model import (
     NAME_PATTERN,
     PROVIDER_KEY_PATTERN,
@@ -58,10 +62,13 @@ PLAN_NAME_HINT = (
 STAGE_NAME_HINT = (
     "a stage name holds letters, digits, `_` and `-` (up to 63, not starting with `-`): it names state files"
 )
-#: roots known when the file is loaded: variables, the environment and other stacks' outputs
-_VAR_ENV = frozenset({"var", "env", "stacks"})
+#: what a template resolves at load: variables, env vars, locals and other stacks' outputs
+_LOAD_ROOTS = frozenset({"var", "env", "local", "stacks"})
 _FORBIDDEN_KEY_CHARS = frozenset("[]\"'")
 _SYNTAX_HINT = "references look like `${var.name}` or `${resources.web.arn}`; write `$${` for a literal `${`"
+
+#: what `locals:` may read
+_LOCAL_SCOPE = frozenset({"var", "env", "local", "resources"})
 
 _FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "top": TOP_LEVEL_KEYS,
@@ -147,18 +154,33 @@ def _load(
         stack_values=checker.stack_values,
         stack_secrets=frozenset(checker.stack_secrets),
         source_map=source_map,
+        locals=model.locals,
+        local_values=checker.locals,
     )
     lookup = checker.lookup
     plan.providers = {k: resolve(v, lookup) for k, v in model.providers.items()}
     plan.backend = resolve(model.backend, lookup)
     plan.outputs = {
-        k: o.model_copy(update={"value": resolve_partial(o.value, lookup, _VAR_ENV)}) for k, o in model.outputs.items()
+        k: o.model_copy(update={"value": _resolve_located(o.value, lookup, source_map, ("outputs", k))})
+        for k, o in model.outputs.items()
     }
-    plan.stages = resolve_partial(model.stages, lookup, _VAR_ENV)
-    plan.release = resolve_partial(model.release, lookup, _VAR_ENV)
-    plan.policies = resolve_partial(model.policies, lookup, _VAR_ENV)
+    plan.stages = resolve_partial(model.stages, lookup, _LOAD_ROOTS)
+    plan.release = resolve_partial(model.release, lookup, _LOAD_ROOTS)
+    plan.policies = resolve_partial(model.policies, lookup, _LOAD_ROOTS)
     plan.for_each_keys = checker.for_each_keys
+    plan.disabled = disabled_instances(plan)
     return plan
+
+
+def _resolve_located(value: Any, lookup: Any, source_map: SourceMap, base: FieldPath) -> Any:
+    try:
+        return resolve_partial(value, lookup, _LOAD_ROOTS)
+    except ConfigError:
+        raise
+    except ExpressionError as exc:
+        raise ConfigError(
+            str(exc), location=source_map.location((*base, *path_of(value, exc.text))) if exc.text else None
+        ) from None
 
 
 # --------------------------------------------------------------------------- shape
@@ -291,6 +313,7 @@ def _check_names(model: PlanFileModel, source_map: SourceMap) -> None:
         ("resources", model.resources),
         ("variables", model.variables),
         ("outputs", model.outputs),
+        ("locals", model.locals),
     ):
         for name in names:
             if not _NAME_RE.match(name):
@@ -366,6 +389,7 @@ class _ReferenceChecker:
         self.stack_secrets: set[tuple[str, str]] = set()
         self._stack_outputs: dict[str, Mapping[str, StackOutput]] = {}
         self.for_each_keys: dict[str, dict[str, Any]] = {}
+        self.locals = Locals()
         # strings already checked in a given scope: plans repeat the same templates
         self._checked: set[tuple[str, str]] = set()
 
@@ -377,19 +401,29 @@ class _ReferenceChecker:
             return self.env_values[str(ref.path[0])]
         if ref.root == "stacks":
             return navigate(self.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
+        if ref.root == "local":
+            return self.locals.lookup(ref)
         raise ExpressionError(f"`{ref.text}` cannot be resolved here")  # pragma: no cover
 
     def check_all(self) -> None:
         m = self.model
+        if m.locals:
+            for name, value in m.locals.items():
+                self._check_tree(value, ("locals", name), _LOCAL_SCOPE, None)
+            secret = frozenset(k for k, v in m.variables.items() if v.sensitive)
+            self.locals = compute_locals(m.locals, self.source_map, self._var_env_lookup, secret)
         for key, block in m.providers.items():
-            self._check_tree(block, ("providers", key), _VAR_ENV, "a provider block")
-        self._check_tree(m.backend, ("backend",), _VAR_ENV, "the backend")
+            self._check_tree(block, ("providers", key), _LOAD_ROOTS, "a provider block")
+        self._check_tree(m.backend, ("backend",), _LOAD_ROOTS, "the backend")
         for name, spec in m.resources.items():
             base = ("resources", name)
             if spec.for_each is not None:
-                self._check_tree(spec.for_each, (*base, "for_each"), _VAR_ENV, "for_each")
+                self._check_tree(spec.for_each, (*base, "for_each"), _LOAD_ROOTS, "for_each")
                 self.for_each_keys[name] = self._for_each_keys(name, spec.for_each)
-            allowed = {"var", "env", "stacks", "resources", "stage", "release"}
+            if isinstance(spec.enabled, str):
+                scope = _LOAD_ROOTS | {"each"} if spec.for_each is not None else _LOAD_ROOTS
+                self._check_tree(spec.enabled, (*base, "enabled"), scope, "enabled")
+            allowed = {"var", "env", "local", "stacks", "resources", "stage", "release"}
             if spec.for_each is not None:
                 allowed.add("each")
             self._check_tree(spec.properties, (*base, "properties"), frozenset(allowed), None, name)
@@ -400,7 +434,7 @@ class _ReferenceChecker:
                         location=self.source_map.location((*base, "depends_on", i)),
                         hint=did_you_mean(dep, list(m.resources)) or "depends_on names resources of this plan",
                     )
-        later = frozenset({"var", "env", "stacks", "resources", "stage", "release"})
+        later = frozenset({"var", "env", "local", "stacks", "resources", "stage", "release"})
         for name, out in m.outputs.items():
             self._check_tree(out.value, ("outputs", name), later, None)
         self._check_tree(m.stages, ("stages",), later, None)
@@ -433,7 +467,30 @@ class _ReferenceChecker:
             for p in parts:
                 if isinstance(p, Reference):
                     self._check_ref(p, where, allowed, known_early, resource)
+                elif isinstance(p, Expression):
+                    self._check_expression(p, where, allowed, known_early, resource)
             self._checked.add((scope, s))
+
+    def _check_expression(
+        self,
+        expr: Expression,
+        where: _LazyPath,
+        allowed: frozenset[str],
+        known_early: str | None,
+        resource: str | None,
+    ) -> None:
+        from cloudorch.planfile.cel import compile_check
+
+        source_map = self.source_map
+        note_location(expr.text, lambda: source_map.location(where.path()), source_map.file)
+        for ref in expr.refs:
+            self._check_ref(ref, where, allowed, known_early, resource)
+        compile_check(expr)
+
+    def _var_env_lookup(self, ref: Reference) -> Any:
+        if ref.root == "env":
+            self.env_values.setdefault(str(ref.path[0]), self.env[str(ref.path[0])])
+        return self.lookup(ref)
 
     def _check_ref(
         self,
@@ -479,6 +536,8 @@ class _ReferenceChecker:
                     location=self.source_map.location(where.path()),
                     hint=f"check the value of variable `{head}`",
                 ) from None
+        elif ref.root == "local":
+            self._check_local_ref(ref, head, where, known_early)
         elif ref.root == "env":
             if len(ref.path) != 1:
                 raise ConfigError(
@@ -569,6 +628,29 @@ class _ReferenceChecker:
             navigate(value, ref.path[3:], ref.text)
         except ExpressionError as exc:
             raise ConfigError(str(exc), location=location, hint=f"check output `{name}` of stack `{head}`") from None
+    def _check_local_ref(self, ref: Reference, head: str, where: _LazyPath, known_early: str | None) -> None:
+        declared = self.model.locals
+        if head not in declared:
+            raise ConfigError(
+                f"`{ref.text}` refers to undeclared local `{head}`",
+                location=self.source_map.location(where.path()),
+                hint=did_you_mean(head, list(declared)) or f"declare it under `locals:`, e.g. `{head}: ...`",
+            )
+        if not (self.locals.values or self.locals.templates):
+            return  # checking the locals themselves: `locals.local_order` checks these references
+        if known_early and not self.locals.is_static(head):
+            raise ConfigError(
+                f"`{ref.text}`: local `{head}` reads resources, and {known_early} must be known "
+                "before anything is created",
+                location=self.source_map.location(where.path()),
+                hint="use a local that reads only var, env and other such locals",
+            )
+        try:
+            self.locals.lookup(ref)
+        except ExpressionError as exc:
+            raise ConfigError(
+                str(exc), location=self.source_map.location(where.path()), hint=f"check the value of local `{head}`"
+            ) from None
 
     def _for_each_keys(self, name: str, raw: Any) -> dict[str, Any]:
         where = ("resources", name, "for_each")

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cloudorch.errors import Location
+from cloudorch.planfile.locals import Locals
 from cloudorch.planfile.source import SourceMap
 from cloudorch.planfile.stackref import StackRefSpec
 from cloudorch.planfile.stages import section_json_schema
@@ -85,6 +86,11 @@ class ResourceSpec(_Strict):
     )
     for_each: Any = Field(None, description="A list of strings or a mapping (or `${var.x}`): one instance per key.")
     lifecycle: Lifecycle = Field(default_factory=Lifecycle, description="Replacement and protection rules.")
+    enabled: bool | str | None = Field(
+        None,
+        description="false (or a `${...}` expression giving false, known at plan: var, env, local, each) "
+        "leaves the resource (or that for_each instance) out of the plan; one in state is deleted.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +152,11 @@ class PlanFileModel(_Strict):
     version: Literal[1] = Field(description="Plan file format version; only 1 exists.")
     name: str | None = Field(None, description="The plan's name, e.g. the application.")
     variables: dict[str, VariableSpec] = Field(default_factory=dict, description="Declared inputs.")
+    locals: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Named values computed once, read as `${local.NAME}`; they may read var, env, "
+        "resources and other locals.",
+    )
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Provider blocks by key (`aws`, `aws.west`); each provider validates its own block.",
@@ -177,7 +188,9 @@ class PlanFileModel(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
-        data = _drop_empty(data, ("variables", "providers", "resources", "outputs", "sensitive_env", "stacks"))
+        data = _drop_empty(
+            data, ("variables", "providers", "resources", "outputs", "sensitive_env", "stacks", "locals")
+        )
         providers = data.get("providers") if isinstance(data, dict) else None
         if isinstance(providers, dict) and any(v is None for v in providers.values()):
             # `aws:` alone is a provider block with every setting at its default
@@ -223,6 +236,11 @@ class PlanSpec:
     #: for_each keys (and each.value) per resource that has for_each, in file order
     for_each_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_map: SourceMap | None = field(default=None, repr=False)
+    #: `locals:` as written, and their values (`cloudorch.planfile.locals`)
+    locals: dict[str, Any] = field(default_factory=dict)
+    local_values: Locals = field(default_factory=Locals, repr=False)
+    #: addresses of the instances whose `enabled` is false: not in the plan, deleted from state
+    disabled: frozenset[str] = frozenset()
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""

@@ -2,7 +2,7 @@
 
 This module owns the export only: the plan file models' own schema, plus each installed
 resource type's Properties under an `if type == T then properties: ...` branch. Property values
-may always be a `${...}` expression string instead of their declared type.
+may always be a `${...}` expression string instead of their declared type; so may `enabled`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _EXPRESSION = {
     "type": "string",
     "pattern": r"\$\{[^}]+\}",
-    "description": "A `${...}` reference, resolved when the plan is loaded or applied.",
+    "description": "A `${...}` reference (`${var.x}`, `${local.x}`, `${resources.NAME.ATTR}`) or CEL expression "
+    "(`${var.prod ? 3 : 1}`, `${upper(var.name)}`), resolved when the plan is loaded, planned or applied.",
 }
 
 
@@ -78,6 +79,13 @@ def plan_json_schema(registry: Registry) -> dict[str, Any]:
             type_schema["enum"] = [t.type_name for t in types]
         resource["properties"]["type"] = type_schema
         resource["allOf"] = branches
+        if "enabled" in resource["properties"]:
+            # `enabled` is a bool or an expression giving one, never any other string
+            enabled = resource["properties"]["enabled"]
+            resource["properties"]["enabled"] = {
+                "anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/Expression"}, {"type": "null"}],
+                **_doc_of(enabled),
+            }
         all_defs["ResourceSpec"] = resource
 
     # `name: "${...}"` is short for `name: {value: "${...}"}` (OutputSpec._shorthand)

@@ -19,7 +19,7 @@ from cloudorch.planfile.expressions import (
     Reference,
     Unknown,
     contains_unknown,
-    parse_template,
+    find_refs,
     path_of,
     resolve,
     strings_in,
@@ -261,11 +261,11 @@ def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]
     seen: set[str] = set()
     for base, value in trees:
         for s in strings_in(value):
-            if "${resources" not in s or s in seen:
+            if "resources" not in s or "${" not in s or s in seen:
                 continue
             seen.add(s)
-            for ref in parse_template(s):
-                if not isinstance(ref, Reference) or ref.root != "resources":
+            for ref in find_refs(s):  # references inside expressions too
+                if ref.root != "resources":
                     continue
                 # expand() has checked that the target and its instance key exist
                 target, _key, attr = ref.resource_target()

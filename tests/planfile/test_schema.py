@@ -62,3 +62,18 @@ def test_unknown_property_is_rejected(schema: dict[str, Any]) -> None:
     plan = {"version": 1, "resources": {"n": {"type": "core.null", "properties": {"valuez": {}}}}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(plan, schema)
+
+
+@pytest.mark.parametrize("name", ["conditional.yaml", "locals_unknowns.yaml", "sensitive.yaml"])
+def test_plans_with_locals_expressions_and_enabled_validate(schema: dict[str, Any], name: str) -> None:
+    lang = GOOD.parent.parent / "lang"
+    jsonschema.validate(yaml.safe_load((lang / name).read_text()), schema)
+
+
+@pytest.mark.parametrize("enabled", [3, "yes", ["${var.on}"]])
+def test_enabled_is_a_bool_or_an_expression(schema: dict[str, Any], enabled: Any) -> None:
+    doc = {"version": 1, "resources": {"a": {"type": "core.null", "enabled": enabled}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+    doc["resources"]["a"]["enabled"] = "${var.on}"
+    jsonschema.validate(doc, schema)
