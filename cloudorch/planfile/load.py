@@ -116,6 +116,10 @@ def _load(
     model = _validate_model(data, source_map)
     _check_names(model, source_map)
     values = choose_values(model.variables, vars=vars or {}, var_files=var_files, plan_source=source_map)
+    if model.modules:  # module instances join the plan as resources with module addresses
+        from cloudorch.planfile.modules import expand_modules
+
+        model, source_map = expand_modules(model, source_map, path, values, os.environ if env is None else env)
     checker = _ReferenceChecker(model, values, os.environ if env is None else env, source_map)
     checker.check_all()
     plan = PlanSpec(

@@ -125,6 +125,27 @@ class OutputSpec(_Strict):
         return {"value": data}
 
 
+class ModuleCallSpec(_Strict):
+    """One use of a module: its folder (or git source), instances and inputs (see `modules.py`)."""
+
+    source: str = Field(
+        description="A folder holding `module.yaml`, relative to this file, or "
+        "`git+https://HOST/REPO.git//SUB/DIR?ref=REF` (also `git+file://`, `git+ssh://`), pinned in `cloudorch.lock`."
+    )
+    for_each: Any = Field(
+        None, description="A list of strings or a mapping (or `${var.x}`): one module instance per key."
+    )
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="Values of the module's variables; may hold `${...}` references."
+    )
+    description: str = Field("", description="What this use of the module is for.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        return _drop_empty(data, ("inputs",))
+
+
 def _release_schema(schema: dict[str, Any], section: str) -> None:
     """The JSON Schema of `stages:` / `release:` comes from their models in `stages.py`."""
     description = schema.get("description")
@@ -157,11 +178,14 @@ class PlanFileModel(_Strict):
     )
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
     backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
+    modules: dict[str, ModuleCallSpec] = Field(
+        default_factory=dict, description="Module uses by name; their resources are addressed `module.NAME[KEY].RES`."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
-        data = _drop_empty(data, ("variables", "providers", "resources", "outputs"))
+        data = _drop_empty(data, ("variables", "providers", "resources", "outputs", "modules"))
         providers = data.get("providers") if isinstance(data, dict) else None
         if isinstance(providers, dict) and any(v is None for v in providers.values()):
             # `aws:` alone is a provider block with every setting at its default
