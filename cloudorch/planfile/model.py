@@ -138,12 +138,17 @@ class ModuleCallSpec(_Strict):
     inputs: dict[str, Any] = Field(
         default_factory=dict, description="Values of the module's variables; may hold `${...}` references."
     )
+    providers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider blocks for the module's resources: the key they use in the module -> a block "
+        "of this file, e.g. `{aws: aws.eu}` or `{aws: \"aws.${each.key}\"}`; by default the caller's.",
+    )
     description: str = Field("", description="What this use of the module is for.")
 
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
-        return _drop_empty(data, ("inputs",))
+        return _drop_empty(data, ("inputs", "providers"))
 
 
 def _release_schema(schema: dict[str, Any], section: str) -> None:

@@ -39,6 +39,7 @@ from cloudorch.planfile.expressions import (
 from cloudorch.planfile.limits import InputLimits
 from cloudorch.planfile.model import (
     NAME_PATTERN,
+    PROVIDER_KEY_PATTERN,
     ModuleCallSpec,
     PlanFileModel,
     ResourceSpec,
@@ -57,6 +58,7 @@ NAMED_SECTIONS: dict[str, str] = {"resources": "resources", "data": "data", "loc
 #: references a module passes through unchanged (they mean the same everywhere in a plan)
 _PASS_THROUGH = frozenset({"env", "stage", "release"})
 _NAME_RE = re.compile(NAME_PATTERN)
+_PROVIDER_KEY_RE = re.compile(PROVIDER_KEY_PATTERN)
 _PLAIN_STEP = re.compile(r"^[A-Za-z0-9_-]+$")
 _FORBIDDEN_KEY_CHARS = frozenset("[]\"'")
 
@@ -172,6 +174,8 @@ class _Frame:
     key: str | None = None
     each_value: Any = None
     _calls: dict[str, _Call] | None = None
+    #: provider block keys as written in this frame -> keys of the root plan's blocks
+    provider_map: dict[str, str] = field(default_factory=dict)
     vars: dict[str, tuple[Any, bool]] = field(default_factory=dict)
     outs: dict[str, tuple[Any, bool]] = field(default_factory=dict)
 
@@ -392,7 +396,44 @@ class _Expander:
                         call,
                         key,
                         each_value,
+                        provider_map=self._provider_map(call, key, each_value),
                     )
+
+    def _provider_map(self, call: _Call, key: str | None, each_value: Any) -> dict[str, str]:
+        """The caller's provider blocks, with the call's `providers:` (in the caller's terms) on top."""
+        out = dict(call.frame.provider_map)
+        declared = self.root.model.providers
+        for inner, raw in call.spec.providers.items():
+            base: FieldPath = ("modules", call.name, "providers", inner)
+            where = call.frame.source_map.location(base)
+            value = self.rewrite(raw, _Ctx(call.frame, base, raw, "call", call, key, each_value))
+            if not isinstance(value, str) or _has_refs(value):
+                raise ConfigError(
+                    f"provider block of module `{call.name}` for `{inner}` must be known when the plan is loaded",
+                    location=where,
+                    hint="write a block key such as `aws.eu`, or build it from `each.key`",
+                )
+            target = call.frame.provider_map.get(value, value)
+            if not _PROVIDER_KEY_RE.match(inner) or not _PROVIDER_KEY_RE.match(target):
+                raise ConfigError(
+                    f"invalid provider block key in `providers:` of module `{call.name}`: {inner!r} -> {target!r}",
+                    location=where,
+                    hint="map a key the module uses (`aws`) to a block of this plan (`aws.eu`)",
+                )
+            if inner.partition(".")[0] != target.partition(".")[0]:
+                raise ConfigError(
+                    f"module `{call.name}`: `{inner}` cannot use provider block `{target}` (another provider)",
+                    location=where,
+                    hint=f"map `{inner}` to a `{inner.partition('.')[0]}` block",
+                )
+            if "." in target and target not in declared:
+                raise ConfigError(
+                    f"module `{call.name}` uses provider block `{target}`, which the plan does not declare",
+                    location=where,
+                    hint=did_you_mean(target, list(declared)) or f"add it under `providers:`, e.g. `{target}: {{...}}`",
+                )
+            out[inner] = target
+        return out
 
     def _check_inputs(self, call: _Call) -> None:
         declared = call.mdef.variables
@@ -933,7 +974,23 @@ class _Expander:
                     frame.key,
                 )
             deps.append(frame.prefix + dep)
-        return spec.model_copy(update={"properties": props, "for_each": for_each, "depends_on": deps})
+        update: dict[str, Any] = {"properties": props, "for_each": for_each, "depends_on": deps}
+        written = spec.provider or spec.type.partition(".")[0]
+        provider = frame.provider_map.get(written, spec.provider)
+        if provider != spec.provider:
+            update["provider"] = provider
+        if provider is not None and "." in provider and provider not in self.root.model.providers:
+            raise _at_call(
+                ConfigError(
+                    f"resource `{name}` uses provider block `{provider}`, which the plan does not declare",
+                    location=frame.source_map.location((*base, "provider")),
+                    hint=f"declare `{provider}` under `providers:` of the plan, or map it with `providers:` "
+                    "on the module call",
+                ),
+                frame.call,
+                frame.key,
+            )
+        return spec.model_copy(update=update)
 
     def _module_entry(self, frame: _Frame, section: str, name: str, entry: Any) -> Any:
         """An entry of another named section (`data`, `locals`): its strings rewritten, same shape."""
