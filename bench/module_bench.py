@@ -117,7 +117,8 @@ def main() -> int:
     mod_s = statistics.median(times["module"])
     ratio = mod_s / flat_s
     verdict = "PASS" if ratio <= TARGET else "FAIL"
-    print(f"module bench: {args.groups} instances x 10 core.null = {counts['module']} resources, plan --json from empty state")
+    total = counts["module"]
+    print(f"module bench: {args.groups} instances x 10 core.null = {total} resources, plan --json from empty state")
     print(f"  flat    median {flat_s:6.2f} s  runs {', '.join(f'{t:.2f}' for t in times['flat'])}")
     print(f"  module  median {mod_s:6.2f} s  runs {', '.join(f'{t:.2f}' for t in times['module'])}")
     print(f"  ratio module/flat {ratio:.3f}  target <= {TARGET}  {verdict}")

@@ -2,13 +2,13 @@
 
 One module per noun registers its commands on the apps of `common.py`: `apply` (plan, apply,
 destroy, recover), `state` (state *, output, force-unlock), `policy`, `release`, `revert`
-(the `rollback` command), `drift`, `sandbox`, and `info` (version, validate, graph, schema,
+(the `rollback` command), `drift`, `sandbox`, `modules` (modules update), and `info` (version, validate, graph, schema,
 providers). Commands parse flags, call `cloudorch.api`, render, and return an exit code.
 """
 
 from __future__ import annotations
 
-from cloudorch.cli import apply, drift, info, policy, release, revert, sandbox, state  # noqa: F401
+from cloudorch.cli import apply, drift, info, modules, policy, release, revert, sandbox, state  # noqa: F401
 from cloudorch.cli.common import app
 
 __all__ = ["app"]
