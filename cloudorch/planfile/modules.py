@@ -912,7 +912,7 @@ class _Expander:
                     hint=f"add `sensitive: true` to output `{name}` (write it as `{{value: ..., sensitive: true}}`)",
                 )
             outputs[name] = out.model_copy(update={"value": value})
-        sections: dict[str, dict[str, Any]] = {s: {} for s in NAMED_SECTIONS if s in model.model_fields}
+        sections: dict[str, dict[str, Any]] = {s: {} for s in NAMED_SECTIONS if s in type(model).model_fields}
         sections["resources"] = resources
         for call in self.calls(self.root).values():
             for inst in call.instances.values():
@@ -938,6 +938,8 @@ class _Expander:
     def _instance(self, frame: _Frame, sections: dict[str, dict[str, Any]]) -> None:
         assert frame.mdef is not None and frame.call is not None
         site = _short(frame.call.site)
+        for var in frame.mdef.variables:  # every input is checked, used or not
+            self.var_value(frame, var)
         for section, out in sections.items():
             entries = frame.mdef.section(section)
             for name, entry in entries.items():
