@@ -116,10 +116,13 @@ def _load(
     model = _validate_model(data, source_map)
     _check_names(model, source_map)
     values = choose_values(model.variables, vars=vars or {}, var_files=var_files, plan_source=source_map)
+    modules_digest = ""
     if model.modules:  # module instances join the plan as resources with module addresses
         from cloudorch.planfile.modules import expand_modules
 
-        model, source_map = expand_modules(model, source_map, path, values, os.environ if env is None else env)
+        model, source_map, modules_digest = expand_modules(
+            model, source_map, path, values, os.environ if env is None else env
+        )
     checker = _ReferenceChecker(model, values, os.environ if env is None else env, source_map)
     checker.check_all()
     plan = PlanSpec(
@@ -138,6 +141,7 @@ def _load(
         variable_values=values,
         env_values=checker.env_values,
         source_map=source_map,
+        modules_digest=modules_digest,
     )
     lookup = checker.lookup
     plan.providers = {k: resolve(v, lookup) for k, v in model.providers.items()}

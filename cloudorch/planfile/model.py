@@ -230,6 +230,8 @@ class PlanSpec:
     #: for_each keys (and each.value) per resource that has for_each, in file order
     for_each_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_map: SourceMap | None = field(default=None, repr=False)
+    #: sha256 over the module files the plan uses (and their pinned commits); "" without modules
+    modules_digest: str = ""
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""
@@ -256,8 +258,10 @@ class PlanSpec:
         return out
 
     def plan_hash(self) -> str:
-        """sha256 over the file text and the chosen variable values (a saved plan's identity)."""
+        """sha256 over the file text, the chosen variable values and the module files (a saved plan's identity)."""
         h = hashlib.sha256(self.text.encode("utf-8"))
         h.update(b"\0")
         h.update(json.dumps(self.variable_values, sort_keys=True, separators=(",", ":"), default=str).encode())
+        if self.modules_digest:  # a saved plan is stale when a module file it was made from changed
+            h.update(b"\0" + self.modules_digest.encode())
         return h.hexdigest()

@@ -17,6 +17,7 @@ Module sources are resolved by `cloudorch.planfile.modsource` (folders, git, the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -135,6 +136,7 @@ class _ModuleDef:
     path: Path
     model: Any  # a ModuleFileModel
     source_map: SourceMap
+    text: str
 
     @property
     def variables(self) -> dict[str, VariableSpec]:
@@ -324,7 +326,7 @@ class _Loader:
                         location=source_map.location((section, name)),
                         hint="names start with a letter or `_` and hold letters, digits, `_` and `-`",
                     )
-        mdef = _ModuleDef(path, model, source_map)
+        mdef = _ModuleDef(path, model, source_map, text)
         self.defs[path] = mdef
         return mdef
 
@@ -893,6 +895,13 @@ class _Expander:
 
     # ----------------------------------------------------------------- the whole plan
 
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for path in sorted(self.loader.defs):
+            h.update(f"{path}\0{self.loader.defs[path].text}\0".encode())
+        h.update(json.dumps(self.loader.lock.entries, sort_keys=True).encode())
+        return h.hexdigest()
+
     def run(self) -> tuple[PlanFileModel, SourceMap]:
         model = self.root.model
         resources: dict[str, ResourceSpec] = {}
@@ -1011,16 +1020,19 @@ def expand_modules(
     path: Path,
     values: dict[str, Any],
     env: Mapping[str, str],
-) -> tuple[PlanFileModel, SourceMap]:
+) -> tuple[PlanFileModel, SourceMap, str]:
     """The plan with every module instance's resources joined under module addresses.
 
     `values` (the chosen variable values) gains a root variable per sensitive module variable
-    given a literal value, so the plan's sensitivity rules see it. A plan without `modules:` is
-    returned as it is.
+    given a literal value, so the plan's sensitivity rules see it. The third item is a digest of
+    the module files used (see `PlanSpec.modules_digest`). A plan without `modules:` is returned
+    as it is.
     """
     if not model.modules:
-        return model, source_map
-    return _Expander(model, source_map, path, values, env).run()
+        return model, source_map, ""
+    expander = _Expander(model, source_map, path, values, env)
+    model, new_map = expander.run()
+    return model, new_map, expander.digest()
 
 
 # --------------------------------------------------------------------------- helpers

@@ -303,3 +303,17 @@ def test_a_git_source_that_cannot_be_fetched_is_located(cli: Any, git_repo: tupl
     r = cli("validate", str(plan))
     assert r.code == 1 and "no folder 'mods/other'" in r.err
     assert not (tmp_path / "cloudorch.lock").exists()
+
+
+def test_a_saved_plan_is_stale_once_a_module_file_changed(cli: Any, estate: Path) -> None:
+    saved = estate.parent / "estate.plan"
+    assert cli("plan", str(estate), "-o", str(saved)).code in (0, 2)
+    sub = estate.parent / "modules" / "network" / "subnet" / "module.yaml"
+    sub.write_text(sub.read_text().replace('cidr: "${var.cidr}"', 'cidr: "${var.cidr}", zone: x'))
+    r = cli("apply", str(saved), "--auto-approve")
+    assert r.code == 1, r.out
+    assert "changed" in r.err or "stale" in r.err.lower(), r.err
+    assert (
+        not (estate.parent / ".cloudorch" / "state" / "estate.json").exists()
+        or "module.net" not in (estate.parent / ".cloudorch" / "state" / "estate.json").read_text()
+    )
