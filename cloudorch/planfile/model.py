@@ -126,7 +126,7 @@ class OutputSpec(_Strict):
 
 
 class ModuleCallSpec(_Strict):
-    """One use of a module: its folder (or git source), instances and inputs (see `modules.py`)."""
+    """One use of a module: where its `module.yaml` comes from, its instances and its inputs."""
 
     source: str = Field(
         description="A folder holding `module.yaml`, relative to this file, or "
