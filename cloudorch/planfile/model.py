@@ -232,6 +232,9 @@ class PlanSpec:
     source_map: SourceMap | None = field(default=None, repr=False)
     #: sha256 over the module files the plan uses (and their pinned commits); "" without modules
     modules_digest: str = ""
+    #: outputs of module instances that resources with for_each name by `[each.key]`, by instance
+    #: address (`module.net[eu]`); `expand` resolves them per resource instance
+    module_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""

@@ -350,6 +350,7 @@ class _Expander:
         self.busy: list[tuple[_Frame, str, str]] = []
         self.new_variables: dict[str, VariableSpec] = {}
         self.map = ModuleSourceMap(source_map)
+        self.late_calls: dict[str, _Call] = {}
         self.depth_limit = 32
 
     # ----------------------------------------------------------------- calls and instances
@@ -762,6 +763,8 @@ class _Expander:
         if 1 in ref.dynamic:
             inner = ref.inner_refs()[ref.dynamic.index(1)]
             key_value = self._ref(inner, ctx)
+            if ctx.each == "keep" and key_value == "${each.key}" and len(ref.path) > 2:
+                return self._late(call, ref, ctx)
             if not isinstance(key_value, str) or _has_refs(key_value):
                 raise self._error(
                     ctx,
@@ -812,6 +815,34 @@ class _Expander:
         ctx.sensitive = ctx.sensitive or sensitive
         consumed = len(ref.path) - len(rest) + 1
         return self._navigate(template, ref, consumed, ctx)
+
+    def _late(self, call: _Call, ref: Reference, ctx: _Ctx) -> str:
+        """`${modules.net[each.key].out}` in a resource with for_each: the instance is known only
+        per resource instance, so it is left for `resolve_late` (with the call's full address)."""
+        if call.keys is None:
+            raise self._error(ctx, ref, f"`{ref.text}`: module `{call.name}` has no for_each", None)
+        name = str(ref.path[2])
+        outputs = call.mdef.model.outputs
+        if name not in outputs:
+            raise self._error(
+                ctx,
+                ref,
+                f"`{ref.text}`: module `{call.name}` has no output `{name}` (see {call.mdef.path})",
+                did_you_mean(name, list(outputs)),
+            )
+        address = module_address(call.frame.address, call.name, None)
+        self.late_calls[address] = call
+        steps = _steps(ref)
+        steps[0] = (address, "index")
+        return self._bind_steps("modules", steps, ref, ctx)
+
+    def late_table(self) -> dict[str, dict[str, Any]]:
+        """Outputs of the instances `resolve_late` may need: instance address -> name -> template."""
+        table: dict[str, dict[str, Any]] = {}
+        for call in self.late_calls.values():
+            for inst in call.instances.values():
+                table[inst.address] = {k: v[0] for k, v in inst.outs.items()}
+        return table
 
     def _all_outputs(self, inst: _Frame, site: Location, ref: Reference, ctx: _Ctx) -> dict[str, Any]:
         assert inst.mdef is not None
@@ -1020,19 +1051,72 @@ def expand_modules(
     path: Path,
     values: dict[str, Any],
     env: Mapping[str, str],
-) -> tuple[PlanFileModel, SourceMap, str]:
+) -> tuple[PlanFileModel, SourceMap, str, dict[str, dict[str, Any]]]:
     """The plan with every module instance's resources joined under module addresses.
 
     `values` (the chosen variable values) gains a root variable per sensitive module variable
     given a literal value, so the plan's sensitivity rules see it. The third item is a digest of
-    the module files used (see `PlanSpec.modules_digest`). A plan without `modules:` is returned
-    as it is.
+    the module files used (see `PlanSpec.modules_digest`), the fourth the outputs `resolve_late`
+    needs (see `PlanSpec.module_outputs`). A plan without `modules:` is returned as it is.
     """
     if not model.modules:
-        return model, source_map, ""
+        return model, source_map, "", {}
     expander = _Expander(model, source_map, path, values, env)
     model, new_map = expander.run()
-    return model, new_map, expander.digest()
+    return model, new_map, expander.digest(), expander.late_table()
+
+
+def resolve_late(table: Mapping[str, Mapping[str, Any]], value: Any) -> Any:
+    """`value` (a resource instance's properties, `each` bound) with every remaining
+    `${modules["module.net"]["eu"].out}` replaced by that instance's output template.
+
+    Raises ExpressionError when the instance or a path into the output does not exist.
+    """
+    if isinstance(value, str):
+        if "${" not in value or "modules" not in value:
+            return value
+        parts = parse_template(value)
+        if not any(isinstance(p, Reference) and p.root == "modules" for p in parts):
+            return value
+        if len(parts) == 1 and isinstance(parts[0], Reference):
+            return _late_value(table, parts[0])
+        out: list[str] = []
+        for p in parts:
+            if isinstance(p, str):
+                out.append(p.replace("${", "$${"))
+            elif p.root != "modules":
+                out.append(p.text)
+            else:
+                got = _late_value(table, p)
+                if not isinstance(got, str) and _has_refs(got):
+                    raise ExpressionError(f"`{p.text}` is a list or map holding references", p.text)
+                out.append(got if isinstance(got, str) else _render(_unescape(got)).replace("${", "$${"))
+        return "".join(out)
+    if isinstance(value, dict):
+        new = {k: resolve_late(table, v) for k, v in value.items()}
+        return new if any(new[k] is not value[k] for k in value) else value
+    if isinstance(value, list):
+        items = [resolve_late(table, v) for v in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    return value
+
+
+def _late_value(table: Mapping[str, Mapping[str, Any]], ref: Reference) -> Any:
+    if len(ref.path) < 3:
+        raise ExpressionError(f"`{ref.text}` names no module output", ref.text)
+    address = f"{ref.path[0]}[{ref.path[1]}]"
+    outputs = table.get(address)
+    if outputs is None:
+        raise ExpressionError(f"`{ref.text}`: there is no module instance `{address}`", ref.text)
+    value = outputs[str(ref.path[2])]
+    steps = _steps(ref)[3:]
+    for i, (step, _kind) in enumerate(steps):
+        if isinstance(value, str) and _is_single_ref(value):
+            inner = parse_template(value)[0]
+            assert isinstance(inner, Reference)
+            return _render_ref(inner.root, [*_steps(inner), *steps[i:]])
+        value = navigate(value, (step,), ref.text)
+    return value
 
 
 # --------------------------------------------------------------------------- helpers

@@ -317,3 +317,32 @@ def test_a_saved_plan_is_stale_once_a_module_file_changed(cli: Any, estate: Path
         not (estate.parent / ".cloudorch" / "state" / "estate.json").exists()
         or "module.net" not in (estate.parent / ".cloudorch" / "state" / "estate.json").read_text()
     )
+
+
+def test_a_for_each_resource_reads_the_module_instance_of_its_own_key(cli: Any, estate: Path) -> None:
+    plan = estate.parent / "per_key.yaml"
+    plan.write_text(
+        "version: 1\nname: perkey\nvariables:\n  regions: {type: map, default: {eu: '10.1', us: '10.2'}}\n"
+        "modules:\n  net:\n    source: ./modules/network\n    for_each: '${var.regions}'\n"
+        "    inputs: {prefix: '${each.value}', region: '${each.key}', password: pw-123456}\n"
+        "resources:\n  peer:\n    type: core.null\n    for_each: '${var.regions}'\n"
+        "    properties: {values: {vpc: '${modules.net[each.key].vpc_id}', "
+        "sub: 'sub-${modules.net[each.key].subnet_ids.a}', cidr: '${modules.net[each.key].cidr}'}}\n"
+    )
+    doc = cli("graph", str(plan), "--json").json()
+    into = {n: sorted(e["from"] for e in doc["edges"] if e["to"] == n) for n in ("peer[eu]", "peer[us]")}
+    assert into == {
+        "peer[eu]": ["module.net[eu].module.subnet[a].subnet", "module.net[eu].vpc"],
+        "peer[us]": ["module.net[us].module.subnet[a].subnet", "module.net[us].vpc"],
+    }
+    assert cli("apply", str(plan), "--auto-approve").code == 0
+    state = json.loads((estate.parent / ".cloudorch" / "state" / "perkey.json").read_text())["state"]["resources"]
+    for key, prefix in (("eu", "10.1"), ("us", "10.2")):
+        assert state[f"peer[{key}]"]["properties"]["values"] == {
+            "vpc": state[f"module.net[{key}].vpc"]["id"],
+            "sub": "sub-" + state[f"module.net[{key}].module.subnet[a].subnet"]["id"],
+            "cidr": f"{prefix}.0.0/16",
+        }
+    plan.write_text(plan.read_text().replace("[each.key].cidr", "[each.key].cidrr"))
+    r = cli("validate", str(plan))
+    assert r.code == 1 and "has no output `cidrr`" in r.err and "per_key.yaml:" in r.err
