@@ -58,6 +58,8 @@ ROOT_ONLY = frozenset({"version", "name", "providers", "stages", "release", "pol
 NAMED_SECTIONS: dict[str, str] = {"resources": "resources", "data": "data", "locals": "local"}
 #: references a module passes through unchanged (they mean the same everywhere in a plan)
 _PASS_THROUGH = frozenset({"env", "stage", "release"})
+#: resource fields that hold no templates (names and rules, rewritten by their own code if at all)
+_LITERAL_RESOURCE_FIELDS = frozenset({"type", "provider", "depends_on", "lifecycle"})
 _NAME_RE = re.compile(NAME_PATTERN)
 _PROVIDER_KEY_RE = re.compile(PROVIDER_KEY_PATTERN)
 _PLAIN_STEP = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -656,16 +658,20 @@ class _Expander:
                 location=ctx.location(s),
                 hint="references look like `${var.name}` or `${resources.web.arn}`; write `$${` for a literal `${`",
             ) from None
-        if not ctx.frame.address and not any(isinstance(p, Reference) and _root_frame_rewrites(p, ctx) for p in parts):
+        if not ctx.frame.address and not any(_root_frame_rewrites(r, ctx) for p in parts for r in _refs_in(p)):
             return s  # the root plan's own references stay as written
-        if not any(isinstance(p, Reference) for p in parts):
+        if all(isinstance(p, str) for p in parts):
             return s
-        if len(parts) == 1 and isinstance(parts[0], Reference):
-            return self._ref(parts[0], ctx)
+        if len(parts) == 1:
+            only = parts[0]
+            return self._ref(only, ctx) if isinstance(only, Reference) else self._expression(only, ctx)
         out: list[str] = []
         for p in parts:
             if isinstance(p, str):
                 out.append(p.replace("${", "$${"))
+                continue
+            if not isinstance(p, Reference):
+                out.append(self._expression(p, ctx))
                 continue
             got = self._ref(p, ctx)
             if isinstance(got, str):
@@ -681,6 +687,25 @@ class _Expander:
             else:
                 out.append(_render(_unescape(got)).replace("${", "$${"))
         return "".join(out)
+
+    def _expression(self, expr: Any, ctx: _Ctx) -> str:
+        """A `${...}` expression (any template part with `refs` and `source(bound)`, such as a CEL
+        expression) with each reference it reads rewritten: a reference stays a reference, a
+        literal becomes a literal in the expression (JSON is valid CEL for them)."""
+        bodies: list[str] = []
+        for ref in expr.refs:
+            got = self._ref(ref, ctx)
+            if isinstance(got, str) and _is_single_ref(got):
+                bodies.append(got[2:-1])
+            elif _has_refs(got):
+                raise ConfigError(
+                    f"`{ref.text}` is built from other values, and cannot be used inside an expression here",
+                    location=ctx.location(expr.text),
+                    hint="pass the value through a module output or variable that is one reference",
+                )
+            else:
+                bodies.append(json.dumps(_unescape(got)))
+        return "${" + str(expr.source(lambda i: bodies[i])) + "}"
 
     def _ref(self, ref: Reference, ctx: _Ctx) -> Any:
         frame = ctx.frame
@@ -966,14 +991,35 @@ class _Expander:
         self.loader.lock.save()
         return model.model_copy(update=update), self.map
 
-    def _root_resource(self, name: str, spec: ResourceSpec) -> ResourceSpec:
-        if not any("modules" in s for s in (*strings_in(spec.properties), *strings_in(spec.for_each)) if "${" in s):
-            return spec
+    def _resource_fields(self, frame: _Frame, name: str, spec: ResourceSpec) -> dict[str, Any]:
+        """Every template field of a resource (properties, for_each, and any field the plan language
+        adds, such as a condition) rewritten from `frame`; only the changed ones."""
         base: FieldPath = ("resources", name)
-        each = "keep" if spec.for_each is not None else None
-        props = self.rewrite(spec.properties, _Ctx(self.root, (*base, "properties"), spec.properties, each))
-        for_each = self.rewrite(spec.for_each, _Ctx(self.root, (*base, "for_each"), spec.for_each))
-        return spec.model_copy(update={"properties": props, "for_each": for_each})
+        update: dict[str, Any] = {}
+        for fname in type(spec).model_fields:
+            if fname in _LITERAL_RESOURCE_FIELDS:
+                continue
+            value = getattr(spec, fname)
+            if isinstance(value, BaseModel) or value is None:
+                continue
+            # `each` is the resource's own in its instances' fields, never in for_each itself
+            each = "keep" if spec.for_each is not None and fname != "for_each" else None
+            new = self.rewrite(value, _Ctx(frame, (*base, fname), value, each))
+            if new is not value:
+                update[fname] = new
+        return update
+
+    def _root_resource(self, name: str, spec: ResourceSpec) -> ResourceSpec:
+        if not any(
+            "modules" in s
+            for f in type(spec).model_fields
+            if f not in _LITERAL_RESOURCE_FIELDS
+            for s in strings_in(getattr(spec, f))
+            if "${" in s
+        ):
+            return spec
+        update = self._resource_fields(self.root, name, spec)
+        return spec.model_copy(update=update) if update else spec
 
     def _instance(self, frame: _Frame, sections: dict[str, dict[str, Any]]) -> None:
         assert frame.mdef is not None and frame.call is not None
@@ -998,9 +1044,7 @@ class _Expander:
 
     def _module_resource(self, frame: _Frame, name: str, spec: ResourceSpec) -> ResourceSpec:
         base: FieldPath = ("resources", name)
-        each = "keep" if spec.for_each is not None else None
-        props = self.rewrite(spec.properties, _Ctx(frame, (*base, "properties"), spec.properties, each))
-        for_each = self.rewrite(spec.for_each, _Ctx(frame, (*base, "for_each"), spec.for_each))
+        update = self._resource_fields(frame, name, spec)
         assert frame.mdef is not None
         local = frame.mdef.section("resources")
         deps: list[str] = []
@@ -1016,7 +1060,7 @@ class _Expander:
                     frame.key,
                 )
             deps.append(frame.prefix + dep)
-        update: dict[str, Any] = {"properties": props, "for_each": for_each, "depends_on": deps}
+        update["depends_on"] = deps
         written = spec.provider or spec.type.partition(".")[0]
         provider = frame.provider_map.get(written, spec.provider)
         if provider != spec.provider:
@@ -1084,7 +1128,7 @@ def resolve_late(table: Mapping[str, Mapping[str, Any]], value: Any) -> Any:
         for p in parts:
             if isinstance(p, str):
                 out.append(p.replace("${", "$${"))
-            elif p.root != "modules":
+            elif not isinstance(p, Reference) or p.root != "modules":
                 out.append(p.text)
             else:
                 got = _late_value(table, p)
@@ -1127,6 +1171,13 @@ def _label(frame: _Frame, kind: str, name: str) -> str:
     return f"{where} input `{name}`" if kind == "var" else f"{where} output `{name}`"
 
 
+def _refs_in(part: Any) -> list[Reference]:
+    """The references of one template part: itself, those an expression reads, none for text."""
+    if isinstance(part, Reference):
+        return [part]
+    return [] if isinstance(part, str) else list(getattr(part, "refs", ()))
+
+
 def _root_frame_rewrites(ref: Reference, ctx: _Ctx) -> bool:
     """Whether a reference written in the root plan changes: `modules`, and `each` of a module call."""
     roots = {"modules", "each"} if ctx.each == "call" else {"modules"}
@@ -1166,8 +1217,8 @@ def _is_single_ref(s: str) -> bool:
 
 
 def _has_refs(value: Any) -> bool:
-    """True if a template holds a reference (an escaped `$${` is literal text)."""
-    return any(isinstance(p, Reference) for s in strings_in(value) if "${" in s for p in parse_template(s))
+    """True if a template holds a reference or an expression (an escaped `$${` is literal text)."""
+    return any(not isinstance(p, str) for s in strings_in(value) if "${" in s for p in parse_template(s))
 
 
 def _escape(value: Any) -> Any:
