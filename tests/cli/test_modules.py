@@ -110,10 +110,14 @@ def test_sensitive_inputs_stay_sensitive(cli: Any, estate: Path) -> None:
         "version: 1\nname: lit\nmodules:\n  one:\n    source: ./modules/network\n"
         "    inputs: {prefix: '10.9', region: x, password: literal-secret-123}\n"
     )
-    r = cli("plan", str(plan))
-    assert r.code in (0, 2), r.err
+    r = cli("apply", str(plan), "--auto-approve")
+    assert r.code == 0, r.err
     assert "module.one.sg" in r.out
     assert "literal-secret-123" not in r.out + r.err
+    shown = cli("state", "show", str(plan), "module.one.sg", "--json")
+    assert shown.code == 0 and "literal-secret-123" not in shown.out
+    assert shown.json()["sensitive"] == ["values"]
+    assert "literal-secret-123" not in (estate.parent / ".cloudorch" / "state" / "lit.json").read_text()
 
 
 def test_a_sensitive_module_output_needs_a_sensitive_root_output(cli: Any, estate: Path) -> None:
