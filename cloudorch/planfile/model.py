@@ -143,6 +143,11 @@ class ModuleCallSpec(_Strict):
         description="Provider blocks for the module's resources: the key they use in the module -> a block "
         "of this file, e.g. `{aws: aws.eu}` or `{aws: \"aws.${each.key}\"}`; by default the caller's.",
     )
+    enabled: bool | str | None = Field(
+        None,
+        description="false (or a `${...}` known at load, which may read `each`) leaves the instance out of the "
+        "plan: its resources are deleted. Default true.",
+    )
     description: str = Field("", description="What this use of the module is for.")
 
     @model_validator(mode="before")

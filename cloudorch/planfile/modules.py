@@ -160,6 +160,8 @@ class _Call:
     mdef: _ModuleDef
     keys: dict[str, Any] | None
     instances: dict[str | None, _Frame] = field(default_factory=dict)
+    #: instance keys whose `enabled:` is false: they are not in the plan (their objects are deleted)
+    disabled: set[str | None] = field(default_factory=set)
 
     @property
     def site(self) -> Location:
@@ -393,6 +395,9 @@ class _Expander:
                     list(call.keys.items()) if call.keys is not None else [(None, None)]
                 )
                 for key, each_value in items:
+                    if not self._enabled(call, key, each_value):
+                        call.disabled.add(key)
+                        continue
                     call.instances[key] = _Frame(
                         module_address(frame.address, name, key),
                         mdef.source_map,
@@ -403,6 +408,23 @@ class _Expander:
                         each_value,
                         provider_map=self._provider_map(call, key, each_value),
                     )
+
+    def _enabled(self, call: _Call, key: str | None, each_value: Any) -> bool:
+        """`enabled:` of a module call for one instance: a bool, or a template known at load."""
+        raw = call.spec.enabled
+        if raw is None or isinstance(raw, bool):
+            return raw is not False
+        base: FieldPath = ("modules", call.name, "enabled")
+        ctx = _Ctx(call.frame, base, raw, "call", call, key, each_value)
+        value = self.known(self.rewrite(raw, ctx), ctx, "`enabled` of a module call")
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"`enabled` of {module_address(call.frame.address, call.name, key)} must be true or false, "
+                f"got {_type_of(value)} {value!r:.60}",
+                location=call.frame.source_map.location(base),
+                hint="write `enabled: true`/`false`, or a reference or expression known at load (var, env, each)",
+            )
+        return value
 
     def _provider_map(self, call: _Call, key: str | None, each_value: Any) -> dict[str, str]:
         """The caller's provider blocks, with the call's `providers:` (in the caller's terms) on top."""
@@ -824,6 +846,13 @@ class _Expander:
                 ref,
                 f"`{ref.text}`: module `{head}` has for_each; say which instance",
                 f"use `${{modules.{head}[{next(iter(call.keys), 'KEY')}].OUTPUT}}`",
+            )
+        if key in call.disabled:
+            raise self._error(
+                ctx,
+                ref,
+                f"`{ref.text}`: {module_address(frame.address, head, key)} is disabled (`enabled:` is false)",
+                "read it only when it is enabled, or give a value that does not depend on it",
             )
         if key not in call.instances:
             raise self._error(

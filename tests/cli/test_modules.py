@@ -350,3 +350,29 @@ def test_a_for_each_resource_reads_the_module_instance_of_its_own_key(cli: Any, 
     plan.write_text(plan.read_text().replace("[each.key].cidr", "[each.key].cidrr"))
     r = cli("validate", str(plan))
     assert r.code == 1 and "has no output `cidrr`" in r.err and "per_key.yaml:" in r.err
+
+
+def test_enabled_false_leaves_a_module_instance_out_and_deletes_what_it_made(cli: Any, estate: Path) -> None:
+    plan = estate.parent / "toggle.yaml"
+    text = (
+        "version: 1\nname: toggle\nvariables:\n  us_on: {type: bool, default: true}\n"
+        "modules:\n  net:\n    source: ./modules/network\n"
+        "    for_each: {eu: {use: true, prefix: '10.1'}, us: {use: '${var.us_on}', prefix: '10.2'}}\n"
+        "    enabled: '${each.value.use}'\n"
+        "    inputs: {prefix: '${each.value.prefix}', region: '${each.key}', password: pw-123456, zones: [a]}\n"
+        "outputs:\n  all: '${modules.net}'\n"
+    )
+    plan.write_text(text)
+    assert cli("apply", str(plan), "--auto-approve").code == 0
+    listed = {x["address"] for x in cli("state", "list", str(plan), "--json").json()["resources"]}
+    assert "module.net[us].vpc" in listed and "module.net[eu].vpc" in listed
+    doc = _plan_json(cli, plan, "--var", "us_on=false")
+    actions = {c["address"]: c["action"] for c in doc["changes"] if c["action"] != "no-op"}
+    assert actions == {
+        "module.net[us].vpc": "delete",
+        "module.net[us].sg": "delete",
+        "module.net[us].module.subnet[a].subnet": "delete",
+    }
+    plan.write_text(text + "  us: '${modules.net[us].vpc_id}'\n")
+    r = cli("validate", str(plan), "--var", "us_on=false")
+    assert r.code == 1 and "module.net[us] is disabled" in r.err and "toggle.yaml:13:" in r.err
