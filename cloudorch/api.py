@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from cloudorch.run.info import conformance as conformance
     from cloudorch.run.info import providers_info as providers_info
     from cloudorch.run.info import schema as schema
+    from cloudorch.run.modules import modules_update as modules_update
     from cloudorch.run.options import DEFAULT_PARALLELISM as DEFAULT_PARALLELISM
     from cloudorch.run.options import Interrupt as Interrupt
     from cloudorch.run.options import RunOptions as RunOptions
@@ -140,6 +141,7 @@ __all__ = [  # what the facade offers; every other module is below it
     "force_unlock_any",
     "judged_plan",
     "known_secrets",
+    "modules_update",
     "outputs",
     "parse_report_target",
     "plan",
@@ -216,6 +218,7 @@ _NAMES: dict[str, tuple[str, str]] = {
             "providers_info", "schema",
         )
     },
+    "modules_update": ("cloudorch.run.modules", "modules_update"),
     **{n: ("cloudorch.run.options", n) for n in ("DEFAULT_PARALLELISM", "Interrupt", "RunOptions")},
     **{n: ("cloudorch.run.plan", n) for n in ("Planned", "PolicyVerdict")},
     "judged_plan": ("cloudorch.run.plan", "plan"),

@@ -222,11 +222,62 @@ def _label(g: Graph, n: str) -> str:
     return f"{n}\\n{kind}" if kind else n
 
 
-def to_dot(g: Graph) -> str:
-    lines = ["digraph cloudorch {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+def _module_chain(module: str) -> list[str]:
+    """`module.a[x].module.b` -> [`module.a[x]`, `module.a[x].module.b`] (dots in keys ignored)."""
+    chain: list[str] = []
+    depth = 0
+    for i, c in enumerate(module):
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        elif depth == 0 and module.startswith(".module.", i):
+            chain.append(module[:i])
+    chain.append(module)
+    return chain
+
+
+def _clusters(g: Graph) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Module boundaries: the nodes directly inside each module instance (key "" for the plan
+    itself), and the module instances directly inside each, from the nodes' `module` attribute."""
+    members: dict[str, list[str]] = {"": []}
+    children: dict[str, list[str]] = {"": []}
     for n in sorted(g.nodes):
-        shape = ', shape=ellipse, style=filled, fillcolor="#eef"' if g.nodes[n].get("kind") == "stage" else ""
-        lines.append(f'  "{n}" [label="{_label(g, n)}"{shape}];')
+        module = g.nodes[n].get("module")
+        if not isinstance(module, str) or not module:
+            members[""].append(n)
+            continue
+        parent = ""
+        for m in _module_chain(module):
+            if m not in children:
+                children[m] = []
+                members[m] = []
+                children[parent].append(m)
+            parent = m
+        members[module].append(n)
+    return members, children
+
+
+def _dot_node(g: Graph, n: str) -> str:
+    shape = ', shape=ellipse, style=filled, fillcolor="#eef"' if g.nodes[n].get("kind") == "stage" else ""
+    return f'"{n}" [label="{_label(g, n)}"{shape}];'
+
+
+def to_dot(g: Graph) -> str:
+    """DOT text; the resources of each module instance sit in a (nested) `cluster_` subgraph."""
+    lines = ["digraph cloudorch {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    members, children = _clusters(g)
+
+    def emit(module: str, indent: str) -> None:
+        for n in members[module]:
+            lines.append(f"{indent}{_dot_node(g, n)}")
+        for child in children[module]:
+            lines.append(f'{indent}subgraph "cluster_{child}" {{')
+            lines.append(f'{indent}  label="{child}"; style=rounded; color="#999999";')
+            emit(child, indent + "  ")
+            lines.append(f"{indent}}}")
+
+    emit("", "  ")
     for u, v in sorted(g.edges):
         lines.append(f'  "{u}" -> "{v}";')
     lines.append("}")
@@ -238,11 +289,21 @@ def _mermaid_id(n: str) -> str:
 
 
 def to_mermaid(g: Graph) -> str:
+    """Mermaid flowchart text; each module instance is a (nested) `subgraph`."""
     lines = ["flowchart LR"]
-    for n in sorted(g.nodes):
-        kind = g.nodes[n].get("type", "")
-        text = f"{n}<br/>{kind}" if kind else n
-        lines.append(f'  {_mermaid_id(n)}["{text}"]')
+    members, children = _clusters(g)
+
+    def emit(module: str, indent: str) -> None:
+        for n in members[module]:
+            kind = g.nodes[n].get("type", "")
+            text = f"{n}<br/>{kind}" if kind else n
+            lines.append(f'{indent}{_mermaid_id(n)}["{text}"]')
+        for child in children[module]:
+            lines.append(f'{indent}subgraph {_mermaid_id("module " + child)}["{child}"]')
+            emit(child, indent + "  ")
+            lines.append(f"{indent}end")
+
+    emit("", "  ")
     for u, v in sorted(g.edges):
         lines.append(f"  {_mermaid_id(u)} --> {_mermaid_id(v)}")
     return "\n".join(lines) + "\n"

@@ -102,18 +102,24 @@ def graph(
     app,
     "schema",
     summary="Print the JSON Schema of plan files.",
-    example="cloudorch schema > cloudorch.schema.json",
+    example="cloudorch schema > cloudorch.schema.json\ncloudorch schema --module > cloudorch.module.schema.json",
     exits="0 printed",
 )
-def schema(json_: JsonOpt = False) -> int:
-    """Print the JSON Schema of plan files, with every installed resource type's properties.
+def schema(
+    json_: JsonOpt = False,
+    module: Annotated[
+        bool, typer.Option("--module", help="The schema of a module file (module.yaml) instead.")
+    ] = False,
+) -> int:
+    """Print the JSON Schema of plan files, with every installed resource type's properties
+    (with --module, of module files: `module.yaml`).
 
     The output is JSON either way; --json is accepted as on every command.
     """
     from cloudorch import api
 
     Output.configure(json_mode=json_)
-    sys.stdout.write(json.dumps(api.schema(), indent=2) + "\n")
+    sys.stdout.write(json.dumps(api.schema(module=module), indent=2) + "\n")
     return 0
 
 

@@ -265,6 +265,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         keys = plan.for_each_keys.get(name)
         items: list[tuple[str | None, Any]] = list(keys.items()) if keys is not None else [(None, None)]
         for key, each_value in items:
+            instance_deps: list[str] = []
 
             def lookup(ref: Reference, key: str | None = key, each_value: Any = each_value) -> Any:
                 if ref.root == "var":
@@ -292,6 +293,8 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                         # an expression's own error (cel.ExpressionEvalError) brings its hint
                         hint=getattr(exc, "hint", None) or "check the for_each value or variable it refers to",
                     ) from None
+                if plan.module_outputs:  # `${modules.net[each.key].out}` now names an instance
+                    resolved, instance_deps = _module_outputs(plan, name, key, resolved, props)
                 if dynamic or through_locals:
                     # `${resources.web[each.key].id}` now names a key, and a local may have
                     # brought references in: do they exist, and what does the instance depend on?
@@ -319,7 +322,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     type=spec.type,
                     provider=provider,
                     properties=resolved,
-                    depends_on=list(deps),
+                    depends_on=list(deps) + [d for d in dict.fromkeys(instance_deps) if d not in deps],
                     lifecycle=spec.lifecycle,
                     location=location,
                     sensitive=secret_keys | _holding_secret(resolved, texts),
@@ -328,6 +331,25 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     for name, output in plan.outputs.items():
         check_resource_refs(plan, find_refs(output.value), ("outputs", name), output.value)
     return out
+
+
+def _module_outputs(
+    plan: PlanSpec, name: str, key: str | None, resolved: Any, props: Any
+) -> tuple[Any, list[str]]:
+    """Instance properties with `${modules...}` outputs resolved, and the resources they name."""
+    from cloudorch.planfile.modules import resolve_late
+
+    try:
+        out = resolve_late(plan.module_outputs, resolved)
+    except ExpressionError as exc:
+        raise ConfigError(
+            f"{exc} (instance `{instance_address(name, key)}`)",
+            location=_ref_location(plan, ("resources", name, "properties"), props, "modules"),
+            hint="the for_each keys of the resource must be instance keys of the module",
+        ) from None
+    if out is resolved:
+        return out, []
+    return out, [str(r.path[0]) for r in find_refs(out) if r.root == "resources"]
 
 
 # --------------------------------------------------------------------------- stages and releases

@@ -24,8 +24,9 @@ from functools import lru_cache
 from typing import Any
 
 #: the namespaces a reference may start with, and what each names (for hints). A new namespace
-#: (`data`, `modules`) is one entry here plus its resolution where its values come from; `stage`
-#: and `release` are bound per release stage by `expand.bind_stage`
+#: (`data`) is one entry here plus its resolution where its values come from; `stage` and
+#: `release` are bound per release stage by `expand.bind_stage`; `modules`
+#: (`${modules.net[eu].vpc_id}`) is rewritten away at load by `modules.expand_modules`
 NAMESPACES: dict[str, str] = {
     "var": "a variable: `var.NAME`",
     "local": "a value under `locals:`: `local.NAME`",
@@ -35,12 +36,13 @@ NAMESPACES: dict[str, str] = {
     "stage": "the release stage: `stage.name`, `stage.vars.NAME`",
     "release": "the release: `release.version`, `release.KEY`",
     "stacks": "another stack's output, read from its state: `stacks.NAME.outputs.OUT`",
+    "modules": "a module instance's output: `modules.NAME.OUT` or `modules.NAME[KEY].OUT`",
 }
 #: kept for callers that test membership; `NAMESPACES` is the table to extend
 ROOTS = frozenset(NAMESPACES)
 #: namespaces whose NAME may be followed by an instance key written bare, inside an expression as
 #: in a plain reference: `resources.web[eu].arn` (elsewhere in an expression `[x]` is CEL's index)
-KEYED_NAMESPACES: set[str] = {"resources"}
+KEYED_NAMESPACES: set[str] = {"resources", "modules"}
 
 _ROOT_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _DOT_RE = re.compile(r"\.([A-Za-z0-9_-]+)")

@@ -131,6 +131,14 @@ def _load(
     model = _validate_model(data, source_map)
     _check_names(model, source_map)
     values = choose_values(model.variables, vars=vars or {}, var_files=var_files, plan_source=source_map)
+    modules_digest = ""
+    module_outputs: dict[str, dict[str, Any]] = {}
+    if model.modules:  # module instances join the plan as resources with module addresses
+        from cloudorch.planfile.modules import expand_modules
+
+        model, source_map, modules_digest, module_outputs = expand_modules(
+            model, source_map, path, values, os.environ if env is None else env
+        )
     checker = _ReferenceChecker(model, values, os.environ if env is None else env, source_map)
     checker.stack_reader = stacks
     checker.base_dir = path.parent
@@ -156,6 +164,8 @@ def _load(
         source_map=source_map,
         locals=model.locals,
         local_values=checker.locals,
+        modules_digest=modules_digest,
+        module_outputs=module_outputs,
     )
     lookup = checker.lookup
     plan.providers = {k: resolve(v, lookup) for k, v in model.providers.items()}
@@ -426,6 +436,8 @@ class _ReferenceChecker:
             allowed = {"var", "env", "local", "stacks", "resources", "stage", "release"}
             if spec.for_each is not None:
                 allowed.add("each")
+                if m.modules:  # `${modules.net[each.key].out}`, left by `modules.expand_modules`
+                    allowed.add("modules")
             self._check_tree(spec.properties, (*base, "properties"), frozenset(allowed), None, name)
             for i, dep in enumerate(spec.depends_on):
                 if dep not in m.resources:

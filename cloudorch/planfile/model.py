@@ -139,6 +139,37 @@ class OutputSpec(_Strict):
         return {"value": data}
 
 
+class ModuleCallSpec(_Strict):
+    """One use of a module: where its `module.yaml` comes from, its instances and its inputs."""
+
+    source: str = Field(
+        description="A folder holding `module.yaml`, relative to this file, or "
+        "`git+https://HOST/REPO.git//SUB/DIR?ref=REF` (also `git+file://`, `git+ssh://`), pinned in `cloudorch.lock`."
+    )
+    for_each: Any = Field(
+        None, description="A list of strings or a mapping (or `${var.x}`): one module instance per key."
+    )
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="Values of the module's variables; may hold `${...}` references."
+    )
+    providers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider blocks for the module's resources: the key they use in the module -> a block "
+        "of this file, e.g. `{aws: aws.eu}` or `{aws: \"aws.${each.key}\"}`; by default the caller's.",
+    )
+    enabled: bool | str | None = Field(
+        None,
+        description="false (or a `${...}` known at load, which may read `each`) leaves the instance out of the "
+        "plan: its resources are deleted. Default true.",
+    )
+    description: str = Field("", description="What this use of the module is for.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        return _drop_empty(data, ("inputs", "providers"))
+
+
 def _release_schema(schema: dict[str, Any], section: str) -> None:
     """The JSON Schema of `stages:` / `release:` comes from their models in `stages.py`."""
     description = schema.get("description")
@@ -184,12 +215,15 @@ class PlanFileModel(_Strict):
         default_factory=list,
         description="Environment variables whose `${env.NAME}` values are secret: masked like a sensitive variable.",
     )
+    modules: dict[str, ModuleCallSpec] = Field(
+        default_factory=dict, description="Module uses by name; their resources are addressed `module.NAME[KEY].RES`."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
         data = _drop_empty(
-            data, ("variables", "providers", "resources", "outputs", "sensitive_env", "stacks", "locals")
+            data, ("variables", "providers", "resources", "outputs", "sensitive_env", "stacks", "locals", "modules")
         )
         providers = data.get("providers") if isinstance(data, dict) else None
         if isinstance(providers, dict) and any(v is None for v in providers.values()):
@@ -241,6 +275,11 @@ class PlanSpec:
     local_values: Locals = field(default_factory=Locals, repr=False)
     #: addresses of the instances whose `enabled` is false: not in the plan, deleted from state
     disabled: frozenset[str] = frozenset()
+    #: sha256 over the module files the plan uses (and their pinned commits); "" without modules
+    modules_digest: str = ""
+    #: outputs of module instances that resources with for_each name by `[each.key]`, by instance
+    #: address (`module.net[eu]`); `expand` resolves them per resource instance
+    module_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""
@@ -278,12 +317,14 @@ class PlanSpec:
         return out
 
     def plan_hash(self) -> str:
-        """sha256 over the file text, the chosen variable values and the sensitive `${env.*}`
-        values read (a saved plan's identity: it holds none of them, so `apply FILE` computes them
-        again and must get what was planned)."""
+        """sha256 over the file text, the chosen variable values, the module files, and the values
+        read from elsewhere that a saved plan does not hold: sensitive `${env.*}` and other stacks'
+        outputs (`apply FILE` computes them again and must get what was planned)."""
         h = hashlib.sha256(self.text.encode("utf-8"))
         h.update(b"\0")
         h.update(json.dumps(self.variable_values, sort_keys=True, separators=(",", ":"), default=str).encode())
+        if self.modules_digest:  # a saved plan is stale when a module file it was made from changed
+            h.update(b"\0" + self.modules_digest.encode())
         secret_env = {k: self.env_values[k] for k in sorted(self.sensitive_env) if k in self.env_values}
         if secret_env:
             h.update(b"\0env\0")

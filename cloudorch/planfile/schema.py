@@ -48,10 +48,43 @@ def _doc_of(sub: dict[str, Any]) -> dict[str, Any]:
     return {k: sub[k] for k in ("title", "description", "default") if k in sub}
 
 
+def _output_shorthand(schema: dict[str, Any]) -> None:
+    """`name: "${...}"` is short for `name: {value: "${...}"}` (OutputSpec._shorthand)."""
+    schema["properties"] = dict(schema["properties"])
+    output_ref = schema["properties"]["outputs"]["additionalProperties"]
+    schema["properties"]["outputs"] = {
+        **schema["properties"]["outputs"],
+        "additionalProperties": {
+            "anyOf": [
+                output_ref,
+                {"type": ["string", "number", "boolean", "array", "null"]},
+                {"type": "object", "not": {"required": ["value"]}},
+            ]
+        },
+    }
+
+
+def module_json_schema(registry: Registry) -> dict[str, Any]:
+    """The JSON Schema of a module file (`module.yaml`), sharing the plan schema's definitions."""
+    plan = plan_json_schema(registry)
+    defs = plan["$defs"]
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "cloudorch module file",
+        **{k: v for k, v in defs["ModuleFile"].items() if k != "title"},
+        "$defs": defs,
+    }
+
+
 def plan_json_schema(registry: Registry) -> dict[str, Any]:
-    """The JSON Schema of a plan file, with every installed resource type's properties."""
+    """The JSON Schema of a plan file, with every installed resource type's properties.
+
+    `$defs.ModuleFile` is the schema of a module's `module.yaml` (see `module_json_schema`).
+    """
+    from cloudorch.planfile.modules import ModuleFileModel
+
     types = _installed_types(registry)
-    models: list[type[BaseModel]] = [PlanFileModel, *(t.Properties for t in types)]
+    models: list[type[BaseModel]] = [PlanFileModel, ModuleFileModel, *(t.Properties for t in types)]
     key_map, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/$defs/{model}")
     all_defs: dict[str, Any] = dict(defs.get("$defs", {}))
     root_ref = key_map[(PlanFileModel, "validation")]["$ref"].rsplit("/", 1)[-1]
@@ -88,18 +121,11 @@ def plan_json_schema(registry: Registry) -> dict[str, Any]:
             }
         all_defs["ResourceSpec"] = resource
 
-    # `name: "${...}"` is short for `name: {value: "${...}"}` (OutputSpec._shorthand)
-    output_ref = schema["properties"]["outputs"]["additionalProperties"]
-    schema["properties"]["outputs"] = {
-        **schema["properties"]["outputs"],
-        "additionalProperties": {
-            "anyOf": [
-                output_ref,
-                {"type": ["string", "number", "boolean", "array", "null"]},
-                {"type": "object", "not": {"required": ["value"]}},
-            ]
-        },
-    }
+    _output_shorthand(schema)
+    module_ref = key_map[(ModuleFileModel, "validation")]["$ref"].rsplit("/", 1)[-1]
+    module = dict(all_defs.pop(module_ref))
+    _output_shorthand(module)
+    all_defs["ModuleFile"] = module
     schema["$defs"] = all_defs
     return {
         "$schema": SCHEMA_DIALECT,

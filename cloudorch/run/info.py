@@ -12,11 +12,13 @@ from typing import Any
 from cloudorch.errors import ConfigError
 
 
-def schema() -> dict[str, object]:
+def schema(module: bool = False) -> dict[str, object]:
+    """The JSON Schema of plan files, or with `module` of module files (`module.yaml`)."""
     from cloudorch.planfile import plan_json_schema
+    from cloudorch.planfile.schema import module_json_schema
     from cloudorch.provider.registry import Registry
 
-    return plan_json_schema(Registry())
+    return module_json_schema(Registry()) if module else plan_json_schema(Registry())
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ def scope_of(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
     def expand_names(names: Sequence[str], flag: str) -> set[str]:
         out: set[str] = set()
         for n in names:
-            hits = {a for a in known if a == n or a.startswith(n + "[")}
+            # `web` names its instances `web[k]`; `module.net` and `module.net[eu]` name what is inside them
+            hits = {a for a in known if a == n or a.startswith((n + "[", n + "."))}
             if not hits:
                 raise ConfigError(f"{flag} {n}: no such resource in the plan or its state")
             out |= hits

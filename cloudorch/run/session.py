@@ -82,7 +82,7 @@ def load(opts: RunOptions) -> Loaded:
     edges = [
         (dep, inst.address) for inst in instances for name in inst.depends_on for dep in by_name.get(name, ())
     ]
-    nodes = [(i.address, {"type": i.type, "provider": i.provider, "kind": "resource"}) for i in instances]
+    nodes = [(i.address, {"type": i.type, "provider": i.provider, "kind": "resource", **_module(i)}) for i in instances]
     locations = {i.address: i.location for i in instances}
     g = graphs.build(nodes, edges, locate=locations.get)
     return Loaded(plan, instances, registry, g)
@@ -120,12 +120,21 @@ def load_all_stages(plan: PlanSpec, opts: RunOptions) -> Loaded:
         for inst in insts:
             address = f"{name}.{inst.address}"
             instances.append(with_address(inst, address=address))
-            nodes.append((address, {"type": inst.type, "provider": inst.provider, "kind": "resource", "stage": name}))
+            attrs = {"type": inst.type, "provider": inst.provider, "kind": "resource", "stage": name}
+            nodes.append((address, {**attrs, **_module(inst, f"{name}.")}))
             deps = [d for dep in inst.depends_on for d in by_name.get(dep, ())]
             edges += [(d, address) for d in deps] or [(name, address)]
     locations = {i.address: i.location for i in instances}
     g = graphs.build(nodes, edges, locate=locations.get)
     return Loaded(plan, instances, registry, g)
+
+
+def _module(inst: Instance, prefix: str = "") -> dict[str, str]:
+    """`{"module": "module.net[eu]"}` for a resource inside a module instance (the graph's clusters)."""
+    from cloudorch.planfile.modules import module_of
+
+    module = module_of(inst.address)
+    return {"module": prefix + module} if module else {}
 
 
 def validate(opts: RunOptions) -> Loaded:
