@@ -318,11 +318,20 @@ def _expression_ref(
     dynamic: list[int] = []
     spans: list[int] = []  # where each step starts, to give the last one back to `has`
     m = _NAME_STEP_RE.match(body, pos)
-    if m is None:
+    quoted = _LITERAL_INDEX_RE.match(body, pos) if m is None and root in KEYED_NAMESPACES else None
+    if m is not None:
+        spans.append(pos)
+        path.append(m.group(1))
+        pos = m.end()
+    elif quoted is not None and quoted.group(1) is None:
+        # `resources["module.net[eu].vpc"]`: a name that is itself an address (a module's resource),
+        # as the plain-reference grammar reads it
+        spans.append(pos)
+        indexes.append(0)
+        path.append(quoted.group(2) if quoted.group(2) is not None else quoted.group(3))
+        pos = quoted.end()
+    else:
         raise ExpressionError(f"`{text}`: `{root}` must be followed by `.NAME`", text)
-    spans.append(pos)
-    path.append(m.group(1))
-    pos = m.end()
     while True:
         if len(path) == 1 and root in KEYED_NAMESPACES:
             bm = _BRACKET_RE.match(body, pos)
