@@ -21,8 +21,9 @@ from functools import lru_cache
 from typing import Any
 
 #: roots a reference may start with; `stage` and `release` are bound per release stage by
-#: `expand.bind_stage` (`${stage.name}`, `${stage.vars.X}`, `${release.version}`, `${release.X}`)
-ROOTS = frozenset({"var", "resources", "env", "each", "stage", "release"})
+#: `expand.bind_stage` (`${stage.name}`, `${stage.vars.X}`, `${release.version}`, `${release.X}`);
+#: `data` is read at plan (`cloudorch.engine.datasources`)
+ROOTS = frozenset({"var", "resources", "env", "each", "stage", "release", "data"})
 
 _ROOT_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _DOT_RE = re.compile(r"\.([A-Za-z0-9_-]+)")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cloudorch.errors import Location
+from cloudorch.planfile.blocks import DataSource, DataSpec, ImportSpec, ImportTarget, Move, MovedSpec
 from cloudorch.planfile.source import SourceMap
 from cloudorch.planfile.stages import section_json_schema
 
@@ -157,11 +158,16 @@ class PlanFileModel(_Strict):
     )
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
     backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
+    data: dict[str, DataSpec] = Field(
+        default_factory=dict, description="Objects read, not managed (`${data.NAME.ATTR}`), by name."
+    )
+    moved: list[MovedSpec] = Field(default_factory=list, description="Addresses renamed without destroy + create.")
+    imports: list[ImportSpec] = Field(default_factory=list, description="Existing objects to adopt into state.")
 
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
-        data = _drop_empty(data, ("variables", "providers", "resources", "outputs"))
+        data = _drop_empty(data, ("variables", "providers", "resources", "outputs", "data", "moved", "imports"))
         providers = data.get("providers") if isinstance(data, dict) else None
         if isinstance(providers, dict) and any(v is None for v in providers.values()):
             # `aws:` alone is a provider block with every setting at its default
@@ -201,6 +207,10 @@ class PlanSpec:
     #: for_each keys (and each.value) per resource that has for_each, in file order
     for_each_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_map: SourceMap | None = field(default=None, repr=False)
+    #: `data:` entries, `moved:` and `imports:` (for_each expanded), checked (see `blocks.py`)
+    data: dict[str, DataSource] = field(default_factory=dict)
+    moves: list[Move] = field(default_factory=list)
+    imports: list[ImportTarget] = field(default_factory=list)
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""
