@@ -92,6 +92,16 @@ def start(sess: Session, opts: RunOptions) -> BlocksRun:
     return run
 
 
+def read_only_view(sess: Session, opts: RunOptions) -> None:
+    """What a command that only reads (`drift`) needs: moves renamed in the in-memory state, so
+    renamed objects are compared with their new blocks, and the data values in the plan."""
+    plan = sess.loaded.plan
+    if plan.moves:
+        apply_moves(sess.state, plan.moves, planned=[i.address for i in sess.loaded.instances])
+    if plan.data:
+        _substitute(sess, read_data(plan, sess.providers, parallelism=opts.parallelism)())
+
+
 def _drain(run: BlocksRun) -> None:
     # the data reads run on; an error here wins over theirs, but they are waited for
     with contextlib.suppress(Exception):

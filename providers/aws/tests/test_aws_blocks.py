@@ -104,6 +104,8 @@ outputs:
     assert code == 0 and doc["vpc"] == shared, text
     code, doc, text = cli(capsys, "plan", plan, "--json")
     assert code == 0 and doc["summary"]["has_changes"] is False, text
+    code, doc, text = cli(capsys, "drift", plan, "--json")  # drift reads data sources too
+    assert code == 0 and doc["resources"] == [], text
 
 
 def test_optional_data_is_null_and_a_required_one_is_a_located_error(
