@@ -43,7 +43,12 @@ def read_one(source: DataSource, providers: ProviderSet) -> dict[str, Any] | Non
         )
     _check_filter(source, rt.Properties.model_fields, rt.attributes)
     query = LookupQuery(id=source.id, filter=dict(source.filter))
-    found = call_with_retries(rt.provider, address, lambda: rt.lookup(address, query))
+    try:
+        found = call_with_retries(rt.provider, address, lambda: rt.lookup(address, query))
+    except CloudorchError as exc:
+        if exc.location is None:
+            exc.location = source.location  # the cloud refused the read: say which entry asked
+        raise
     if not found:
         if source.optional:
             return None

@@ -65,31 +65,44 @@ class BlocksRun:
 
 
 def start(sess: Session, opts: RunOptions) -> BlocksRun:
-    """Moves and imports into the session's in-memory state; data reads started (not awaited)."""
+    """Moves renamed in the session's in-memory state; data reads started (not awaited)."""
     plan = sess.loaded.plan
     run = BlocksRun()
-    if not (plan.data or plan.moves or plan.imports):
-        return run
     if plan.data and not opts.destroy:
         run.wait_data = read_data(plan, sess.providers, parallelism=opts.parallelism)
+    if plan.moves:
+        try:
+            run.moves = apply_moves(sess.state, plan.moves, planned=[i.address for i in sess.loaded.instances])
+        except BaseException:
+            _drain(run)
+            raise
+    return run
+
+
+def adopt_imports(run: BlocksRun, sess: Session, opts: RunOptions, scope: set[str] | None) -> None:
+    """Import targets read and adopted in the in-memory state (after moves, within --target/--exclude).
+
+    A target without a resource block is outside every scope's graph: it is read only for
+    `--generate-config-out`, whatever the scope.
+    """
+    plan = sess.loaded.plan
+    if not plan.imports or opts.destroy:
+        return
+    instances = {i.address: i for i in sess.loaded.instances}
+    if scope is not None:
+        plan = replace(plan, imports=[t for t in plan.imports if t.to in scope or t.to not in instances])
     try:
-        instances = {i.address: i for i in sess.loaded.instances}
-        run.moves = apply_moves(sess.state, plan.moves, planned=instances)
-        for note in run.moves.notes:
-            opts.say(note)
-        if plan.imports and not opts.destroy:
-            run.imports = plan_imports(
-                plan,
-                instances,
-                sess.state,
-                sess.providers,
-                parallelism=opts.parallelism,
-                generate=opts.generate_config_out is not None,
-            )
+        run.imports = plan_imports(
+            plan,
+            instances,
+            sess.state,
+            sess.providers,
+            parallelism=opts.parallelism,
+            generate=opts.generate_config_out is not None,
+        )
     except BaseException:
         _drain(run)
         raise
-    return run
 
 
 def read_only_view(sess: Session, opts: RunOptions) -> None:

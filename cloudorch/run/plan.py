@@ -107,8 +107,9 @@ def plan_in(sess: Session, opts: RunOptions) -> Planned:
     for r in opts.replace:
         if r not in loaded.graph:
             raise ConfigError(f"--replace {r}: no such resource in the plan")
-    adopted = blocks.start(sess, opts)  # moves and imports in state; data reads run beside refresh
+    adopted = blocks.start(sess, opts)  # moves in state; data reads run beside refresh
     scope = scope_of(loaded, state, opts)
+    blocks.adopt_imports(adopted, sess, opts, scope)
     request = PlanRequest(
         refresh=opts.refresh,
         targets=opts.targets,

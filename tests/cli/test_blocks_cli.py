@@ -57,7 +57,8 @@ def test_moved_between_keys_keeps_the_object_and_its_dependents(cli, fixture_pla
     assert after["box[first]"] == ids["box[a]"] and "box[a]" not in after
     r = cli("plan", str(plan), "--json")
     assert r.json()["summary"]["has_changes"] is False
-    assert "nothing at box[a] in state" in r.err
+    assert any("nothing at box[a] in state" in n for n in r.json()["notes"])
+    assert "Note: moved: nothing at box[a] in state" in cli("plan", str(plan)).out
 
 
 def test_a_moved_source_the_plan_still_declares_is_an_error(cli, fixture_plan) -> None:  # type: ignore[no-untyped-def]
@@ -74,3 +75,34 @@ def test_data_on_a_type_without_lookup_is_a_located_error(cli, tmp_path) -> None
     r = cli("plan", str(plan))
     assert r.code == 1
     assert "resource type core.null does not support lookup" in r.err and "p.yaml:3" in r.err
+
+
+def test_imports_of_files_respect_exclude_and_apply_records_them(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "out").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "out" / f"{name}.txt").write_text(f"made by hand {name}\n")
+        (tmp_path / "out" / f"{name}.txt").chmod(0o644)
+    plan = tmp_path / "files.yaml"
+    plan.write_text(
+        "version: 1\n"
+        "imports:\n"
+        "  - {for_each: [a, b], to: 'doc[${each.key}]', id: 'out/${each.key}.txt'}\n"
+        "resources:\n"
+        "  doc:\n"
+        "    type: core.file\n"
+        "    for_each: [a, b]\n"
+        '    properties: {path: "out/${each.key}.txt", content: "made by hand ${each.key}\\n", mode: "0644"}\n'
+    )
+    r = cli("plan", str(plan), "--json", "--exclude", "doc[b]")
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert [(c["address"], c["action"], c["importing"]) for c in doc["changes"]] == [("doc[a]", "no-op", "out/a.txt")]
+    assert [i["to"] for i in doc["imports"]] == ["doc[a]"]
+    text = cli("plan", str(plan)).out
+    assert "import \"out/a.txt\"" in text and "1 to import" not in text and "2 to import." in text
+    r = cli("apply", str(plan), "--auto-approve")
+    assert r.code == 0, r.err
+    addrs = sorted(x["address"] for x in cli("state", "list", str(plan), "--json").json()["resources"])
+    assert addrs == ["doc[a]", "doc[b]"]
+    assert (tmp_path / "out" / "a.txt").read_text() == "made by hand a\n"  # adopted, not rewritten
+    assert cli("plan", str(plan), "--json").json()["summary"]["has_changes"] is False
