@@ -76,8 +76,9 @@ def plan_imports(
                 )
             continue  # imported by an earlier apply: nothing to do
         inst = instances.get(t.to)
-        name = parse_address(t.to).steps[-1].name
-        if inst is None and name in plan.resources:
+        steps = parse_address(t.to).steps
+        name = steps[-1].name
+        if inst is None and len(steps) == 1 and name in plan.resources:
             keys = sorted(a for a in instances if a == name or a.startswith(name + "["))
             raise ConfigError(
                 f"cannot import to {t.to}: it is not an instance of resource `{name}` (instances: {', '.join(keys)})",
