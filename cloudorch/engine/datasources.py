@@ -34,7 +34,15 @@ def value_of(seen: Observed) -> dict[str, Any]:
 def read_one(source: DataSource, providers: ProviderSet) -> dict[str, Any] | None:
     """Look one data source up; a located error when it matches nothing (unless optional) or several."""
     address = f"data.{source.name}"
-    rt = providers.get(source.provider).resource_type(source.type)
+    provider = providers.get(source.provider)
+    if provider.type_class(source.type) is None:
+        known = [t.type_name for t in provider.resource_types]
+        raise ConfigError(
+            f"data source `{source.name}`: provider {provider.name} has no resource type {source.type}",
+            location=source.location,
+            hint=did_you_mean(source.type, known) or "its types: " + ", ".join(known),
+        )
+    rt = provider.resource_type(source.type)
     if not rt.can_lookup:
         raise ConfigError(
             f"data source `{source.name}`: resource type {source.type} does not support lookup",

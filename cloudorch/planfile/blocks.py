@@ -130,6 +130,13 @@ def load_data(
 ) -> dict[str, DataSource]:
     out: dict[str, DataSource] = {}
     for name, spec in specs.items():
+        prefix = spec.type.partition(".")[0]
+        if spec.provider is not None and spec.provider.partition(".")[0] != prefix:
+            raise ConfigError(
+                f"data source `{name}` of type {spec.type} cannot use provider block `{spec.provider}`",
+                location=locate("data", name, "provider"),
+                hint=f"use a `{prefix}` block such as `{prefix}` or `{prefix}.<alias>`",
+            )
         out[name] = DataSource(
             name=name,
             type=spec.type,

@@ -75,6 +75,10 @@ def test_data_on_a_type_without_lookup_is_a_located_error(cli, tmp_path) -> None
     r = cli("plan", str(plan))
     assert r.code == 1
     assert "resource type core.null does not support lookup" in r.err and "p.yaml:3" in r.err
+    plan.write_text("version: 1\ndata:\n  x: {type: core.nul, id: abc}\n")
+    r = cli("plan", str(plan))
+    assert r.code == 1 and "provider core has no resource type core.nul" in r.err and "p.yaml:3" in r.err
+    assert "did you mean `core.null`" in r.err
 
 
 def test_imports_of_files_respect_exclude_and_apply_records_them(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]

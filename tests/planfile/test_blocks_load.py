@@ -42,6 +42,7 @@ def test_valid_blocks_load() -> None:
         ("data:\n  v: {type: aws.vpc, id: x, colour: red}\n", "unknown field `colour`", 5),
         ("data:\n  v: {type: aws.vpc, id: '${resources.web.id}'}\n", "cannot be used here", 5),
         ("data:\n  v: {type: aws.vpc, id: x}\noutputs:\n  o: '${data.w.id}'\n", "data source `w`, which is not", 7),
+        ("data:\n  v: {type: aws.vpc, id: x, provider: gcp}\n", "cannot use provider block `gcp`", 5),
         ("moved:\n  - {from: 'web[', to: x}\n", "is not an address", 5),
         ("moved:\n  - {from: web, to: web}\n", "to itself", 5),
         ("moved:\n  - {from: a, to: b}\n  - {from: a, to: c}\n", "a is moved twice", 6),
