@@ -146,6 +146,8 @@ def render_result(out: Output, result: ApplyResult) -> None:
             f"[bold green]{verb} complete![/] {n['create']} created, {n['update'] - len(result.unchanged)} updated, "
             f"{n['replace']} replaced, {n['delete']} destroyed"
             + (f", {len(result.unchanged)} unchanged after resolve" if result.unchanged else "")
+            + (f", {len(result.changeset.imports)} imported" if result.changeset.imports else "")
+            + (f", {len(result.changeset.moves)} moved" if result.changeset.moves else "")
             + f" in {result.seconds:.1f}s"
             + (f" ({result.retries} retried call(s))" if result.retries else "")
             + "."

@@ -106,6 +106,7 @@ def test_imports_of_files_respect_exclude_and_apply_records_them(cli, tmp_path) 
     assert "import \"out/a.txt\"" in text and "1 to import" not in text and "2 to import." in text
     r = cli("apply", str(plan), "--auto-approve")
     assert r.code == 0, r.err
+    assert "Apply complete! 0 created, 0 updated, 0 replaced, 0 destroyed, 2 imported in" in r.out
     addrs = sorted(x["address"] for x in cli("state", "list", str(plan), "--json").json()["resources"])
     assert addrs == ["doc[a]", "doc[b]"]
     assert (tmp_path / "out" / "a.txt").read_text() == "made by hand a\n"  # adopted, not rewritten
