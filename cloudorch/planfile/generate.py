@@ -24,11 +24,28 @@ _MISSING = object()
 
 
 def resource_blocks(found: Sequence[tuple[ImportTarget, Observed]], *, header: str = "") -> str:
-    """YAML with a top-level `resources:` holding one block per resource name."""
-    groups: dict[str, list[tuple[str | None, ImportTarget, Observed]]] = {}
+    """YAML with a top-level `resources:` holding one block per resource name.
+
+    Targets inside module instances (`module.net[eu].vpc`) get a `resources:` document of their
+    own per module instance, after the root's, headed by a comment naming it.
+    """
+    by_module: dict[str, dict[str, list[tuple[str | None, ImportTarget, Observed]]]] = {}
     for target, seen in found:
-        step = parse_address(target.to).steps[-1]
-        groups.setdefault(step.name, []).append((step.key, target, seen))
+        steps = parse_address(target.to).steps
+        module = ".".join(str(s) for s in steps[:-1])
+        by_module.setdefault(module, {}).setdefault(steps[-1].name, []).append((steps[-1].key, target, seen))
+    lines = [f"# {header}"] if header else []
+    lines.append("# every property as the cloud reports it; merge these blocks into the plan file's `resources:`")
+    for i, (module, groups) in enumerate(sorted(by_module.items())):
+        if module:
+            lines.append(f"---\n# resources of {module}: they belong in that module's `resources:`")
+        elif i:
+            lines.append("---")
+        lines.append(_dump(groups).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def _dump(groups: dict[str, list[tuple[str | None, ImportTarget, Observed]]]) -> str:
     resources: dict[str, Any] = {}
     for name, members in groups.items():
         first = members[0][1]
@@ -41,10 +58,7 @@ def resource_blocks(found: Sequence[tuple[ImportTarget, Observed]], *, header: s
         else:
             block.update(_for_each_block([(str(k), seen) for k, _t, seen in keyed]))
         resources[name] = block
-    lines = [f"# {header}"] if header else []
-    lines.append("# every property as the cloud reports it; merge these blocks into the plan file's `resources:`")
-    text = yaml.safe_dump({"resources": resources}, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    return "\n".join(lines) + "\n" + text
+    return str(yaml.safe_dump({"resources": resources}, sort_keys=False, default_flow_style=False, allow_unicode=True))
 
 
 def _for_each_block(members: list[tuple[str, Observed]]) -> dict[str, Any]:
