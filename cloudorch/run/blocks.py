@@ -11,7 +11,7 @@ writes state: `persist_adoptions` does, once apply is confirmed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,16 @@ class BlocksRun:
     imports: ImportResult = field(default_factory=ImportResult)
     wait_data: Callable[[], dict[str, Any]] = dict
     data: dict[str, Any] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """While refresh runs: on an error, the data reads are waited for before it propagates, so
+        none still uses a provider the session is about to close."""
+        try:
+            yield
+        except BaseException:
+            _drain(self)
+            raise
 
     def finish_data(self, sess: Session) -> None:
         """Wait for the data reads and put their values into the session's plan and instances."""
@@ -91,18 +101,14 @@ def adopt_imports(run: BlocksRun, sess: Session, opts: RunOptions, scope: set[st
     instances = {i.address: i for i in sess.loaded.instances}
     if scope is not None:
         plan = replace(plan, imports=[t for t in plan.imports if t.to in scope or t.to not in instances])
-    try:
-        run.imports = plan_imports(
-            plan,
-            instances,
-            sess.state,
-            sess.providers,
-            parallelism=opts.parallelism,
-            generate=opts.generate_config_out is not None,
-        )
-    except BaseException:
-        _drain(run)
-        raise
+    run.imports = plan_imports(
+        plan,
+        instances,
+        sess.state,
+        sess.providers,
+        parallelism=opts.parallelism,
+        generate=opts.generate_config_out is not None,
+    )
 
 
 def read_only_view(sess: Session, opts: RunOptions) -> None:

@@ -108,8 +108,16 @@ def plan_in(sess: Session, opts: RunOptions) -> Planned:
         if r not in loaded.graph:
             raise ConfigError(f"--replace {r}: no such resource in the plan")
     adopted = blocks.start(sess, opts)  # moves in state; data reads run beside refresh
-    scope = scope_of(loaded, state, opts)
-    blocks.adopt_imports(adopted, sess, opts, scope)
+    with adopted.reading():
+        scope = scope_of(loaded, state, opts)
+        blocks.adopt_imports(adopted, sess, opts, scope)
+        records = [
+            r for a, r in state.resources.items() if (scope is None or a in scope) and a not in adopted.imports.observed
+        ]
+        observed = refresh(records, sess.providers, parallelism=opts.parallelism).observed if opts.refresh else {}
+    observed.update(adopted.imports.observed)
+    adopted.finish_data(sess)
+    loaded = sess.loaded
     request = PlanRequest(
         refresh=opts.refresh,
         targets=opts.targets,
@@ -118,13 +126,6 @@ def plan_in(sess: Session, opts: RunOptions) -> Planned:
         destroy=opts.destroy,
         parallelism=opts.parallelism,
     )
-    records = [
-        r for a, r in state.resources.items() if (scope is None or a in scope) and a not in adopted.imports.observed
-    ]
-    observed = refresh(records, sess.providers, parallelism=opts.parallelism).observed if opts.refresh else {}
-    observed.update(adopted.imports.observed)
-    adopted.finish_data(sess)
-    loaded = sess.loaded
     order = [a for a in graphs.order(loaded.graph) if scope is None or a in scope]
     planner = Planner(loaded.plan, loaded.instances, order, state, sess.providers, request)
     changes = adopted.annotate(planner.run(observed))
