@@ -87,6 +87,12 @@ class Change(BaseModel):
         "None for the address's current object.",
     )
     tainted: bool = Field(False, description="A replace of an object whose create did not finish.")
+    moved_from: str | None = Field(
+        None, description="The address state held this object at before a `moved:` entry renamed it."
+    )
+    importing: str | None = Field(
+        None, description="The cloud id an `imports:` entry adopts at this address (read, never created)."
+    )
 
     @property
     def is_change(self) -> bool:
@@ -104,6 +110,10 @@ class Change(BaseModel):
             return f"{self.action.value} (deposed)"
         if self.tainted:
             return f"{self.action.value} (tainted)"
+        if self.importing is not None:
+            return "import" if self.action is Action.NOOP else f"import, {self.action.value}"
+        if self.moved_from is not None and self.action is Action.NOOP:
+            return "move"
         return self.action.value
 
 
@@ -133,6 +143,18 @@ class ChangeSet(BaseModel):
         default_factory=dict,
         description="The --var and --var-file inputs, so `apply FILE` reloads the same plan and variables.",
     )
+    moves: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Addresses `moved:` renames in state (`from`, `to`), with no cloud call.",
+    )
+    imports: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Objects `imports:` adopts: `to`, `id`, and the state `record` read at plan.",
+    )
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="The values `data:` entries read at plan (null: optional, not found)."
+    )
+    notes: list[str] = Field(default_factory=list, description="Things worth knowing that change nothing.")
     digest: str | None = Field(
         None,
         description="sha256 over the canonical JSON of every other field (changes, inputs, state lineage "
@@ -156,7 +178,7 @@ class ChangeSet(BaseModel):
 
     @property
     def has_changes(self) -> bool:
-        return any(c.is_change for c in self.changes)
+        return any(c.is_change for c in self.changes) or bool(self.moves) or bool(self.imports)
 
     def by_address(self) -> dict[str, Change]:
         """The change of each address's current object (deposed deletes are not listed)."""

@@ -51,6 +51,16 @@ def plan(
             help="text, json (same as --json) or markdown (a pull-request comment, stable across runs).",
         ),
     ] = "text",
+    generate_config_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--generate-config-out",
+            metavar="FILE",
+            help="Write YAML resource blocks, read from the cloud, for `imports:` targets with no block yet "
+            "(never overwrites FILE).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> int:
     """Refresh state, compare it with the plan file, check policies, and show what apply would do."""
     from cloudorch import api
@@ -62,10 +72,18 @@ def plan(
         raise ConfigError("--json and --format markdown ask for two documents on stdout", hint="choose one")
     if format_ == "json":
         out = Output.configure(json_mode=True)
-    planned = api.judged_plan(replace(opts, destroy=destroy))
+    if generate_config_out is not None:
+        from cloudorch.cli.generate import refuse_existing
+
+        refuse_existing(generate_config_out)
+    planned = api.judged_plan(replace(opts, destroy=destroy, generate_config_out=generate_config_out))
     cs = planned.changeset
     if out_file is not None:
         cs.save(out_file)
+    if generate_config_out is not None:
+        from cloudorch.cli.generate import write_generated
+
+        write_generated(out, generate_config_out, planned.generated_config)
     if out.json_mode:
         doc = changeset_json(cs)
         if planned.waiting is not None:

@@ -121,6 +121,10 @@ def render(cs: ChangeSet, *, stage: str | None = None, sandbox: bool = False) ->
         extras.append(f"{len(policy)} policy violation(s)")
     if drift:
         extras.append(f"{drift} drifted")
+    if cs.imports:
+        extras.append(f"{len(cs.imports)} to import")
+    if cs.moves:
+        extras.append(f"{len(cs.moves)} to move")
     lines = [
         marker(cs, sandbox=sandbox),
         f"### cloudorch {verb}: {md.code(cs.plan_name)}{where}",

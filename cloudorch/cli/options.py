@@ -187,7 +187,8 @@ GROUPS: dict[str, list[Flag]] = {
                 typer.Option(
                     "--exclude",
                     metavar="ADDRESS",
-                    help="Leave out this address and what depends on it. Repeatable.",
+                    help="Leave out this address and what depends on it; `*` matches any characters "
+                    "(`web_*`, `logs[*]`). Repeatable.",
                     show_default=False,
                 ),
             ],

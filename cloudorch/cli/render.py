@@ -63,6 +63,10 @@ def render_change(out: Output, c: Change) -> None:
         verb = f"{verb}: delete (deposed {c.deposed})"
     elif c.tainted:
         verb = f"{verb}: replace (tainted)"
+    if c.moved_from is not None:
+        verb = f"move from {escape(c.moved_from)}" + ("" if c.action is Action.NOOP else f", then {verb}")
+    if c.importing is not None:
+        verb = f"import {escape(_fmt(c.importing))}" + ("" if c.action is Action.NOOP else f", then {verb}")
     out.print(f"  [{style}]{sym}[/] [bold]{escape(c.address)}[/] [dim]({escape(c.type)})[/] {verb}{why}")
     if c.action is Action.CREATE:
         for key, value in sorted((c.after or {}).items()):
@@ -81,9 +85,10 @@ def render_change(out: Output, c: Change) -> None:
 
 def summary_line(cs: ChangeSet) -> str:
     n = cs.counts()
+    adopted = "".join(f", {len(x)} to {verb}" for x, verb in ((cs.imports, "import"), (cs.moves, "move")) if x)
     return (
         f"Plan: {n['create']} to create, {n['update']} to update, "
-        f"{n['replace']} to replace, {n['delete']} to destroy."
+        f"{n['replace']} to replace, {n['delete']} to destroy{adopted}."
     )
 
 
@@ -95,12 +100,14 @@ def render_changeset(out: Output, cs: ChangeSet) -> None:
         for c in drift:
             out.print(f"  [yellow]![/] {escape(c.address)}: {escape('; '.join(c.reasons) or 'differs')}")
         out.print()
-    changes = [c for c in cs.changes if c.is_change]
+    for note in cs.notes:
+        out.print(f"[dim]Note: {escape(note)}[/]")
+    changes = [c for c in cs.changes if c.is_change or c.moved_from is not None or c.importing is not None]
     if not changes:
         out.print("[green]No changes.[/] The cloud matches the plan file.")
         return
     out.print("cloudorch will perform the following actions:\n")
-    order = {Action.DELETE: 0, Action.REPLACE: 1, Action.UPDATE: 2, Action.CREATE: 3}
+    order = {Action.DELETE: 0, Action.REPLACE: 1, Action.UPDATE: 2, Action.CREATE: 3, Action.NOOP: 4}
     for c in sorted(changes, key=lambda c: (order.get(c.action, 9), c.address)):
         render_change(out, c)
         out.print()
@@ -144,6 +151,8 @@ def render_result(out: Output, result: ApplyResult) -> None:
             f"[bold green]{verb} complete![/] {n['create']} created, {n['update'] - len(result.unchanged)} updated, "
             f"{n['replace']} replaced, {n['delete']} destroyed"
             + (f", {len(result.unchanged)} unchanged after resolve" if result.unchanged else "")
+            + (f", {len(result.changeset.imports)} imported" if result.changeset.imports else "")
+            + (f", {len(result.changeset.moves)} moved" if result.changeset.moves else "")
             + f" in {result.seconds:.1f}s"
             + (f" ({result.retries} retried call(s))" if result.retries else "")
             + "."

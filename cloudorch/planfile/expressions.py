@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 #: the namespaces a reference may start with, and what each names (for hints). A new namespace
-#: (`data`) is one entry here plus its resolution where its values come from; `stage` and
+#: is one entry here plus its resolution where its values come from; `stage` and
 #: `release` are bound per release stage by `expand.bind_stage`; `modules`
 #: (`${modules.net[eu].vpc_id}`) is rewritten away at load by `modules.expand_modules`
 NAMESPACES: dict[str, str] = {
@@ -37,12 +37,13 @@ NAMESPACES: dict[str, str] = {
     "release": "the release: `release.version`, `release.KEY`",
     "stacks": "another stack's output, read from its state: `stacks.NAME.outputs.OUT`",
     "modules": "a module instance's output: `modules.NAME.OUT` or `modules.NAME[KEY].OUT`",
+    "data": "an object read by a data source: `data.NAME.ATTR` (read at plan)",
 }
 #: kept for callers that test membership; `NAMESPACES` is the table to extend
 ROOTS = frozenset(NAMESPACES)
 #: namespaces whose NAME may be followed by an instance key written bare, inside an expression as
 #: in a plain reference: `resources.web[eu].arn` (elsewhere in an expression `[x]` is CEL's index)
-KEYED_NAMESPACES: set[str] = {"resources", "modules"}
+KEYED_NAMESPACES: set[str] = {"resources", "modules", "data"}
 
 _ROOT_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 _DOT_RE = re.compile(r"\.([A-Za-z0-9_-]+)")

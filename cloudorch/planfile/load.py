@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from cloudorch.errors import ConfigError, Location, did_you_mean
+from cloudorch.planfile.blocks import check_data_ref, load_data, load_imports, load_moves
 from cloudorch.planfile.conditional import disabled_instances
 from cloudorch.planfile.expressions import (
     Expression,
@@ -179,6 +180,9 @@ def _load(
     plan.policies = resolve_partial(model.policies, lookup, _LOAD_ROOTS)
     plan.for_each_keys = checker.for_each_keys
     plan.disabled = disabled_instances(plan)
+    plan.data = load_data(model.data, lookup, plan.location)
+    plan.moves = load_moves(model.moved, plan.location)
+    plan.imports = load_imports(model.imports, model.resources, checker.lookup_each, plan.location)
     return plan
 
 
@@ -415,6 +419,19 @@ class _ReferenceChecker:
             return self.locals.lookup(ref)
         raise ExpressionError(f"`{ref.text}` cannot be resolved here")  # pragma: no cover
 
+    def lookup_each(self, ref: Reference) -> Any:
+        """`lookup`, with `each` left to the caller's scope (an import's for_each)."""
+        if ref.root not in _LOAD_ROOTS:
+            raise ExpressionError(f"`{ref.text}` cannot be used here (only var, env, local and each)", ref.text)
+        head = str(ref.path[0]) if ref.path else ""
+        if ref.root == "var" and head not in self.values:
+            raise ExpressionError(f"`{ref.text}` refers to undeclared variable `{head}`", ref.text)
+        if ref.root == "env" and head not in self.env:
+            raise ExpressionError(f"environment variable `{head}` is not set (used by `{ref.text}`)", ref.text)
+        if ref.root == "env":
+            self.env_values[head] = self.env[head]
+        return self.lookup(ref)
+
     def check_all(self) -> None:
         m = self.model
         if m.locals:
@@ -433,7 +450,7 @@ class _ReferenceChecker:
             if isinstance(spec.enabled, str):
                 scope = _LOAD_ROOTS | {"each"} if spec.for_each is not None else _LOAD_ROOTS
                 self._check_tree(spec.enabled, (*base, "enabled"), scope, "enabled")
-            allowed = {"var", "env", "local", "stacks", "resources", "stage", "release"}
+            allowed = {"var", "env", "local", "stacks", "resources", "stage", "release", "data"}
             if spec.for_each is not None:
                 allowed.add("each")
                 if m.modules:  # `${modules.net[each.key].out}`, left by `modules.expand_modules`
@@ -447,8 +464,11 @@ class _ReferenceChecker:
                         hint=did_you_mean(dep, list(m.resources)) or "depends_on names resources of this plan",
                     )
         later = frozenset({"var", "env", "local", "stacks", "resources", "stage", "release"})
+        for name, data in m.data.items():
+            given = data.model_dump(exclude={"type", "provider"})
+            self._check_tree(given, ("data", name), _LOAD_ROOTS, "a data source")
         for name, out in m.outputs.items():
-            self._check_tree(out.value, ("outputs", name), later, None)
+            self._check_tree(out.value, ("outputs", name), later | {"data"}, None)
         self._check_tree(m.stages, ("stages",), later, None)
         self._check_tree(m.release, ("release",), later, None)
         self._check_tree(m.policies, ("policies",), later, None)
@@ -576,6 +596,8 @@ class _ReferenceChecker:
                     location=self.source_map.location(where.path()),
                     hint=did_you_mean(head, list(self.model.resources)) or "declare it under `resources:`",
                 )
+        elif ref.root == "data":
+            check_data_ref(ref, self.model.data, self.source_map.location(where.path()))
         elif ref.root == "each" and (head not in ("key", "value") or (head == "key" and len(ref.path) > 1)):
             raise ConfigError(
                 f"`{ref.text}`: `each` has only `key` and `value`",

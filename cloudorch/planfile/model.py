@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cloudorch.errors import Location
+from cloudorch.planfile.blocks import DataSource, DataSpec, ImportSpec, ImportTarget, Move, MovedSpec
 from cloudorch.planfile.locals import Locals
 from cloudorch.planfile.source import SourceMap
 from cloudorch.planfile.stackref import StackRefSpec
@@ -218,12 +219,19 @@ class PlanFileModel(_Strict):
     modules: dict[str, ModuleCallSpec] = Field(
         default_factory=dict, description="Module uses by name; their resources are addressed `module.NAME[KEY].RES`."
     )
+    data: dict[str, DataSpec] = Field(
+        default_factory=dict, description="Objects read, not managed (`${data.NAME.ATTR}`), by name."
+    )
+    moved: list[MovedSpec] = Field(default_factory=list, description="Addresses renamed without destroy + create.")
+    imports: list[ImportSpec] = Field(default_factory=list, description="Existing objects to adopt into state.")
 
     @model_validator(mode="before")
     @classmethod
     def _empty_sections(cls, data: Any) -> Any:
         data = _drop_empty(
-            data, ("variables", "providers", "resources", "outputs", "sensitive_env", "stacks", "locals", "modules")
+            data,
+            ("variables", "providers", "resources", "outputs", "sensitive_env", "stacks", "locals", "modules", "data",
+             "moved", "imports"),
         )
         providers = data.get("providers") if isinstance(data, dict) else None
         if isinstance(providers, dict) and any(v is None for v in providers.values()):
@@ -280,6 +288,10 @@ class PlanSpec:
     #: outputs of module instances that resources with for_each name by `[each.key]`, by instance
     #: address (`module.net[eu]`); `expand` resolves them per resource instance
     module_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: `data:` entries, `moved:` and `imports:` (for_each expanded), checked (see `blocks.py`)
+    data: dict[str, DataSource] = field(default_factory=dict)
+    moves: list[Move] = field(default_factory=list)
+    imports: list[ImportTarget] = field(default_factory=list)
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""

@@ -126,6 +126,13 @@ def plan_json_schema(registry: Registry) -> dict[str, Any]:
     module = dict(all_defs.pop(module_ref))
     _output_shorthand(module)
     all_defs["ModuleFile"] = module
+    data_spec = all_defs.get("DataSpec")
+    if data_spec and types:  # a data source's type is one that offers `lookup` (contract 2.2)
+        data_spec["properties"] = dict(data_spec["properties"])
+        data_spec["properties"]["type"] = {
+            **data_spec["properties"]["type"],
+            "enum": [t.type_name for t in types if t.lookup is not ResourceType.lookup],
+        }
     schema["$defs"] = all_defs
     return {
         "$schema": SCHEMA_DIALECT,

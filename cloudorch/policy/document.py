@@ -50,6 +50,8 @@ def change_document(change: Change) -> dict[str, Any]:
         "after": after,
         "after_unknown": list(change.after_unknown),
         "diff": [d.path for d in change.diff],
+        "moved_from": change.moved_from,
+        "importing": change.importing,
     }
 
 
@@ -89,9 +91,13 @@ def build_input(
               "after": {...} | null,          # properties wanted; null for a delete. Values known
                                               # only after apply are LEFT OUT (as in Terraform's plan JSON)
               "after_unknown": ["name", "tags.owner"],  # paths known only after apply
-              "diff": ["versioning", "tags.owner"]      # property paths that change
+              "diff": ["versioning", "tags.owner"],     # property paths that change
+              "moved_from": "old_site" | null,  # the address a `moved:` entry renames it from
+              "importing": "bucket-name" | null # the id an `imports:` entry adopts here
             }],
-            "counts": {"create": 1, "update": 0, "replace": 0, "delete": 0, "no-op": 0}
+            "counts": {"create": 1, "update": 0, "replace": 0, "delete": 0, "no-op": 0},
+            "moves": [{"from": "old_site", "to": "site"}],    # addresses renamed in state
+            "imports": [{"to": "site", "id": "bucket-name"}]  # objects adopted into state
           },
           "resources": {"prod.site": {...}},  # resulting properties per address (deletes left out)
           "providers": {"aws": {"region": "eu-west-1", "default_tags": {...}}},
@@ -112,7 +118,12 @@ def build_input(
             resources[c["address"]] = c["after"] if c["after"] is not None else c["before"]
     return {
         "when": when,
-        "changeset": {"changes": changes, "counts": changeset.counts()},
+        "changeset": {
+            "changes": changes,
+            "counts": changeset.counts(),
+            "moves": [dict(m) for m in changeset.moves],
+            "imports": [{"to": i["to"], "id": i["id"]} for i in changeset.imports],
+        },
         "resources": resources,
         "providers": _provider_view(provider_configs),
         "stage": stage,

@@ -18,6 +18,10 @@ unversioned `cloudorch.providers` module), so a plugin for contract 2 depends on
 multi-step create says its object exists although a later step failed), and
 `recomputed_on_update`, `plan_update`, `plan_create` and `RECOMPUTED` (what an update or a create
 will know, so only the attributes the cloud recomputes are unknown at plan).
+
+2.2 added `ResourceType.lookup`, `can_lookup`, `LookupQuery` and `matches_filter`: reading objects
+cloudorch does not manage, for the plan file's `data:` entries. A type without `lookup` keeps
+working; using it in `data:` is a located error.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "ConfigError",
     "ContractMismatchError",
     "ErrorKind",
+    "LookupQuery",
     "Observed",
     "PartialCreate",
     "Provider",
@@ -65,6 +70,7 @@ __all__ = [
     "declares_update_plan",
     "first_line",
     "force_new_fields",
+    "matches_filter",
     "parse_retry_after",
     "prop",
     "retry_after",
@@ -72,7 +78,7 @@ __all__ = [
 ]
 
 #: The version of this contract, (major, minor); see the module docstring for what each means.
-CONTRACT_VERSION: tuple[int, int] = (2, 1)
+CONTRACT_VERSION: tuple[int, int] = (2, 2)
 
 
 def contract_text(version: tuple[int, int] = CONTRACT_VERSION) -> str:
@@ -158,6 +164,39 @@ class ReadRequest:
 
 
 @dataclass(frozen=True)
+class LookupQuery:
+    """What a data source asks of `ResourceType.lookup`: the object with `id`, and/or every object
+    whose properties and attributes match `filter` (see `matches_filter`)."""
+
+    id: str | None = None
+    filter: Mapping[str, Any] = field(default_factory=dict)
+
+
+def matches_filter(seen: Observed, filter: Mapping[str, Any]) -> bool:
+    """Whether an object answers a data source's `filter`.
+
+    Each key names a property or an attribute (`id` is the object's id). A mapping matches when
+    every pair it lists is present (`tags: {Name: shared}` matches an object with more tags);
+    any other value must be equal.
+    """
+    for key, want in filter.items():
+        if key == "id" and key not in seen.attributes:
+            have: Any = seen.id
+        elif key in seen.properties:
+            have = seen.properties[key]
+        elif key in seen.attributes:
+            have = seen.attributes[key]
+        else:
+            return False
+        if isinstance(want, Mapping):
+            if not isinstance(have, Mapping) or any(have.get(k) != v for k, v in want.items()):
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
 class ProviderContext:
     """What a provider may know about the run: where the plan lives, whether it is the sandbox."""
 
@@ -232,6 +271,25 @@ class ResourceType(ABC, Generic[P]):
             f"resource type {self.type_name} does not support import",
             hint="create it with cloudorch instead, or remove it from the cloud",
         )
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        """Every object of this type answering `query`, read with the same shape as `import_`.
+
+        For data sources: `address` is `data.NAME` (for messages only). An object that does not
+        exist is simply not listed ([] when none); the engine decides what none or several mean.
+        A type lists candidates however its cloud does it cheaply (server-side filters where it
+        has them) and keeps those `matches_filter` accepts. Optional: types without it cannot be
+        used under `data:` (`can_lookup`).
+        """
+        raise ConfigError(
+            f"resource type {self.type_name} does not support lookup",
+            hint="data sources can read the types whose provider implements lookup (see docs/providers.md)",
+        )
+
+    @property
+    def can_lookup(self) -> bool:
+        """Whether this type implements `lookup` (contract 2.2), so it can be a data source."""
+        return type(self).lookup is not ResourceType.lookup
 
     def find(self, address: str, props: P) -> Observed | None:
         """Find an object a crashed create may have made (by tag or token); None if unknown."""

@@ -104,8 +104,10 @@ def options_for_saved(cs: ChangeSet, base: RunOptions) -> RunOptions:
 def plan_saved(sess: Session, opts: RunOptions, saved: ChangeSet) -> Planned:
     """A saved changeset checked against the session's state, judged again with today's policies."""
     from cloudorch.engine.planner import adopt_seen_in_diffs
+    from cloudorch.run.blocks import replay
 
     check_saved(saved, sess)
+    replay(sess, saved)  # its moves, imports and data values, as planned
     saved = _unmasked(sess, opts, saved)
     adopt_seen_in_diffs(sess.state, saved)
     return judge(sess, opts, saved)
@@ -202,6 +204,9 @@ def apply_in(
         return None
     if repair is not None:
         opts.say(repair["message"])
+    from cloudorch.run.blocks import persist_adoptions
+
+    persist_adoptions(sess, cs)
     journal = _start_journal(sess, opts)
     denied: list[CloudorchError] = []
     applier = Applier(

@@ -19,8 +19,10 @@ def drift(opts: RunOptions) -> DriftReport:
     """Refresh what is in scope and report drift three ways, with policies judged on the live state."""
     from cloudorch import graph as graphs
     from cloudorch.engine.drift import detect
+    from cloudorch.run.blocks import read_only_view
 
     with session(opts, fold=False) as sess:
+        read_only_view(sess, opts)
         loaded = sess.loaded
         report, live = detect(
             loaded.plan,

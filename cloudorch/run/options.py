@@ -60,6 +60,8 @@ class RunOptions:
     sandbox: bool = False
     #: --on-failure: stop | continue | rollback
     on_failure: str = "stop"
+    #: plan --generate-config-out FILE: import targets without a resource block are read for it
+    generate_config_out: Path | None = None
 
     def say(self, text: str) -> None:
         if self.notify is not None:

@@ -51,6 +51,8 @@ class Planned:
     verdict: PolicyVerdict | None
     #: a killed run's journal that waits, unfolded (a plan reads state as stored)
     waiting: WaitingRun | None = None
+    #: YAML resource blocks for import targets without one (`plan --generate-config-out`)
+    generated_config: str | None = None
 
 
 def scope_of(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
@@ -64,8 +66,14 @@ def scope_of(loaded: Loaded, state: State, opts: RunOptions) -> set[str] | None:
     def expand_names(names: Sequence[str], flag: str) -> set[str]:
         out: set[str] = set()
         for n in names:
-            # `web` names its instances `web[k]`; `module.net` and `module.net[eu]` name what is inside them
-            hits = {a for a in known if a == n or a.startswith((n + "[", n + "."))}
+            if flag == "--exclude" and "*" in n:
+                from cloudorch.planfile.addresses import glob_pattern
+
+                pattern = glob_pattern(n)
+                hits = {a for a in known if pattern.match(a) or pattern.match(a.split("[", 1)[0])}
+            else:
+                # `web` names its instances `web[k]`; `module.net` and `module.net[eu]` name what is inside them
+                hits = {a for a in known if a == n or a.startswith((n + "[", n + "."))}
             if not hits:
                 raise ConfigError(f"{flag} {n}: no such resource in the plan or its state")
             out |= hits
@@ -94,12 +102,23 @@ def plan_in(sess: Session, opts: RunOptions) -> Planned:
         make_changeset,
         refresh,
     )
+    from cloudorch.run import blocks
 
     loaded, state = sess.loaded, sess.state
     for r in opts.replace:
         if r not in loaded.graph:
             raise ConfigError(f"--replace {r}: no such resource in the plan")
-    scope = scope_of(loaded, state, opts)
+    adopted = blocks.start(sess, opts)  # moves in state; data reads run beside refresh
+    with adopted.reading():
+        scope = scope_of(loaded, state, opts)
+        blocks.adopt_imports(adopted, sess, opts, scope)
+        records = [
+            r for a, r in state.resources.items() if (scope is None or a in scope) and a not in adopted.imports.observed
+        ]
+        observed = refresh(records, sess.providers, parallelism=opts.parallelism).observed if opts.refresh else {}
+    observed.update(adopted.imports.observed)
+    adopted.finish_data(sess)
+    loaded = sess.loaded
     request = PlanRequest(
         refresh=opts.refresh,
         targets=opts.targets,
@@ -108,18 +127,23 @@ def plan_in(sess: Session, opts: RunOptions) -> Planned:
         destroy=opts.destroy,
         parallelism=opts.parallelism,
     )
-    records = [r for a, r in state.resources.items() if scope is None or a in scope]
-    observed = refresh(records, sess.providers, parallelism=opts.parallelism).observed if opts.refresh else {}
     order = [a for a in graphs.order(loaded.graph) if scope is None or a in scope]
     planner = Planner(loaded.plan, loaded.instances, order, state, sess.providers, request)
-    changes = planner.run(observed)
+    changes = adopted.annotate(planner.run(observed))
     adopt_refreshed(state, observed, sess.providers)
     if scope is not None:
         changes = [c for c in changes if c.address in scope]
     changes += deposed_changes(state, sess.providers, scope)
     built = make_changeset(loaded.plan, changes, state, request, state_key=state.state_key)
-    cs = built.model_copy(update={"inputs": withhold_sensitive(run_inputs(opts), loaded.plan)})
-    return judge(sess, opts, cs)
+    cs = built.model_copy(
+        update={"inputs": withhold_sensitive(run_inputs(opts), loaded.plan), **adopted.changeset_fields()}
+    )
+    planned = judge(sess, opts, cs)
+    if opts.generate_config_out is not None:
+        from dataclasses import replace
+
+        planned = replace(planned, generated_config=blocks.generated_config(adopted, opts.generate_config_out))
+    return planned
 
 
 def withhold_sensitive(inputs: dict[str, Any], plan: PlanSpec) -> dict[str, Any]:

@@ -277,6 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._list_groups(parts[1], query)
             if len(parts) == 4 and low[2] == "resourcegroups":
                 return self._group(parts[1], parts[3], body)
+            if self.command == "GET" and (low[2:] == ["resources"] or (len(parts) == 5 and low[4] == "resources")):
+                return self._list_resources(parts)
             if len(parts) >= 8 and low[2] == "resourcegroups" and low[4] == "providers" and len(parts) % 2 == 0:
                 return self._resource(parts, body)
             return self._error(404, "InvalidResourceType", f"no route for {path}")
@@ -336,6 +338,14 @@ class _Handler(BaseHTTPRequestHandler):
                 f"{self.arm.url}/subscriptions/{sub}/resourcegroups?api-version=2024-03-01&$skiptoken={skip + 2}"
             )
         return self._send(200, body)
+
+    def _list_resources(self, parts: list[str]) -> None:
+        """The resources of a subscription or of one group (one page; data sources list them)."""
+        if len(parts) == 5 and parts[3].lower() not in self.arm.state.groups:
+            return self._error(404, "ResourceGroupNotFound", f"Resource group '{parts[3]}' could not be found.")
+        prefix = ("/" + "/".join(parts[:-1])).lower() + "/"
+        found = [r for rid, r in sorted(self.arm.state.resources.items()) if rid.startswith(prefix)]
+        return self._send(200, {"value": found})
 
     def _group(self, sub: str, name: str, body: dict[str, Any]) -> None:
         key = name.lower()

@@ -141,10 +141,10 @@ def test_first_line() -> None:
 # --------------------------------------------------------------------------- contract ranges
 
 
-def test_the_contract_version_is_2_1() -> None:
-    # 2.1 added PartialCreate and find_all; a change here needs a line in contract.py's docstring
-    assert CONTRACT_VERSION == (2, 1)
-    assert contract_text() == "2.1"
+def test_the_contract_version_is_2_2() -> None:
+    # 2.1 added PartialCreate and find_all, 2.2 lookup; a change here needs a line in contract.py's docstring
+    assert CONTRACT_VERSION == (2, 2)
+    assert contract_text() == "2.2"
 
 
 @pytest.mark.parametrize(

@@ -157,7 +157,7 @@ def test_a_plugin_for_an_older_contract_is_refused_with_the_ranges_and_a_hint(si
 
 def test_a_plugin_for_a_newer_contract_asks_for_a_newer_cloudorch(site: Site) -> None:
     site.install("future", contract=">=3.0,<4")
-    with pytest.raises(ContractMismatchError, match=r"'future'.*>=3.0,<4.*runs contract 2\.1") as info:
+    with pytest.raises(ContractMismatchError, match=r"'future'.*>=3.0,<4.*runs contract 2\.2") as info:
         Registry().provider_class("future")
     assert info.value.hint is not None
     assert info.value.hint.startswith("upgrade cloudorch")

@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import field_validator
 
-from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, prop
+from cloudorch.provider.contract import (
+    ErrorKind,
+    LookupQuery,
+    Observed,
+    ProviderError,
+    ResourceProperties,
+    prop,
+)
 from cloudorch_aws.resource import ADDRESS_TAG, AwsResource, Shape, address_tag_value, tag_dict, tag_list
 
 VPC_GONE = ("InvalidVpcID.NotFound",)
@@ -38,6 +45,13 @@ class Ec2Resource(AwsResource[Any]):
 
     def tag_filter(self, address: str) -> list[dict[str, Any]]:
         return [{"Name": f"tag:{ADDRESS_TAG}", "Values": [address_tag_value(address)]}]
+
+    def lookup_filters(self, query: LookupQuery) -> list[dict[str, Any]]:
+        """EC2's own filters for a data source's tags, so the list call narrows it down already."""
+        tags = query.filter.get("tags")
+        if not isinstance(tags, dict):
+            return []
+        return [{"Name": f"tag:{k}", "Values": [str(v)]} for k, v in tags.items()]
 
 
 # ============================================================================ VPC
@@ -150,6 +164,13 @@ class VpcResource(Ec2Resource):
             raise ProviderError(f"no VPC {id}", kind=ErrorKind.FATAL, address=address)
         return seen
 
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        def listed() -> list[str]:
+            got = self.call(address, "describe_vpcs", Filters=self.lookup_filters(query))
+            return [v["VpcId"] for v in got.get("Vpcs", [])]
+
+        return self.lookup_listed(query, lambda i: self._observe(address, i, None), listed)
+
     def find(self, address: str, props: VpcProperties) -> Observed | None:
         found = self.find_all(address, props)
         return found[0] if found else None
@@ -251,6 +272,16 @@ class SubnetResource(Ec2Resource):
         if seen is None:
             raise ProviderError(f"no subnet {id}", kind=ErrorKind.FATAL, address=address)
         return seen
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        def listed() -> list[str]:
+            filters = self.lookup_filters(query)
+            if isinstance(query.filter.get("vpc_id"), str):
+                filters.append({"Name": "vpc-id", "Values": [query.filter["vpc_id"]]})
+            got = self.call(address, "describe_subnets", Filters=filters)
+            return [s["SubnetId"] for s in got.get("Subnets", [])]
+
+        return self.lookup_listed(query, lambda i: self._observe(address, i, None), listed)
 
     def find(self, address: str, props: SubnetProperties) -> Observed | None:
         found = self.find_all(address, props)
@@ -446,6 +477,17 @@ class SecurityGroupResource(Ec2Resource):
         if seen is None:
             raise ProviderError(f"no security group {id}", kind=ErrorKind.FATAL, address=address)
         return seen
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        def listed() -> list[str]:
+            filters = self.lookup_filters(query)
+            for key, name in (("vpc_id", "vpc-id"), ("name", "group-name")):
+                if isinstance(query.filter.get(key), str):
+                    filters.append({"Name": name, "Values": [query.filter[key]]})
+            got = self.call(address, "describe_security_groups", Filters=filters)
+            return [g["GroupId"] for g in got.get("SecurityGroups", [])]
+
+        return self.lookup_listed(query, lambda i: self._observe(address, i, None), listed)
 
     def find(self, address: str, props: SecurityGroupProperties) -> Observed | None:
         found = self.find_all(address, props)

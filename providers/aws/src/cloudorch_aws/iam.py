@@ -11,7 +11,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, prop
+from cloudorch.provider.contract import ErrorKind, LookupQuery, Observed, ProviderError, ResourceProperties, prop
 from cloudorch_aws.resource import AwsResource, tag_dict, tag_list
 
 GONE = ("NoSuchEntity",)
@@ -188,6 +188,14 @@ class RoleResource(AwsResource[RoleProperties]):
         if seen is None:
             raise ProviderError(f"no IAM role {id}", kind=ErrorKind.FATAL, address=address)
         return seen
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        def listed() -> list[str]:
+            names = [r["RoleName"] for r in self.paginate(address, "list_roles", "Roles")]
+            want = query.filter.get("name")
+            return [n for n in names if n == want] if isinstance(want, str) else names
+
+        return self.lookup_listed(query, lambda name: self._observe(address, name, None), listed)
 
     def find(self, address: str, props: RoleProperties) -> Observed | None:
         got = self.call(address, "get_role", RoleName=props.name, missing=GONE)

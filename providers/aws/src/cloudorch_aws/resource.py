@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from cloudorch.provider.contract import Observed, ReadRequest, ResourceType
+from cloudorch.provider.contract import LookupQuery, Observed, ReadRequest, ResourceType, matches_filter
 from cloudorch_aws.errors import error_code
 
 if TYPE_CHECKING:
@@ -120,6 +120,21 @@ class AwsResource(ResourceType[P]):
         workers = min(len(items), self.provider.max_concurrency)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"cloudorch-{self.type_name}") as pool:
             return list(pool.map(fn, items))
+
+    def lookup_listed(
+        self,
+        query: LookupQuery,
+        observe: Callable[[str], Observed | None],
+        list_ids: Callable[[], Iterable[str]],
+    ) -> list[Observed]:
+        """A data source's lookup: the one object `query.id` names, or every listed id read in
+        parallel; either way only those `matches_filter` accepts (for the types offering `lookup`)."""
+        if query.id is not None:
+            seen = observe(query.id)
+            found = [seen] if seen is not None else []
+        else:
+            found = [o for o in self.parallel(observe, list(dict.fromkeys(list_ids()))) if o is not None]
+        return [o for o in found if matches_filter(o, query.filter)]
 
     def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
         """Reads run in parallel; types with a list call override this to batch further."""

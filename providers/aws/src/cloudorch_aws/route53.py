@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, prop
+from cloudorch.provider.contract import ErrorKind, LookupQuery, Observed, ProviderError, ResourceProperties, prop
 from cloudorch_aws.resource import AwsResource, tag_dict, tag_list
 
 ZONE_GONE = ("NoSuchHostedZone",)
@@ -138,6 +138,18 @@ class ZoneResource(AwsResource[ZoneProperties]):
         if seen is None:
             raise ProviderError(f"no hosted zone {id}", kind=ErrorKind.FATAL, address=address)
         return seen
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        name = query.filter.get("name")
+        if isinstance(name, str):  # as `read` reports it: no trailing dot, lower case
+            query = LookupQuery(query.id, {**query.filter, "name": dns_name(name)})
+
+        def listed() -> list[str]:
+            zones = self.paginate(address, "list_hosted_zones", "HostedZones")
+            wanted = dns_name(name) if isinstance(name, str) else None
+            return [_zone_id(z["Id"]) for z in zones if wanted is None or dns_name(z["Name"]) == wanted]
+
+        return self.lookup_listed(query, lambda i: self._observe(address, _zone_id(i), None), listed)
 
     def find(self, address: str, props: ZoneProperties) -> Observed | None:
         found = self.find_all(address, props)

@@ -17,7 +17,15 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ReadRequest, ResourceProperties, prop
+from cloudorch.provider.contract import (
+    ErrorKind,
+    LookupQuery,
+    Observed,
+    ProviderError,
+    ReadRequest,
+    ResourceProperties,
+    prop,
+)
 from cloudorch_aws.resource import AwsResource, Shape, tag_dict, tag_list
 
 NO_BUCKET = ("NoSuchBucket", "404", "NotFound")
@@ -330,6 +338,14 @@ class BucketResource(AwsResource[BucketProperties]):
         if seen is None:
             raise ProviderError(f"no S3 bucket named {id}", kind=ErrorKind.FATAL, address=address)
         return seen
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        def listed() -> list[str]:
+            names = [b["Name"] for b in self.paginate(address, "list_buckets", "Buckets")]
+            want = query.filter.get("name")
+            return [n for n in names if n == want] if isinstance(want, str) else names
+
+        return self.lookup_listed(query, lambda name: self._observe(address, name, None), listed)
 
     def find(self, address: str, props: BucketProperties) -> Observed | None:
         raw = self._raw_tags(address, props.name)

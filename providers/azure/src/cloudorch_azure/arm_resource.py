@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from cloudorch.provider.contract import (
     ConfigError,
     ErrorKind,
+    LookupQuery,
     Observed,
     ProviderError,
     ResourceProperties,
     ResourceType,
+    matches_filter,
     prop,
 )
 from cloudorch_azure.shape import ADDRESS_TAG, project, same_location
@@ -237,16 +239,43 @@ class ArmResource(ResourceType[ArmResourceProperties]):
 
     def import_(self, address: str, id: str) -> Observed:
         """`id` is an ARM id, optionally with `?api-version=V`; else the newest stable version is used."""
+        seen = self._read_by_id(address, id, "import")
+        if seen is None:
+            raw_id = id.partition("?")[0]
+            raise ProviderError(f"{address}: {raw_id} does not exist", kind=ErrorKind.FATAL, address=address)
+        return seen
+
+    def _read_by_id(self, address: str, id: str, doing: str) -> Observed | None:
+        """What `import_` reports of the object `id` names (`?api-version=V` optional); None if none."""
         raw_id, _, query = id.partition("?")
         api_version = query.split("api-version=", 1)[1].split("&")[0] if "api-version=" in query else ""
         _, group, rtype, name = parse_arm_id(raw_id)
-        with self.az.errors(address, f"import {raw_id}"):
+        with self.az.errors(address, f"{doing} {raw_id}"):
             api_version = api_version or self._latest_api_version(address, rtype)
             raw = self._get(raw_id, api_version)
         if raw is None:
-            raise ProviderError(f"{address}: {raw_id} does not exist", kind=ErrorKind.FATAL, address=address)
+            return None
         props = ArmResourceProperties(resource_type=rtype, api_version=api_version, name=name, resource_group=group)
         return self._observed(raw, props, imported=True)
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        """By ARM id, or every resource of the subscription (of `resource_group` when the filter names
+        one) that matches; `api_version` in the filter reads them with that version."""
+        version = query.filter.get("api_version")
+        suffix = f"?api-version={version}" if isinstance(version, str) else ""
+        if query.id is not None:
+            ids = [query.id if "?" in query.id else query.id + suffix]
+        else:
+            group = query.filter.get("resource_group")
+            with self.az.errors(address, "list resources"):
+                listed = (
+                    self.az.resources.resources.list_by_resource_group(group)
+                    if isinstance(group, str)
+                    else self.az.resources.resources.list()
+                )
+                ids = [str(r.id) + suffix for r in listed]
+        found = [self._read_by_id(address, i, "look up") for i in ids]
+        return [o for o in found if o is not None and matches_filter(o, query.filter)]
 
     def find(self, address: str, props: ArmResourceProperties) -> Observed | None:
         with self.az.errors(address, f"find {props.resource_type} {props.name}"):

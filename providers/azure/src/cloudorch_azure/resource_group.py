@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, ResourceType, prop
+from cloudorch.provider.contract import (
+    ErrorKind,
+    LookupQuery,
+    Observed,
+    ProviderError,
+    ResourceProperties,
+    ResourceType,
+    matches_filter,
+    prop,
+)
 from cloudorch_azure.shape import ADDRESS_TAG, same_location
 
 if TYPE_CHECKING:
@@ -123,6 +132,17 @@ class ResourceGroup(ResourceType[ResourceGroupProperties]):
                 f"{address}: resource group {name} does not exist", kind=ErrorKind.FATAL, address=address
             )
         return self._observed(rg, None)
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        if query.id is not None:
+            name = name_from_id(query.id)
+            with self.az.errors(address, f"look up resource group {name}"):
+                rg = self._get(name)
+            found = [] if rg is None else [self._observed(rg, None)]
+        else:
+            with self.az.errors(address, "list resource groups"):
+                found = [self._observed(rg, None) for rg in self.az.resources.resource_groups.list()]
+        return [o for o in found if matches_filter(o, query.filter)]
 
     def find(self, address: str, props: ResourceGroupProperties) -> Observed | None:
         with self.az.errors(address, f"find resource group {props.name}"):

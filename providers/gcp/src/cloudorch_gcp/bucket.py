@@ -10,7 +10,16 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from cloudorch.provider.contract import ErrorKind, Observed, ProviderError, ResourceProperties, ResourceType, prop
+from cloudorch.provider.contract import (
+    ErrorKind,
+    LookupQuery,
+    Observed,
+    ProviderError,
+    ResourceProperties,
+    ResourceType,
+    matches_filter,
+    prop,
+)
 
 if TYPE_CHECKING:
     from cloudorch_gcp.provider import GcpProvider
@@ -171,6 +180,17 @@ class StorageBucket(ResourceType[BucketProperties]):
         if bucket is None:
             raise ProviderError(f"{address}: bucket {name} does not exist", kind=ErrorKind.FATAL, address=address)
         return self._observed(bucket, None)
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        if query.id is not None:
+            name = query.id.removeprefix("gs://").strip("/")
+            with self.gcp.errors(address, f"look up bucket {name}"):
+                bucket = self._get(name)
+            found = [] if bucket is None else [self._observed(bucket, None)]
+        else:
+            with self.gcp.errors(address, "list buckets"):
+                found = [self._observed(b, None) for b in self.gcp.client.list_buckets(**self.gcp.call_kwargs)]
+        return [o for o in found if matches_filter(o, query.filter)]
 
     def find(self, address: str, props: BucketProperties) -> Observed | None:
         from cloudorch_gcp.provider import ADDRESS_LABEL, label_value
