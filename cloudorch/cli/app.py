@@ -8,7 +8,7 @@ providers). Commands parse flags, call `cloudorch.api`, render, and return an ex
 
 from __future__ import annotations
 
-from cloudorch.cli import apply, drift, info, policy, release, revert, sandbox, state  # noqa: F401
+from cloudorch.cli import apply, drift, info, notifications, policy, release, revert, runs, sandbox, state  # noqa: F401
 from cloudorch.cli.common import app
 
 __all__ = ["app"]

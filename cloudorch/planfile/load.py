@@ -145,6 +145,7 @@ def _load(
     plan.release = resolve_partial(model.release, lookup, _VAR_ENV)
     plan.policies = resolve_partial(model.policies, lookup, _VAR_ENV)
     plan.for_each_keys = checker.for_each_keys
+    plan.notifications = resolve(model.notifications, lookup)
     return plan
 
 
@@ -364,6 +365,7 @@ class _ReferenceChecker:
         for key, block in m.providers.items():
             self._check_tree(block, ("providers", key), _VAR_ENV, "a provider block")
         self._check_tree(m.backend, ("backend",), _VAR_ENV, "the backend")
+        self._check_tree(m.notifications, ("notifications",), _VAR_ENV, "notifications")
         for name, spec in m.resources.items():
             base = ("resources", name)
             if spec.for_each is not None:

@@ -132,6 +132,14 @@ def _release_schema(schema: dict[str, Any], section: str) -> None:
     schema.update(section_json_schema(section), description=description)
 
 
+def _notifications_schema(schema: dict[str, Any]) -> None:
+    from cloudorch.notify.targets import entries_json_schema
+
+    description = schema.get("description")
+    schema.clear()
+    schema.update(entries_json_schema(), description=description)
+
+
 class PlanFileModel(_Strict):
     """The top level of a plan file."""
 
@@ -157,6 +165,13 @@ class PlanFileModel(_Strict):
     )
     policies: list[Any] | None = Field(None, description="Policy sources and built-in rules.")
     backend: dict[str, Any] | None = Field(None, description="Where state lives; local `.cloudorch/` by default.")
+    # kept as a list of dicts; `notify.targets.parse_entries` checks them, with locations
+    notifications: list[Any] | None = Field(
+        None,
+        description="Who hears of which run events: `url` (https webhook or an apprise URL), `on` (events), "
+        "`stages`, `secret_env` (HMAC-SHA256 signing secret). See docs/notifications.md.",
+        json_schema_extra=lambda schema: _notifications_schema(schema),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +216,8 @@ class PlanSpec:
     #: for_each keys (and each.value) per resource that has for_each, in file order
     for_each_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_map: SourceMap | None = field(default=None, repr=False)
+    #: `notifications:` with `${var.*}`/`${env.*}` resolved (checked by `notify.targets.parse_entries`)
+    notifications: list[Any] | None = None
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""

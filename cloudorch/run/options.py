@@ -60,6 +60,8 @@ class RunOptions:
     sandbox: bool = False
     #: --on-failure: stop | continue | rollback
     on_failure: str = "stop"
+    #: --notify URL (repeatable): ad-hoc notification targets besides the plan's `notifications:`
+    notify_urls: Sequence[str] = ()
 
     def say(self, text: str) -> None:
         if self.notify is not None:

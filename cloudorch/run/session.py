@@ -127,6 +127,9 @@ def validate(opts: RunOptions) -> Loaded:
     plan = loaded.plan
     block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
     check_backend_block(opts.backend_url, block, lambda *field: plan.location("backend", *field))
+    from cloudorch.run.recording import targets_of
+
+    targets_of(plan, opts)  # notifications: known events and stages, apprise there for its schemes
     return loaded
 
 
