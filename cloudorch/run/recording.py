@@ -77,7 +77,7 @@ def targets_of(plan: PlanSpec, opts: RunOptions, *, check: bool = True) -> list[
     from cloudorch.notify.targets import ad_hoc, parse_entries
 
     env = os.environ if opts.env is None else opts.env
-    stages = list(plan.stages) if plan.stages else None
+    stages = list(plan.stages or {})  # none: `stages:` in a notification names a stage that is not there
     found = parse_entries(plan.notifications, locate=plan.location, stages=stages, check=check)
     return found + ad_hoc(list(opts.notify_urls), env, check=check)
 
