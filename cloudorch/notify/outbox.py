@@ -122,7 +122,7 @@ def flush(
     report = FlushReport()
     by_id = {t.id: t for t in targets}
     todo: list[dict[str, Any]] = []
-    for entry in history.index()["outbox"]:
+    for entry in history.header()["outbox"]:
         if only is not None and not only(entry):
             continue
         (todo if entry.get("target") in by_id else report.unknown_target).append(entry)

@@ -68,8 +68,17 @@ def history_of(plan: PlanSpec, opts: RunOptions) -> RunHistory:
     from cloudorch.runs.storage import storage_beside
 
     env = os.environ if opts.env is None else opts.env
+    retention = Retention.from_env(env)
+    block = plan.backend if isinstance(plan.backend, dict) else {}
+    if not opts.backend_url and not block.get("url") and not opts.sandbox:
+        from cloudorch.runs.storage import LocalRunStorage
+
+        # local state, the common case: the folder `storage_beside` would give, without loading
+        # the state backend (`runs list` answers faster)
+        root = Path(opts.state_dir or (plan.path.parent / ".cloudorch"))
+        return RunHistory(LocalRunStorage(root / "runs" / runs_key(plan)), retention)
     backend = backend_for(plan, opts, key=runs_key(plan))
-    return RunHistory(storage_beside(backend), Retention.from_env(env))
+    return RunHistory(storage_beside(backend), retention)
 
 
 def targets_of(plan: PlanSpec, opts: RunOptions, *, check: bool = True) -> list[Target]:
@@ -195,7 +204,7 @@ class Recorder:
         )
         if entries:
             wait_at_test_barrier(env)
-        pending = history.index()["outbox"]
+        pending = history.header()["outbox"]
         if not pending:
             return
         report = flush(history, targets, env)
@@ -370,7 +379,7 @@ class Outcome:
             )
 
     def rec_history_drift(self, stage_key: str) -> dict[str, Any] | None:
-        seen = history_of(self.plan, self.rec.opts).index()["drift"].get(stage_key)
+        seen = history_of(self.plan, self.rec.opts).header()["drift"].get(stage_key)
         return seen if isinstance(seen, dict) else None
 
     def _release(self, out: Any) -> None:

@@ -109,7 +109,7 @@ def notifications_status(opts: RunOptions) -> dict[str, Any]:
     """What waits in the outbox (and what was delivered lately), per delivery; URLs masked."""
     plan = read_plan(opts)
     history = history_of(plan, opts)
-    index = history.index()
+    index = history.header()
     configured = {t.id for t in targets_of(plan, opts, check=False)}
 
     def mine(e: dict[str, Any]) -> bool:
@@ -155,7 +155,7 @@ def notifications_retry(opts: RunOptions, delivery_ids: list[str] | None = None)
     targets = targets_of(plan, opts)
     wanted = set(delivery_ids or [])
     if wanted:
-        known = {e["delivery_id"] for e in history.index()["outbox"]}
+        known = {e["delivery_id"] for e in history.header()["outbox"]}
         missing = sorted(wanted - known)
         if missing:
             raise ConfigError(

@@ -1,8 +1,9 @@
 """A plan's run history: records, an index of their summaries, and what rides with the index (the
 drift fingerprints and the notification outbox), with a documented retention.
 
-Layout in the run storage (`storage.py`): `index.json` (format 1: `runs` oldest first, `drift`
-per stage, `outbox`, `delivered`) and `run-<id>.json` per run. A record is written before the
+Layout in the run storage (`storage.py`): `index.json` (format 1: a header line with the `drift`
+fingerprints per stage, the `outbox` and the last `delivered`, then one line per run summary,
+oldest first) and `run-<id>.json` per run. A record is written before the
 index names it, so the index never points at nothing; a kill in between leaves an orphan record
 that the next pruning removes. `runs list` reads the index alone, whatever the number of runs.
 
@@ -13,8 +14,8 @@ Retention: the newest `CLOUDORCH_RUNS_KEEP` runs (default 10,000) that are at mo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,22 +60,46 @@ class Retention:
         return cls(number(KEEP_ENV, DEFAULT_KEEP), number(DAYS_ENV, DEFAULT_DAYS))
 
 
-def empty_index() -> dict[str, Any]:
-    return {"format": FORMAT, "runs": [], "drift": {}, "outbox": [], "delivered": []}
+def empty_header() -> dict[str, Any]:
+    return {"format": FORMAT, "drift": {}, "outbox": [], "delivered": []}
 
 
-def parse_index(data: bytes | None, where: str) -> dict[str, Any]:
-    if data is None:
-        return empty_index()
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise StateError(f"the run index {where} is not JSON ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise StateError(f"the run index {where} has an unknown format", hint="is this cloudorch older than it?")
-    base = empty_index()
-    base.update(doc)
-    return base
+@dataclass
+class Index:
+    """The index object: a header line (JSON: `format`, `drift`, `outbox`, `delivered`), then one
+    line per run summary, oldest first. Lines are parsed only when read, so the newest runs of a
+    long history are listed without decoding the rest."""
+
+    header: dict[str, Any] = field(default_factory=empty_header)
+    lines: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, data: bytes | None, where: str) -> Index:
+        if not data:
+            return cls()
+        head, _, rest = data.partition(b"\n")
+        try:
+            header = json.loads(head)
+        except ValueError as exc:
+            raise StateError(f"the run index {where} is not readable ({exc})") from exc
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise StateError(f"the run index {where} has an unknown format", hint="is this cloudorch older than it?")
+        full = empty_header()
+        full.update(header)
+        return cls(full, [line for line in rest.split(b"\n") if line.strip()])
+
+    def dump(self) -> bytes:
+        return b"\n".join([dump(self.header), *self.lines]) + b"\n"
+
+    def newest_first(self) -> Iterator[dict[str, Any]]:
+        for line in reversed(self.lines):
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue  # a damaged line hides one run, not the history
+
+    def ids(self) -> list[str]:
+        return [str(r.get("id")) for r in reversed(list(self.newest_first()))]
 
 
 def dump(doc: Any) -> bytes:
@@ -89,6 +114,20 @@ def _parse_at(text: str) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def _started(line: bytes) -> datetime | None:
+    try:
+        return _parse_at(str(json.loads(line).get("started", "")))
+    except (ValueError, AttributeError):
+        return None
+
+
+def _id_of(line: bytes) -> str:
+    try:
+        return str(json.loads(line).get("id"))
+    except (ValueError, AttributeError):
+        return ""
+
+
 class RunHistory:
     """One plan's runs in one `RunStorage`."""
 
@@ -101,8 +140,12 @@ class RunHistory:
 
     # -- reading -------------------------------------------------------------------------
 
-    def index(self) -> dict[str, Any]:
-        return parse_index(self.storage.read(INDEX), self.describe())
+    def index(self) -> Index:
+        return Index.parse(self.storage.read(INDEX), self.describe())
+
+    def header(self) -> dict[str, Any]:
+        """The drift fingerprints and the outbox (the index without its runs)."""
+        return self.index().header
 
     def runs(
         self,
@@ -114,15 +157,15 @@ class RunHistory:
     ) -> list[dict[str, Any]]:
         """Run summaries, newest first."""
         out: list[dict[str, Any]] = []
-        for run in reversed(self.index()["runs"]):
+        for run in self.index().newest_first():
+            if since is not None:
+                at = _parse_at(str(run.get("started", "")))
+                if at is None or at < since:
+                    continue  # not `break`: a long run that started earlier can end after a short one
             if stage is not None and run.get("stage") != stage:
                 continue
             if failed and run.get("exit_code", 0) == 0:
                 continue
-            if since is not None:
-                at = _parse_at(str(run.get("started", "")))
-                if at is None or at < since:
-                    continue
             out.append(run)
             if limit is not None and len(out) >= limit:
                 break
@@ -132,7 +175,7 @@ class RunHistory:
         """The record of `run_id` (or of the one run whose id starts with it)."""
         data = self.storage.read(record_name(run_id))
         if data is None:
-            ids = [r["id"] for r in self.index()["runs"] if str(r["id"]).startswith(run_id)]
+            ids = [i for i in self.index().ids() if i.startswith(run_id)]
             if len(ids) != 1:
                 if len(ids) > 1:
                     raise ConfigError(
@@ -161,31 +204,32 @@ class RunHistory:
         expired: list[str] = []
 
         def change(data: bytes | None) -> bytes:
-            doc = parse_index(data, self.describe())
-            runs = [r for r in doc["runs"] if r.get("id") != run.id]
-            runs.append(run.summary())
+            index = Index.parse(data, self.describe())
+            lines = [*index.lines, dump(run.summary())]
+            cut = max(0, len(lines) - self.retention.keep)
             cutoff = datetime.now(UTC) - timedelta(days=self.retention.days)
-            kept = [r for r in runs[-self.retention.keep :] if (_parse_at(str(r.get("started"))) or cutoff) >= cutoff]
-            kept_ids = {r["id"] for r in kept}
-            expired[:] = [r["id"] for r in runs if r["id"] not in kept_ids]
-            doc["runs"] = kept
+            while cut < len(lines) - 1 and (_started(lines[cut]) or cutoff) < cutoff:
+                cut += 1  # runs are appended as they end: the old ones are at the front
+            expired[:] = [_id_of(line) for line in lines[:cut]]
+            index.lines = lines[cut:]
+            header = index.header
             if drift is not None:
                 stage_key, seen = drift
                 if seen is None:
-                    doc["drift"].pop(stage_key, None)
+                    header["drift"].pop(stage_key, None)
                 else:
-                    doc["drift"][stage_key] = seen
-            pending = [*doc["outbox"], *outbox]
+                    header["drift"][stage_key] = seen
+            pending = [*header["outbox"], *outbox]
             if len(pending) > OUTBOX_LIMIT:
                 if dropped is not None:
                     dropped(len(pending) - OUTBOX_LIMIT)
                 pending = pending[-OUTBOX_LIMIT:]
-            doc["outbox"] = pending
-            return dump(doc)
+            header["outbox"] = pending
+            return index.dump()
 
         self.storage.update(INDEX, change)
         if expired:
-            self.storage.delete([record_name(i) for i in expired])
+            self.storage.delete([record_name(i) for i in expired if i])
 
     def settle(self, attempts: Mapping[str, dict[str, Any]]) -> None:
         """Write back what delivery attempts came to: delivery id -> {delivered_at} or {error}."""
@@ -193,7 +237,8 @@ class RunHistory:
             return
 
         def change(data: bytes | None) -> bytes:
-            doc = parse_index(data, self.describe())
+            index = Index.parse(data, self.describe())
+            doc = index.header
             pending = []
             delivered = list(doc["delivered"])
             for entry in doc["outbox"]:
@@ -212,6 +257,6 @@ class RunHistory:
                     pending.append(entry)
             doc["outbox"] = pending
             doc["delivered"] = delivered[-DELIVERED_KEPT:]
-            return dump(doc)
+            return index.dump()
 
         self.storage.update(INDEX, change)
