@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from cloudorch import __version__
 from cloudorch.actor import actor_name
 from cloudorch.errors import CloudorchError, ExitCode, Interrupted, PolicyDeniedError, StateError
-from cloudorch.notify.outbox import Event
-from cloudorch.run.options import RunOptions
 from cloudorch.runs.record import (
     BLOCKED,
     DECLINED,
@@ -41,8 +39,10 @@ from cloudorch.runs.record import (
 )
 
 if TYPE_CHECKING:
+    from cloudorch.notify.outbox import Event
     from cloudorch.notify.targets import Target
     from cloudorch.planfile import PlanSpec
+    from cloudorch.run.options import RunOptions
     from cloudorch.runs.history import RunHistory
 
 log = logging.getLogger("cloudorch.run")
@@ -54,11 +54,14 @@ R = TypeVar("R")
 APPLYING = frozenset({"apply", "destroy", "rollback", "release deploy", "release promote", "release rollback"})
 
 
+#: two dots: stage documents are `<plan>.<stage>` and a stage name cannot be empty
+RUNS_KEY_SUFFIX = "..runs"
+
+
 def runs_key(plan: PlanSpec) -> str:
     from cloudorch.run.session import plan_key
 
-    # two dots: stage documents are `<plan>.<stage>` and a stage name cannot be empty
-    return f"{plan_key(plan)}..runs"
+    return plan_key(plan) + RUNS_KEY_SUFFIX
 
 
 def history_of(plan: PlanSpec, opts: RunOptions) -> RunHistory:
@@ -190,6 +193,8 @@ class Recorder:
         except CloudorchError as exc:
             self.opts.say(f"warning: notifications not sent: {exc.message}")
         secrets = [*plan.sensitive_texts(), *(t.url for t in targets)]
+        from cloudorch.notify.outbox import Event
+
         clean = _masker(secrets, targets)
         _mask_record(run, clean)
         events.events = [Event(e.name, clean(e.summary), e.detail) for e in events.events]
@@ -230,6 +235,8 @@ class Outcome:
         return self._drift
 
     def add(self, name: str, summary: str, **detail: Any) -> None:
+        from cloudorch.notify.outbox import Event
+
         self.events.append(Event(name, summary, {k: v for k, v in detail.items() if v is not None}))
 
     def where(self) -> str:

@@ -9,12 +9,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import ConfigError
-from cloudorch.run.options import RunOptions
-from cloudorch.run.recording import history_of, targets_of
-from cloudorch.run.session import read_plan
+
+if TYPE_CHECKING:
+    from cloudorch.run.options import RunOptions
+    from cloudorch.runs.history import RunHistory
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -56,8 +57,7 @@ def runs_list(
     limit: int | None = None,
 ) -> RunList:
     """The plan's runs (of `opts.stage` only, when given), newest first."""
-    plan = read_plan(opts)
-    history = history_of(plan, opts)
+    history = _quick_history(opts) or _history(opts)
     return RunList(history.runs(stage=opts.stage, since=since, failed=failed, limit=limit), [history.describe()])
 
 
@@ -87,15 +87,54 @@ def runs_list_local(
 
 def runs_show(opts: RunOptions, run_id: str) -> dict[str, Any]:
     """The whole record of one run (an id, or a prefix of one)."""
-    plan = read_plan(opts)
-    history = history_of(plan, opts)
+    history = _quick_history(opts) or _history(opts)
     record = history.show(run_id)
     if record is None:
         raise ConfigError(
-            f"no run {run_id!r} in the history of {plan.path} ({history.describe()})",
-            hint=f"`cloudorch runs list {plan.path}` shows the runs kept",
+            f"no run {run_id!r} in the history of {opts.plan_file} ({history.describe()})",
+            hint=f"`cloudorch runs list {opts.plan_file}` shows the runs kept",
         )
     return record.to_json()
+
+
+def _history(opts: RunOptions) -> RunHistory:
+    from cloudorch.run.recording import history_of
+    from cloudorch.run.session import read_plan
+
+    return history_of(read_plan(opts), opts)
+
+
+#: plan files larger than this are read the full way (bounded by planfile/limits.py)
+_QUICK_BYTES = 1 << 20
+
+
+def _quick_history(opts: RunOptions) -> RunHistory | None:
+    """The history of a plan whose state is local, found from its `name` alone, without loading the
+    plan file's models (what `runs list` costs is mostly that load). None: read the plan fully (a
+    `backend:` block, a `${...}` in the name, anything unusual)."""
+    if opts.backend_url or opts.sandbox:
+        return None
+    path = Path(opts.plan_file)
+    try:
+        if path.stat().st_size > _QUICK_BYTES:
+            return None
+        import yaml
+
+        doc = yaml.load(path.read_bytes(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(doc, dict) or doc.get("backend") is not None:
+        return None
+    name = doc.get("name")
+    if name is not None and (not isinstance(name, str) or not name or "$" in name):
+        return None
+    from cloudorch.run.recording import RUNS_KEY_SUFFIX
+    from cloudorch.runs.history import Retention, RunHistory
+    from cloudorch.runs.storage import LocalRunStorage
+
+    root = Path(opts.state_dir or (path.parent / ".cloudorch"))
+    env = os.environ if opts.env is None else opts.env
+    return RunHistory(LocalRunStorage(root / "runs" / f"{name or path.stem}{RUNS_KEY_SUFFIX}"), Retention.from_env(env))
 
 
 def _visible(entry: dict[str, Any], configured: set[str]) -> dict[str, Any]:
@@ -107,6 +146,9 @@ def _visible(entry: dict[str, Any], configured: set[str]) -> dict[str, Any]:
 
 def notifications_status(opts: RunOptions) -> dict[str, Any]:
     """What waits in the outbox (and what was delivered lately), per delivery; URLs masked."""
+    from cloudorch.run.recording import history_of, targets_of
+    from cloudorch.run.session import read_plan
+
     plan = read_plan(opts)
     history = history_of(plan, opts)
     index = history.header()
@@ -149,6 +191,8 @@ def notifications_retry(opts: RunOptions, delivery_ids: list[str] | None = None)
     """Deliver what waits in the outbox now (all of it, or these delivery ids), with the same
     delivery ids, retrying within the time budget."""
     from cloudorch.notify.outbox import flush
+    from cloudorch.run.recording import history_of, targets_of
+    from cloudorch.run.session import read_plan
 
     plan = read_plan(opts)
     history = history_of(plan, opts)
