@@ -10,6 +10,7 @@ failure to record or deliver is a warning (`RunOptions.say`), never an error.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import inspect
@@ -49,6 +50,18 @@ log = logging.getLogger("cloudorch.run")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: the plans read (`session.read_plan`) during the run being recorded in this context
+_PLANS_READ: contextvars.ContextVar[list[PlanSpec] | None] = contextvars.ContextVar(
+    "cloudorch_plans_read", default=None
+)
+
+
+def saw_plan(plan: PlanSpec) -> None:
+    seen = _PLANS_READ.get()
+    if seen is not None:
+        seen.append(plan)
+
 
 #: commands that change resources: their errors are `apply.failed`
 APPLYING = frozenset({"apply", "destroy", "rollback", "release deploy", "release promote", "release rollback"})
@@ -113,8 +126,12 @@ def records(
             name = "destroy" if command == "apply" and opts.destroy else command
             rec = Recorder(opts, name, named.get(stage_arg) if stage_arg else None, named)
             rec.version = named.get(version_arg) if version_arg else None
+            token = _PLANS_READ.set(rec.plans_read)
             try:
-                result = fn(opts, *args, **kwargs)
+                try:
+                    result = fn(opts, *args, **kwargs)
+                finally:
+                    _PLANS_READ.reset(token)
             except BaseException as exc:
                 rec.finish(None, exc)
                 raise
@@ -137,6 +154,7 @@ class Recorder:
         self.version: str | None = None
         self.started = datetime.now(UTC)
         self.clock = time.monotonic()
+        self.plans_read: list[PlanSpec] = []
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         try:
@@ -158,6 +176,9 @@ class Recorder:
             plan_file = Path(changeset.plan_file)
         if saved is not None and self.stage is None and saved.state_key.startswith(f"{saved.plan_name}."):
             self.stage = saved.state_key[len(saved.plan_name) + 1 :]
+        for plan in self.plans_read:
+            if plan.path == plan_file or plan.path.resolve() == plan_file.resolve():
+                return plan  # read by the operation already: not parsed twice
         try:
             return read_plan(replace(self.opts, plan_file=plan_file))
         except CloudorchError:

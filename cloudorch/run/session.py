@@ -50,8 +50,11 @@ class Loaded:
 def read_plan(opts: RunOptions) -> PlanSpec:
     """The plan file alone, its variables resolved from the run's --var, --var-file and environment."""
     from cloudorch.planfile import load_plan
+    from cloudorch.run.recording import saw_plan
 
-    return load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    plan = load_plan(Path(opts.plan_file), vars=dict(opts.vars), var_files=list(opts.var_files), env=opts.env)
+    saw_plan(plan)  # the run being recorded reuses it instead of reading the file again
+    return plan
 
 
 def load(opts: RunOptions) -> Loaded:
