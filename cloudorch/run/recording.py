@@ -230,7 +230,7 @@ class Recorder:
         )
         if entries:
             wait_at_test_barrier(env)
-        pending = history.header()["outbox"]
+        pending = (history.written or history.header())["outbox"]
         if not pending:
             return
         report = flush(history, targets, env)
@@ -299,6 +299,15 @@ class Outcome:
     # -- results -------------------------------------------------------------------------
 
     def _policy(self, results: list[dict[str, Any]]) -> None:
+        overrides = dict(self.rec.opts.overrides)
+        if overrides:
+            # a plan's results are judged before its --override is applied: apply it here too
+            results = [
+                {**r, "blocking": False, "overridden": {"reason": overrides[r["policy_id"]], "actor": self.run.actor}}
+                if not r.get("overridden") and r.get("level") == "mandatory" and r.get("policy_id") in overrides
+                else r
+                for r in results
+            ]
         self.run.policy = [
             {
                 "policy_id": r.get("policy_id"),
@@ -466,6 +475,9 @@ class Outcome:
     def _blocked(self, denied: Any, gates: Any = None) -> None:
         self.run.result, self.run.exit_code = BLOCKED, int(getattr(denied, "exit_code", ExitCode.DENIED))
         self.run.error = _first_line(getattr(denied, "message", str(denied)))
+        if not self.run.policy and getattr(denied, "violations", None):
+            # refused before anything ran: the error carries the violations
+            self._policy([{**v.to_dict(), "blocking": True} for v in denied.violations])
         self.add(
             "policy.blocked",
             f"{self.rec.command} of {self.where()} blocked: {self.run.error}",

@@ -134,6 +134,8 @@ class RunHistory:
     def __init__(self, storage: RunStorage, retention: Retention | None = None) -> None:
         self.storage = storage
         self.retention = retention or Retention()
+        #: the index header as `record` last wrote it (what waits in the outbox, without a re-read)
+        self.written: dict[str, Any] | None = None
 
     def describe(self) -> str:
         return self.storage.describe()
@@ -225,6 +227,7 @@ class RunHistory:
                     dropped(len(pending) - OUTBOX_LIMIT)
                 pending = pending[-OUTBOX_LIMIT:]
             header["outbox"] = pending
+            self.written = header
             return index.dump()
 
         self.storage.update(INDEX, change)

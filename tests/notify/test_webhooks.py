@@ -190,3 +190,33 @@ def test_secrets_in_urls_are_masked_in_history_and_status(
     assert deliveries[0]["target"].startswith("http://127.0.0.1:") and deliveries[0]["target"].endswith("/***")
     stored = b"".join(p.read_bytes() for p in (tmp_path / ".cloudorch" / "runs").rglob("*.json"))
     assert b"cloudorch-token-abcdef" not in stored
+
+
+def test_policy_block_override_and_revert_each_deliver_their_event(
+    cli: Any, plan_copy: Any, hook_env: Receiver, tmp_path: Path
+) -> None:
+    """`--notify URL` hears of every event: each command delivers exactly its own."""
+    policed = plan_copy("policed.yaml")
+    url = hook_env.url
+    assert cli("apply", str(policed), "--auto-approve", "--notify", url).code == 3
+    assert hook_env.events() == ["policy.blocked"]
+    blocked = hook_env.delivered()[-1].doc
+    assert blocked["result"] == "blocked" and blocked["exit_code"] == 3
+    assert "no-tmp-files" in blocked["detail"]["policies"]
+    assert hook_env.delivered()[-1].signature is None  # ad hoc, and no CLOUDORCH_NOTIFY_SECRET set
+
+    r = cli("apply", str(policed), "--auto-approve", "--notify", url, "--override", "no-tmp-files",
+            "--reason", "INC-7: hotfix")
+    assert r.code == 0, r.err
+    assert hook_env.events()[1:] == ["policy.overridden", "apply.succeeded"]
+    overridden = hook_env.delivered()[1].doc
+    assert overridden["detail"]["policies"][0]["policy_id"] == "no-tmp-files"
+
+    plan = plan_copy("notify_failing.yaml")
+    assert cli("apply", str(plan), "--auto-approve").code == 1  # serial 1: `fine` only
+    assert cli("apply", str(plan), "--auto-approve", "--var", "fail=false").code == 0  # serial 2
+    before = len(hook_env.delivered())
+    r = cli("rollback", str(plan), "--to", "1", "--auto-approve", "--var", "fail=false")
+    assert r.code == 0, r.err
+    assert hook_env.events()[before:] == ["apply.rolled_back"]
+    assert _check(hook_env.delivered()[-1])["command"] == "rollback"
