@@ -71,7 +71,9 @@ def runs_list(
         str | None,
         typer.Option("--since", metavar="WHEN", help="Only runs started since: a date/time or an age (24h, 7d)."),
     ] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Only runs that did not succeed (exit code not 0).")] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only runs that failed, were blocked or were interrupted.")
+    ] = False,
     limit: Annotated[int, typer.Option("--limit", metavar="N", min=0, help="At most N runs (0: all).")] = 100,
     state_dir: StateDirOpt = None,
     backend: BackendOpt = None,

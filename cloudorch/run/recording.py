@@ -63,6 +63,9 @@ def saw_plan(plan: PlanSpec) -> None:
         seen.append(plan)
 
 
+#: seconds an interrupted run spends on delivery; what is left waits for the next command
+INTERRUPTED_BUDGET = 2.0
+
 #: commands that change resources: their errors are `apply.failed`
 APPLYING = frozenset({"apply", "destroy", "rollback", "release deploy", "release promote", "release rollback"})
 
@@ -233,7 +236,12 @@ class Recorder:
         pending = (history.written or history.header())["outbox"]
         if not pending:
             return
-        report = flush(history, targets, env)
+        from cloudorch.notify.outbox import budget_from
+
+        budget = budget_from(env)[0]
+        if isinstance(error, KeyboardInterrupt | Interrupted):
+            budget = min(budget, INTERRUPTED_BUDGET)  # whoever stopped the run wants it to end now
+        report = flush(history, targets, env, budget=budget)
         for entry in report.failed:
             self.opts.say(
                 f"warning: notification {entry['event']} to {entry['target_display']} not delivered "
@@ -378,6 +386,8 @@ class Outcome:
         drifted = {r.address: sorted(p.path for p in r.properties) or [r.status] for r in report.resources}
         self.run.drift = drifted
         self.run.counts = {k: v for k, v in report.counts().items() if v}
+        if drifted:
+            self.run.exit_code = int(ExitCode.CHANGES)  # as `cloudorch drift` exits
         self._policy(list(report.policy_results))
         stage_key = self.run.stage or ""
         try:

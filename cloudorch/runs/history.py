@@ -20,10 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloudorch.errors import ConfigError, StateError
-from cloudorch.runs.record import RunRecord
+from cloudorch.runs.record import BLOCKED, FAILED, INTERRUPTED, RunRecord
 from cloudorch.runs.storage import RunStorage
 
 INDEX = "index.json"
+#: what `runs list --failed` shows (a declined apply or a drift found are not failures)
+NOT_SUCCEEDED = frozenset({FAILED, BLOCKED, INTERRUPTED})
 FORMAT = 1
 DEFAULT_KEEP = 10_000
 DEFAULT_DAYS = 400
@@ -166,7 +168,7 @@ class RunHistory:
                     continue  # not `break`: a long run that started earlier can end after a short one
             if stage is not None and run.get("stage") != stage:
                 continue
-            if failed and run.get("exit_code", 0) == 0:
+            if failed and run.get("result") not in NOT_SUCCEEDED:
                 continue
             out.append(run)
             if limit is not None and len(out) >= limit:
