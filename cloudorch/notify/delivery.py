@@ -73,7 +73,12 @@ def _post(doc: dict[str, Any], target: Target, env: Mapping[str, str], timeout: 
 
 
 def _apprise(doc: dict[str, Any], target: Target) -> None:
-    import apprise
+    try:
+        import apprise
+    except ImportError:
+        raise DeliveryFailed(
+            f"{target.display} needs apprise, which is not installed: pip install 'cloudorch[notify]'"
+        ) from None
 
     title, text = payloads.text_of(doc)
     sender = apprise.Apprise()
