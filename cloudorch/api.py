@@ -68,6 +68,14 @@ if TYPE_CHECKING:
     from cloudorch.run.policy import policy_check as policy_check
     from cloudorch.run.policy import policy_test as policy_test
     from cloudorch.run.revert import revert as revert
+    from cloudorch.run.run_history import RetryResult as RetryResult
+    from cloudorch.run.run_history import RunList as RunList
+    from cloudorch.run.run_history import notifications_retry as notifications_retry
+    from cloudorch.run.run_history import notifications_status as notifications_status
+    from cloudorch.run.run_history import parse_since as parse_since
+    from cloudorch.run.run_history import runs_list as runs_list
+    from cloudorch.run.run_history import runs_list_local as runs_list_local
+    from cloudorch.run.run_history import runs_show as runs_show
     from cloudorch.run.session import Loaded as Loaded
     from cloudorch.run.session import validate as validate
     from cloudorch.run.state_ops import MigrateResult as MigrateResult
@@ -121,6 +129,8 @@ __all__ = [  # what the facade offers; every other module is below it
     "PolicyVerdict",
     "ProviderInfo",
     "RecoverOutcome",
+    "RetryResult",
+    "RunList",
     "RunOptions",
     "Sandbox",
     "StackTask",
@@ -142,8 +152,11 @@ __all__ = [  # what the facade offers; every other module is below it
     "judged_plan",
     "known_secrets",
     "modules_update",
+    "notifications_retry",
+    "notifications_status",
     "outputs",
     "parse_report_target",
+    "parse_since",
     "plan",
     "policy_check",
     "policy_test",
@@ -160,6 +173,9 @@ __all__ = [  # what the facade offers; every other module is below it
     "release_status",
     "render_graph",
     "revert",
+    "runs_list",
+    "runs_list_local",
+    "runs_show",
     "sandbox_down",
     "sandbox_env",
     "sandbox_json",
@@ -225,6 +241,13 @@ _NAMES: dict[str, tuple[str, str]] = {
     "known_secrets": ("cloudorch.planfile.variables", "known_secrets"),
     **{n: ("cloudorch.run.policy", n) for n in ("policy_check", "policy_test")},
     "revert": ("cloudorch.run.revert", "revert"),
+    **{
+        n: ("cloudorch.run.run_history", n)
+        for n in (
+            "RetryResult", "RunList", "notifications_retry", "notifications_status", "parse_since", "runs_list",
+            "runs_list_local", "runs_show",
+        )
+    },
     **{n: ("cloudorch.run.session", n) for n in ("Loaded", "validate")},
     **{
         n: ("cloudorch.run.state_ops", n)

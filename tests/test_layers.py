@@ -21,6 +21,8 @@ LAYERS: list[set[str]] = [
     {"errors"},
     {"clock", "actor", "markdown"},
     {"graph", "provider", "state"},
+    {"runs"},
+    {"notify"},
     {"changes", "planfile", "graph_export", "sandbox"},
     {"policy"},
     {"engine"},

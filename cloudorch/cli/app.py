@@ -9,7 +9,21 @@ render, and return an exit code.
 
 from __future__ import annotations
 
-from cloudorch.cli import apply, drift, fleet, info, modules, policy, release, revert, sandbox, state, ui  # noqa: F401
+from cloudorch.cli import (  # noqa: F401
+    apply,
+    drift,
+    fleet,
+    info,
+    modules,
+    notifications,
+    policy,
+    release,
+    revert,
+    runs,
+    sandbox,
+    state,
+    ui,
+)
 from cloudorch.cli.common import app
 
 __all__ = ["app"]

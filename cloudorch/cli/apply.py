@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 @plan_command(
     app,
     "plan",
-    uses="vars target exclude replace refresh parallelism state stage sandbox lock policy json",
+    uses="vars target exclude replace refresh parallelism state stage sandbox lock policy notify json",
     summary="Show what apply would change, and what policies say.",
     example="cloudorch plan plans/quickstart.yaml -o quickstart.plan\n"
     "cloudorch plan plans/quickstart.yaml --format markdown",
@@ -107,7 +107,7 @@ def plan(
 @plan_command(
     app,
     "apply",
-    uses="vars target exclude replace refresh parallelism state stage sandbox lock policy on_failure json",
+    uses="vars target exclude replace refresh parallelism state stage sandbox lock policy on_failure notify json",
     summary="Make the changes (asks first), or apply a saved plan.",
     plan_help="A plan file, or a plan saved with `plan -o`.",
     example="cloudorch apply plans/quickstart.yaml\ncloudorch apply quickstart.plan   # a saved plan, exactly as shown",
@@ -125,7 +125,7 @@ def apply(opts: RunOptions, out: Output, auto_approve: AutoApproveOpt = False) -
 @plan_command(
     app,
     "destroy",
-    uses="vars target exclude parallelism state stage sandbox lock json",
+    uses="vars target exclude parallelism state stage sandbox lock notify json",
     summary="Delete everything the plan's state holds (asks first).",
     example="cloudorch destroy plans/quickstart.yaml --auto-approve",
     exits=f"0 destroyed (or nothing to do), 1 an operation failed or declined, 3 denied by policy, {EXITS}",
@@ -138,7 +138,7 @@ def destroy(opts: RunOptions, out: Output, auto_approve: AutoApproveOpt = False)
 @plan_command(
     app,
     "recover",
-    uses="vars state stage sandbox lock json",
+    uses="vars state stage sandbox lock notify json",
     summary="Finish what a killed apply left: fold its journal into state.",
     example="cloudorch recover plans/quickstart.yaml",
     exits=f"0 recovered, or nothing to recover, {EXITS}",

@@ -26,7 +26,7 @@ def _drift_exit(report: Any) -> int:
 @plan_command(
     app,
     "drift",
-    uses="vars target parallelism state stage sandbox lock policy json",
+    uses="vars target parallelism state stage sandbox lock policy notify json",
     summary="Compare the cloud with state and the plan file.",
     example="cloudorch drift plans/quickstart.yaml\ncloudorch drift plans/quickstart.yaml --reconcile --auto-approve",
     exits=f"0 no drift, 2 drift found, 3 a policy blocks the live state, {EXITS}",

@@ -36,7 +36,7 @@ def version(json_: JsonOpt = False) -> int:
 @plan_command(
     app,
     "validate",
-    uses="vars stage json",
+    uses="vars stage notify json",
     summary="Check a plan file; reads no state or cloud.",
     example="cloudorch validate plans/quickstart.yaml\ncloudorch validate plans/release-demo.yaml --stage prod",
     exits="0 valid, 1 invalid (the error names file, line and field)",

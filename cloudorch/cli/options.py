@@ -270,6 +270,21 @@ GROUPS: dict[str, list[Flag]] = {
         ),
     ],
     "json": [_flag("json_", JsonOpt, False)],
+    "notify": [
+        _flag(
+            "notify",
+            Annotated[
+                list[str] | None,
+                typer.Option(
+                    "--notify",
+                    metavar="URL",
+                    help="Also send every event of this run to URL (https webhook or apprise URL; "
+                    "CLOUDORCH_NOTIFY adds more, space-separated). Repeatable.",
+                    show_default=False,
+                ),
+            ],
+        ),
+    ],
 }
 
 
@@ -334,6 +349,8 @@ def build_options(values: dict[str, Any], *, command: str, out: Output) -> RunOp
     for name, key in (("target", "targets"), ("exclude", "excludes"), ("replace", "replace")):
         if name in values:
             kw[key] = list(values[name] or [])
+    if "notify" in values:
+        kw["notify_urls"] = list(values["notify"] or [])
     if "policy" in values:
         kw.update(policy_options(values["policy"], values["override"], values["reason"], values["policy_report"]))
     return RunOptions(

@@ -45,8 +45,8 @@ GateOverrideOpt = Annotated[
 ReasonOpt = Annotated[
     str | None, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the release history).")
 ]
-APPLYING = "vars parallelism state sandbox lock json"
-RECORDING = "vars state sandbox lock json"
+APPLYING = "vars parallelism state sandbox lock notify json"
+RECORDING = "vars state sandbox lock notify json"
 READING = "vars state sandbox json"
 APPLY_EXITS = f"0 done, 1 an operation failed or declined, 3 refused by a gate, a policy or a rejection, {EXITS}"
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @plan_command(
     app,
     "rollback",
-    uses="vars parallelism state stage sandbox lock policy json",
+    uses="vars parallelism state stage sandbox lock policy notify json",
     summary="Revert the cloud to an earlier state serial (asks first).",
     example="cloudorch state history plans/quickstart.yaml   # pick a serial\n"
     "cloudorch rollback plans/quickstart.yaml --to 3",

@@ -183,6 +183,7 @@ def _load(
     plan.data = load_data(model.data, lookup, plan.location)
     plan.moves = load_moves(model.moved, plan.location)
     plan.imports = load_imports(model.imports, model.resources, checker.lookup_each, plan.location)
+    plan.notifications = resolve(model.notifications, lookup)
     return plan
 
 
@@ -442,6 +443,7 @@ class _ReferenceChecker:
         for key, block in m.providers.items():
             self._check_tree(block, ("providers", key), _LOAD_ROOTS, "a provider block")
         self._check_tree(m.backend, ("backend",), _LOAD_ROOTS, "the backend")
+        self._check_tree(m.notifications, ("notifications",), _LOAD_ROOTS, "notifications")
         for name, spec in m.resources.items():
             base = ("resources", name)
             if spec.for_each is not None:

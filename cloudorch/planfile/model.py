@@ -178,6 +178,14 @@ def _release_schema(schema: dict[str, Any], section: str) -> None:
     schema.update(section_json_schema(section), description=description)
 
 
+def _notifications_schema(schema: dict[str, Any]) -> None:
+    from cloudorch.notify.targets import entries_json_schema
+
+    description = schema.get("description")
+    schema.clear()
+    schema.update(entries_json_schema(), description=description)
+
+
 class PlanFileModel(_Strict):
     """The top level of a plan file."""
 
@@ -224,6 +232,13 @@ class PlanFileModel(_Strict):
     )
     moved: list[MovedSpec] = Field(default_factory=list, description="Addresses renamed without destroy + create.")
     imports: list[ImportSpec] = Field(default_factory=list, description="Existing objects to adopt into state.")
+    # kept as a list of dicts; `notify.targets.parse_entries` checks them, with locations
+    notifications: list[Any] | None = Field(
+        None,
+        description="Who hears of which run events: `url` (https webhook or an apprise URL), `on` (events), "
+        "`stages`, `secret_env` (HMAC-SHA256 signing secret). See docs/notifications.md.",
+        json_schema_extra=lambda schema: _notifications_schema(schema),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -292,6 +307,8 @@ class PlanSpec:
     data: dict[str, DataSource] = field(default_factory=dict)
     moves: list[Move] = field(default_factory=list)
     imports: list[ImportTarget] = field(default_factory=list)
+    #: `notifications:` with `${var.*}`/`${env.*}` resolved (checked by `notify.targets.parse_entries`)
+    notifications: list[Any] | None = None
 
     def location(self, *field_path: str | int) -> Location:
         """The best known location of a field path, walking up to the nearest recorded parent."""

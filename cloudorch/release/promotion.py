@@ -28,6 +28,7 @@ from cloudorch.release.gates import OVERRIDABLE, GateInputs, Verdict, evaluate
 from cloudorch.run import apply as runs
 from cloudorch.run.options import Interrupt, RunOptions
 from cloudorch.run.plan import plan_in
+from cloudorch.run.recording import records
 from cloudorch.run.session import Session, Workspace, backend_for, locked, plan_key, read_plan, workspace
 
 if TYPE_CHECKING:
@@ -378,6 +379,7 @@ def _rollback_to(
 # --------------------------------------------------------------------------- commands
 
 
+@records("release deploy", version_arg="version")
 def deploy(
     opts: RunOptions,
     version: str,
@@ -450,6 +452,7 @@ def pick_version(rel: Release, stage: Stage) -> str | None:
     return None
 
 
+@records("release promote", stage_arg="to", version_arg="version")
 def promote(
     opts: RunOptions,
     to: str,
@@ -604,6 +607,7 @@ def _hint_for(rel: Release, to: str, version: str, failing: list[str]) -> str:
     return "fix what the failing gates report, then promote again"
 
 
+@records("release approve", version_arg="version")
 def approve(opts: RunOptions, version: str, comment: str | None = None, sign_key: Path | None = None) -> Approval:
     """Record the current actor's approval of `version` into `opts.stage` (once per actor).
 
@@ -734,6 +738,7 @@ def _signed_approval(
     return principal, {"plan": signed.plan, "plan_sha256": signed.plan_sha256, "approver": principal}, signature
 
 
+@records("release reject", version_arg="version")
 def reject(opts: RunOptions, version: str, reason: str) -> Rejection:
     """Mark `version` bad everywhere: it can no longer be deployed, promoted or approved."""
     if not reason or not reason.strip():
@@ -746,6 +751,7 @@ def reject(opts: RunOptions, version: str, reason: str) -> Rejection:
     return {"version": version, "already_rejected": earlier is not None, "running_in": running, "reason": reason}
 
 
+@records("release rollback", version_arg="to_version")
 def rollback(
     opts: RunOptions,
     *,

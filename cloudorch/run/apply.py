@@ -19,6 +19,7 @@ from cloudorch.engine.applier import check_on_failure as check_on_failure
 from cloudorch.errors import CloudorchError, ConfigError, Interrupted, StalePlanError, StateError
 from cloudorch.run.options import Interrupt, RunOptions
 from cloudorch.run.plan import Planned, PolicyVerdict, judge, plan_in
+from cloudorch.run.recording import records
 from cloudorch.run.session import Session, gated_stage, plan_key, session
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ def _unmasked(sess: Session, opts: RunOptions, saved: ChangeSet) -> ChangeSet:
     return saved.model_copy(update={"changes": changes})
 
 
+@records("apply")  # `destroy` too (it calls this with opts.destroy)
 def apply(
     opts: RunOptions,
     *,
@@ -349,6 +351,7 @@ class RecoverOutcome:
     state_serial: int = 0
 
 
+@records("recover")
 def recover(
     opts: RunOptions, *, observer: ApplyObserver | None = None, interrupt: Interrupt | None = None
 ) -> RecoverOutcome:

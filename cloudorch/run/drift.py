@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 from cloudorch.actor import actor_name
 from cloudorch.run.options import RunOptions
 from cloudorch.run.plan import locator, scope_of
+from cloudorch.run.recording import records
 from cloudorch.run.session import session
 
 if TYPE_CHECKING:
     from cloudorch.engine.drift import DriftReport
 
 
+@records("drift")
 def drift(opts: RunOptions) -> DriftReport:
     """Refresh what is in scope and report drift three ways, with policies judged on the live state."""
     from cloudorch import graph as graphs

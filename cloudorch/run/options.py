@@ -62,6 +62,8 @@ class RunOptions:
     on_failure: str = "stop"
     #: plan --generate-config-out FILE: import targets without a resource block are read for it
     generate_config_out: Path | None = None
+    #: --notify URL (repeatable): ad-hoc notification targets besides the plan's `notifications:`
+    notify_urls: Sequence[str] = ()
 
     def say(self, text: str) -> None:
         if self.notify is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudorch.errors import CloudorchError, ConfigError
 from cloudorch.run.options import RunOptions
+from cloudorch.run.recording import records
 from cloudorch.run.session import Loaded, Session, WaitingRun, session
 
 if TYPE_CHECKING:
@@ -217,6 +218,7 @@ def locator(plan: PlanSpec) -> Callable[[str | None], tuple[str, int] | None]:
     return locate
 
 
+@records("plan")
 def plan(opts: RunOptions) -> Planned:
     """Plan against state as stored: a killed run's journal is not folded in (`Planned.waiting` says it waits)."""
     from dataclasses import replace

@@ -12,6 +12,7 @@ from cloudorch.errors import ConfigError
 from cloudorch.run.apply import ApplyResult, Confirm, OnPlan, apply_in
 from cloudorch.run.options import Interrupt, RunOptions
 from cloudorch.run.plan import Planned, judge, run_inputs, withhold_sensitive
+from cloudorch.run.recording import records
 from cloudorch.run.session import Session, session
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def revert_plan(opts: RunOptions, *, to: int | None = None, steps: int | None = 
         return revert_plan_in(sess, opts, to=to, steps=steps)
 
 
+@records("rollback")
 def revert(
     opts: RunOptions,
     *,

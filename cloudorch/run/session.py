@@ -50,16 +50,19 @@ class Loaded:
 def read_plan(opts: RunOptions) -> PlanSpec:
     """The plan file alone, its variables resolved from the run's --var, --var-file and environment."""
     from cloudorch.planfile import load_plan
+    from cloudorch.run.recording import saw_plan
     from cloudorch.run.stacks import loading, reader_for
 
     with loading(opts.plan_file):
-        return load_plan(
+        plan = load_plan(
             Path(opts.plan_file),
             vars=dict(opts.vars),
             var_files=list(opts.var_files),
             env=opts.env,
             stacks=reader_for(opts),
         )
+    saw_plan(plan)  # the run being recorded reuses it instead of reading the file again
+    return plan
 
 
 def load(opts: RunOptions) -> Loaded:
@@ -144,6 +147,9 @@ def validate(opts: RunOptions) -> Loaded:
     plan = loaded.plan
     block = dict(plan.backend or {}) if isinstance(plan.backend, dict) else {}
     check_backend_block(opts.backend_url, block, lambda *field: plan.location("backend", *field))
+    from cloudorch.run.recording import targets_of
+
+    targets_of(plan, opts)  # notifications: known events and stages, apprise there for its schemes
     return loaded
 
 

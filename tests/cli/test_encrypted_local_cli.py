@@ -25,7 +25,12 @@ def _key_id(env_name: str) -> str:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    # the run history (`runs/`) records every command, a refused one too
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).parts[0] != "runs"
+    }
 
 
 def _set_encryption(plan: Path, encryption: dict[str, Any]) -> None:

@@ -65,7 +65,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "locks" not in p.relative_to(root).parts
+        if p.is_file() and not {"locks", "runs"} & set(p.relative_to(root).parts)  # runs: the run history
     }
 
 
