@@ -269,6 +269,10 @@ def fleet_status(
         extra = f" [red]{escape(r.error)}[/]" if r.error else ""
         extra += f" [yellow]waiting: {escape(r.waiting)}[/]" if r.waiting else ""
         version = f" version {escape(str(r.version))}" if r.version else ""
+        if r.last_run:
+            version += f"  last: {escape(str(r.last_run['command']))} {escape(str(r.last_run['result']))}"
+        if r.drift:
+            version += f"  drift: {r.drift}"
         out.print(
             f"  {escape(r.name):<32} serial {r.serial if r.serial is not None else '-':<5} "
             f"{r.resources if r.resources is not None else '-':>5} resources  {r.written_at or '-'}{version}{extra}"

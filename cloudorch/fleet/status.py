@@ -25,6 +25,11 @@ class StackStatus:
     written_at: str | None = None
     waiting: str | None = None
     version: str | None = None
+    #: the newest run recorded for the stack: id, command, result, exit code, started
+    last_run: dict[str, Any] | None = None
+    #: what the newest `drift` run found: `drifted`, `clean`, or None when none ran
+    drift: str | None = None
+    drift_checked: str | None = None
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -49,6 +54,7 @@ def _status(stack: Stack) -> StackStatus:
             if run is not None:
                 out.waiting = f"{run.command} by {run.actor}: {run.done} done, {run.in_flight} in flight"
                 out.waiting += f"; run `{run.recover}`"
+            _last_runs(opts, out)
             if stack.stage is not None:
                 from cloudorch.release.promotion import open_release
 
@@ -57,6 +63,25 @@ def _status(stack: Stack) -> StackStatus:
     except CloudorchError as exc:
         out.error = exc.message
     return out
+
+
+#: runs looked at for the newest drift check
+_RUNS_LOOKED_AT = 50
+
+
+def _last_runs(opts: Any, out: StackStatus) -> None:
+    """The newest run and the newest drift check, from the run history beside state."""
+    from cloudorch.run.run_history import runs_list
+
+    runs = runs_list(opts, limit=_RUNS_LOOKED_AT).runs
+    if runs:
+        newest = runs[0]
+        out.last_run = {k: newest.get(k) for k in ("id", "command", "result", "exit_code", "started")}
+    for run in runs:
+        if run.get("command") == "drift" and run.get("exit_code") in (0, 2):
+            out.drift = "drifted" if run.get("exit_code") == 2 else "clean"
+            out.drift_checked = str(run.get("started"))
+            break
 
 
 def fleet_status(fleet: Fleet) -> list[StackStatus]:

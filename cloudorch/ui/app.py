@@ -152,7 +152,10 @@ def create_app(paths: Sequence[Path], *, token: str | None = None, refresh_every
 
     def pipeline(request: Request) -> Response:
         s = stack_of(request)
-        return page("pipeline.html", doc=views.pipeline_doc(s), name=s.name, stacks=_stages_of(s))
+        stages = _stages_of(s)
+        newest = {r["name"]: r.get("last_run") for r in catalog.overview().get("stacks", [])}
+        return page("pipeline.html", doc=views.pipeline_doc(s), name=s.name, stacks=stages,
+                    last_runs={stage: newest.get(name) for stage, name in stages.items()})
 
     def api_pipeline(request: Request) -> Response:
         return JSONResponse(views.pipeline_doc(stack_of(request)))
@@ -190,7 +193,28 @@ def create_app(paths: Sequence[Path], *, token: str | None = None, refresh_every
     def api_graph(request: Request) -> Response:
         return JSONResponse(graph_of(stack_of(request))[0])
 
+    def _filters(request: Request) -> dict[str, str | None]:
+        q = request.query_params
+        return {k: (q.get(k) or None) for k in ("stack", "stage", "command", "result")}
+
+    def runs(request: Request) -> Response:
+        return page("runs.html", doc=views.runs_doc(catalog, **_filters(request)),
+                    stacks=[s.name for s in catalog.fleet.stacks])
+
+    def api_runs(request: Request) -> Response:
+        return JSONResponse(views.runs_doc(catalog, **_filters(request)))
+
+    def run(request: Request) -> Response:
+        return page("run.html", doc=views.run_doc(stack_of(request), request.path_params["run_id"]))
+
+    def api_run(request: Request) -> Response:
+        return JSONResponse(views.run_doc(stack_of(request), request.path_params["run_id"]))
+
     routes = [
+        Route("/runs", guarded(runs)),
+        Route("/api/runs", guarded(api_runs, True)),
+        Route("/runs/{name}/{run_id}", guarded(run)),
+        Route("/api/runs/{name}/{run_id}", guarded(api_run, True)),
         Route("/", guarded(overview)),
         Route("/api/overview", guarded(api_overview, True)),
         Route("/stack/{name}", guarded(stack)),

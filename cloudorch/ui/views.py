@@ -231,3 +231,42 @@ def graph_doc(stack: Stack) -> dict[str, Any]:
             nodes.append({"id": f"{held_stage}.{a}" if held_stage else a, "kind": "resource", "type": None,
                           "stage": held_stage, "depth": 0, "action": "delete"})
     return {"name": stack.name, "nodes": nodes, "edges": [{"from": u, "to": v} for u, v in g.edges]}
+
+
+#: runs read per stack for the runs page
+RUNS_PER_STACK = 200
+
+
+def runs_doc(catalog: Catalog, *, stack: str | None = None, stage: str | None = None, command: str | None = None,
+             result: str | None = None) -> dict[str, Any]:
+    """Runs of every stack (or one), newest first, filtered by stack, stage, command and result."""
+    from cloudorch.run.run_history import runs_list
+
+    found: list[dict[str, Any]] = []
+    for s in catalog.fleet.stacks:
+        if stack and s.name != stack:
+            continue
+        if stage and s.stage != stage:
+            continue
+        try:
+            with missing_variables_unknown():
+                runs = runs_list(_opts(s), limit=RUNS_PER_STACK).runs
+        except CloudorchError:
+            continue
+        for run in runs:
+            if command and run.get("command") != command:
+                continue
+            if result and run.get("result") != result:
+                continue
+            found.append({**run, "stack": s.name})
+    found.sort(key=lambda r: str(r.get("started", "")), reverse=True)
+    return {"runs": found[:500], "filters": {"stack": stack, "stage": stage, "command": command, "result": result}}
+
+
+def run_doc(stack: Stack, run_id: str) -> dict[str, Any]:
+    """One run's whole record: its changes, failures with their errors, policy results, duration."""
+    from cloudorch.run.run_history import runs_show
+
+    with missing_variables_unknown():
+        doc = runs_show(_opts(stack), run_id)
+    return {**doc, "stack": stack.name}

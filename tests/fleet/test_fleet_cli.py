@@ -98,6 +98,8 @@ def test_selection_reports_and_graph(
     code, out, _ = _cli(capsys, "fleet", "status", str(root), "--json")
     rows = {r["name"]: r for r in json.loads(out)["stacks"]}
     assert rows["network"]["serial"] == 1 and rows["svc1"]["resources"] == 1 and rows["edge"]["waiting"] is None
+    # from the run history: the newest run and what the newest drift check found
+    assert rows["svc1"]["drift"] == "clean" and rows["svc1"]["last_run"]["command"] in ("drift", "plan")
 
 
 def test_fleet_yaml_stages_tags_and_limits(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

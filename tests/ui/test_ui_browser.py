@@ -97,6 +97,18 @@ def test_pages_show_state_and_ledger_and_link_through(
     assert "nothing deployed" in page.locator('.stage[data-stage="prod"]').inner_text()
     page.screenshot(path=str(page.shots / "pipeline.png"), full_page=True)
 
+    # pipeline -> the stage's last run -> a resource it changed
+    page.locator('.stage[data-stage="staging"] .last-run a').click()
+    page.wait_for_url("**/runs/demo.staging/*")
+    assert "release promote" in page.locator("main").inner_text()
+    changed = page.locator("#run-changed a").first
+    address = changed.get_attribute("data-address")
+    page.screenshot(path=str(page.shots / "run.png"), full_page=True)
+    changed.click()
+    page.wait_for_url("**/stack/demo.staging#r-*")
+    assert page.locator(f'#resources tr[data-address="{address}"]').count() == 1
+
+    page.goto(s.url + "/pipeline/demo.dev")
     page.locator('.stage[data-stage="staging"] h2 a').click()
     page.wait_for_url("**/stack/demo.staging")
     resources = page.locator("#resources tbody tr")
@@ -117,6 +129,15 @@ def test_pages_show_state_and_ledger_and_link_through(
     # the history of a stack with two serials, diffed in the page
     page.goto(s.url + "/stack/demo.dev")
     assert page.locator("#history tbody tr").count() >= 1
+
+    # the runs page: every recorded run, filtered by stack
+    page.goto(s.url + "/runs?stack=demo.staging")
+    rows = page.locator("#runs tbody tr[data-run]")
+    assert rows.count() >= 1 and "release promote" in rows.first.inner_text()
+    page.screenshot(path=str(page.shots / "runs.png"), full_page=True)
+    status, body = _get(s.url + "/api/runs?stack=s03")
+    commands = {r["command"] for r in json.loads(body)["runs"]}
+    assert status == 200 and "apply" in commands, commands
 
 
 def test_hostile_names_are_text_and_secrets_never_leave(
