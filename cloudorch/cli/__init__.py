@@ -54,6 +54,9 @@ def _main(argv: list[str] | None) -> int:
         return int(exc.code or 0)
     except CloudorchError as exc:
         Output.current().error(exc)
+        from cloudorch.cli import cihost
+
+        cihost.annotate_error(exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         Output.current().plain("Interrupted.", err=True)

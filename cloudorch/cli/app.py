@@ -2,13 +2,14 @@
 
 One module per noun registers its commands on the apps of `common.py`: `apply` (plan, apply,
 destroy, recover), `state` (state *, output, force-unlock), `policy`, `release`, `revert`
-(the `rollback` command), `drift`, `sandbox`, and `info` (version, validate, graph, schema,
-providers). Commands parse flags, call `cloudorch.api`, render, and return an exit code.
+(the `rollback` command), `drift`, `sandbox`, `ci` (helpers for pipeline scripts), and `info`
+(version, validate, graph, schema, providers). Commands parse flags, call `cloudorch.api`,
+render, and return an exit code.
 """
 
 from __future__ import annotations
 
-from cloudorch.cli import apply, drift, info, policy, release, revert, sandbox, state  # noqa: F401
+from cloudorch.cli import apply, ci, drift, info, policy, release, revert, sandbox, state  # noqa: F401
 from cloudorch.cli.common import app
 
 __all__ = ["app"]
