@@ -55,19 +55,18 @@ class Ran:
 def run_bash(script: str, cwd: Path, env: dict[str, str], *, flags: tuple[str, ...] = ("-eo", "pipefail")) -> Ran:
     path = cwd / f".step-{abs(hash(script))}.sh"
     path.write_text(script)
+    # bytes, decoded here: text mode would turn the `\r` of GitLab's section markers into `\n`
     proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", *flags, str(path)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        ["bash", "--noprofile", "--norc", *flags, str(path)], cwd=cwd, env=env, capture_output=True, timeout=180
+    )
     path.unlink()
-    return Ran(proc.returncode, proc.stdout, proc.stderr)
+    return Ran(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
 def cloudorch(args: list[str], cwd: Path, env: dict[str, str]) -> Ran:
-    proc = subprocess.run(
-        [sys.executable, "-m", "cloudorch", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
-    return Ran(proc.returncode, proc.stdout, proc.stderr)
+    argv = [sys.executable, "-m", "cloudorch", *args]
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=120)
+    return Ran(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
 # -- how each host reads its commands -----------------------------------------------------------------
