@@ -323,3 +323,20 @@ def test_promotion_job_runs_the_gates_of_its_stage(work: Path) -> None:
     assert re.search(r"section_start:\d+:promote\[collapsed=true\]", got.stdout)
     with pytest.raises(ValueError):
         _inputs(pipe.spec, {"plan": "release_two_stage.yaml", "to": "prod", "version": "1.0.0 --override soak"})
+
+
+def test_the_example_pipeline_includes_the_components_with_inputs_they_declare() -> None:
+    doc = yaml.safe_load((ROOT / "examples" / "ci" / "gitlab" / ".gitlab-ci.yml").read_text())
+    promoted = []
+    for include in doc["include"]:
+        name = include["component"].rsplit("/", 1)[1].split("@")[0]
+        spec, jobs = _load(f"{name}.yml")
+        values = _inputs(spec, include["inputs"])
+        for job_name, job in _interpolate(jobs, values).items():
+            if not job_name.startswith("."):
+                assert job["stage"] in doc["stages"], (job_name, job["stage"])
+            for need in job.get("needs") or []:
+                promoted.append((job_name, need if isinstance(need, str) else need["job"]))
+    names = {job for job, _ in promoted}
+    assert ("cloudorch-promote-prod", "cloudorch-promote-staging") in promoted
+    assert all(need in names | {"cloudorch-plan", "cloudorch-promote-dev"} for _, need in promoted)
