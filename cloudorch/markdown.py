@@ -42,9 +42,13 @@ def defuse(text: str) -> str:
     return text.replace(AZURE_COMMAND, AZURE_DEFUSED)
 
 
-def safe(value: object) -> str:
-    """One value on a line of its own making: every control character shown escaped, newlines included."""
-    return defuse(_CONTROL.sub(_escaped, str(value)))
+def safe(value: object, *, mid_line: bool = True) -> str:
+    """One value on a line of its own making: every control character shown escaped, newlines included.
+
+    `mid_line=False` leaves `##vso[` as written: only for a value inside a logging command the
+    writer starts its line with, where Azure's agent has found its command already."""
+    s = _CONTROL.sub(_escaped, str(value))
+    return defuse(s) if mid_line else s
 
 
 def safe_line(value: object) -> str:
@@ -53,7 +57,7 @@ def safe_line(value: object) -> str:
     return "\\" + s if s.lstrip(" \t").startswith(COMMAND_PREFIXES) else s
 
 
-def safe_lines(text: str) -> str:
+def safe_lines(text: str, *, mid_line: bool = True) -> str:
     """A composed text whose line breaks (and tabs) are its layout: every other control character
     escaped, and a line break that would start a CI workflow command shown as `\\n` instead.
 
@@ -61,7 +65,8 @@ def safe_lines(text: str) -> str:
     `safe` first. This is the guard for text composed elsewhere (error messages, reports); the
     first line is the writer's to guard (the CLI's consoles do).
     """
-    return defuse(_COMMAND_LINE.sub(r"\\n", _CONTROL_BUT_LAYOUT.sub(_escaped, text)))
+    s = _COMMAND_LINE.sub(r"\\n", _CONTROL_BUT_LAYOUT.sub(_escaped, text))
+    return defuse(s) if mid_line else s
 
 
 def _flat(value: object) -> str:

@@ -17,14 +17,11 @@ in a line, not only at its start: `defuse` breaks it in any text written to the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,25 +110,29 @@ def defuse_json(text: str) -> str:
 
 def github_data(value: object) -> str:
     """The message of a workflow command: one line whatever the value holds."""
-    text = defuse(markdown.safe_lines(str(value)))
+    text = markdown.safe_lines(str(value), mid_line=False)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def github_property(value: object) -> str:
     """A property of a workflow command (`file=`, `title=`): `,` and `:` end one, so they are escaped."""
-    text = github_data(markdown.safe(value))
+    text = github_data(markdown.safe(value, mid_line=False))
     return text.replace(":", "%3A").replace(",", "%2C")
 
 
+# In a logging command of our own, the agent has found the command at the line's start already:
+# a `##vso[` later in the line is data, so values keep it as written (a file name stays the file's).
+
+
 def azure_data(value: object) -> str:
-    """The data of a logging command (after `]`): one line, no second command in it."""
-    text = defuse(markdown.safe_lines(str(value)))
+    """The data of a logging command (after `]`): one line, so no second command."""
+    text = markdown.safe_lines(str(value), mid_line=False)
     return text.replace("%", "%AZP25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def azure_property(value: object) -> str:
     """A property value of a logging command: `;` ends one and `]` ends them all, so both are escaped."""
-    text = azure_data(markdown.safe(value))
+    text = azure_data(markdown.safe(value, mid_line=False))
     return text.replace(";", "%3B").replace("]", "%5D")
 
 
@@ -178,6 +179,8 @@ class Finding:
     title: str | None = None
 
     def fingerprint(self) -> str:
+        import hashlib
+
         key = "\0".join(str(x) for x in (self.rule, self.file, self.line, self.column, self.message))
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
@@ -232,7 +235,7 @@ def code_quality(findings: Iterable[Finding], env: Mapping[str, str] | None = No
         issues.append(
             {
                 "type": "issue",
-                "description": markdown.safe_lines(f.message),
+                "description": markdown.safe_lines(f.message, mid_line=False),  # a report, not a log
                 "check_name": f.rule,
                 "fingerprint": f.fingerprint(),
                 "severity": _CQ_SEVERITY.get(f.severity, "major"),
@@ -263,6 +266,8 @@ def merge_code_quality(path: Path, findings: Iterable[Finding], env: Mapping[str
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    import uuid
+
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -329,6 +334,8 @@ _AZURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 def set_output(host: str | None, name: str, value: str, env: Mapping[str, str] | None = None) -> str | None:
     """Set output `name` the host's way; returns a line to print (Azure), or None (a file was written)."""
+    import uuid
+
     env = os.environ if env is None else env
     if host == GITHUB:
         if not _GITHUB_NAME.match(name):
@@ -353,7 +360,7 @@ def set_output(host: str | None, name: str, value: str, env: Mapping[str, str] |
         target = env.get("CLOUDORCH_DOTENV") or DOTENV_FILE
         # a dotenv report holds one line per variable: no value may add a line (or a comment)
         with open(target, "a", encoding="utf-8") as fh:
-            fh.write(f"{key}={markdown.safe(value)}\n")
+            fh.write(f"{key}={markdown.safe(value, mid_line=False)}\n")
         return None
     return None
 
@@ -389,6 +396,8 @@ def policy_annotations(common: dict[str, Any]) -> Iterator[None]:
     if host is None or "policy_report" not in common:
         yield
         return
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="cloudorch-ci-") as tmp:
         sarif = Path(tmp) / "policy.sarif"
         common["policy_report"] = [*(common.get("policy_report") or []), f"sarif={sarif}"]

@@ -135,17 +135,19 @@ def test_error_text_with_host_commands_changes_nothing_in_the_host(work: Path, h
         got = cloudorch(args, work, env)
         assert got.code == 1
         # exactly the one annotation of the error, on its own file: no second command, no variable
-        assert [c.name for c in azure_commands(got.log)] == (["task.logissue"] if host == "azure" else [])
+        # (a GitHub annotation keeps the value as written: GitHub's runner never reads `##vso[`)
+        if host != "github":
+            assert [c.name for c in azure_commands(got.log)] == (["task.logissue"] if host == "azure" else [])
+            assert "PWNED" not in "".join(c.props.get("variable", "") for c in azure_commands(got.log))
         gh = github_commands(got.log)
         expected = [("error", "hostile_error.yaml")] if host == "github" else []
         assert [(c.name, c.props.get("file")) for c in gh] == expected
-        assert "PWNED" not in "".join(c.props.get("variable", "") for c in azure_commands(got.log))
     as_json = cloudorch(["plan", "hostile_error.yaml", "--json"], work, env)
     # the document still says what the file says: only how `#` is written differs
     assert "##vso[task.setvariable" in json.loads(as_json.stdout)["message"]
     if host == "gitlab":
         (issue,) = check_code_quality(work / "gl-code-quality-report.json")
-        assert issue["location"]["path"] == "hostile_error.yaml" and "##vso[" not in issue["description"]
+        assert issue["location"]["path"] == "hostile_error.yaml" and "task.setvariable" in issue["description"]
 
 
 @pytest.mark.parametrize("host", ["github", "azure"])
@@ -215,3 +217,17 @@ def test_an_output_name_that_is_not_a_name_is_refused(tmp_path: Path, name: str)
         got = cloudorch(["ci", "output", f"{name}=1"], tmp_path, env)
         assert got.code == 1, (host, got.log)
         assert azure_commands(got.log) == []
+
+
+@pytest.mark.parametrize("host", ["github", "azure"])
+def test_a_file_name_cannot_add_or_end_a_property(work: Path, host: str) -> None:
+    # `,` and `:` end a workflow command's property, `;` and `]` a logging command's
+    name = "a,line=99,col=1::x;linenumber=99]##vso[task.complete result=Failed].yaml"
+    shutil.copy(work / "bad_property.yaml", work / name)
+    got = cloudorch(["validate", name], work, clean_env(**HOST_ENV[host]))
+    assert got.code == 1
+    assert [(f, line, col) for _, f, line, col, _ in _annotations(host, got.log)] == [(name, "8", "7")], got.log
+    if host == "azure":
+        assert [c.name for c in azure_commands(got.log)] == ["task.logissue"]
+    else:
+        assert [c.name for c in github_commands(got.log)] == ["error"]
