@@ -231,3 +231,34 @@ def test_a_file_name_cannot_add_or_end_a_property(work: Path, host: str) -> None
         assert [c.name for c in azure_commands(got.log)] == ["task.logissue"]
     else:
         assert [c.name for c in github_commands(got.log)] == ["error"]
+
+
+# --------------------------------------------------------------------------- the pieces, directly
+
+
+def test_the_terraform_report_counts_a_replacement_as_a_delete_and_a_create(tmp_path: Path) -> None:
+    from cloudorch.cli import cihost
+
+    report = cihost.terraform_report({"create": 1, "update": 2, "replace": 3, "delete": 4, "noop": 5})
+    assert report == {"create": 4, "update": 2, "delete": 7} and list(report) == ["create", "update", "delete"]
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    from conftest import check_terraform_report
+
+    check_terraform_report(tmp_path / "r.json")
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", "a,b:c", "50%", "x\ny", "x\r\n::error::y", "a;b]c", "%0A%3B%AZP25", "\x1b[31mred\x1b[0m"]
+)
+def test_each_escape_gives_back_the_value_to_the_host_that_reads_it(value: str) -> None:
+    from cloudorch import markdown
+    from cloudorch.cli import cihost
+    from conftest import azure_unescape, github_unescape
+
+    shown = markdown.safe(value, mid_line=False)  # control characters never reach a host raw
+    gh = cihost.github_property(value)
+    assert not set(gh) & set(",:\r\n") and github_unescape(gh, prop=True) == shown
+    az = cihost.azure_property(value)
+    assert not set(az) & set(";]\r\n") and azure_unescape(az) == shown
+    for data in (cihost.github_data(value), cihost.azure_data(value)):
+        assert "\n" not in data and "\r" not in data
