@@ -207,11 +207,12 @@ def test_the_plan_job_in_a_merge_request(work: Path, gitlab_api: FakeGitLab) -> 
     assert MARKER.match(marker) and note["author"]["id"] == 5
 
     forged = gitlab_api.note(marker + "\nforged", author=9)
+    gitlab_api.notes.insert(0, gitlab_api.notes.pop())  # listed before ours: found first if authors were not checked
     for i in range(3):
         gitlab_api.note(f"unrelated {i}", author=5)
     again = pipe.run("cloudorch-plan", {**inputs, "args": ["--var", "owner=ops"]})
     assert again.code == 0, again.log
-    assert [n["id"] for n in gitlab_api.notes if n["body"].startswith(marker)] == [note["id"], forged["id"]]
+    assert sorted(n["id"] for n in gitlab_api.notes if n["body"].startswith(marker)) == [note["id"], forged["id"]]
     assert ("PUT", f"/api/v4/projects/42/merge_requests/7/notes/{note['id']}") in gitlab_api.calls  # in place
     assert forged["body"].endswith("forged")
     assert ("POST", "/api/v4/projects/42/merge_requests/7/notes") in gitlab_api.calls
