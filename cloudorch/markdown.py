@@ -9,6 +9,8 @@ has line breaks; Markdown's `text` (prose: pipes, backticks, `<`, `>`, `&` and b
 `literal` (a value from outside, as `text` in `<code>`) and `code` (an inline code span: pipes
 escaped, backticks replaced; `<` and `>` stay, since a code span never renders HTML) turn
 control characters into spaces, which cannot end a table row.
+All of them also break Azure Pipelines' `##vso[` wherever it is in a line (its agent acts on a
+logging command that starts mid-line, not only at a line's start): it is written `#\\#vso[`.
 Imports nothing of cloudorch.
 """
 
@@ -21,6 +23,8 @@ _CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: what GitHub Actions (and Azure Pipelines) read as a command at the start of a line, after blanks
 COMMAND_PREFIXES = ("::", "##[", "##vso[")
+#: what Azure Pipelines reads as a command anywhere in a line, and how a value shows it instead
+AZURE_COMMAND, AZURE_DEFUSED = "##vso[", "#\\#vso["
 _COMMAND_LINE = re.compile(r"\n(?=[ \t]*(?:" + "|".join(re.escape(p) for p in COMMAND_PREFIXES) + "))")
 
 
@@ -33,9 +37,18 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}"
 
 
-def safe(value: object) -> str:
-    """One value on a line of its own making: every control character shown escaped, newlines included."""
-    return _CONTROL.sub(_escaped, str(value))
+def defuse(text: str) -> str:
+    """`text` with no `##vso[` left in it, wherever it was."""
+    return text.replace(AZURE_COMMAND, AZURE_DEFUSED)
+
+
+def safe(value: object, *, mid_line: bool = True) -> str:
+    """One value on a line of its own making: every control character shown escaped, newlines included.
+
+    `mid_line=False` leaves `##vso[` as written: only for a value inside a logging command the
+    writer starts its line with, where Azure's agent has found its command already."""
+    s = _CONTROL.sub(_escaped, str(value))
+    return defuse(s) if mid_line else s
 
 
 def safe_line(value: object) -> str:
@@ -44,7 +57,7 @@ def safe_line(value: object) -> str:
     return "\\" + s if s.lstrip(" \t").startswith(COMMAND_PREFIXES) else s
 
 
-def safe_lines(text: str) -> str:
+def safe_lines(text: str, *, mid_line: bool = True) -> str:
     """A composed text whose line breaks (and tabs) are its layout: every other control character
     escaped, and a line break that would start a CI workflow command shown as `\\n` instead.
 
@@ -52,11 +65,12 @@ def safe_lines(text: str) -> str:
     `safe` first. This is the guard for text composed elsewhere (error messages, reports); the
     first line is the writer's to guard (the CLI's consoles do).
     """
-    return _COMMAND_LINE.sub(r"\\n", _CONTROL_BUT_LAYOUT.sub(_escaped, text))
+    s = _COMMAND_LINE.sub(r"\\n", _CONTROL_BUT_LAYOUT.sub(_escaped, text))
+    return defuse(s) if mid_line else s
 
 
 def _flat(value: object) -> str:
-    return _CONTROL.sub(" ", str(value))
+    return defuse(_CONTROL.sub(" ", str(value)))
 
 
 def text(value: object) -> str:

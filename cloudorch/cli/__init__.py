@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from cloudorch.cli import cihost
     from cloudorch.cli.prefetch import prefetch_store
+
+    cihost.reset()  # one process may run several commands (tests, other programs): each finds its host
 
     prefetch_store(sys.argv[1:] if argv is None else argv)
     from cloudorch.cli import app as _commands  # noqa: F401  (registers every command)
@@ -54,6 +57,7 @@ def _main(argv: list[str] | None) -> int:
         return int(exc.code or 0)
     except CloudorchError as exc:
         Output.current().error(exc)
+        cihost.annotate_error(exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         Output.current().plain("Interrupted.", err=True)

@@ -2,8 +2,9 @@
 
 One module per noun registers its commands on the apps of `common.py`: `apply` (plan, apply,
 destroy, recover), `state` (state *, output, force-unlock), `policy`, `release`, `revert`
-(the `rollback` command), `drift`, `sandbox`, `fleet`, `ui`, `modules` (modules update), and
-`info` (version, validate, graph, schema, providers). Commands parse flags, call `cloudorch.api`,
+(the `rollback` command), `drift`, `sandbox`, `fleet`, `ui`, `modules` (modules update), `ci`
+(helpers for pipeline scripts), and `info` (version, validate, graph, schema, providers). Commands
+parse flags, call `cloudorch.api`,
 render, and return an exit code.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from cloudorch.cli import (  # noqa: F401
     apply,
+    ci,
     drift,
     fleet,
     info,

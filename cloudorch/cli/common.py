@@ -47,6 +47,7 @@ Environment (a flag on the command line wins):
   CLOUDORCH_ON_FAILURE=MODE    --on-failure         CLOUDORCH_NO_COLOR=1       --no-color
   CLOUDORCH_REFRESH=false      --refresh=false      CLOUDORCH_DEBUG=1          tracebacks for bugs
   CLOUDORCH_PLAN_FORMAT=FMT    plan --format        CLOUDORCH_SANDBOX_DIR=DIR  where the sandbox lives
+  CLOUDORCH_CI_HOST=HOST       --ci-host (github, gitlab, azure, none; default: detected)
   CLOUDORCH_ACTOR=NAME         who approves/overrides (else the CI user, else the OS user)
   CI=true: never prompt (apply needs --auto-approve), no live progress, no colour unless
   FORCE_COLOR is set. NO_COLOR is honoured too.

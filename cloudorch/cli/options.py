@@ -285,6 +285,22 @@ GROUPS: dict[str, list[Flag]] = {
             ],
         ),
     ],
+    "ci": [
+        _flag(
+            "ci_host",
+            Annotated[
+                str | None,
+                typer.Option(
+                    "--ci-host",
+                    metavar="github|gitlab|azure|none|auto",
+                    envvar="CLOUDORCH_CI_HOST",
+                    help="Annotate errors and policy findings for this CI host (default auto: detected from "
+                    "GITHUB_ACTIONS, GITLAB_CI, TF_BUILD; none: never).",
+                    show_default=False,
+                ),
+            ],
+        ),
+    ],
 }
 
 
@@ -379,7 +395,7 @@ def plan_command(
     `command` is how the lock and the journal name it (default: `name`); `summary` is the
     one line `--help` of the parent lists, written to fit whole.
     """
-    flags = [plan_argument(plan_help)] + [f for group in uses.split() for f in GROUPS[group]]
+    flags = [plan_argument(plan_help)] + [f for group in uses.split() for f in GROUPS[group]] + GROUPS["ci"]
     shared = {f.name for f in flags}
 
     def register(fn: F) -> F:
@@ -398,10 +414,14 @@ def plan_command(
         ]
 
         def run(**values: Any) -> int:
+            from cloudorch.cli import cihost
+
             common = {k: values.pop(k) for k in list(values) if k in shared}
+            cihost.configure(common.pop("ci_host", None))
             out = Output.configure(json_mode=bool(common.get("json_", False)))
-            opts = build_options(common, command=command or name, out=out)
-            return fn(opts, out, **values)
+            with cihost.policy_annotations(common):
+                opts = build_options(common, command=command or name, out=out)
+                return fn(opts, out, **values)
 
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__name__ = fn.__name__

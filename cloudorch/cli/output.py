@@ -24,6 +24,7 @@ from rich.markup import escape as _markup_escape
 from rich.segment import Segment
 
 from cloudorch import markdown
+from cloudorch.cli.cihost import defuse_json
 from cloudorch.errors import CloudorchError
 
 
@@ -189,7 +190,7 @@ class Output:
         if self.sandbox and isinstance(doc, dict):
             doc = {"sandbox": True, **doc}
         text = dumps_document(doc)
-        sys.stdout.write((text if reveal else redact(text)) + "\n")
+        sys.stdout.write(defuse_json(text if reveal else redact(text)) + "\n")
         sys.stdout.flush()
 
     def error(self, exc: CloudorchError) -> None:
@@ -197,7 +198,7 @@ class Output:
             if self.documented:
                 # the result (e.g. a plan with its policy violations) is already on stdout:
                 # keep stdout one document and put the error beside it
-                sys.stderr.write(redact(json.dumps(exc.to_json())) + "\n")
+                sys.stderr.write(defuse_json(redact(json.dumps(exc.to_json()))) + "\n")
             else:
                 self.document(exc.to_json())
             return

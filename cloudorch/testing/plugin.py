@@ -40,13 +40,15 @@ CLOUD_ENV_PREFIXES = (
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test in its own working directory and home, without cloud credentials or colours."""
+    """Each test in its own working directory and home, without cloud credentials, colours or CI host."""
     for key in list(os.environ):
         if key.startswith(CLOUD_ENV_PREFIXES):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
+    # the suite itself may run on a CI host: no test writes annotations for it unless it asks
+    monkeypatch.setenv("CLOUDORCH_CI_HOST", "none")
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 
