@@ -14,7 +14,8 @@ Starts moto (S3), fake-gcs-server and Azurite as local processes (see cloudorch/
    runs in fresh processes; target <= 1.3x; S3 calls per resource.
 4. Replay of a journal of 40,000 finished operations (read, verify chain and binding, fold); target < 1 s.
 5. Lock takeover after a holder dies: a holder on "another machine" (lease 2 s) is SIGKILLed; how
-   long until the next command holds the lock (judged on the store's clock); and a dead pid here.
+   long until the next command holds the lock (judged on the store's clock), on S3, GCS and Azure;
+   and a dead pid on this machine (S3).
 The emulators answer in well under a millisecond, so these figures are cloudorch's own overhead
 (SDK calls, serialisation, lock protocol), not a cloud's latency. Exit 1 if a target fails.
 """
@@ -409,9 +410,14 @@ def journal_cases(opts: argparse.Namespace, urls: dict[str, str], base: Path, en
          f"{seconds:.2f} s", f"target < {REPLAY_TARGET:.0f} s: {'PASS' if ok else 'FAIL'}")
     )  # fmt: skip
 
-    for label, host in (("holder on another host, lease 2 s", "bench-other-host"), ("dead pid on this host", None)):
-        t = takeover_seconds(f"{bucket}/takeover-{host or 'here'}", 2.0, base / f"takeover-{host or 'here'}", env, host)
-        rows.append(("lock takeover after SIGKILL (S3)", label, f"{t:.2f} s", "store clock" if host else "pid check"))
+    cases = [(scheme, "holder on another host, lease 2 s", "bench-other-host") for scheme in urls]
+    cases.append(("s3", "dead pid on this host", None))
+    for scheme, label, host in cases:
+        where = urls[scheme].rsplit("/", 1)[0] + f"/takeover-{host or 'here'}"
+        t = takeover_seconds(where, 2.0, base / f"takeover-{scheme}-{host or 'here'}", env, host)
+        name = {"s3": "S3", "gs": "GCS", "azblob": "Azure"}[scheme]
+        judged = "store clock" if host else "pid check"
+        rows.append((f"lock takeover after SIGKILL ({name})", label, f"{t:.2f} s", judged))
     return failed
 
 

@@ -113,9 +113,13 @@ def test_reads_leave_a_waiting_journal_alone_and_apply_folds_it(fixture_plan, tm
     assert r.returncode == 0 and "unfinished run waits" in r.stderr
     r = _run("state", "history", str(plan), cwd=tmp_path)
     assert r.returncode == 0 and "unfinished run waits" in r.stderr
+    r = _run("state", "show", str(plan), "f00", cwd=tmp_path)
+    assert r.returncode == 0 and "unfinished run waits" in r.stderr
+    r = _run("policy", "check", str(plan), cwd=tmp_path)  # it declares no policies: says so after
+    assert "unfinished run waits" in r.stderr, r.stderr
     assert snapshot(root) == before
 
-    for surgery in (("mv", "f00", "g00"), ("rm", "f00")):
+    for surgery in (("mv", "f00", "g00"), ("rm", "f00"), ("import", "f15", "out/f15.txt")):
         r = _run("state", surgery[0], str(plan), *surgery[1:], cwd=tmp_path)
         assert r.returncode == 1, r.stderr
         assert "unfinished run waits" in r.stderr and "cloudorch recover" in r.stderr

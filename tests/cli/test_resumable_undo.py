@@ -68,7 +68,9 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("in_apply", "in_recover", "in_recover_again"), [(0, 0, 2), (4, 1, 1), (7, 1, 0)])
+@pytest.mark.parametrize(
+    ("in_apply", "in_recover", "in_recover_again"), [(0, 0, 2), (2, 2, 1), (4, 1, 1), (5, 0, 1), (7, 1, 0)]
+)
 def test_an_undo_killed_three_times_is_finished_by_recover(  # type: ignore[no-untyped-def]
     fixture_plan, tmp_path, in_apply: int, in_recover: int, in_recover_again: int
 ) -> None:

