@@ -67,7 +67,10 @@ def test_input_document_shape() -> None:
         "after": {"name": "a", "tags": {"env": "dev"}},
         "after_unknown": ["tags.owner"],
         "diff": ["name", "tags"],
+        "moved_from": None,
+        "importing": None,
     }
+    assert doc["changeset"]["moves"] == [] and doc["changeset"]["imports"] == []
     assert doc["changeset"]["counts"]["create"] == 1 and doc["changeset"]["counts"]["delete"] == 1
     assert doc["resources"] == {"site": {"name": "a", "tags": {"env": "dev"}}}
     assert doc["providers"] == {"aws": {"region": "eu-west-1"}}  # never credentials
