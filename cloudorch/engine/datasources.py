@@ -144,7 +144,8 @@ def substitute(
 
     out = [
         replace(i, properties=resolve_partial(i.properties, lookup, _DATA))
-        if any("${data" in s for s in strings_in(i.properties))
+        # a plain `${data.x.id}`, or a CEL expression that reads one among other things
+        if any("${" in s and "data" in s for s in strings_in(i.properties))
         else i
         for i in instances
     ]

@@ -84,7 +84,10 @@ resources:
   app:
     type: aws.subnet
     properties:
-      {vpc_id: "${data.net.id}", cidr_block: "${data.by_id.cidr_block}", tags: {Name: "in-${data.net.tags.Name}"}}
+      vpc_id: "${data.net.id}"
+      cidr_block: "${data.by_id.cidr_block}"
+      # a CEL expression reading data sources, as much as a plain reference
+      tags: {Name: "in-${data.net.tags.Name}", kind: "${data.net.cidr_block == '10.40.0.0/16' ? 'shared' : 'x'}"}
 outputs:
   vpc: "${data.net.id}"
 """.replace("@VPC@", shared),
@@ -95,7 +98,7 @@ outputs:
     (change,) = doc["changes"]
     assert change["action"] == "create"
     assert change["after"]["vpc_id"] == shared and change["after"]["cidr_block"] == "10.40.0.0/16"
-    assert change["after"]["tags"] == {"Name": "in-shared"}
+    assert change["after"]["tags"] == {"Name": "in-shared", "kind": "shared"}
     code, _, text = cli(capsys, "apply", plan, "--auto-approve")
     assert code == 0, text
     subnets = aws("ec2").describe_subnets(Filters=[{"Name": "vpc-id", "Values": [shared]}])["Subnets"]
