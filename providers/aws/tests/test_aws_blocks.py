@@ -88,6 +88,9 @@ resources:
       cidr_block: "${data.by_id.cidr_block}"
       # a CEL expression reading data sources, as much as a plain reference
       tags: {Name: "in-${data.net.tags.Name}", kind: "${data.net.cidr_block == '10.40.0.0/16' ? 'shared' : 'x'}"}
+  label:  # reads a data source only inside an expression
+    type: core.null
+    properties: {values: {size: "${size(data.net.cidr_block) > 3 ? 'named ' + data.net.tags.Name : 'none'}"}}
 outputs:
   vpc: "${data.net.id}"
 """.replace("@VPC@", shared),
@@ -95,7 +98,8 @@ outputs:
     code, doc, text = cli(capsys, "plan", plan, "--json")
     assert code == 0, text
     assert doc["data"]["net"]["id"] == shared and doc["data"]["by_id"]["cidr_block"] == "10.40.0.0/16"
-    (change,) = doc["changes"]
+    change, label = sorted(doc["changes"], key=lambda c: c["address"] != "app")
+    assert label["after"]["values"] == {"size": "named shared"}
     assert change["action"] == "create"
     assert change["after"]["vpc_id"] == shared and change["after"]["cidr_block"] == "10.40.0.0/16"
     assert change["after"]["tags"] == {"Name": "in-shared", "kind": "shared"}
