@@ -13,7 +13,7 @@ fi
 # third-party packages exactly as locked, each checked against its hash (requirements/README.md),
 # then cloudorch and its providers themselves, editable, without letting pip pick anything else
 .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements/test.lock
-editable=(-e ".[dev,policy,cluster,ui]")
+editable=(-e ".[dev,policy,cluster,ui,notify]")
 for p in providers/*/pyproject.toml; do
   [ -f "$p" ] && editable+=(-e "$(dirname "$p")[test]")
 done
