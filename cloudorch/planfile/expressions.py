@@ -191,6 +191,13 @@ class Expression:
         return "".join(p if isinstance(p, str) else bound(p) for p in self.pieces)
 
     @cached_property
+    def touched_roots(self) -> frozenset[str]:
+        """The roots of its references and of the references inside their brackets."""
+        return frozenset(r.root for r in self.refs) | frozenset(
+            inner.root for r in self.refs if r.dynamic for inner in r.inner_refs()
+        )
+
+    @cached_property
     def cel_source(self) -> str:
         """The CEL source with each reference as its variable `_r{i}`."""
         return "".join(p if isinstance(p, str) else f"_r{p}" for p in self.pieces)
@@ -611,7 +618,7 @@ def resolve_partial(
     value: Any,
     lookup: Callable[[Reference], Any],
     roots: frozenset[str],
-    memo: dict[str, Any] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> Any:
     """Resolve only references whose root is in `roots`; the result is still a template.
 
@@ -692,7 +699,7 @@ def _touches(ref: Reference, roots: frozenset[str]) -> bool:
 
 def _expr_touches(expr: Expression, roots: frozenset[str]) -> bool:
     # an expression of literals alone is evaluated at the first chance, so its errors show early
-    return not expr.refs or any(_touches(r, roots) for r in expr.refs)
+    return not expr.refs or not roots.isdisjoint(expr.touched_roots)
 
 
 #: an expression rewritten by `resolve_partial` -> the expression as the plan file wrote it
@@ -722,7 +729,7 @@ def origin_of(expr_text: str) -> tuple[str, Any]:
 
 
 def _partial_expression(
-    expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str], memo: dict[str, Any] | None = None
+    expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str], memo: dict[Any, Any] | None = None
 ) -> Any:
     """Evaluate an expression whose references are all in `roots`, or else write the values of
     those that are into its source as literals (the result is an `Expression` to finish later)."""
@@ -730,10 +737,28 @@ def _partial_expression(
         return _partial_expression_now(expr, lookup, roots)
     if expr.text in memo:
         return memo[expr.text]
-    got = _partial_expression_now(expr, lookup, roots)
-    if not any(r.root == "each" or r.dynamic for r in expr.refs):
+    if any(r.root == "each" or r.dynamic for r in expr.refs):
+        return _partial_expression_now(expr, lookup, roots)
+    # the same expression over many resources reading the same variables but other resources
+    # (`${var.prod ? resources.X.id : 'n'}`) is rewritten alike: keep the rewrite by its shape
+    shape = (expr.cel_source, tuple(r.text if r.root in roots else "" for r in expr.refs))
+    rewrite = memo.get(shape)
+    if rewrite is None:
+        got = _partial_expression_now(expr, lookup, roots)
+        if not isinstance(got, Expression) or any(r.root == "local" for r in expr.refs):
+            memo[expr.text] = got
+            return got
+        kept_old = [i for i, r in enumerate(expr.refs) if r.root not in roots]
+        memo[shape] = rewrite = (got.pieces, kept_old)
         memo[expr.text] = got
-    return got
+        return got
+    pieces, kept_old = rewrite
+    refs = tuple(expr.refs[i] for i in kept_old)
+    body = "".join(p if isinstance(p, str) else refs[p].text[2:-1] for p in pieces)
+    new = Expression("${" + body + "}", pieces, refs)
+    note_origin(new.text, expr.text)
+    _remember_part(body, new)
+    return new
 
 
 def _partial_expression_now(expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str]) -> Any:
