@@ -13,6 +13,7 @@ The runtime is imported on the first evaluation, so plans without expressions ne
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from collections.abc import Callable
@@ -153,12 +154,27 @@ def _program(source: str, count: int) -> Any:
     return _env().env(count).compile(source)
 
 
+#: sources that compiled: a plan checks each string per resource, and most repeat
+_COMPILED: set[tuple[str, int]] = set()
+#: what an expression gives when every value it reads is unknown: that depends on its CEL source
+#: alone, whichever references those are (often `Unknown`, but `false && x` is false); type
+#: checks and the planner ask it of every instance, which mostly share one source
+_ALL_UNKNOWN: dict[tuple[str, int], Any] = {}
+_MEMO_MAX = 100_000
+
+
 def compile_check(expr: Expression) -> None:
     """Compile an expression now (at load), so a syntax or type error is reported before planning."""
+    key = (expr.cel_source, len(expr.refs))
+    if key in _COMPILED:
+        return
     try:
-        _program(expr.source(), len(expr.refs))
+        _program(*key)
     except RuntimeError as exc:
         raise _error(expr, _compile_message(str(exc))) from None
+    if len(_COMPILED) >= _MEMO_MAX:
+        _COMPILED.clear()
+    _COMPILED.add(key)
 
 
 def evaluate(expr: Expression, lookup: Callable[[Reference], Any]) -> Any:
@@ -176,7 +192,14 @@ def evaluate(expr: Expression, lookup: Callable[[Reference], Any]) -> Any:
             unknown.add(i)
         else:
             values[f"_r{i}"] = value
-    source = expr.source(lambda i: _UNKNOWN_CALL if i in unknown else f"_r{i}")
+    everything_unknown = bool(unknown) and len(unknown) == len(expr.refs)
+    memo_key = (expr.cel_source, len(expr.refs))
+    if everything_unknown and memo_key in _ALL_UNKNOWN:
+        got = _ALL_UNKNOWN[memo_key]
+        if got is _ALL_UNKNOWN:
+            return Unknown(expr.text)
+        return copy.deepcopy(got) if isinstance(got, list | dict) else got
+    source = expr.source(lambda i: _UNKNOWN_CALL if i in unknown else f"_r{i}") if unknown else expr.cel_source
     try:
         program = _program(source, len(expr.refs))
     except RuntimeError as exc:
@@ -189,9 +212,20 @@ def evaluate(expr: Expression, lookup: Callable[[Reference], Any]) -> Any:
         message = _STATUS_RE.sub("", str(result.value()))
         message = _NO_OVERLOAD_RE.sub(r"found no matching overload for '\1' applied to '(\2)'", message)
         if _UNKNOWN_MARK in message:
+            if everything_unknown:
+                _memo_all_unknown(memo_key, _ALL_UNKNOWN)  # itself stands for "unknown"
             return Unknown(expr.text)
         raise _error(expr, message)
-    return result.plain_value()
+    value = result.plain_value()
+    if everything_unknown:
+        _memo_all_unknown(memo_key, value)
+    return value
+
+
+def _memo_all_unknown(key: tuple[str, int], value: Any) -> None:
+    if len(_ALL_UNKNOWN) >= _MEMO_MAX:
+        _ALL_UNKNOWN.clear()
+    _ALL_UNKNOWN[key] = value
 
 
 def _compile_message(raw: str) -> str:

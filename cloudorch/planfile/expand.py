@@ -249,7 +249,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     local_values = plan.local_values
     texts = _secret_texts(plan) if plan.has_secrets() else set()
     disabled = plan.disabled
-    memo: dict[str, Any] = {}  # expressions without `each` evaluate alike in every instance
+    memo: dict[Any, Any] = {}  # expressions without `each` evaluate alike in every instance
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
@@ -257,7 +257,8 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         check_resource_refs(plan, refs, base, props)
         deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
         dynamic = any(r.dynamic for r in refs)
-        through_locals = any(r.root == "local" for r in refs)
+        # a local that reads resources brings its references into the instance
+        through_locals = any(r.root == "local" and not local_values.is_static(str(r.path[0])) for r in refs)
         needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]

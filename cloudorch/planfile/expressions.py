@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 #: the namespaces a reference may start with, and what each names (for hints). A new namespace
@@ -190,7 +190,21 @@ class Expression:
 
     def source(self, bound: Callable[[int], str] | None = None) -> str:
         """The CEL source, each reference written as `bound(i)` (default: its variable `_r{i}`)."""
-        return "".join(p if isinstance(p, str) else (bound(p) if bound else f"_r{p}") for p in self.pieces)
+        if bound is None:
+            return self.cel_source
+        return "".join(p if isinstance(p, str) else bound(p) for p in self.pieces)
+
+    @cached_property
+    def touched_roots(self) -> frozenset[str]:
+        """The roots of its references and of the references inside their brackets."""
+        return frozenset(r.root for r in self.refs) | frozenset(
+            inner.root for r in self.refs if r.dynamic for inner in r.inner_refs()
+        )
+
+    @cached_property
+    def cel_source(self) -> str:
+        """The CEL source with each reference as its variable `_r{i}`."""
+        return "".join(p if isinstance(p, str) else f"_r{p}" for p in self.pieces)
 
 
 #: identifiers an expression may use besides the roots: literals, CEL type names (`type(x) == string`)
@@ -377,15 +391,31 @@ def _expression_ref(
     return Reference(root, tuple(path), ref_text, tuple(indexes), tuple(dynamic)), pos, kept
 
 
-@lru_cache(maxsize=65536)
+#: parsed `${...}` bodies; `_partial_expression` adds the expressions it writes, so they are not
+#: scanned again when the planner reads them (plans repeat strings: a dict beats re-parsing)
+_PARTS: dict[str, Reference | Expression] = {}
+_PARTS_MAX = 200_000
+
+
 def parse_part(body: str) -> Reference | Expression:
     """The text between `${` and `}`: a plain reference when it is one, else an expression."""
+    got = _PARTS.get(body)
+    if got is not None:
+        return got
     try:
-        return _parse_ref(body)
+        got = _parse_ref(body)
     except ExpressionError:
         if not (_EXPR_CHARS.intersection(body) or _EXPR_START_RE.match(body)):
             raise  # `${var.a b}`, `${nope.x}`: the reference grammar's message says more
-    return _parse_expression(body)
+        got = _parse_expression(body)
+    _remember_part(body, got)
+    return got
+
+
+def _remember_part(body: str, part: Reference | Expression) -> None:
+    if len(_PARTS) >= _PARTS_MAX:
+        _PARTS.clear()
+    _PARTS[body] = part
 
 
 def part_refs(part: Reference | Expression) -> tuple[Reference, ...]:
@@ -394,6 +424,8 @@ def part_refs(part: Reference | Expression) -> tuple[Reference, ...]:
 
 
 _NESTING_CHARS = frozenset("\"'{")
+_OUTSIDE_QUOTE_RE = re.compile(r"[\"'{}]")
+_IN_QUOTE_RE = {'"': re.compile(r'["\\]'), "'": re.compile(r"['\\]")}
 
 
 def _ref_end(s: str, start: int) -> int:
@@ -404,23 +436,26 @@ def _ref_end(s: str, start: int) -> int:
         return end  # the common case: a reference, or an expression without quotes or maps
     quote = ""
     depth = 0
-    escaped = False
-    for i in range(start, len(s)):
-        c = s[i]
+    i = start
+    while True:
+        # jump from one character that matters to the next (a regex search, not a Python loop)
+        m = (_IN_QUOTE_RE[quote] if quote else _OUTSIDE_QUOTE_RE).search(s, i)
+        if m is None:
+            break
+        c = m.group()
+        i = m.end()
         if quote:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
+            if c == "\\":
+                i += 1  # an escaped character, maybe the quote itself
+            else:
                 quote = ""
         elif c in "\"'":
             quote = c
         elif c == "{":
             depth += 1
-        elif c == "}":
-            if depth == 0:
-                return i
+        elif depth == 0:
+            return m.start()
+        else:
             depth -= 1
     raise ExpressionError(f"unterminated `${{` in {s!r} (write `$${{` for a literal `${{`)")
 
@@ -596,7 +631,7 @@ def resolve_partial(
     value: Any,
     lookup: Callable[[Reference], Any],
     roots: frozenset[str],
-    memo: dict[str, Any] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> Any:
     """Resolve only references whose root is in `roots`; the result is still a template.
 
@@ -677,7 +712,7 @@ def _touches(ref: Reference, roots: frozenset[str]) -> bool:
 
 def _expr_touches(expr: Expression, roots: frozenset[str]) -> bool:
     # an expression of literals alone is evaluated at the first chance, so its errors show early
-    return not expr.refs or any(_touches(r, roots) for r in expr.refs)
+    return not expr.refs or not roots.isdisjoint(expr.touched_roots)
 
 
 #: an expression rewritten by `resolve_partial` -> the expression as the plan file wrote it
@@ -707,7 +742,7 @@ def origin_of(expr_text: str) -> tuple[str, Any]:
 
 
 def _partial_expression(
-    expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str], memo: dict[str, Any] | None = None
+    expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str], memo: dict[Any, Any] | None = None
 ) -> Any:
     """Evaluate an expression whose references are all in `roots`, or else write the values of
     those that are into its source as literals (the result is an `Expression` to finish later)."""
@@ -715,10 +750,28 @@ def _partial_expression(
         return _partial_expression_now(expr, lookup, roots)
     if expr.text in memo:
         return memo[expr.text]
-    got = _partial_expression_now(expr, lookup, roots)
-    if not any(r.root == "each" or r.dynamic for r in expr.refs):
+    if any(r.root == "each" or r.dynamic for r in expr.refs):
+        return _partial_expression_now(expr, lookup, roots)
+    # the same expression over many resources reading the same variables but other resources
+    # (`${var.prod ? resources.X.id : 'n'}`) is rewritten alike: keep the rewrite by its shape
+    shape = (expr.cel_source, tuple(r.text if r.root in roots else "" for r in expr.refs))
+    rewrite = memo.get(shape)
+    if rewrite is None:
+        got = _partial_expression_now(expr, lookup, roots)
+        if not isinstance(got, Expression) or any(r.root == "local" for r in expr.refs):
+            memo[expr.text] = got
+            return got
+        kept_old = [i for i, r in enumerate(expr.refs) if r.root not in roots]
+        memo[shape] = rewrite = (got.pieces, kept_old)
         memo[expr.text] = got
-    return got
+        return got
+    pieces, kept_old = rewrite
+    refs = tuple(expr.refs[i] for i in kept_old)
+    body = "".join(p if isinstance(p, str) else refs[p].text[2:-1] for p in pieces)
+    new = Expression("${" + body + "}", pieces, refs)
+    note_origin(new.text, expr.text)
+    _remember_part(body, new)
+    return new
 
 
 def _partial_expression_now(expr: Expression, lookup: Callable[[Reference], Any], roots: frozenset[str]) -> Any:
@@ -729,19 +782,43 @@ def _partial_expression_now(expr: Expression, lookup: Callable[[Reference], Any]
         by_text = {r.text: values[i] for i, r in enumerate(refs)}
         return _evaluate(bound, lambda ref: by_text[ref.text])
 
-    def written(i: int) -> str:
-        if i not in values:
-            return refs[i].text[2:-1]
-        got = values[i]
-        return f"({got.cel})" if isinstance(got, Inline) else cel_literal(got)
-
-    body = expr.source(written)
-    text = "${" + body + "}"
-    note_origin(text, expr.text)
-    got = parse_part(body)
-    if isinstance(got, Reference):  # pragma: no cover - a rewritten expression stays one
-        return Expression(got.text, (0,), (got,))
-    return got
+    # the new expression is made from the pieces (not by scanning its text again): a value's
+    # source joins the text around it, a reference still to resolve gets its new index
+    pieces: list[str | int] = []
+    kept: list[Reference] = []
+    new_index: dict[int, int] = {}
+    text_parts: list[str] = []
+    for piece in expr.pieces:
+        if isinstance(piece, str):
+            written = piece
+        elif piece in values:
+            got = values[piece]
+            written = f"({got.cel})" if isinstance(got, Inline) else cel_literal(got)
+        else:
+            if piece not in new_index:
+                new_index[piece] = len(kept)
+                kept.append(refs[piece])
+            if text_parts:
+                pieces.append("".join(text_parts))
+                text_parts = []
+            pieces.append(new_index[piece])
+            continue
+        text_parts.append(written)
+    if text_parts:
+        pieces.append("".join(text_parts))
+    if any(isinstance(v, Inline) for v in values.values()):
+        # an inlined local brings references of its own: those need the scanner
+        body = "".join(p if isinstance(p, str) else kept[p].text[2:-1] for p in pieces)
+        note_origin("${" + body + "}", expr.text)
+        got = parse_part(body)
+        if isinstance(got, Reference):  # pragma: no cover - a rewritten expression stays one
+            return Expression(got.text, (0,), (got,))
+        return got
+    body = "".join(p if isinstance(p, str) else kept[p].text[2:-1] for p in pieces)
+    new = Expression("${" + body + "}", tuple(pieces), tuple(kept))
+    note_origin(new.text, expr.text)
+    _remember_part(body, new)
+    return new
 
 
 class Inline:

@@ -407,6 +407,7 @@ class _ReferenceChecker:
         self.locals = Locals()
         # strings already checked in a given scope: plans repeat the same templates
         self._checked: set[tuple[str, str]] = set()
+        self._checked_expressions: set[tuple[str, frozenset[str], str | None]] = set()
 
     def lookup(self, ref: Reference) -> Any:
         """Values of `var` and `env` references (already checked, so never missing)."""
@@ -515,11 +516,15 @@ class _ReferenceChecker:
     ) -> None:
         from cloudorch.planfile.cel import compile_check
 
+        key = (expr.text, allowed, known_early)
+        if key in self._checked_expressions:
+            return  # the same expression in the same scope (in another resource): same verdict
         source_map = self.source_map
         note_location(expr.text, lambda: source_map.location(where.path()), source_map.file)
         for ref in expr.refs:
             self._check_ref(ref, where, allowed, known_early, resource)
         compile_check(expr)
+        self._checked_expressions.add(key)
 
     def _var_env_lookup(self, ref: Reference) -> Any:
         if ref.root == "env":
