@@ -141,7 +141,7 @@ def test_core_null_predicts_its_values_and_keeps_its_id() -> None:
 def test_core_file_predicts_hash_and_size_from_content(tmp_path: Any) -> None:
     import hashlib
 
-    f = FileResource.__new__(FileResource)
+    f = FileResource(_core_provider(tmp_path))
     prior = Observed("/p/f", {"path": "f", "content": "a"}, {"id": "/p/f", "sha256": "x", "size": 1})
     got = f.plan_update(prior, {"path": "f", "content": "héllo"})
     assert got == {"id": "/p/f", "sha256": hashlib.sha256("héllo".encode()).hexdigest(), "size": 6}
