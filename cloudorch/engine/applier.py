@@ -206,6 +206,8 @@ class Applier:
         self._address_of: dict[str, str] = {}
         #: updates whose values, resolved at apply, equal the object's: no provider call was made
         self.unchanged: set[str] = set()
+        #: (provider key, type name) -> resource type, looked up once per run, not once per operation
+        self._types: dict[tuple[str, str], ResourceType[Any]] = {}
 
     # -- building the operation graph ---------------------------------------------------
 
@@ -376,7 +378,9 @@ class Applier:
         self.journal.check_lease()  # a holder whose lock is no longer certainly its own starts nothing
         op = task.payload
         c = op.change
-        rt = self.providers.resource_type(c.provider, c.type)
+        rt = self._types.get((c.provider, c.type))
+        if rt is None:
+            rt = self._types[(c.provider, c.type)] = self.providers.resource_type(c.provider, c.type)
         t0 = time.monotonic()
         # a replace is one change to the observer (its progress counts changes): the delete of
         # the old object reports only a failure
@@ -494,20 +498,21 @@ class Applier:
             self.unchanged.add(c.address)
             return current
         observed: Observed
+        dumped = new.model_dump(mode="json")  # once, for the journal's started line and the record
         if c.action is Action.UPDATE:
-            self._journal_started(op, rt, new)
+            self._journal_started(op, rt, new, dumped=dumped)
             assert current is not None
             old = model.model_construct(**current.properties)
             observed = retry(lambda: rt.update(c.address, current.id, old, new))
-            return self._record(c, rt, new, observed, current)
+            return self._record(c, rt, new, observed, current, dumped=dumped)
         # a create, or the create half of a replace (the old object is gone or is being deposed)
         if op.create_first and current is not None and op.deposed_key is not None:
             with self._state_lock:
                 self._old_objects[c.address] = DeposedObject.of(current, op.deposed_key)
         known = {d.id for d in deposed.values()} | ({current.id} if current is not None else set())
-        self._journal_started(op, rt, new, known_ids=known)
+        self._journal_started(op, rt, new, known_ids=known, dumped=dumped)
         observed = create_once(rt, c.address, new, known, on_retry=on_retry)
-        return self._record(c, rt, new, observed, None)
+        return self._record(c, rt, new, observed, None, dumped=dumped)
 
     def _type_of(self, provider: str, type_: str, c: Change, rt: ResourceType[Any]) -> ResourceType[Any]:
         """The resource type an existing object was made by: `rt`, the change's, unless the plan
@@ -531,7 +536,13 @@ class Applier:
         return record.model_copy(update={"tainted": True})
 
     def _journal_started(
-        self, op: Op, rt: ResourceType[Any], new: BaseModel | None, *, known_ids: set[str] | None = None
+        self,
+        op: Op,
+        rt: ResourceType[Any],
+        new: BaseModel | None,
+        *,
+        known_ids: set[str] | None = None,
+        dumped: dict[str, Any] | None = None,
     ) -> None:
         c = op.change
         line: dict[str, Any] = {
@@ -550,7 +561,8 @@ class Applier:
         # cannot find anything, to keep the journal small
         if new is not None and rt.can_find:
             line["properties"] = _stored_properties(
-                new.model_dump(mode="json"), sensitive_fields(rt.Properties) | frozenset(c.sensitive)
+                new.model_dump(mode="json") if dumped is None else dumped,
+                sensitive_fields(rt.Properties) | frozenset(c.sensitive),
             )
             line["depends_on"] = c.depends_on
         self.journal.started(line)
@@ -562,10 +574,12 @@ class Applier:
         new: BaseModel,
         observed: Observed,
         current: ResourceRecord | None,
+        *,
+        dumped: dict[str, Any] | None = None,
     ) -> ResourceRecord:
         sens = sensitive_fields(rt.Properties) | frozenset(c.sensitive)  # and values from sensitive variables
         now = now_iso()
-        props = new.model_dump(mode="json")
+        props = new.model_dump(mode="json") if dumped is None else dumped
         return ResourceRecord(
             address=c.address,
             type=c.type,

@@ -191,6 +191,8 @@ def _read_one_job(rt: ResourceType[Any], req: ReadRequest) -> Callable[[], list[
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is not dict and type(b) is not dict:
+        return bool(a == b)  # only a dict can be a sensitive marker: the common case, fast
     if is_sensitive_marker(a) or is_sensitive_marker(b):
         ma = a if is_sensitive_marker(a) else sensitive_marker(a)
         mb = b if is_sensitive_marker(b) else sensitive_marker(b)
@@ -258,6 +260,7 @@ class Planner:
         # whether any property can be read as sensitive yet: most plans have none, and then
         # looking for references into one is skipped
         self._any_sensitive = any(r.sensitive for r in state.resources.values())
+        self._types: dict[tuple[str, str], ResourceType[Any]] = {}
 
     # -- references -------------------------------------------------------------------
 
@@ -405,7 +408,9 @@ class Planner:
         observed: Mapping[str, Observed | None],
         force_replace: bool,
     ) -> Change:
-        rt = self.providers.resource_type(inst.provider, inst.type)
+        rt = self._types.get((inst.provider, inst.type))
+        if rt is None:
+            rt = self._types[(inst.provider, inst.type)] = self.providers.resource_type(inst.provider, inst.type)
         model = rt.Properties
         fnew = force_new_fields(model)
         sens = sensitive_fields(model) | inst.sensitive | self.derived_sensitive(inst)
@@ -420,6 +425,7 @@ class Planner:
             return inst.location
 
         desired, unknown = validate_properties(model, resolved, locate=locate)
+        templated = bool(unknown)  # whether `desired` holds an Unknown anywhere
         seen = observed.get(inst.address, _NOT_REFRESHED)
         if rec is not None and seen is not None and inst.lifecycle.ignore_changes:
             # an update never writes an ignored value back (Terraform's ignore_changes); a
@@ -435,7 +441,8 @@ class Planner:
             "address": inst.address,
             "type": inst.type,
             "provider": inst.provider,
-            "after": {k: to_template(v) for k, v in desired.items()},
+            # only a value holding an Unknown differs from its template
+            "after": {k: to_template(v) for k, v in desired.items()} if templated else dict(desired),
             "after_unknown": after_unknown,
             "depends_on": deps,
             "sensitive": sorted(sens),
