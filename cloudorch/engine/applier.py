@@ -35,6 +35,7 @@ from cloudorch.engine.scheduler import Interrupt, Scheduler, ScheduleResult, Tas
 from cloudorch.errors import CloudorchError, ConfigError, ProviderError, StateError
 from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
+from cloudorch.planfile.source import paused_gc
 from cloudorch.provider.contract import Observed, PartialCreate, ResourceType, force_new_fields, sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal
@@ -352,9 +353,13 @@ class Applier:
 
     def run(self, *, record_inverses: bool = True) -> ApplyResult:
         started = time.monotonic()
-        tasks = self.tasks()
+        # the operation graph and the inverse lines are a few kept objects per change: the cycle
+        # collector would walk them again and again while they are built (see `Planner.run`)
+        with paused_gc():
+            tasks = self.tasks()
+            inverses = self.inverse_records(tasks) if record_inverses else []
         if record_inverses:
-            self.journal.inverses(self.inverse_records(tasks))
+            self.journal.inverses(inverses)
         scheduler: Scheduler[Op] = Scheduler(
             tasks,
             parallelism=self.parallelism,

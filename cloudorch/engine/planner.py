@@ -23,6 +23,7 @@ from cloudorch.errors import ConfigError, Location, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
 from cloudorch.planfile.expressions import find_refs
+from cloudorch.planfile.source import paused_gc
 from cloudorch.provider.contract import (
     RECOMPUTED,
     Observed,
@@ -139,15 +140,16 @@ def refresh(
     for rec in records:
         groups.setdefault((rec.provider, rec.type), []).append(rec)
     jobs: list[Callable[[], list[tuple[str, Observed | None]]]] = []
-    for (pkey, tname), recs in groups.items():
-        provider = providers.get(pkey)
-        rt = provider.resource_type(tname)
-        model = rt.Properties
-        reqs = [ReadRequest(r.address, r.id, model.model_construct(**r.properties)) for r in recs]
-        if type(rt).read_many is not ResourceType.read_many:
-            jobs.append(_read_many_job(rt, reqs))
-        else:
-            jobs.extend(_read_one_job(rt, req) for req in reqs)
+    with paused_gc():  # one request per record, all kept: see `Planner.run`
+        for (pkey, tname), recs in groups.items():
+            provider = providers.get(pkey)
+            rt = provider.resource_type(tname)
+            model = rt.Properties
+            reqs = [ReadRequest(r.address, r.id, model.model_construct(**r.properties)) for r in recs]
+            if type(rt).read_many is not ResourceType.read_many:
+                jobs.append(_read_many_job(rt, reqs))
+            else:
+                jobs.extend(_read_one_job(rt, req) for req in reqs)
     out.calls = len(jobs)
     if len(jobs) == 1:
         results = [jobs[0]()]
@@ -362,6 +364,12 @@ class Planner:
     # -- the diff ---------------------------------------------------------------------
 
     def run(self, observed: Mapping[str, Observed | None]) -> list[Change]:
+        # the diff builds a few objects per resource and keeps them (changes, planned values): the
+        # cycle collector would re-walk them many times over for nothing on a large plan
+        with paused_gc():
+            return self._run(observed)
+
+    def _run(self, observed: Mapping[str, Observed | None]) -> list[Change]:
         changes: list[Change] = []
         req = self.request
         replace = set(req.replace)
