@@ -70,6 +70,15 @@ class GuardedConsole(Console):
         return "\n".join(parts)
 
 
+def _secrets_chosen() -> bool:
+    """Whether this run chose a sensitive variable value `redact` would mask."""
+    if "cloudorch.planfile.variables" not in sys.modules:
+        return False
+    from cloudorch import api
+
+    return bool(api.known_secrets())
+
+
 def redact(text: str) -> str:
     """`text` with the value of every sensitive variable of this run replaced by `(sensitive)`.
 
@@ -92,7 +101,7 @@ def _forced_color() -> bool:
     return bool(os.environ.get("FORCE_COLOR") or os.environ.get("CLOUDORCH_FORCE_COLOR"))
 
 
-def dumps_document(doc: Any) -> str:
+def dumps_document(doc: Any) -> bytes:
     """`doc` as `json.dumps(doc, indent=1, default=str)` writes it; models inside are serialised as
     their JSON form.
 
@@ -103,9 +112,9 @@ def dumps_document(doc: Any) -> str:
     import pydantic_core
 
     try:
-        return pydantic_core.to_json(doc, indent=1, ensure_ascii=True, fallback=str).decode()
+        return pydantic_core.to_json(doc, indent=1, ensure_ascii=True, fallback=str)
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError):
-        return json.dumps(_plain(doc), indent=1, default=str, sort_keys=False)
+        return json.dumps(_plain(doc), indent=1, default=str, sort_keys=False).encode("ascii")
 
 
 def _plain(value: Any) -> Any:
@@ -189,9 +198,21 @@ class Output:
         self.documented = True
         if self.sandbox and isinstance(doc, dict):
             doc = {"sandbox": True, **doc}
-        text = dumps_document(doc)
-        sys.stdout.write(defuse_json(text if reveal else redact(text)) + "\n")
-        sys.stdout.flush()
+        data = dumps_document(doc)
+        stdout = sys.stdout
+        buffer = getattr(stdout, "buffer", None)
+        fast = (reveal or not _secrets_chosen()) and buffer is not None and os.name != "nt"
+        if fast and b"##vso[" not in data:
+            # nothing to redact or defuse: the ASCII bytes as they are, not three more copies of a large text
+            stdout.flush()
+            buffer.write(data)
+            buffer.write(b"\n")
+            buffer.flush()
+            return
+        text = data.decode("ascii")
+        stdout.write(defuse_json(text if reveal else redact(text)))
+        stdout.write("\n")
+        stdout.flush()
 
     def error(self, exc: CloudorchError) -> None:
         if self.json_mode:

@@ -35,6 +35,7 @@ from cloudorch.engine.scheduler import Interrupt, Scheduler, ScheduleResult, Tas
 from cloudorch.errors import CloudorchError, ConfigError, ProviderError, StateError
 from cloudorch.planfile import Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address
+from cloudorch.planfile.source import paused_gc
 from cloudorch.provider.contract import Observed, PartialCreate, ResourceType, force_new_fields, sensitive_fields
 from cloudorch.state.backends.base import StateBackend
 from cloudorch.state.journal import Journal
@@ -206,6 +207,8 @@ class Applier:
         self._address_of: dict[str, str] = {}
         #: updates whose values, resolved at apply, equal the object's: no provider call was made
         self.unchanged: set[str] = set()
+        #: (provider key, type name) -> resource type, looked up once per run, not once per operation
+        self._types: dict[tuple[str, str], ResourceType[Any]] = {}
 
     # -- building the operation graph ---------------------------------------------------
 
@@ -350,9 +353,13 @@ class Applier:
 
     def run(self, *, record_inverses: bool = True) -> ApplyResult:
         started = time.monotonic()
-        tasks = self.tasks()
+        # the operation graph and the inverse lines are a few kept objects per change: the cycle
+        # collector would walk them again and again while they are built (see `Planner.run`)
+        with paused_gc():
+            tasks = self.tasks()
+            inverses = self.inverse_records(tasks) if record_inverses else []
         if record_inverses:
-            self.journal.inverses(self.inverse_records(tasks))
+            self.journal.inverses(inverses)
         scheduler: Scheduler[Op] = Scheduler(
             tasks,
             parallelism=self.parallelism,
@@ -376,7 +383,9 @@ class Applier:
         self.journal.check_lease()  # a holder whose lock is no longer certainly its own starts nothing
         op = task.payload
         c = op.change
-        rt = self.providers.resource_type(c.provider, c.type)
+        rt = self._types.get((c.provider, c.type))
+        if rt is None:
+            rt = self._types[(c.provider, c.type)] = self.providers.resource_type(c.provider, c.type)
         t0 = time.monotonic()
         # a replace is one change to the observer (its progress counts changes): the delete of
         # the old object reports only a failure
@@ -494,20 +503,21 @@ class Applier:
             self.unchanged.add(c.address)
             return current
         observed: Observed
+        dumped = new.model_dump(mode="json")  # once, for the journal's started line and the record
         if c.action is Action.UPDATE:
-            self._journal_started(op, rt, new)
+            self._journal_started(op, rt, new, dumped=dumped)
             assert current is not None
             old = model.model_construct(**current.properties)
             observed = retry(lambda: rt.update(c.address, current.id, old, new))
-            return self._record(c, rt, new, observed, current)
+            return self._record(c, rt, new, observed, current, dumped=dumped)
         # a create, or the create half of a replace (the old object is gone or is being deposed)
         if op.create_first and current is not None and op.deposed_key is not None:
             with self._state_lock:
                 self._old_objects[c.address] = DeposedObject.of(current, op.deposed_key)
         known = {d.id for d in deposed.values()} | ({current.id} if current is not None else set())
-        self._journal_started(op, rt, new, known_ids=known)
+        self._journal_started(op, rt, new, known_ids=known, dumped=dumped)
         observed = create_once(rt, c.address, new, known, on_retry=on_retry)
-        return self._record(c, rt, new, observed, None)
+        return self._record(c, rt, new, observed, None, dumped=dumped)
 
     def _type_of(self, provider: str, type_: str, c: Change, rt: ResourceType[Any]) -> ResourceType[Any]:
         """The resource type an existing object was made by: `rt`, the change's, unless the plan
@@ -531,7 +541,13 @@ class Applier:
         return record.model_copy(update={"tainted": True})
 
     def _journal_started(
-        self, op: Op, rt: ResourceType[Any], new: BaseModel | None, *, known_ids: set[str] | None = None
+        self,
+        op: Op,
+        rt: ResourceType[Any],
+        new: BaseModel | None,
+        *,
+        known_ids: set[str] | None = None,
+        dumped: dict[str, Any] | None = None,
     ) -> None:
         c = op.change
         line: dict[str, Any] = {
@@ -550,7 +566,8 @@ class Applier:
         # cannot find anything, to keep the journal small
         if new is not None and rt.can_find:
             line["properties"] = _stored_properties(
-                new.model_dump(mode="json"), sensitive_fields(rt.Properties) | frozenset(c.sensitive)
+                new.model_dump(mode="json") if dumped is None else dumped,
+                sensitive_fields(rt.Properties) | frozenset(c.sensitive),
             )
             line["depends_on"] = c.depends_on
         self.journal.started(line)
@@ -562,10 +579,12 @@ class Applier:
         new: BaseModel,
         observed: Observed,
         current: ResourceRecord | None,
+        *,
+        dumped: dict[str, Any] | None = None,
     ) -> ResourceRecord:
         sens = sensitive_fields(rt.Properties) | frozenset(c.sensitive)  # and values from sensitive variables
         now = now_iso()
-        props = new.model_dump(mode="json")
+        props = new.model_dump(mode="json") if dumped is None else dumped
         return ResourceRecord(
             address=c.address,
             type=c.type,

@@ -23,6 +23,7 @@ from cloudorch.errors import ConfigError, Location, ProviderError, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address, unexpanded
 from cloudorch.planfile.expressions import find_refs
+from cloudorch.planfile.source import paused_gc
 from cloudorch.provider.contract import (
     RECOMPUTED,
     Observed,
@@ -139,15 +140,16 @@ def refresh(
     for rec in records:
         groups.setdefault((rec.provider, rec.type), []).append(rec)
     jobs: list[Callable[[], list[tuple[str, Observed | None]]]] = []
-    for (pkey, tname), recs in groups.items():
-        provider = providers.get(pkey)
-        rt = provider.resource_type(tname)
-        model = rt.Properties
-        reqs = [ReadRequest(r.address, r.id, model.model_construct(**r.properties)) for r in recs]
-        if type(rt).read_many is not ResourceType.read_many:
-            jobs.append(_read_many_job(rt, reqs))
-        else:
-            jobs.extend(_read_one_job(rt, req) for req in reqs)
+    with paused_gc():  # one request per record, all kept: see `Planner.run`
+        for (pkey, tname), recs in groups.items():
+            provider = providers.get(pkey)
+            rt = provider.resource_type(tname)
+            model = rt.Properties
+            reqs = [ReadRequest(r.address, r.id, model.model_construct(**r.properties)) for r in recs]
+            if type(rt).read_many is not ResourceType.read_many:
+                jobs.append(_read_many_job(rt, reqs))
+            else:
+                jobs.extend(_read_one_job(rt, req) for req in reqs)
     out.calls = len(jobs)
     if len(jobs) == 1:
         results = [jobs[0]()]
@@ -191,6 +193,8 @@ def _read_one_job(rt: ResourceType[Any], req: ReadRequest) -> Callable[[], list[
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is not dict and type(b) is not dict:
+        return bool(a == b)  # only a dict can be a sensitive marker: the common case, fast
     if is_sensitive_marker(a) or is_sensitive_marker(b):
         ma = a if is_sensitive_marker(a) else sensitive_marker(a)
         mb = b if is_sensitive_marker(b) else sensitive_marker(b)
@@ -258,6 +262,7 @@ class Planner:
         # whether any property can be read as sensitive yet: most plans have none, and then
         # looking for references into one is skipped
         self._any_sensitive = any(r.sensitive for r in state.resources.values())
+        self._types: dict[tuple[str, str], ResourceType[Any]] = {}
 
     # -- references -------------------------------------------------------------------
 
@@ -359,6 +364,12 @@ class Planner:
     # -- the diff ---------------------------------------------------------------------
 
     def run(self, observed: Mapping[str, Observed | None]) -> list[Change]:
+        # the diff builds a few objects per resource and keeps them (changes, planned values): the
+        # cycle collector would re-walk them many times over for nothing on a large plan
+        with paused_gc():
+            return self._run(observed)
+
+    def _run(self, observed: Mapping[str, Observed | None]) -> list[Change]:
         changes: list[Change] = []
         req = self.request
         replace = set(req.replace)
@@ -417,7 +428,9 @@ class Planner:
         observed: Mapping[str, Observed | None],
         force_replace: bool,
     ) -> Change:
-        rt = self.providers.resource_type(inst.provider, inst.type)
+        rt = self._types.get((inst.provider, inst.type))
+        if rt is None:
+            rt = self._types[(inst.provider, inst.type)] = self.providers.resource_type(inst.provider, inst.type)
         model = rt.Properties
         fnew = force_new_fields(model)
         sens = sensitive_fields(model) | inst.sensitive | self.derived_sensitive(inst)
@@ -432,6 +445,7 @@ class Planner:
             return inst.location
 
         desired, unknown = validate_properties(model, resolved, locate=locate)
+        templated = bool(unknown)  # whether `desired` holds an Unknown anywhere
         seen = observed.get(inst.address, _NOT_REFRESHED)
         if rec is not None and seen is not None and inst.lifecycle.ignore_changes:
             # an update never writes an ignored value back (Terraform's ignore_changes); a
@@ -447,7 +461,8 @@ class Planner:
             "address": inst.address,
             "type": inst.type,
             "provider": inst.provider,
-            "after": {k: to_template(v) for k, v in desired.items()},
+            # only a value holding an Unknown differs from its template
+            "after": {k: to_template(v) for k, v in desired.items()} if templated else dict(desired),
             "after_unknown": after_unknown,
             "depends_on": deps,
             "sensitive": sorted(sens),
