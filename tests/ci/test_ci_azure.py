@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from conftest import FIXTURES, HERE, ROOT, Ran, azure_commands, azure_groups, clean_env, run_bash
+from cihelpers import FIXTURES, HERE, ROOT, Ran, azure_commands, azure_groups, clean_env, run_bash
 
 AZURE = ROOT / "examples" / "ci" / "azure-pipelines"
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from conftest import FIXTURES, HERE, ROOT, Ran, clean_env, github_commands, run_bash
+from cihelpers import FIXTURES, HERE, ROOT, Ran, clean_env, github_commands, run_bash
 
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from conftest import (
+from cihelpers import (
     FIXTURES,
     ROOT,
     FakeGitLab,

@@ -10,8 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from conftest import (
+from cihelpers import (
     FIXTURES,
     HERE,
     azure_commands,
@@ -242,7 +241,7 @@ def test_the_terraform_report_counts_a_replacement_as_a_delete_and_a_create(tmp_
     report = cihost.terraform_report({"create": 1, "update": 2, "replace": 3, "delete": 4, "noop": 5})
     assert report == {"create": 4, "update": 2, "delete": 7} and list(report) == ["create", "update", "delete"]
     (tmp_path / "r.json").write_text(json.dumps(report))
-    from conftest import check_terraform_report
+    from cihelpers import check_terraform_report
 
     check_terraform_report(tmp_path / "r.json")
 
@@ -251,9 +250,10 @@ def test_the_terraform_report_counts_a_replacement_as_a_delete_and_a_create(tmp_
     "value", ["plain", "a,b:c", "50%", "x\ny", "x\r\n::error::y", "a;b]c", "%0A%3B%AZP25", "\x1b[31mred\x1b[0m"]
 )
 def test_each_escape_gives_back_the_value_to_the_host_that_reads_it(value: str) -> None:
+    from cihelpers import azure_unescape, github_unescape
+
     from cloudorch import markdown
     from cloudorch.cli import cihost
-    from conftest import azure_unescape, github_unescape
 
     shown = markdown.safe(value, mid_line=False)  # control characters never reach a host raw
     gh = cihost.github_property(value)

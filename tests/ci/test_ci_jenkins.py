@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT, clean_env, cloudorch
+from cihelpers import ROOT, clean_env, cloudorch
 
 JENKINSFILE = ROOT / "examples" / "ci" / "jenkins" / "Jenkinsfile"
 
