@@ -201,8 +201,8 @@ class Output:
         data = dumps_document(doc)
         stdout = sys.stdout
         buffer = getattr(stdout, "buffer", None)
-        fast = (reveal or not _secrets_chosen()) and buffer is not None and os.name != "nt"
-        if fast and b"##vso[" not in data:
+        fast = (reveal or not _secrets_chosen()) and os.name != "nt" and b"##vso[" not in data
+        if fast and buffer is not None:
             # nothing to redact or defuse: the ASCII bytes as they are, not three more copies of a large text
             stdout.flush()
             buffer.write(data)
