@@ -251,6 +251,7 @@ class Journal:
         self._detach: Callable[[], None] | None = None
         self._finished = 0
         self._hold = _hold_seam()
+        self._hold_claimed = 0
         self._flushed_at = time.monotonic()
         self._flusher: threading.Thread | None = None
         if store.defer_results:
@@ -315,15 +316,22 @@ class Journal:
 
     def finished(self, record: dict[str, Any]) -> None:
         """Record a finished operation (create/update/replace carry `record`); durable on return."""
-        if self._hold is not None:
+        hold = self._hold
+        if hold is not None:
             with self._cond:
-                reached = self._finished >= self._hold[0]
+                # claimed under the lock: two threads finishing together cannot both pass as the Nth
+                reached = self._hold_claimed >= hold[0]
+                if not reached:
+                    self._hold_claimed += 1
             if reached:
+                with self._cond:  # the Nth may still be on its way: wait until N have been appended
+                    self._cond.wait_for(lambda: self._finished >= hold[0], timeout=60)
                 self.flush()  # the point is "N finished lines are stored", deferred ones too
-                _wait_at_hold(self._hold)
+                _wait_at_hold(hold)
         self._append_many([("finished", _checked(record))], wait=not self.store.defer_results)
         with self._cond:
             self._finished += 1
+            self._cond.notify_all()
 
     def failed(self, record: dict[str, Any]) -> None:
         """Record a failed operation (e.g. with `error`); durable on return."""
