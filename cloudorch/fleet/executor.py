@@ -26,6 +26,12 @@ class Executor(Protocol):
     #: whether workers may run on other machines (then state on this disk cannot be used)
     remote: bool
 
+    @property
+    def slots(self) -> int:
+        """Stacks that can run at once: the run loop hands out no more, so an interrupt finds the
+        rest still in its own queue (not in the executor's, where it could not take them back)."""
+        ...
+
     def describe(self) -> str: ...
 
     def submit(self, task: StackTask) -> cf.Future[StackResult]: ...
@@ -57,6 +63,10 @@ class LocalExecutor:
         warm()
         ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init)
+
+    @property
+    def slots(self) -> int:
+        return self.workers
 
     def describe(self) -> str:
         return f"local pool of {self.workers} processes"
@@ -98,6 +108,11 @@ class DaskExecutor:
         self.client = client
         self.remote = not _is_this_machine(address)
         self._keep: dict[str, Any] = {}
+
+    @property
+    def slots(self) -> int:
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
     def describe(self) -> str:
         workers = len(self.client.scheduler_info().get("workers", {}))

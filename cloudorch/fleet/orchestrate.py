@@ -119,7 +119,10 @@ def run_fleet(
             for name in queue:
                 skip(name, "not started: interrupted", "interrupted")
             queue.clear()
+        free = executor.slots - len(running)
         for name in list(queue):
+            if free <= 0:
+                break
             stack = stacks[name]
             if gate:
                 bad = [u for u in ups[name] if u in results and results[u].status not in ("ok", "changes")]
@@ -150,6 +153,7 @@ def run_fleet(
             if account is not None:
                 per_account[account] = per_account.get(account, 0) + 1
             running[executor.submit(task)] = name
+            free -= 1
             emit("started", name)
         if not running:
             if queue:  # only possible if every waiting stack waits on an account limit: cannot be
