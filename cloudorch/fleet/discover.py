@@ -108,12 +108,30 @@ def _from_fleet_file(path: Path) -> tuple[list[Stack], dict[str, int]]:
             hint="a fleet file is `stacks: [{path: GLOB, stages: [...], tags: [...], account: NAME}]` and `limits:`",
         ) from None
     out: list[Stack] = []
+    base = path.parent.resolve()
     for i, entry in enumerate(doc.stacks):
-        matched = sorted(globs.glob(str(path.parent / entry.path), recursive=True))
+        at = source.location(("stacks", i, "path"))
+        why = _escape(entry.path)
+        if why is not None:
+            raise ConfigError(
+                f"stacks[{i}].path {entry.path!r}: {why}",
+                location=at,
+                hint="a fleet file names stacks inside its own folder; put it higher up to reach more",
+            )
+        matched = sorted(globs.glob(str(base / entry.path), recursive=True))
         plans: list[Path] = []
         for m in matched:
             p = Path(m)
-            plans += sorted(_plan_files_in(p)) if p.is_dir() else [p] if _is_plan_file(p) else []
+            if base not in p.resolve().parents:  # through a link out of the folder
+                raise ConfigError(
+                    f"stacks[{i}].path {entry.path!r} reaches {p} through a link out of {base}",
+                    location=at,
+                    hint="a fleet file names stacks inside its own folder",
+                )
+            if p.is_dir():
+                plans += sorted(_plan_files_in(p))
+            elif p.name not in _NOT_PLANS and _is_plan_file(p):
+                plans.append(p)
         if not plans:
             raise ConfigError(
                 f"stacks[{i}].path {entry.path!r} matches no plan file",
@@ -125,6 +143,15 @@ def _from_fleet_file(path: Path) -> tuple[list[Stack], dict[str, int]]:
         if n < 1:
             raise ConfigError(f"limits.{account} must be at least 1", location=source.location(("limits", account)))
     return out, dict(doc.limits)
+
+
+def _escape(pattern: str) -> str | None:
+    """Why a fleet file's path pattern could name files outside the fleet file's folder (None: it cannot)."""
+    if pattern.startswith(("/", "~", "\\")) or (len(pattern) > 1 and pattern[1] == ":"):
+        return "is absolute or starts with `~`"
+    if any(part == ".." for part in pattern.replace("\\", "/").split("/")):
+        return "leads out of the fleet file's folder through `..`"
+    return None
 
 
 def _plan_files_in(folder: Path) -> Iterable[Path]:

@@ -121,6 +121,21 @@ def test_fleet_yaml_stages_tags_and_limits(capsys: pytest.CaptureFixture[str], t
     statuses = {s["name"]: s["status"] for s in json.loads(out)["stacks"]}
     assert code == 2 and statuses == {"web.dev": "ok", "web.prod": "changes"}
 
+    # a fleet file from a pull request cannot name plans elsewhere on the machine
+    for pattern in ("../*.yaml", "/etc/*.yaml", "apps/../../x.yaml", "~/plans/*.yaml"):
+        (root / "fleet.yml").write_text(f"version: 1\nstacks:\n  - {{path: '{pattern}'}}\n")
+        code, _, err = _cli(capsys, "fleet", "plan", str(root / "fleet.yml"))
+        assert code == 1 and "fleet.yml:3" in err, (pattern, err)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "other.yaml").write_text("version: 1\nresources:\n  x: {type: core.null}\n")
+    (root / "outside").symlink_to(elsewhere, target_is_directory=True)
+    (root / "fleet.yml").write_text("version: 1\nstacks:\n  - {path: 'outside/*.yaml'}\n")
+    code, _, err = _cli(capsys, "fleet", "plan", str(root / "fleet.yml"))
+    assert code == 1 and "through a link" in err, err
+    (root / "fleet.yml").unlink()
+    (root / "outside").unlink()
+
     (root / "bad.yaml").write_text("version: 1\nstacks:\n  - {path: 'nothing/*.yaml'}\n")
     (root / "bad.yaml").rename(root / "fleet.yml")
     code, _, err = _cli(capsys, "fleet", "plan", str(root / "fleet.yml"))
