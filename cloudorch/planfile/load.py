@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,52 @@ def _from_validation_error(err: ErrorDetails, source_map: SourceMap, count: int 
         )
     hint = "use one of the values listed" if kind in ("literal_error", "enum") else None
     return ConfigError(f"`{field}`: {err['msg']}{more}", location=location, hint=hint)
+
+
+def for_each_keys(
+    value: Any,
+    owner: str,
+    *,
+    describe: Callable[[Any], str],
+    location: Location,
+    item_location: Callable[[int], Location] | None = None,
+) -> dict[str, Any]:
+    """The instance keys a for_each value gives (a list of strings or a mapping), checked: each key
+    names an instance, so it is unique, non-empty and holds no brackets or quotes. `owner` names
+    what has the for_each in messages (`` `web` ``, ``module `net` ``)."""
+    at = item_location or (lambda _i: location)
+    keys: dict[str, Any] = {}
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(
+                    f"for_each of {owner} must list strings, item {i} is {describe(item)}",
+                    location=at(i),
+                    hint="quote the item, or use a mapping of key -> value",
+                )
+            if item in keys:
+                raise ConfigError(
+                    f"for_each of {owner} lists `{item}` twice",
+                    location=at(i),
+                    hint="each key must be unique: it names an instance",
+                )
+            keys[item] = item
+    elif isinstance(value, dict):
+        keys = {str(k): v for k, v in value.items()}
+    else:
+        raise ConfigError(
+            f"for_each of {owner} must be a list of strings or a mapping, got {describe(value)}",
+            location=location,
+            hint='write e.g. `for_each: [eu, us]` or `for_each: "${var.regions}"`',
+        )
+    for key in keys:
+        if not key or _FORBIDDEN_KEY_CHARS & set(key):
+            raise ConfigError(
+                f"for_each key {key!r} of {owner} cannot name an instance",
+                location=location,
+                hint="keys are non-empty and hold no brackets or quotes",
+            )
+    return keys
 
 
 def _describe(value: Any) -> str:
@@ -695,37 +741,12 @@ class _ReferenceChecker:
 
     def _for_each_keys(self, name: str, raw: Any) -> dict[str, Any]:
         where = ("resources", name, "for_each")
-        loc = self.source_map.location(where)
         value = resolve(raw, self.lookup) if isinstance(raw, str) else raw
-        keys: dict[str, Any] = {}
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if not isinstance(item, str):
-                    raise ConfigError(
-                        f"for_each of `{name}` must list strings, item {i} is {_describe(item)}",
-                        location=self.source_map.location((*where, i)) if raw is value else loc,
-                        hint="quote the item, or use a mapping of key -> value",
-                    )
-                if item in keys:
-                    raise ConfigError(
-                        f"for_each of `{name}` lists `{item}` twice",
-                        location=self.source_map.location((*where, i)) if raw is value else loc,
-                        hint="each key must be unique: it names an instance",
-                    )
-                keys[item] = item
-        elif isinstance(value, dict):
-            keys = {str(k): v for k, v in value.items()}
-        else:
-            raise ConfigError(
-                f"for_each of `{name}` must be a list of strings or a mapping, got {_describe(value)}",
-                location=loc,
-                hint='write e.g. `for_each: [eu, us]` or `for_each: "${var.regions}"`',
-            )
-        for key in keys:
-            if not key or _FORBIDDEN_KEY_CHARS & set(key):
-                raise ConfigError(
-                    f"for_each key {key!r} of `{name}` cannot name an instance",
-                    location=loc,
-                    hint="keys are non-empty and hold no brackets or quotes",
-                )
-        return keys
+        loc = self.source_map.location(where)
+        return for_each_keys(
+            value,
+            f"`{name}`",
+            describe=_describe,
+            location=loc,
+            item_location=lambda i: self.source_map.location((*where, i)) if raw is value else loc,
+        )

@@ -38,6 +38,7 @@ from cloudorch.planfile.expressions import (
     strings_in,
 )
 from cloudorch.planfile.limits import InputLimits
+from cloudorch.planfile.load import for_each_keys
 from cloudorch.planfile.model import (
     NAME_PATTERN,
     PROVIDER_KEY_PATTERN,
@@ -63,7 +64,6 @@ _LITERAL_RESOURCE_FIELDS = frozenset({"type", "provider", "depends_on", "lifecyc
 _NAME_RE = re.compile(NAME_PATTERN)
 _PROVIDER_KEY_RE = re.compile(PROVIDER_KEY_PATTERN)
 _PLAIN_STEP = re.compile(r"^[A-Za-z0-9_-]+$")
-_FORBIDDEN_KEY_CHARS = frozenset("[]\"'")
 
 
 def _module_fields() -> dict[str, Any]:
@@ -495,38 +495,7 @@ class _Expander:
         ctx = _Ctx(call.frame, base, raw)
         template = self.rewrite(raw, ctx)
         value = self.known(template, ctx, "the for_each of a module")
-        keys: dict[str, Any] = {}
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if not isinstance(item, str):
-                    raise ConfigError(
-                        f"for_each of module `{call.name}` must list strings, item {i} is a {_type_of(item)}",
-                        location=where,
-                        hint="quote the item, or use a mapping of key -> value",
-                    )
-                if item in keys:
-                    raise ConfigError(
-                        f"for_each of module `{call.name}` lists `{item}` twice",
-                        location=where,
-                        hint="each key must be unique: it names an instance",
-                    )
-                keys[item] = item
-        elif isinstance(value, dict):
-            keys = {str(k): v for k, v in value.items()}
-        else:
-            raise ConfigError(
-                f"for_each of module `{call.name}` must be a list of strings or a mapping, got a {_type_of(value)}",
-                location=where,
-                hint='write e.g. `for_each: [eu, us]` or `for_each: "${var.regions}"`',
-            )
-        for key in keys:
-            if not key or _FORBIDDEN_KEY_CHARS & set(key):
-                raise ConfigError(
-                    f"for_each key {key!r} of module `{call.name}` cannot name an instance",
-                    location=where,
-                    hint="keys are non-empty and hold no brackets or quotes",
-                )
-        return keys
+        return for_each_keys(value, f"module `{call.name}`", describe=lambda v: f"a {_type_of(v)}", location=where)
 
     def known(self, template: Any, ctx: _Ctx, what: str) -> Any:
         """A root-namespace template's value now (only `var` and `env` are known at load)."""
