@@ -17,8 +17,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
+
+from cloudorch.provider.faults import WriteFaultSeam
 
 
 class _Raw:
@@ -185,7 +186,7 @@ def is_mutating(operation: str) -> bool:
     return not operation.startswith(_READ_PREFIXES)
 
 
-class WriteFaults:
+class WriteFaults(WriteFaultSeam):
     """The conformance kit's fault seam for AWS (`cloudorch.testing.conformance.FaultSeam`).
 
     Register it once in `AwsProvider.client_hooks`; it numbers the mutating calls (`is_mutating`)
@@ -194,33 +195,14 @@ class WriteFaults:
     and then raises a read timeout on the client (`after-call`), the way a dropped response looks.
     """
 
+    kill_after_env = KILL_AFTER_ENV
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-        self.target: int | None = None
-        self.lost = False
-        self.fired = False
+        super().__init__()
         self.error = TRANSIENT_ERRORS[0]
 
-    @contextmanager
-    def counting(self) -> Iterator[Callable[[], int]]:
-        with self._lock:
-            self.count, self.target = 0, None
-        yield lambda: self.count
-
-    @contextmanager
-    def failing(self, call: int, *, lost: bool, rng: random.Random) -> Iterator[Callable[[], bool]]:
-        with self._lock:
-            self.count, self.target, self.lost, self.fired = 0, call, lost, False
-            self.error = rng.choice(TRANSIENT_ERRORS)
-        try:
-            yield lambda: self.fired
-        finally:
-            with self._lock:
-                self.target = None
-
-    def crash_env(self, call: int) -> Mapping[str, str]:
-        return {KILL_AFTER_ENV: str(call)}
+    def choose_error(self, rng: random.Random) -> None:
+        self.error = rng.choice(TRANSIENT_ERRORS)
 
     def __call__(self, client: Any) -> None:
         def before(model: Any, context: dict[str, Any], **kwargs: Any) -> Any:

@@ -9,12 +9,12 @@ adds `WriteFaults` to `extra_policies`, or a process's environment names `KILL_A
 from __future__ import annotations
 
 import os
-import random
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
+
+from cloudorch.provider.faults import WriteFaultSeam
 
 #: set in a cloudorch process's environment, SIGKILLs it right after its Nth mutating Azure request
 KILL_AFTER_ENV = "CLOUDORCH_AZURE_KILL_AFTER_CALLS"
@@ -33,7 +33,7 @@ def _sansio() -> type[Any]:
     return SansIOHTTPPolicy
 
 
-class WriteFaults:
+class WriteFaults(WriteFaultSeam):
     """The conformance kit's fault seam for Azure (`cloudorch.testing.conformance.FaultSeam`).
 
     `policy` is an azure-core `SansIOHTTPPolicy` (one instance is safe to share between clients);
@@ -43,12 +43,10 @@ class WriteFaults:
     reading the answer (`ServiceResponseError`), as a dropped response does.
     """
 
+    kill_after_env = KILL_AFTER_ENV
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-        self.target: int | None = None
-        self.lost = False
-        self.fired = False
+        super().__init__()
         self.policy = self._make_policy()
 
     def _make_policy(self) -> Any:
@@ -62,25 +60,6 @@ class WriteFaults:
                 seam._after(request)
 
         return _Policy()
-
-    @contextmanager
-    def counting(self) -> Iterator[Callable[[], int]]:
-        with self._lock:
-            self.count, self.target = 0, None
-        yield lambda: self.count
-
-    @contextmanager
-    def failing(self, call: int, *, lost: bool, rng: random.Random) -> Iterator[Callable[[], bool]]:
-        with self._lock:
-            self.count, self.target, self.lost, self.fired = 0, call, lost, False
-        try:
-            yield lambda: self.fired
-        finally:
-            with self._lock:
-                self.target = None
-
-    def crash_env(self, call: int) -> Mapping[str, str]:
-        return {KILL_AFTER_ENV: str(call)}
 
     def _before(self, request: Any) -> None:
         if not is_mutating(request.http_request):

@@ -15,9 +15,10 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from cloudorch.provider.faults import WriteFaultSeam
 
 #: set in a cloudorch process's environment, SIGKILLs it right after its Nth mutating GCS request
 KILL_AFTER_ENV = "CLOUDORCH_GCP_KILL_AFTER_CALLS"
@@ -73,7 +74,7 @@ def mount(session: Any, watcher: Watcher) -> Any:
     return session
 
 
-class WriteFaults:
+class WriteFaults(WriteFaultSeam):
     """The conformance kit's fault seam for GCP (`cloudorch.testing.conformance.FaultSeam`).
 
     Set `GcpProvider.session_wrapper = seam.wrap`. It numbers the mutating requests of every
@@ -82,33 +83,14 @@ class WriteFaults:
     with `lost`, sends it, lets the server act, and raises a read timeout instead of the answer.
     """
 
+    kill_after_env = KILL_AFTER_ENV
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-        self.target: int | None = None
-        self.lost = False
-        self.fired = False
+        super().__init__()
         self.error: tuple[int, str] | None = TRANSIENT_ERRORS[0]
 
-    @contextmanager
-    def counting(self) -> Iterator[Callable[[], int]]:
-        with self._lock:
-            self.count, self.target = 0, None
-        yield lambda: self.count
-
-    @contextmanager
-    def failing(self, call: int, *, lost: bool, rng: random.Random) -> Iterator[Callable[[], bool]]:
-        with self._lock:
-            self.count, self.target, self.lost, self.fired = 0, call, lost, False
-            self.error = rng.choice(TRANSIENT_ERRORS)
-        try:
-            yield lambda: self.fired
-        finally:
-            with self._lock:
-                self.target = None
-
-    def crash_env(self, call: int) -> Mapping[str, str]:
-        return {KILL_AFTER_ENV: str(call)}
+    def choose_error(self, rng: random.Random) -> None:
+        self.error = rng.choice(TRANSIENT_ERRORS)
 
     def wrap(self, session: Any) -> Any:
         return mount(session, self._watch)
