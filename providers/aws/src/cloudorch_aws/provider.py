@@ -27,14 +27,19 @@ from cloudorch.provider.contract import (
 from cloudorch_aws.cloudwatch import AlarmResource
 from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
+from cloudorch_aws.ecr import RepositoryResource
 from cloudorch_aws.errors import error_code, error_kind, http_status
 from cloudorch_aws.faults import hooks_from_env
 from cloudorch_aws.iam import PolicyResource, RoleResource
+from cloudorch_aws.kms import AliasResource, KeyResource
 from cloudorch_aws.lambda_ import FunctionResource
+from cloudorch_aws.logs import LogGroupResource
 from cloudorch_aws.route53 import RecordResource, ZoneResource
 from cloudorch_aws.s3 import BucketResource, ObjectResource
+from cloudorch_aws.secretsmanager import SecretResource
 from cloudorch_aws.sns import SubscriptionResource, TopicResource
 from cloudorch_aws.sqs import QueueResource
+from cloudorch_aws.ssm import ParameterResource
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +131,12 @@ class AwsProvider(Provider):
         RecordResource,
         FunctionResource,
         AlarmResource,
+        KeyResource,
+        AliasResource,
+        SecretResource,
+        ParameterResource,
+        LogGroupResource,
+        RepositoryResource,
     )
     default_concurrency = 32
     default_max_attempts = 6
