@@ -97,16 +97,8 @@ class RepositoryResource(AwsResource[RepositoryProperties]):
             if "AlreadyExists" in exc.message:
                 exc.hint = f"a repository named {props.name} exists: import it or choose another name"
             raise
-        repo = got["repository"]
-
-        def settle() -> Observed:
-            seen = self._with_tags(address, repo, props)
-            if seen is None:
-                raise ProviderError(f"repository {props.name} vanished after create", kind=ErrorKind.TRANSIENT,
-                                    address=address)  # fmt: skip
-            return seen
-
-        return self.finish_create(address, props.name, settle)
+        # CreateRepository answers with the whole repository, and its tags are those just given
+        return self._from(got["repository"], self.tags_to_apply(address, props.tags), props)
 
     def update(self, address: str, id: str, old: RepositoryProperties, new: RepositoryProperties) -> Observed:
         if old.image_tag_mutability != new.image_tag_mutability:

@@ -109,11 +109,15 @@ class KeyResource(AwsResource[KeyProperties]):
             Tags=tag_list(self.tags_to_apply(address, props.tags), "TagKey", "TagValue"),
             **kwargs,
         )
-        key_id = str(got["KeyMetadata"]["KeyId"])
+        meta = got["KeyMetadata"]
+        key_id = str(meta["KeyId"])
 
         def settle() -> Observed:
             # idempotent steps on the key that exists: retried alone, never by a second create
             self._settings(address, key_id, None, props)
+            if props.enabled and props.enable_key_rotation is None and props.policy is None:
+                # CreateKey answered with everything a read would say: no read back (one call per key)
+                return self._created(key_id, meta, props)
             seen = self.read(address, key_id, props)
             if seen is None:
                 vanished = f"KMS key {key_id} vanished after create"
@@ -121,6 +125,12 @@ class KeyResource(AwsResource[KeyProperties]):
             return seen
 
         return self.finish_create(address, key_id, settle)
+
+    @staticmethod
+    def _created(key_id: str, meta: Mapping[str, Any], props: KeyProperties) -> Observed:
+        out = props.model_dump(mode="json")
+        out["key_spec"] = meta.get("KeySpec") or props.key_spec
+        return Observed(key_id, out, {"key_id": key_id, "arn": meta["Arn"]})
 
     def _settings(self, address: str, key_id: str, old: KeyProperties | None, new: KeyProperties) -> None:
         if old is not None and old.description != new.description:

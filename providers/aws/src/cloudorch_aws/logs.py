@@ -90,11 +90,12 @@ class LogGroupResource(AwsResource[LogGroupProperties]):
         def settle() -> Observed:
             if props.retention_in_days is not None:
                 self._retention(address, props.name, props.retention_in_days)
-            seen = self.read(address, props.name, props)
-            if seen is None:
+            group = self._group(address, props.name)  # for its ARN; the tags are those just given
+            if group is None:
                 raise ProviderError(f"log group {props.name} vanished after create", kind=ErrorKind.TRANSIENT,
                                     address=address)  # fmt: skip
-            return seen
+            arn = self._arn(group)
+            return Observed(props.name, props.model_dump(mode="json"), {"arn": arn, "name": props.name})
 
         return self.finish_create(address, props.name, settle)
 

@@ -132,15 +132,10 @@ class SecretResource(AwsResource[SecretProperties]):
                 )
             raise
         arn = str(got["ARN"])
+        # CreateSecret answered with the ARN and the version: what a read would add is what was asked
+        attrs = {"arn": arn, "name": got.get("Name", props.name), "version_id": got.get("VersionId")}
+        return Observed(arn, props.model_dump(mode="json"), attrs)
 
-        def settle() -> Observed:
-            seen = self.read(address, arn, props)
-            if seen is None:
-                raise ProviderError(f"secret {props.name} vanished after create", kind=ErrorKind.TRANSIENT,
-                                    address=address)  # fmt: skip
-            return seen
-
-        return self.finish_create(address, arn, settle)
 
     def update(self, address: str, id: str, old: SecretProperties, new: SecretProperties) -> Observed:
         if old.description != new.description or old.kms_key_id != new.kms_key_id:

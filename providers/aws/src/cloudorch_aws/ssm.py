@@ -136,11 +136,14 @@ class ParameterResource(AwsResource[ParameterProperties]):
             raise
 
         def settle() -> Observed:
-            seen = self.read(address, props.name, props)
-            if seen is None:
+            # the ARN and version, without decrypting: the rest is what PutParameter was given
+            got = self.call(address, "get_parameter", Name=props.name, missing=GONE)
+            if got is None:
                 raise ProviderError(f"parameter {props.name} vanished after create", kind=ErrorKind.TRANSIENT,
                                     address=address)  # fmt: skip
-            return seen
+            param = got["Parameter"]
+            attrs = {"arn": param.get("ARN") or "", "name": props.name, "version": param.get("Version")}
+            return Observed(props.name, props.model_dump(mode="json"), attrs)
 
         return self.finish_create(address, props.name, settle)
 
