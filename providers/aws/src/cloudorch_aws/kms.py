@@ -197,10 +197,8 @@ class KeyResource(AwsResource[KeyProperties]):
         return Observed(key_id, out, {"key_id": key_id, "arn": meta["Arn"]})
 
     def read(self, address: str, id: str, props: KeyProperties) -> Observed | None:
+        # KMS lists keys without their state or tags: `read_many` reads each key in parallel
         return self._observe(address, id, props)
-
-    def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
-        return self.parallel(lambda r: self._observe(r.address, r.id, r.properties), list(requests))  # type: ignore[arg-type]
 
     def delete(self, address: str, id: str, props: KeyProperties) -> None:
         # a key already pending deletion (or gone) is deleted as far as cloudorch is concerned
