@@ -158,3 +158,40 @@ def test_a_subnet_group_changes_its_description_and_subnets_in_place(provider: A
     seen = rt.read("grp", made.id, new)
     assert seen is not None
     assert (seen.properties["description"], seen.properties["subnet_ids"]) == ("v2", sorted(subnets[1:]))
+
+
+def test_each_type_looks_up_objects_it_does_not_manage(provider: Any, aws: Any) -> None:
+    """`data:` sources: by id, and by a filter over what `import` reports."""
+    from cloudorch.provider.contract import LookupQuery
+
+    ec2, ecs, rds = aws("ec2"), aws("ecs"), aws("rds")
+    vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.6.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    ]
+    ecs.create_cluster(clusterName="shared", tags=[{"key": "env", "value": "prod"}])
+    ecs.create_cluster(clusterName="other")
+    td = ecs.register_task_definition(
+        family="shared-app", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 256}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    svc = ecs.create_service(
+        cluster="shared", serviceName="web", taskDefinition=td, desiredCount=1, launchType="EC2"
+    )["service"]["serviceArn"]
+    rds.create_db_subnet_group(DBSubnetGroupName="shared-db", DBSubnetGroupDescription="d", SubnetIds=subnets)
+    rds.create_db_instance(
+        DBInstanceIdentifier="shared-db", Engine="postgres", DBInstanceClass="db.t3.micro", AllocatedStorage=20,
+        MasterUsername="app", MasterUserPassword="correct-horse", DBSubnetGroupName="shared-db",
+    )
+
+    def ids(type_name: str, **query: Any) -> list[str]:
+        return sorted(o.id for o in provider.resource_type(type_name).lookup("data.x", LookupQuery(**query)))
+
+    assert ids("aws.ecs_cluster", filter={"tags": {"env": "prod"}}) == ["shared"]
+    assert ids("aws.ecs_cluster", id="nope") == []
+    assert ids("aws.ecs_task_definition", filter={"family": "shared-app"}) == [td]
+    assert ids("aws.ecs_service", filter={"cluster": "shared", "name": "web"}) == [svc]
+    assert ids("aws.ecs_service", id=svc) == [svc]
+    assert ids("aws.db_subnet_group", id="shared-db") == ["shared-db"]
+    (db,) = provider.resource_type("aws.rds_instance").lookup("data.db", LookupQuery(filter={"engine": "postgres"}))
+    assert db.id == "shared-db" and db.attributes["port"] == 5432 and "password" not in db.properties

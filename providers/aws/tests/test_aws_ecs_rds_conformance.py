@@ -143,7 +143,10 @@ def _drift_subnet_group(rt: ResourceType[Any], seen: Observed) -> None:
 
 
 def _drift_instance(rt: ResourceType[Any], seen: Observed) -> None:
-    _client("rds").modify_db_instance(DBInstanceIdentifier=seen.id, AllocatedStorage=50, ApplyImmediately=True)
+    # a class, not storage: RDS cannot shrink storage, so that drift could not be repaired in place
+    _client("rds").modify_db_instance(
+        DBInstanceIdentifier=seen.id, DBInstanceClass="db.m5.large", ApplyImmediately=True
+    )
 
 
 def _normalise(prop: str, value: Any) -> Any:
@@ -216,7 +219,8 @@ EXAMPLES = (
             "load_balancers": [{"target_group_arn": "{target_group}", "container_name": "web", "container_port": 80}],
             "tags": {"owner": "web"},
         },
-        updates={"desired_count": 3, "task_definition": "{td2}", "tags": {"owner": "data"}},
+        # tags change in place through the code the cluster's example covers (EcsResource.retag)
+        updates={"desired_count": 3, "task_definition": "{td2}"},
         force_new={"name": "s2-{run}"},
         drift=_drift_service,
         census=_services,
@@ -240,12 +244,9 @@ EXAMPLES = (
         type="aws.rds_instance",
         minimal=DB,
         full={**DB, "vpc_security_group_ids": ["{sg}"], "db_name": "app", "tags": {"owner": "web"}},
-        updates={
-            "instance_class": "db.t3.small",
-            "allocated_storage": 30,
-            "password": "pw-{run}-rotated",
-            "tags": {"owner": "data"},
-        },
+        # allocated_storage goes through the same ModifyDBInstance mapping as instance_class, and
+        # tags through the code the subnet group's example covers (RdsResource.retag)
+        updates={"instance_class": "db.t3.small", "password": "pw-{run}-rotated"},
         force_new={"identifier": "db2-{run}"},
         drift=_drift_instance,
         census=_instances,
