@@ -36,7 +36,13 @@ from cloudorch_aws.resource import AwsResource, Shape, tag_dict, tag_list
 CLUSTER_GONE = ("ClusterNotFoundException",)
 SERVICE_GONE = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
 #: codes that mean "busy, try again shortly" here, beyond those `cloudorch_aws.errors` knows
-ECS_BUSY = frozenset({"ClusterContainsTasksException", "UpdateInProgressException", "ServerException"})
+ECS_BUSY = frozenset(
+    {
+        "ClusterContainsTasksException",  # tasks of a deleted service still stopping
+        "ClusterContainsServicesException",  # a service still draining
+        "UpdateInProgressException",
+    }
+)
 
 
 def dumped(value: Any) -> Any:
@@ -657,14 +663,17 @@ class ServiceResource(EcsResource):
 
         return self.finish_create(address, arn, settle)
 
-    def _describe(self, address: str | None, cluster: str, names: list[str]) -> dict[str, dict[str, Any]]:
-        """Live services among `names` of `cluster`, by name; up to 10 per call."""
+    def _describe(
+        self, address: str | None, cluster: str, names: list[str], *, statuses: Collection[str] = ("ACTIVE",)
+    ) -> dict[str, dict[str, Any]]:
+        """Services among `names` of `cluster` in one of `statuses`, by name; up to 10 per call.
+        Only ACTIVE ones exist for cloudorch: DRAINING is on its way out, INACTIVE is gone."""
         out: dict[str, dict[str, Any]] = {}
         for i in range(0, len(names), 10):
             got = self.call(address, "describe_services", cluster=cluster, services=names[i : i + 10],
                             include=["TAGS"], missing=SERVICE_GONE)
             for s in (got or {}).get("services", []):
-                if s.get("status") == "ACTIVE":  # DRAINING is on its way out; INACTIVE is gone
+                if s.get("status") in statuses:
                     out[s["serviceName"]] = s
         return out
 
@@ -755,15 +764,21 @@ class ServiceResource(EcsResource):
 
     def delete(self, address: str, id: str, props: ServiceProperties) -> None:
         cluster, name = self._where(id, props)
-        current = self._describe(address, cluster, [name]).get(name)
+        current = self._describe(address, cluster, [name], statuses=("ACTIVE", "DRAINING")).get(name)
         if current is None:
             return
-        replica = current.get("schedulingStrategy", "REPLICA") == "REPLICA"
-        if replica and int(current.get("desiredCount", 0)) > 0:
-            # ECS refuses to delete a replica service that still wants tasks: scale it to zero first
-            self.call(address, "update_service", cluster=cluster, service=name, desiredCount=0, missing=SERVICE_GONE)
-        # a daemon service has no count to scale down: only `force` deletes it
-        self.call(address, "delete_service", cluster=cluster, service=name, force=not replica, missing=SERVICE_GONE)
+        if current.get("status") == "ACTIVE":
+            replica = current.get("schedulingStrategy", "REPLICA") == "REPLICA"
+            if replica and int(current.get("desiredCount", 0)) > 0:
+                # ECS refuses to delete a replica service that still wants tasks: scale it to zero first
+                self.call(
+                    address, "update_service", cluster=cluster, service=name, desiredCount=0, missing=SERVICE_GONE
+                )
+            # a daemon service has no count to scale down: only `force` deletes it
+            self.call(
+                address, "delete_service", cluster=cluster, service=name, force=not replica, missing=SERVICE_GONE
+            )
+        # DRAINING (a delete under way, perhaps a lost one of ours): its cluster cannot go before it
         self.wait_model(address, "ServiceGone", "DescribeServices", self.GONE, delay=5, max_attempts=120,
                         cluster=cluster, services=[name])
 

@@ -419,8 +419,14 @@ class InstanceResource(RdsResource):
         return seen
 
     def delete(self, address: str, id: str, props: InstanceProperties) -> None:
-        current = self._instance(address, id)
-        if current is None:
+        got = self.call(address, "describe_db_instances", DBInstanceIdentifier=id, missing=INSTANCE_GONE)
+        found = (got or {}).get("DBInstances", [])
+        if not found:
+            return
+        current = found[0]
+        if not self._live(current):
+            # a delete under way (perhaps ours, its answer lost): its subnet group cannot go before it
+            self.wait(address, "db_instance_deleted", delay=10, max_attempts=360, DBInstanceIdentifier=id)
             return
         skip = bool(getattr(props, "skip_final_snapshot", False))
         snapshot = getattr(props, "final_snapshot_identifier", None)
