@@ -55,7 +55,7 @@ def test_an_image_change_registers_the_next_revision_and_moves_the_service_in_pl
     plan: Path, aws: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from cloudorch_aws import AwsProvider
-    from cloudorch_aws.faults import CallLog, Fault
+    from cloudorch_aws.faults import CallCounter, CallLog, Fault
 
     # throttled and unavailable answers on the first calls of three creates: retried, never doubled
     faults = [
@@ -88,8 +88,12 @@ def test_an_image_change_registers_the_next_revision_and_moves_the_service_in_pl
     (svc,) = ecs.describe_services(cluster="app", services=["app"])["services"]
     assert svc["taskDefinition"] == second["id"] and svc["serviceArn"] == _state(plan)["service"]["id"]
 
+    counter = CallCounter()
+    AwsProvider.client_hooks.append(counter)
     code, doc = _cli(capsys, "plan", plan, "--json", "--var", "image=nginx:1.28")
     assert code == 0 and not [c for c in doc["changes"] if c["action"] != "no-op"], doc
+    # refresh: one call each, two for the subnet group (its tags are a call of their own)
+    assert counter.total("ecs") + counter.total("rds") <= 6, counter.counts
 
     log = CallLog()
     AwsProvider.client_hooks.append(log)
