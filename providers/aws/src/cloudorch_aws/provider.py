@@ -28,12 +28,14 @@ from cloudorch_aws.cloudwatch import AlarmResource
 from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
 from cloudorch_aws.ecr import RepositoryResource
+from cloudorch_aws.ecs import ClusterResource, ServiceResource, TaskDefinitionResource
 from cloudorch_aws.errors import error_code, error_kind, http_status
 from cloudorch_aws.faults import hooks_from_env
 from cloudorch_aws.iam import PolicyResource, RoleResource
 from cloudorch_aws.kms import AliasResource, KeyResource
 from cloudorch_aws.lambda_ import FunctionResource
 from cloudorch_aws.logs import LogGroupResource
+from cloudorch_aws.rds import InstanceResource, SubnetGroupResource
 from cloudorch_aws.route53 import RecordResource, ZoneResource
 from cloudorch_aws.s3 import BucketResource, ObjectResource
 from cloudorch_aws.secretsmanager import SecretResource
@@ -137,6 +139,11 @@ class AwsProvider(Provider):
         ParameterResource,
         LogGroupResource,
         RepositoryResource,
+        ClusterResource,
+        TaskDefinitionResource,
+        ServiceResource,
+        SubnetGroupResource,
+        InstanceResource,
     )
     default_concurrency = 32
     default_max_attempts = 6
