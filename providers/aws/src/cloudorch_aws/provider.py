@@ -27,6 +27,7 @@ from cloudorch.provider.contract import (
 from cloudorch_aws.cloudwatch import AlarmResource
 from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
+from cloudorch_aws.elbv2 import ListenerResource, LoadBalancerResource, TargetGroupResource
 from cloudorch_aws.errors import error_code, error_kind, http_status
 from cloudorch_aws.faults import hooks_from_env
 from cloudorch_aws.iam import PolicyResource, RoleResource
@@ -126,6 +127,9 @@ class AwsProvider(Provider):
         RecordResource,
         FunctionResource,
         AlarmResource,
+        LoadBalancerResource,
+        TargetGroupResource,
+        ListenerResource,
     )
     default_concurrency = 32
     default_max_attempts = 6
