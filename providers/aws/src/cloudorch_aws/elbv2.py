@@ -770,7 +770,8 @@ class ListenerResource(ElbResource):
         return seen
 
     def build(self, item: Mapping[str, Any], tags: Mapping[str, str], props: Any, address: str | None) -> Observed:
-        certs = item.get("Certificates") or []
+        secure = item.get("Protocol") in ("HTTPS", "TLS")
+        certs = (item.get("Certificates") or []) if secure else []
         actions = item.get("DefaultActions") or [{}]
         out = {
             "load_balancer_arn": item["LoadBalancerArn"],
@@ -778,7 +779,7 @@ class ListenerResource(ElbResource):
             "protocol": item.get("Protocol"),
             "certificate_arn": certs[0].get("CertificateArn") if certs else None,
             # AWS picks a policy when none is named: compared only where the plan names one
-            "ssl_policy": item.get("SslPolicy") if props is None or props.ssl_policy is not None else None,
+            "ssl_policy": item.get("SslPolicy") if secure and (props is None or props.ssl_policy) else None,
             "default_action": _action_of(actions[0]),
             "tags": self.observed_tags(tags, props.tags if props is not None else None),
         }
