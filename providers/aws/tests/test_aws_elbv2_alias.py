@@ -256,3 +256,13 @@ def test_an_https_listener_needs_a_certificate_and_keeps_it(provider: Any, aws: 
     assert updated.id == created.id and updated.properties["certificate_arn"] == certs[1]
     [listener] = elb.describe_listeners(ListenerArns=[created.id])["Listeners"]
     assert listener["Certificates"][0]["CertificateArn"] == certs[1]
+    # data sources: each type answers `lookup` with the same shape as `import`
+    from cloudorch.provider.contract import LookupQuery
+
+    [found_lb] = provider.resource_type("aws.lb").lookup("data.lb", LookupQuery(filter={"name": "tls"}))
+    assert found_lb.id == lb and found_lb.attributes["dns_name"]
+    assert provider.resource_type("aws.lb").lookup("data.lb", LookupQuery(filter={"name": "nope"})) == []
+    [found_tg] = provider.resource_type("aws.lb_target_group").lookup("data.tg", LookupQuery(id=tg))
+    assert found_tg.properties["port"] == 443
+    listeners = rt.lookup("data.l", LookupQuery(filter={"load_balancer_arn": lb, "port": 443}))
+    assert [x.id for x in listeners] == [created.id]
