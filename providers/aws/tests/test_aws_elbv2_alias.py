@@ -75,8 +75,12 @@ def test_an_alias_record_points_at_the_load_balancer_and_reads_back_without_drif
     assert _cli(capsys, "apply", plan, "--auto-approve")[0] == 0
     [record] = _record_sets(aws, zone_id)
     assert record["AliasTarget"]["HostedZoneId"] == lb["CanonicalHostedZoneId"]
+    # an in-place change of the balancer keeps its DNS name and zone: the alias is not touched
+    plan.write_text(plan.read_text().replace("idle_timeout: 90", "idle_timeout: 120"))
+    code, doc = _cli(capsys, "plan", plan, "--json")
+    assert [(c["address"], c["action"]) for c in doc["changes"] if c["action"] != "no-op"] == [("lb", "update")]
     assert _cli(capsys, "destroy", plan, "--auto-approve")[0] == 0
-    assert _record_sets(aws, zone_id) == [] if aws("route53").list_hosted_zones()["HostedZones"] else True
+    assert aws("route53").list_hosted_zones()["HostedZones"] == []  # the zone went, so its record did
     assert aws("elbv2").describe_load_balancers()["LoadBalancers"] == []
 
 
