@@ -96,6 +96,26 @@ def _policy(aws: Aws, tmp: Path) -> Ctx:
     return {"policy": arn["Policy"]["Arn"]}
 
 
+def _lb_network(aws: Aws, tmp: Path) -> Ctx:
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]
+    ctx: Ctx = {"vpc": vpc}
+    for i, zone in enumerate("abc"):
+        got = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.3.{i}.0/24", AvailabilityZone=f"us-east-1{zone}")
+        ctx[zone] = got["Subnet"]["SubnetId"]
+    for n in (1, 2):
+        ctx[f"sg{n}"] = ec2.create_security_group(GroupName=f"lb{n}", Description="lb", VpcId=vpc)["GroupId"]
+    return ctx
+
+
+def _lb_and_group(aws: Aws, tmp: Path) -> Ctx:
+    ctx = _lb_network(aws, tmp)
+    elb = aws("elbv2")
+    lb = elb.create_load_balancer(Name="front", Subnets=[ctx["a"], ctx["b"]])["LoadBalancers"][0]
+    tg = elb.create_target_group(Name="back", Port=80, Protocol="HTTP", VpcId=ctx["vpc"])["TargetGroups"][0]
+    return {**ctx, "lb": lb["LoadBalancerArn"], "tg": tg["TargetGroupArn"]}
+
+
 # ----------------------------------------------------------------------------- out-of-band deletes
 
 
@@ -332,6 +352,34 @@ CASES = [
         update=lambda c: {"threshold": 5, "evaluation_periods": 3, "tags": {"a": "c"}},
         force_new="name",
         delete_outside=lambda aws, id, c: aws("cloudwatch").delete_alarms(AlarmNames=[id]),
+    ),
+    Case(
+        "aws.lb",
+        setup=_lb_network,
+        props=lambda c: {"name": "web", "subnets": [c["a"], c["b"]], "security_groups": [c["sg1"]],
+                         "tags": {"a": "b"}},
+        update=lambda c: {"subnets": [c["a"], c["c"]], "security_groups": [c["sg2"]], "idle_timeout": 30,
+                          "tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("elbv2").delete_load_balancer(LoadBalancerArn=id),
+    ),
+    Case(
+        "aws.lb_target_group",
+        setup=_lb_network,
+        props=lambda c: {"name": "web", "port": 80, "protocol": "HTTP", "vpc_id": c["vpc"], "tags": {"a": "b"}},
+        update=lambda c: {"health_check": {"path": "/health", "interval": 10}, "tags": {"a": "c"}},
+        force_new="port",
+        delete_outside=lambda aws, id, c: aws("elbv2").delete_target_group(TargetGroupArn=id),
+    ),
+    Case(
+        "aws.lb_listener",
+        setup=_lb_and_group,
+        props=lambda c: {"load_balancer_arn": c["lb"], "port": 80,
+                         "default_action": {"type": "forward", "target_group_arn": c["tg"]}},
+        update=lambda c: {"port": 8080, "default_action": {"type": "fixed-response",
+                                                           "fixed_response": {"status_code": 404}}},
+        force_new="load_balancer_arn",
+        delete_outside=lambda aws, id, c: aws("elbv2").delete_listener(ListenerArn=id),
     ),
 ]
 

@@ -29,6 +29,7 @@ from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
 from cloudorch_aws.ecr import RepositoryResource
 from cloudorch_aws.ecs import ClusterResource, ServiceResource, TaskDefinitionResource
+from cloudorch_aws.elbv2 import ListenerResource, LoadBalancerResource, TargetGroupResource
 from cloudorch_aws.errors import error_code, error_kind, http_status
 from cloudorch_aws.faults import hooks_from_env
 from cloudorch_aws.iam import PolicyResource, RoleResource
@@ -144,6 +145,9 @@ class AwsProvider(Provider):
         ServiceResource,
         SubnetGroupResource,
         InstanceResource,
+        LoadBalancerResource,
+        TargetGroupResource,
+        ListenerResource,
     )
     default_concurrency = 32
     default_max_attempts = 6

@@ -12,10 +12,16 @@ import hashlib
 import uuid
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import (
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from cloudorch.provider.contract import ErrorKind, LookupQuery, Observed, ProviderError, ResourceProperties, prop
-from cloudorch_aws.resource import AwsResource, tag_dict, tag_list
+from cloudorch_aws.resource import AwsResource, Shape, tag_dict, tag_list
 
 ZONE_GONE = ("NoSuchHostedZone",)
 
@@ -178,14 +184,32 @@ class ZoneResource(AwsResource[ZoneProperties]):
         return 5.0
 
 
+class Alias(Shape):
+    """Where an alias record points: an AWS object with a DNS name, such as a load balancer."""
+
+    name: str = prop(description="The target's DNS name, e.g. `${resources.LB.dns_name}`.")
+    zone_id: str = prop(description="The target's hosted zone id, e.g. `${resources.LB.zone_id}`.")
+    evaluate_target_health: bool = prop(False, description="Answer only while the target is healthy.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns_name(value)
+
+
 class RecordProperties(ResourceProperties):
     """A DNS record set (simple routing). Records are compared as a set."""
 
     zone_id: str = prop(force_new=True, description="Hosted zone id, usually `${resources.ZONE.zone_id}`.")
     name: str = prop(force_new=True, description="Full record name, e.g. www.example.com.")
     type: str = prop(force_new=True, description="A, AAAA, CNAME, TXT, MX, ...")
-    ttl: int = prop(300, ge=0, description="Seconds resolvers may cache it.")
-    records: list[str] = prop(min_length=1, description="Values (TXT values include their quotes).")
+    ttl: int = prop(300, ge=0, description="Seconds resolvers may cache it (not with `alias`).")
+    records: list[str] | None = prop(
+        None, min_length=1, description="Values (TXT values include their quotes); required unless `alias` is set."
+    )
+    alias: Alias | None = prop(
+        None, description="Alias to an AWS target such as a load balancer, instead of `records` and `ttl`."
+    )
 
     @field_validator("name")
     @classmethod
@@ -199,8 +223,45 @@ class RecordProperties(ResourceProperties):
 
     @field_validator("records")
     @classmethod
-    def _records(cls, value: list[str]) -> list[str]:
-        return sorted(set(value))
+    def _records(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else sorted(set(value))
+
+    @field_validator("alias")
+    @classmethod
+    def _alias_alone(cls, value: Alias | None, info: ValidationInfo) -> Alias | None:
+        # a field's check, not the model's: it runs at plan even while the zone id is unknown; a
+        # value still unknown (records) is not in `info.data`, so it waits for the apply. A plan
+        # whose alias is unknown carries the default TTL (the planner fills defaults in), so only
+        # another TTL is known to be the user's
+        if value is not None:
+            ttl_default = cls.model_fields["ttl"].default
+            for name, given in (
+                ("records", info.data.get("records") is not None),
+                ("ttl", info.data.get("ttl", ttl_default) != ttl_default),
+            ):
+                if given:
+                    raise ValueError(
+                        f"`alias` and `{name}` exclude each other: an alias record answers with its target's addresses"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _alias_or_records(self) -> RecordProperties:
+        if self.alias is None and self.records is None:
+            # no field named: while either is unknown at plan, the check waits for the apply
+            raise ValueError("set `records` (with `ttl`), or `alias`")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a record with values dumps exactly as before aliases existed; an alias has no values or TTL
+        out: dict[str, Any] = handler(self)
+        if self.alias is None:
+            out.pop("alias", None)
+        else:
+            out.pop("records", None)
+            out.pop("ttl", None)
+        return out
 
 
 class RecordResource(AwsResource[RecordProperties]):
@@ -210,28 +271,29 @@ class RecordResource(AwsResource[RecordProperties]):
     Properties = RecordProperties
     service = "route53"
     taggable = False
-    description = "A Route 53 record set with simple routing."
+    description = "A Route 53 record set with simple routing, or an alias to a load balancer."
     attributes = {"fqdn": "The record name."}
     recomputed_on_update = frozenset()
 
     def _change(self, address: str, action: str, props: RecordProperties) -> None:
+        record_set: dict[str, Any] = {"Name": props.name + ".", "Type": props.type}
+        alias = props.alias
+        if alias is None:
+            record_set["TTL"] = props.ttl
+            record_set["ResourceRecords"] = [{"Value": v} for v in props.records or ()]
+        else:
+            if not isinstance(alias, Alias):  # rebuilt from state without validation
+                alias = Alias.model_validate(alias)
+            record_set["AliasTarget"] = {
+                "HostedZoneId": alias.zone_id,
+                "DNSName": alias.name + ".",
+                "EvaluateTargetHealth": alias.evaluate_target_health,
+            }
         self.call(
             address,
             "change_resource_record_sets",
             HostedZoneId=props.zone_id,
-            ChangeBatch={
-                "Changes": [
-                    {
-                        "Action": action,
-                        "ResourceRecordSet": {
-                            "Name": props.name + ".",
-                            "Type": props.type,
-                            "TTL": props.ttl,
-                            "ResourceRecords": [{"Value": v} for v in props.records],
-                        },
-                    }
-                ]
-            },
+            ChangeBatch={"Changes": [{"Action": action, "ResourceRecordSet": record_set}]},
         )
 
     def _id(self, props: RecordProperties) -> str:
@@ -259,6 +321,16 @@ class RecordResource(AwsResource[RecordProperties]):
         )
         for rrs in (got or {}).get("ResourceRecordSets", []):
             if dns_name(rrs["Name"]) == name and rrs["Type"] == rtype:
+                target = rrs.get("AliasTarget")
+                out: dict[str, Any]
+                if target:
+                    alias = {
+                        "name": dns_name(target.get("DNSName", "")),
+                        "zone_id": target.get("HostedZoneId"),
+                        "evaluate_target_health": bool(target.get("EvaluateTargetHealth", False)),
+                    }
+                    out = {"zone_id": zone_id, "name": name, "type": rtype, "alias": alias}
+                    return Observed(id, out, {"fqdn": name})
                 out = {
                     "zone_id": zone_id,
                     "name": name,
