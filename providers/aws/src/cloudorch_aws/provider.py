@@ -27,7 +27,14 @@ from cloudorch.provider.contract import (
 from cloudorch_aws.cloudwatch import AlarmResource
 from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
+from cloudorch_aws.ec2_network import (
+    InternetGatewayResource,
+    RouteTableAssociationResource,
+    RouteTableResource,
+    SecurityGroupRuleResource,
+)
 from cloudorch_aws.errors import error_code, error_kind, http_status
+from cloudorch_aws.events import RuleResource, TargetResource
 from cloudorch_aws.faults import hooks_from_env
 from cloudorch_aws.iam import PolicyResource, RoleResource
 from cloudorch_aws.lambda_ import FunctionResource
@@ -126,6 +133,12 @@ class AwsProvider(Provider):
         RecordResource,
         FunctionResource,
         AlarmResource,
+        RuleResource,
+        TargetResource,
+        InternetGatewayResource,
+        RouteTableResource,
+        RouteTableAssociationResource,
+        SecurityGroupRuleResource,
     )
     default_concurrency = 32
     default_max_attempts = 6
