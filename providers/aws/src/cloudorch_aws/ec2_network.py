@@ -604,6 +604,8 @@ class SecurityGroupRuleResource(Ec2Resource):
     type_name = "aws.security_group_rule"
     Properties = SecurityGroupRuleProperties
     ec2_type = "security-group-rule"
+    # tagged on create with its address (and default_tags) only: a rule has no `tags` property
+    taggable = False
     description = "One ingress or egress rule of a security group (a CIDR range or another group)."
     attributes = {"id": "sgr-...", "security_group_id": "The group the rule belongs to."}
     recomputed_on_update = frozenset()
