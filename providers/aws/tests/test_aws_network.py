@@ -363,3 +363,53 @@ def test_the_trigger_check_waits_for_values_unknown_at_plan(tmp_path: Path) -> N
     changes = _changes(opts)
     assert [(c.address, c.action.value) for c in changes] == [("n", "create"), ("r", "create")]
     assert "schedule_expression" in changes[1].after_unknown
+
+
+# ----------------------------------------------------------------------------- refresh in bulk
+
+
+def test_refresh_lists_in_bulk(tmp_path: Path) -> None:
+    """A no-change plan reads these types with list calls answering many objects at once."""
+    from cloudorch_aws import AwsProvider
+    from cloudorch_aws.faults import CallLog
+
+    resources: dict[str, Any] = {
+        "vpc": {"type": "aws.vpc", "properties": {"cidr_block": "10.60.0.0/16"}},
+        "sg": {"type": "aws.security_group", "properties": {"name": "sg", "vpc_id": "${resources.vpc.id}"}},
+        "q": {"type": "aws.sqs_queue", "properties": {"name": "bulk"}},
+    }
+    for i in range(2):
+        resources[f"gw{i}"] = {"type": "aws.internet_gateway", "properties": {"tags": {"n": str(i)}}}
+        resources[f"rt{i}"] = {"type": "aws.route_table", "properties": {"vpc_id": "${resources.vpc.id}"}}
+        resources[f"sn{i}"] = {
+            "type": "aws.subnet",
+            "properties": {"vpc_id": "${resources.vpc.id}", "cidr_block": f"10.60.{i}.0/24"},
+        }
+        resources[f"as{i}"] = {
+            "type": "aws.route_table_association",
+            "properties": {"route_table_id": f"${{resources.rt{i}.id}}", "subnet_id": f"${{resources.sn{i}.id}}"},
+        }
+        resources[f"sr{i}"] = _rule(
+            "sg", type="ingress", protocol="tcp", from_port=i + 1, to_port=i + 1, cidr_blocks=["10.0.0.0/8"]
+        )
+        resources[f"ev{i}"] = {
+            "type": "aws.eventbridge_rule",
+            "properties": {"name": f"ev{i}", "schedule_expression": "rate(1 hour)"},
+        }
+        resources[f"tg{i}"] = {
+            "type": "aws.eventbridge_target",
+            "properties": {"rule": "${resources.ev0.name}", "target_id": f"t{i}", "arn": "${resources.q.arn}"},
+        }
+    opts = _write(tmp_path / "bulk.yaml", resources)
+    _apply(opts)
+    log = CallLog()
+    AwsProvider.client_hooks.append(log)  # conftest's `moto_url` restores the list after the test
+    assert _changes(opts) == []
+    ops = [name for name, _ in log.calls]
+    assert ops.count("ec2.DescribeInternetGateways") == 1
+    assert ops.count("ec2.DescribeRouteTables") == 2  # the tables, and the associations
+    assert ops.count("events.ListTargetsByRule") == 1  # the two targets of one rule
+    assert ops.count("events.ListRules") == 1 and "events.DescribeRule" not in ops
+    # the rules of one group: one call, plus the group's own look at which rules are standalone
+    assert ops.count("ec2.DescribeSecurityGroupRules") == 2
+    assert len(ops) <= 2 * len(resources), ops

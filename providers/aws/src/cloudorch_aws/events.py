@@ -23,6 +23,7 @@ from cloudorch.provider.contract import (
     matches_filter,
     prop,
 )
+from cloudorch_aws.errors import error_code
 from cloudorch_aws.resource import AwsResource, tag_dict, tag_list
 
 GONE = ("ResourceNotFoundException",)
@@ -155,8 +156,13 @@ class RuleResource(AwsResource[RuleProperties]):
     def _observe(self, address: str | None, id: str, props: RuleProperties | None) -> Observed | None:
         bus, name = split_rule_id(id)
         got = self.call(address, "describe_rule", Name=name, EventBusName=bus, missing=GONE)
-        if got is None:
-            return None
+        return None if got is None else self._shape(address, bus, got, props)
+
+    def _shape(
+        self, address: str | None, bus: str, got: Mapping[str, Any], props: RuleProperties | None
+    ) -> Observed | None:
+        """A rule as DescribeRule or ListRules gives it, with its tags (one call)."""
+        name = str(got["Name"])
         arn = got.get("Arn") or self._arn(bus, name)
         tags = self.call(address, "list_tags_for_resource", ResourceARN=arn, missing=GONE)
         if tags is None:
@@ -176,6 +182,27 @@ class RuleResource(AwsResource[RuleProperties]):
 
     def read(self, address: str, id: str, props: RuleProperties) -> Observed | None:
         return self._observe(address, id, props)
+
+    def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
+        # one ListRules per bus says which rules exist and what they hold; then their tags
+        if len(requests) < 2:
+            return [self.read(r.address, r.id, r.properties) for r in requests]  # type: ignore[arg-type]
+        buses = sorted({split_rule_id(r.id)[0] for r in requests})
+        listed: dict[tuple[str, str], dict[str, Any]] = {}
+        for bus in buses:
+            try:
+                rules = self.paginate(None, "list_rules", "Rules", EventBusName=bus)
+            except ProviderError as exc:
+                if exc.cause is not None and error_code(exc.cause) in GONE:  # the bus is gone, its rules too
+                    continue
+                raise
+            listed.update({(bus, str(r["Name"])): r for r in rules})
+
+        def one(r: ReadRequest) -> Observed | None:
+            got = listed.get(split_rule_id(r.id))
+            return None if got is None else self._shape(r.address, split_rule_id(r.id)[0], got, r.properties)  # type: ignore[arg-type]
+
+        return self.parallel(one, list(requests))
 
     def delete(self, address: str, id: str, props: RuleProperties) -> None:
         bus, name = split_rule_id(id)
