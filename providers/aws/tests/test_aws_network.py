@@ -413,3 +413,54 @@ def test_refresh_lists_in_bulk(tmp_path: Path) -> None:
     # the rules of one group: one call, plus the group's own look at which rules are standalone
     assert ops.count("ec2.DescribeSecurityGroupRules") == 2
     assert len(ops) <= 2 * len(resources), ops
+
+
+# ----------------------------------------------------------------------------- data sources
+
+
+def test_lookup_reads_objects_cloudorch_does_not_manage(provider: Any, aws: Aws) -> None:
+    from cloudorch.provider.contract import LookupQuery
+
+    ec2, events = aws("ec2"), aws("events")
+    vpc = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.70.1.0/24")["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway(
+        TagSpecifications=[{"ResourceType": "internet-gateway", "Tags": [{"Key": "Name", "Value": "shared"}]}]
+    )["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    assoc = ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet)["AssociationId"]
+    group = ec2.create_security_group(GroupName="shared", Description="shared", VpcId=vpc)["GroupId"]
+    rule = ec2.authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.9.0.0/16"}]}],
+    )["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    events.put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)")
+    events.put_targets(Rule="nightly", Targets=[{"Id": "t", "Arn": "arn:aws:sqs:us-east-1:123456789012:q"}])
+
+    def ids(type_name: str, **query: Any) -> list[str]:
+        return [o.id for o in provider.resource_type(type_name).lookup("data.x", LookupQuery(**query))]
+
+    assert ids("aws.internet_gateway", filter={"tags": {"Name": "shared"}}) == [igw]
+    assert ids("aws.internet_gateway", filter={"vpc_id": vpc}) == [igw]
+    assert ids(
+        "aws.route_table",
+        filter={
+            "vpc_id": vpc,
+            "routes": [
+                {
+                    "destination_cidr_block": "0.0.0.0/0",
+                    "gateway_id": igw,
+                    "nat_gateway_id": None,
+                    "vpc_peering_connection_id": None,
+                }
+            ],
+        },
+    ) == [rtb]
+    assert ids("aws.route_table_association", filter={"subnet_id": subnet}) == [assoc]
+    assert ids("aws.route_table_association", id=assoc) == [assoc]
+    assert ids("aws.security_group_rule", filter={"security_group_id": group, "from_port": 22}) == [rule]
+    assert ids("aws.eventbridge_rule", filter={"name": "nightly"}) == ["nightly"]
+    assert ids("aws.eventbridge_target", filter={"rule": "nightly"}) == ["nightly/t"]
+    assert ids("aws.eventbridge_rule", id="missing") == []

@@ -487,7 +487,8 @@ class RouteTableAssociationResource(Ec2Resource):
 
     def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
         if query.id is not None:
-            found = [self.import_(address, query.id)] if self._observe(address, query.id) else []
+            one = self._observe(address, query.id)
+            found = [one] if one else []
         elif isinstance(query.filter.get("subnet_id"), str):
             one = self._by(address, "association.subnet-id", query.filter["subnet_id"])
             found = [one] if one else []
