@@ -402,10 +402,10 @@ class SecurityGroupResource(Ec2Resource):
             group = self._group(address, group_id)
             if group is None:
                 raise ProviderError(vanished, kind=ErrorKind.TRANSIENT, address=address)
-            self._sync(address, group_id, _from_aws(group.get("IpPermissions", [])), _perms(props.ingress), "ingress")
+            ingress, egress = self._inline(address, group)
+            self._sync(address, group_id, ingress, _perms(props.ingress), "ingress")
             if props.egress is not None:
-                have = _from_aws(group.get("IpPermissionsEgress", []))
-                self._sync(address, group_id, have, _perms(props.egress), "egress")
+                self._sync(address, group_id, egress, _perms(props.egress), "egress")
             seen = self.read(address, group_id, props)
             if seen is None:
                 raise ProviderError(vanished, kind=ErrorKind.TRANSIENT, address=address)
@@ -434,14 +434,38 @@ class SecurityGroupResource(Ec2Resource):
         group = self._group(address, id)
         if group is None:
             raise ProviderError(f"security group {id} is gone", kind=ErrorKind.FATAL, address=address)
-        self._sync(address, id, _from_aws(group.get("IpPermissions", [])), _perms(new.ingress), "ingress")
+        ingress, egress = self._inline(address, group)
+        self._sync(address, id, ingress, _perms(new.ingress), "ingress")
         if new.egress is not None:
-            self._sync(address, id, _from_aws(group.get("IpPermissionsEgress", [])), _perms(new.egress), "egress")
+            self._sync(address, id, egress, _perms(new.egress), "egress")
         self.retag(address, id, old.tags, new.tags)
         seen = self.read(address, id, new)
         if seen is None:
             raise ProviderError(f"security group {id} is gone", kind=ErrorKind.FATAL, address=address)
         return seen
+
+    def _inline(self, address: str | None, group: dict[str, Any]) -> tuple[set[Perm], set[Perm]]:
+        """The group's ingress and egress permissions without those of standalone
+        `aws.security_group_rule`s (tagged with their address, which inline rules never are; see
+        ec2_network.py), so a group and its separate rules never undo one another."""
+        ingress = _from_aws(group.get("IpPermissions", []))
+        egress = _from_aws(group.get("IpPermissionsEgress", []))
+        if not ingress and not egress:
+            return ingress, egress
+        got = self.call(
+            address,
+            "describe_security_group_rules",
+            Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}],
+            missing=SG_GONE,
+        )
+        for r in (got or {}).get("SecurityGroupRules", []):
+            cidr = r.get("CidrIpv4") or r.get("CidrIpv6")
+            if cidr is None or ADDRESS_TAG not in tag_dict(r.get("Tags")):
+                continue
+            proto = PROTOCOL_NAMES.get(str(r.get("IpProtocol", "-1")), str(r.get("IpProtocol", "-1")))
+            lo, hi = (0, 0) if proto == "-1" else (int(r.get("FromPort", 0)), int(r.get("ToPort", 0)))
+            (egress if r.get("IsEgress") else ingress).discard((proto, lo, hi, cidr))
+        return ingress, egress
 
     def _group(self, address: str | None, group_id: str) -> dict[str, Any] | None:
         got = self.call(address, "describe_security_groups", GroupIds=[group_id], missing=SG_GONE)
@@ -452,14 +476,15 @@ class SecurityGroupResource(Ec2Resource):
         g = self._group(address, group_id)
         if g is None:
             return None
+        ingress, inline_egress = self._inline(address, g)
         egress = None
         if props is None or props.egress is not None:
-            egress = [r.model_dump(mode="json") for r in _rules(_from_aws(g.get("IpPermissionsEgress", [])))]
+            egress = [r.model_dump(mode="json") for r in _rules(inline_egress)]
         out = {
             "name": g["GroupName"],
             "description": g.get("Description", ""),
             "vpc_id": g.get("VpcId"),
-            "ingress": [r.model_dump(mode="json") for r in _rules(_from_aws(g.get("IpPermissions", [])))],
+            "ingress": [r.model_dump(mode="json") for r in _rules(ingress)],
             "egress": egress,
             "tags": self.observed_tags(tag_dict(g.get("Tags")), props.tags if props else None),
         }

@@ -30,7 +30,14 @@ from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
 from cloudorch_aws.ecr import RepositoryResource
 from cloudorch_aws.ecs import ClusterResource, ServiceResource, TaskDefinitionResource
 from cloudorch_aws.elbv2 import ListenerResource, LoadBalancerResource, TargetGroupResource
+from cloudorch_aws.ec2_network import (
+    InternetGatewayResource,
+    RouteTableAssociationResource,
+    RouteTableResource,
+    SecurityGroupRuleResource,
+)
 from cloudorch_aws.errors import error_code, error_kind, http_status
+from cloudorch_aws.events import RuleResource, TargetResource
 from cloudorch_aws.faults import hooks_from_env
 from cloudorch_aws.iam import PolicyResource, RoleResource
 from cloudorch_aws.kms import AliasResource, KeyResource
@@ -148,6 +155,12 @@ class AwsProvider(Provider):
         LoadBalancerResource,
         TargetGroupResource,
         ListenerResource,
+        RuleResource,
+        TargetResource,
+        InternetGatewayResource,
+        RouteTableResource,
+        RouteTableAssociationResource,
+        SecurityGroupRuleResource,
     )
     default_concurrency = 32
     default_max_attempts = 6
