@@ -114,6 +114,8 @@ def _lb_and_group(aws: Aws, tmp: Path) -> Ctx:
     lb = elb.create_load_balancer(Name="front", Subnets=[ctx["a"], ctx["b"]])["LoadBalancers"][0]
     tg = elb.create_target_group(Name="back", Port=80, Protocol="HTTP", VpcId=ctx["vpc"])["TargetGroups"][0]
     return {**ctx, "lb": lb["LoadBalancerArn"], "tg": tg["TargetGroupArn"]}
+
+
 # ----------------------------------------------------------------------------- EventBridge and EC2 routing
 
 
@@ -460,10 +462,13 @@ CASES = [
     Case(
         "aws.lb",
         setup=_lb_network,
-        props=lambda c: {"name": "web", "subnets": [c["a"], c["b"]], "security_groups": [c["sg1"]],
-                         "tags": {"a": "b"}},
-        update=lambda c: {"subnets": [c["a"], c["c"]], "security_groups": [c["sg2"]], "idle_timeout": 30,
-                          "tags": {"a": "c"}},
+        props=lambda c: {"name": "web", "subnets": [c["a"], c["b"]], "security_groups": [c["sg1"]], "tags": {"a": "b"}},
+        update=lambda c: {
+            "subnets": [c["a"], c["c"]],
+            "security_groups": [c["sg2"]],
+            "idle_timeout": 30,
+            "tags": {"a": "c"},
+        },
         force_new="name",
         delete_outside=lambda aws, id, c: aws("elbv2").delete_load_balancer(LoadBalancerArn=id),
     ),
@@ -478,10 +483,15 @@ CASES = [
     Case(
         "aws.lb_listener",
         setup=_lb_and_group,
-        props=lambda c: {"load_balancer_arn": c["lb"], "port": 80,
-                         "default_action": {"type": "forward", "target_group_arn": c["tg"]}},
-        update=lambda c: {"port": 8080, "default_action": {"type": "fixed-response",
-                                                           "fixed_response": {"status_code": 404}}},
+        props=lambda c: {
+            "load_balancer_arn": c["lb"],
+            "port": 80,
+            "default_action": {"type": "forward", "target_group_arn": c["tg"]},
+        },
+        update=lambda c: {
+            "port": 8080,
+            "default_action": {"type": "fixed-response", "fixed_response": {"status_code": 404}},
+        },
         force_new="load_balancer_arn",
         delete_outside=lambda aws, id, c: aws("elbv2").delete_listener(ListenerArn=id),
     ),

@@ -27,15 +27,15 @@ from cloudorch.provider.contract import (
 from cloudorch_aws.cloudwatch import AlarmResource
 from cloudorch_aws.dynamodb import TableResource
 from cloudorch_aws.ec2 import SecurityGroupResource, SubnetResource, VpcResource
-from cloudorch_aws.ecr import RepositoryResource
-from cloudorch_aws.ecs import ClusterResource, ServiceResource, TaskDefinitionResource
-from cloudorch_aws.elbv2 import ListenerResource, LoadBalancerResource, TargetGroupResource
 from cloudorch_aws.ec2_network import (
     InternetGatewayResource,
     RouteTableAssociationResource,
     RouteTableResource,
     SecurityGroupRuleResource,
 )
+from cloudorch_aws.ecr import RepositoryResource
+from cloudorch_aws.ecs import ClusterResource, ServiceResource, TaskDefinitionResource
+from cloudorch_aws.elbv2 import ListenerResource, LoadBalancerResource, TargetGroupResource
 from cloudorch_aws.errors import error_code, error_kind, http_status
 from cloudorch_aws.events import RuleResource, TargetResource
 from cloudorch_aws.faults import hooks_from_env
