@@ -17,6 +17,10 @@ rows of `TYPES`, a table of (type, properties factory): adding a type is one lin
   events, by service), and wall time against a sequential replay of the same reads.
   Targets: at most 2 calls per resource, at least 8x faster.
 
+The replay's own time (the second row) is what moto and boto3 spend beyond the added latency:
+moto makes an RSA-2048 private key for every KMS key, symmetric ones too (about 0.1 s of its CPU
+each), and cloudorch's apply, which waits on the same server, pays that CPU too.
+
 Prints one table; exits 1 if a target fails.
 """
 
