@@ -795,7 +795,7 @@ class ServiceResource(EcsResource):
         def listed() -> list[str]:
             if not isinstance(cluster, str):
                 raise ProviderError(
-                    f"{address}: looking up ECS services without an id needs `cluster` in the filter",
+                    "looking up ECS services without an id needs `cluster` in the filter",
                     kind=ErrorKind.FATAL, address=address, hint="add `cluster: NAME` to the filter, or give `id`",
                 )
             return self.paginate(address, "list_services", "serviceArns", cluster=cluster)

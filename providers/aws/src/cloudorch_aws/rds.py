@@ -432,7 +432,7 @@ class InstanceResource(RdsResource):
         snapshot = getattr(props, "final_snapshot_identifier", None)
         if not skip and not snapshot:
             raise ProviderError(
-                f"{address}: deleting DB instance {id} takes a final snapshot, "
+                f"deleting DB instance {id} takes a final snapshot, "
                 "but final_snapshot_identifier is not set",
                 kind=ErrorKind.FATAL,
                 address=address,
@@ -440,7 +440,7 @@ class InstanceResource(RdsResource):
             )
         if current.get("DeletionProtection"):
             raise ProviderError(
-                f"{address}: DB instance {id} has deletion_protection on; RDS refuses to delete it",
+                f"DB instance {id} has deletion_protection on; RDS refuses to delete it",
                 kind=ErrorKind.FATAL,
                 address=address,
                 hint="set deletion_protection: false and apply, then destroy",
