@@ -270,3 +270,26 @@ def test_an_https_listener_needs_a_certificate_and_keeps_it(provider: Any, aws: 
     assert found_tg.properties["port"] == 443
     listeners = rt.lookup("data.l", LookupQuery(filter={"load_balancer_arn": lb, "port": 443}))
     assert [x.id for x in listeners] == [created.id]
+
+
+def test_a_network_load_balancer_has_no_idle_timeout(provider: Any, aws: Any) -> None:
+    from pydantic import ValidationError
+
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.5.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.5.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
+    rt = provider.resource_type("aws.lb")
+    asked = {"name": "tcp", "load_balancer_type": "network", "internal": True, "subnets": subnets}
+    with pytest.raises(ValidationError, match="idle timeout"):
+        rt.Properties.model_validate({**asked, "idle_timeout": 30})
+    props = rt.Properties.model_validate(asked)
+    created = rt.create("nlb", props)
+    seen = rt.read("nlb", created.id, props)
+    assert seen is not None and seen.properties == props.model_dump(mode="json")
+    [lb] = aws("elbv2").describe_load_balancers(LoadBalancerArns=[created.id])["LoadBalancers"]
+    assert (lb["Type"], lb["Scheme"]) == ("network", "internal")
+    rt.delete("nlb", created.id, props)
+    assert rt.read("nlb", created.id, props) is None
