@@ -464,3 +464,21 @@ def test_lookup_reads_objects_cloudorch_does_not_manage(provider: Any, aws: Aws)
     assert ids("aws.eventbridge_rule", filter={"name": "nightly"}) == ["nightly"]
     assert ids("aws.eventbridge_target", filter={"rule": "nightly"}) == ["nightly/t"]
     assert ids("aws.eventbridge_rule", id="missing") == []
+
+
+def test_a_create_never_takes_over_a_rule_or_target_made_by_someone_else(provider: Any, aws: Aws) -> None:
+    """PutRule and PutTargets are upserts: without a look first, a create would silently adopt and
+    rewrite a foreign rule or target of the same name."""
+    aws("events").put_rule(Name="theirs", ScheduleExpression="rate(1 hour)", Description="not ours")
+    aws("events").put_targets(Rule="theirs", Targets=[{"Id": "t", "Arn": "arn:aws:sqs:us-east-1:123456789012:a"}])
+    rules, targets = provider.resource_type("aws.eventbridge_rule"), provider.resource_type("aws.eventbridge_target")
+    with pytest.raises(CloudorchError, match="already exists") as err:
+        rules.create(
+            "mine", rules.Properties.model_validate({"name": "theirs", "schedule_expression": "rate(5 minutes)"})
+        )
+    assert "cloudorch import mine theirs" in (err.value.hint or "")
+    assert aws("events").describe_rule(Name="theirs")["Description"] == "not ours"
+    arn = "arn:aws:sqs:us-east-1:123456789012:b"
+    with pytest.raises(CloudorchError, match="already has a target t"):
+        targets.create("mine", targets.Properties.model_validate({"rule": "theirs", "target_id": "t", "arn": arn}))
+    assert aws("events").list_targets_by_rule(Rule="theirs")["Targets"][0]["Arn"].endswith(":a")

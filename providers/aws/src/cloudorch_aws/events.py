@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from cloudorch.provider.contract import (
+    ConfigError,
     ErrorKind,
     LookupQuery,
     Observed,
@@ -133,12 +134,24 @@ class RuleResource(AwsResource[RuleProperties]):
         return str(got["RuleArn"])
 
     def create(self, address: str, props: RuleProperties) -> Observed:
-        # PutRule is an upsert by name: a retried create changes the same rule, never a second one
-        arn = self._put(address, props, tags=True)
+        # PutRule is an upsert by name: it would silently take over a rule someone else made, so a
+        # create refuses a rule of that name unless it carries this address's tag (a crashed create)
         id = rule_id(props.event_bus_name, props.name)
-        return self.finish_create(address, id, lambda: self._seen(address, id, arn, props))
+        existing = self.call(address, "describe_rule", Name=props.name, EventBusName=props.event_bus_name, missing=GONE)
+        if existing is not None:
+            arn = existing.get("Arn") or self._arn(props.event_bus_name, props.name)
+            tags = self.call(address, "list_tags_for_resource", ResourceARN=arn, missing=GONE)
+            if not self.owned_by(tag_dict((tags or {}).get("Tags")), address):
+                raise ProviderError(
+                    f"{address}: an EventBridge rule {props.name} already exists on bus {props.event_bus_name}",
+                    kind=ErrorKind.FATAL,
+                    address=address,
+                    hint=f"adopt it with `cloudorch import {address} {id}`, or choose another `name`",
+                )
+        self._put(address, props, tags=True)
+        return self.finish_create(address, id, lambda: self._seen(address, id, props))
 
-    def _seen(self, address: str, id: str, arn: str, props: RuleProperties) -> Observed:
+    def _seen(self, address: str, id: str, props: RuleProperties) -> Observed:
         seen = self._observe(address, id, props)
         if seen is None:
             raise ProviderError(f"rule {id} vanished after PutRule", kind=ErrorKind.TRANSIENT, address=address)
@@ -151,7 +164,7 @@ class RuleResource(AwsResource[RuleProperties]):
             if removed:
                 self.call(address, "untag_resource", ResourceARN=arn, TagKeys=removed)
             self.call(address, "tag_resource", ResourceARN=arn, Tags=tag_list(self.tags_to_apply(address, new.tags)))
-        return self._seen(address, id, arn, new)
+        return self._seen(address, id, new)
 
     def _observe(self, address: str | None, id: str, props: RuleProperties | None) -> Observed | None:
         bus, name = split_rule_id(id)
@@ -324,9 +337,17 @@ class TargetResource(AwsResource[TargetProperties]):
             )
 
     def create(self, address: str, props: TargetProperties) -> Observed:
-        # PutTargets is an upsert by target id: retrying it never makes a second target
-        self._put(address, props)
+        # PutTargets is an upsert by target id: a retry never makes a second target, but it would
+        # silently take over one someone else made, so a create refuses a taken id
         id = target_id(props.event_bus_name, props.rule, props.target_id)
+        if self._observe(address, id) is not None:
+            raise ProviderError(
+                f"{address}: rule {props.rule} already has a target {props.target_id}",
+                kind=ErrorKind.FATAL,
+                address=address,
+                hint=f"adopt it with `cloudorch import {address} {id}`, or choose another `target_id`",
+            )
+        self._put(address, props)
         return self.finish_create(address, id, lambda: self._seen(address, id, props))
 
     def _seen(self, address: str, id: str, props: TargetProperties) -> Observed:
@@ -409,10 +430,8 @@ class TargetResource(AwsResource[TargetProperties]):
             return [seen] if seen is not None else []
         rule = query.filter.get("rule")
         if not isinstance(rule, str):
-            raise ProviderError(
+            raise ConfigError(
                 f"{address}: looking up EventBridge targets needs `rule` in the filter",
-                kind=ErrorKind.FATAL,
-                address=address,
                 hint="add `rule: NAME` (and `event_bus_name` for a bus other than default) to the filter",
             )
         bus = str(query.filter.get("event_bus_name", DEFAULT_BUS))
