@@ -153,7 +153,7 @@ class RestResource(ResourceType[RestResourceProperties]):
         self_link = raw.get("selfLink")
         relative = raw.get("name") if isinstance(raw.get("name"), str) and "/" in str(raw.get("name")) else None
         path = self.path(props) if props is not None else relative or _relative_of(str(self_link or ""))
-        ident = str(self_link) if coll.compute_style and self_link else path
+        ident = full_id(coll, path, raw)
         if props is not None:
             body = project(raw, props.body)
             if "labels" in body:
@@ -165,9 +165,12 @@ class RestResource(ResourceType[RestResourceProperties]):
             }  # fmt: skip
         else:
             read_only = {k for k, v in coll.fields.items() if v.get("readOnly")}
+            parent: str | None = coll.parent_of(path)
+            if parent == coll.default_parent(self.gcp.default_project):
+                parent = None  # as a plan file that leaves it to the provider's project says it
             properties = {
                 "api": f"{coll.api.name}/{coll.api.version}", "collection": coll.name,
-                "parent": coll.parent_of(path), "name": path.rsplit("/", 1)[-1],
+                "parent": parent, "name": path.rsplit("/", 1)[-1],
                 "body": {k: v for k, v in raw.items() if k not in SERVER_FIELDS and k not in read_only},
                 "labels": self.gcp.user_labels(raw.get("labels"), {}) if coll.has_labels else {},
             }  # fmt: skip
@@ -330,32 +333,61 @@ class RestResource(ResourceType[RestResourceProperties]):
         return 5.0
 
 
+def full_id(coll: Collection, path: str, raw: Mapping[str, Any]) -> str:
+    """The identity cloudorch records: compute's selfLink, else Google's full resource name
+    (`//pubsub.googleapis.com/projects/P/topics/T`), both accepted back by `import`."""
+    self_link = raw.get("selfLink")
+    if coll.compute_style and isinstance(self_link, str) and self_link:
+        return self_link
+    return f"//{coll.api.name}.googleapis.com/{path}"
+
+
 def _relative_of(url: str) -> str:
     """`https://compute.googleapis.com/compute/v1/projects/p/global/networks/n` -> `projects/p/global/networks/n`."""
     at = url.find("/projects/")
     return url[at + 1 :] if at >= 0 else url
 
 
+def stable_version(api: str) -> str:
+    """The newest stable version googleapiclient ships a discovery document for (`run` -> `v2`)."""
+    import re
+    from pathlib import Path
+
+    import googleapiclient
+
+    documents = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents"
+    versions = [p.name[len(api) + 1 : -5] for p in documents.glob(f"{api}.v*.json")]
+    stable = [v for v in versions if re.fullmatch(r"v\d+", v)]
+    if not stable:
+        raise ConfigError(f"googleapiclient ships no stable version of the {api} API", hint="write API/VERSION/PATH")
+    return max(stable, key=lambda v: int(v[1:]))
+
+
 def parse_id(id: str) -> tuple[str, str | None, str]:
     """An import id -> (api, collection or None when it is to be found from the path, relative path).
 
-    Forms: `API/VERSION/RESOURCE_PATH`, `API/VERSION:COLLECTION:RESOURCE_PATH`, or a URL (a
-    compute selfLink, `https://pubsub.googleapis.com/v1/projects/...`), whose host or first path
-    segment names the API.
+    Forms: `API/VERSION/RESOURCE_PATH`, `API/VERSION:COLLECTION:RESOURCE_PATH`, Google's full
+    resource name `//API.googleapis.com/RESOURCE_PATH` (the API's newest stable version), or a URL
+    (a compute selfLink, `https://pubsub.googleapis.com/v1/projects/...`), whose host or first
+    path segment names the API.
     """
     import re
 
+    if id.startswith("//"):
+        host, _, path = id[2:].partition("/")
+        api = host.split(".")[0]
+        return f"{api}/{stable_version(api)}", None, path.strip("/")
     if "://" in id:
         found = re.match(r"https?://([^/]+)/(.*)$", id)
         host, rest = (found.group(1), found.group(2)) if found else ("", id)
         segments = rest.split("/")
         version = next((s for s in segments if re.fullmatch(r"v\d[a-z0-9]*", s)), None)
-        api = host.split(".")[0] if host.endswith("googleapis.com") and host.split(".")[0] != "www" else None
-        if api is None:  # a test server's URL: /{api}/..., or www.googleapis.com/compute/v1/...
-            api = segments[0]
+        named = host.endswith("googleapis.com") and host.split(".")[0] != "www"
+        # else a test server's URL (/{api}/...), or www.googleapis.com/compute/v1/...
+        url_api = host.split(".")[0] if named else segments[0]
         if version is None:
             raise ConfigError(f"cannot tell the API version of {id!r}", hint="write API/VERSION/RESOURCE_PATH")
-        return f"{api}/{version}", None, _relative_of("/" + rest)
+        return f"{url_api}/{version}", None, _relative_of("/" + rest)
     if ":" in id:
         api, collection, path = [*id.split(":", 2), "", ""][:3]
         if path:
