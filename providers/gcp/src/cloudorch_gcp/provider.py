@@ -29,6 +29,7 @@ from cloudorch.provider.contract import (
 from cloudorch_gcp.bucket import StorageBucket
 from cloudorch_gcp.discovery import RestClients, classify_http_error
 from cloudorch_gcp.object import StorageObject
+from cloudorch_gcp.pubsub import PubSubSubscription, PubSubTopic
 from cloudorch_gcp.rest_resource import RestResource
 
 #: The label (buckets) / metadata key (objects) naming the address; GCS label keys are lowercase.
@@ -86,6 +87,8 @@ class GcpProvider(Provider):
         StorageBucket,
         StorageObject,
         RestResource,
+        PubSubTopic,
+        PubSubSubscription,
     )
     default_concurrency = 32
     default_max_attempts = 5
