@@ -189,19 +189,25 @@ class _PubSubType(ResourceType[Any]):
         return (raw.get("labels") or {}).get(ADDRESS_LABEL) == label_value(address)
 
     def create(self, address: str, props: Any) -> Observed:
+        from cloudorch_gcp.discovery import already_exists
+
         path = self.path(props)
         with self.gcp.errors(address, f"create {path}"):
-            existing = self.coll.get(path)
-            if existing is not None:
-                if self.ours(address, existing):
-                    return self.update(address, path, props, props)  # ours, from a crashed apply
+            try:
+                raw = self.coll.create(path, self.body(address, props))
+            except Exception as exc:
+                if not already_exists(exc):
+                    raise
+                # the name is taken: ours from a crashed apply (adopted), or another's (refused)
+                existing = self.coll.get(path)
+                if existing is not None and self.ours(address, existing):
+                    return self.update(address, path, props, props)
                 raise ProviderError(
                     f"{address}: {path} already exists and was not made for this address",
                     kind=ErrorKind.FATAL,
                     address=address,
                     hint=f"import it: cloudorch import {address} {path}",
-                )
-            raw = self.coll.create(path, self.body(address, props))
+                ) from exc
         return self.observed(raw, props)
 
     def read(self, address: str, id: str, props: Any) -> Observed | None:
