@@ -105,6 +105,7 @@ class GcpProvider(Provider):
         self._lock = threading.Lock()
         self._client: Any = None
         self._rest: RestClients | None = None
+        self._adc_project: list[str] | None = None
 
     @property
     def endpoint(self) -> str | None:
@@ -125,18 +126,22 @@ class GcpProvider(Provider):
 
     @property
     def default_project(self) -> str | None:
-        """The project a resource without one lives in: the config's, else the credentials'."""
+        """The project a resource without one lives in: the config's, else the credentials' (looked
+        up once: every resource's name needs it)."""
         if self.cfg.project:
             return self.cfg.project
         if self.api_endpoint:
             return "cloudorch-local"
-        import google.auth
+        with self._lock:
+            if self._adc_project is None:
+                import google.auth
 
-        try:
-            _, project = google.auth.default()
-        except google.auth.exceptions.DefaultCredentialsError:
-            return None
-        return str(project) if project else None
+                try:
+                    _, project = google.auth.default()
+                except google.auth.exceptions.DefaultCredentialsError:
+                    project = None
+                self._adc_project = [str(project)] if project else []
+            return self._adc_project[0] if self._adc_project else None
 
     @property
     def call_kwargs(self) -> dict[str, Any]:

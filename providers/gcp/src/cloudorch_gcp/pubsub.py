@@ -178,7 +178,10 @@ class _PubSubType(ResourceType[Any]):
         ident = f"//pubsub.googleapis.com/{path}"
         properties = self.properties_of(raw, props, project)
         properties["name"] = path.rsplit("/", 1)[-1]
-        properties["project"] = props.project if props is not None else project
+        if props is not None:
+            properties["project"] = props.project
+        else:  # as a plan file that leaves it to the provider's project says it
+            properties["project"] = None if project == self.gcp.default_project else project
         applied = props.labels if props is not None else {}
         properties["labels"] = self.gcp.user_labels(raw.get("labels"), applied)
         return Observed(id=ident, properties=properties, attributes={"id": ident, "name": path, "project": project})
