@@ -1,11 +1,14 @@
-"""Faults on the wire for tests: a requests transport adapter around the client's own.
+"""Faults on the wire for tests: a requests transport adapter around the client's own, and the
+same in front of the discovery clients' httplib2 connections.
 
 The storage client sends every request through its `AuthorizedSession` (a `requests.Session`),
 and the session through the adapter mounted for the URL's scheme. `wrap` mounts a `FaultAdapter`
-that hands each request to the adapter that was there before, so what is counted, failed or cut
-off here is the real HTTP request, not a patched SDK method. Nothing here runs unless a test sets
-`GcpProvider.session_wrapper` to a `WriteFaults`' `wrap`, or a process's environment names
-`KILL_AFTER_ENV`.
+that hands each request to the adapter that was there before; `wrap_http` puts a `FaultHttp` in
+front of an httplib2 connection (`cloudorch_gcp.discovery` sends every request through one). So
+what is counted, failed or cut off here is the real HTTP request, not a patched SDK method, and
+both kinds of client share one numbering. Nothing here runs unless a test sets
+`GcpProvider.session_wrapper` / `http_wrapper` to a `WriteFaults`' `wrap` / `wrap_http`, or a
+process's environment names `KILL_AFTER_ENV`.
 """
 
 from __future__ import annotations
@@ -74,6 +77,32 @@ def mount(session: Any, watcher: Watcher) -> Any:
     return session
 
 
+class FaultHttp:
+    """An httplib2 connection with `watcher(method, send)` in front of each request."""
+
+    def __init__(self, inner: Any, watcher: Callable[[str, str, Callable[[], Any]], Any]) -> None:
+        self.inner = inner
+        self.watcher = watcher
+
+    def request(self, uri: str, method: str = "GET", *args: Any, **kwargs: Any) -> Any:
+        return self.watcher(uri, str(method).upper(), lambda: self.inner.request(uri, method, *args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:  # timeout, close, credentials: the connection's own
+        return getattr(self.inner, name)
+
+
+def http_error_response(status: int, reason: str) -> tuple[Any, bytes]:
+    """(httplib2 response, body) in Google's JSON error format, as if the server had answered."""
+    import httplib2
+
+    body = {"error": {"code": status, "message": f"injected by cloudorch_gcp.faults: {reason}",
+                      "status": "UNAVAILABLE" if status == 503 else "INTERNAL",
+                      "errors": [{"reason": reason, "message": "injected"}]}}  # fmt: skip
+    return httplib2.Response({"status": str(status), "content-type": "application/json; charset=UTF-8"}), json.dumps(
+        body
+    ).encode()
+
+
 class WriteFaults(WriteFaultSeam):
     """The conformance kit's fault seam for GCP (`cloudorch.testing.conformance.FaultSeam`).
 
@@ -95,17 +124,35 @@ class WriteFaults(WriteFaultSeam):
     def wrap(self, session: Any) -> Any:
         return mount(session, self._watch)
 
-    def _watch(self, request: Any, send: Callable[[], Any]) -> Any:
-        import requests
+    def wrap_http(self, http: Any) -> Any:
+        return FaultHttp(http, self._watch_http)
 
-        if str(request.method).upper() not in MUTATING:
-            return send()
+    def _hit(self, method: str) -> tuple[bool, bool, tuple[int, str] | None]:
+        """(whether this mutating request is the one to fail, lost, error)."""
+        if method not in MUTATING:
+            return False, False, None
         with self._lock:
             self.count += 1
             hit = self.count == self.target
             if hit:
                 self.fired = True
-            lost, error = self.lost, self.error
+            return hit, self.lost, self.error
+
+    def _watch_http(self, uri: str, method: str, send: Callable[[], Any]) -> Any:
+        hit, lost, error = self._hit(method)
+        if not hit:
+            return send()
+        if lost:
+            send()
+            raise TimeoutError(f"injected by {type(self).__name__}: the response was lost")
+        if error is None:
+            raise ConnectionRefusedError(f"injected by {type(self).__name__}: connection refused")
+        return http_error_response(*error)
+
+    def _watch(self, request: Any, send: Callable[[], Any]) -> Any:
+        import requests
+
+        hit, lost, error = self._hit(str(request.method).upper())
         if not hit:
             return send()
         if lost:
@@ -128,9 +175,14 @@ class KillAfter:
     def wrap(self, session: Any) -> Any:
         return mount(session, self._watch)
 
+    def wrap_http(self, http: Any) -> Any:
+        return FaultHttp(http, lambda uri, method, send: self._after(method, send()))
+
     def _watch(self, request: Any, send: Callable[[], Any]) -> Any:
-        response = send()
-        if str(request.method).upper() in MUTATING:
+        return self._after(str(request.method).upper(), send())
+
+    def _after(self, method: str, response: Any) -> Any:
+        if method in MUTATING:
             with self._lock:
                 self.count += 1
                 hit = self.count == self.n
@@ -142,11 +194,22 @@ class KillAfter:
 _KILLER: list[KillAfter] = []
 
 
-def wrap_from_env(session: Any, env: Mapping[str, str]) -> Any:
-    """`session`, with the process-wide `KillAfter` mounted when `KILL_AFTER_ENV` is set."""
+def _killer(env: Mapping[str, str]) -> KillAfter | None:
     value = env.get(KILL_AFTER_ENV)
     if not value:
-        return session
+        return None
     if not _KILLER:
         _KILLER.append(KillAfter(int(value)))
-    return _KILLER[0].wrap(session)
+    return _KILLER[0]
+
+
+def wrap_from_env(session: Any, env: Mapping[str, str]) -> Any:
+    """`session`, with the process-wide `KillAfter` mounted when `KILL_AFTER_ENV` is set."""
+    killer = _killer(env)
+    return session if killer is None else killer.wrap(session)
+
+
+def wrap_http_from_env(http: Any, env: Mapping[str, str]) -> Any:
+    """An httplib2 connection, with the process-wide `KillAfter` in front when `KILL_AFTER_ENV` is set."""
+    killer = _killer(env)
+    return http if killer is None else killer.wrap_http(http)
