@@ -27,9 +27,12 @@ from cloudorch.provider.contract import (
     retry_after,
 )
 from cloudorch_gcp.bucket import StorageBucket
+from cloudorch_gcp.compute import ComputeFirewall, ComputeNetwork, ComputeSubnetwork
 from cloudorch_gcp.discovery import RestClients, classify_http_error
+from cloudorch_gcp.iam import ProjectIamMember, ServiceAccount
 from cloudorch_gcp.object import StorageObject
 from cloudorch_gcp.rest_resource import RestResource
+from cloudorch_gcp.run import CloudRunService
 
 #: The label (buckets) / metadata key (objects) naming the address; GCS label keys are lowercase.
 ADDRESS_LABEL = "cloudorch-address"
@@ -86,6 +89,12 @@ class GcpProvider(Provider):
         StorageBucket,
         StorageObject,
         RestResource,
+        ComputeNetwork,
+        ComputeSubnetwork,
+        ComputeFirewall,
+        ServiceAccount,
+        ProjectIamMember,
+        CloudRunService,
     )
     default_concurrency = 32
     default_max_attempts = 5
