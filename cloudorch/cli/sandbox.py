@@ -1,8 +1,9 @@
 """The `sandbox` command group: local emulators to try plans with no cloud account.
 
-`up` starts moto, fake-gcs-server, Azurite and a small ARM server as detached processes and
-records them under `.cloudorch/sandbox/`; `status` checks them; `env` prints the variables that
-point the SDKs at them; `down` stops exactly the recorded processes. The work is `cloudorch.sandbox`'s.
+`up` starts moto, fake-gcs-server, the Google REST test server, Azurite and a small ARM server
+as detached processes and records them under `.cloudorch/sandbox/`; `status` checks them; `env`
+prints the variables that point the SDKs at them; `down` stops exactly the recorded processes.
+The work is `cloudorch.sandbox`'s.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def sandbox_dir(env: Mapping[str, str] | None = None) -> Path:
 class Emulator:
     """One recorded emulator process."""
 
-    name: str  # moto | fake-gcs-server | azurite | arm
+    name: str  # moto | fake-gcs-server | google-apis | azurite | arm
     cloud: str  # aws | gcp | azure
     pid: int
     port: int
@@ -278,7 +278,15 @@ def _installed(module: str) -> bool:
 
 def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
     """Start an emulator for every cloud whose provider is installed; record each as it starts."""
-    from cloudorch.sandbox.processes import arm_argv, azurite_argv, fake_gcs_argv, fake_gcs_binary, free_port, moto_argv
+    from cloudorch.sandbox.processes import (
+        arm_argv,
+        azurite_argv,
+        fake_gcs_argv,
+        fake_gcs_binary,
+        free_port,
+        google_argv,
+        moto_argv,
+    )
 
     private_dir(directory)
     box = Sandbox(directory)
@@ -301,6 +309,10 @@ def start_all(directory: Path, notify: Callable[[str], None]) -> Sandbox:
                 argv = fake_gcs_argv(binary, p)
                 box.emulators.append(_start(directory, "fake-gcs-server", "gcp", argv, p))
                 box.save()
+            # every Google API but Cloud Storage: the server ships with the gcp provider itself
+            p = free_port()
+            box.emulators.append(_start(directory, "google-apis", "gcp", google_argv(py, p), p))
+            box.save()
         if _installed("cloudorch_azure"):
             cert, key = _certificate(directory)
             p = free_port()

@@ -31,10 +31,13 @@ def client_env(box: Sandbox) -> dict[str, str]:
     """Environment variables that point the cloud SDKs (and cloudorch's providers) at the sandbox."""
     env: dict[str, str] = {}
     moto, gcs, arm, azurite = (box.get(n) for n in ("moto", "fake-gcs-server", "arm", "azurite"))
+    google = box.get("google-apis")
     if moto is not None:
         env.update(AWS_CREDENTIALS, AWS_ENDPOINT_URL=moto.url)
     if gcs is not None:
         env["STORAGE_EMULATOR_HOST"] = gcs.url
+    if google is not None:
+        env["CLOUDORCH_GCP_API_ENDPOINT"] = google.url
     if arm is not None:
         env["AZURE_SUBSCRIPTION_ID"] = SANDBOX_SUBSCRIPTION
         env["CLOUDORCH_AZURE_ACCESS_TOKEN"] = SANDBOX_TOKEN
@@ -77,6 +80,10 @@ def provider_blocks(box: Sandbox, blocks: Mapping[str, Mapping[str, Any]]) -> di
         elif cloud == "gcp":
             block["endpoint"] = emulator.url
             block["project"] = block.get("project") or "cloudorch-sandbox"
+            google = box.get("google-apis")
+            if google is not None:  # Pub/Sub, Compute, IAM, Cloud Run, gcp.resource
+                block["api_endpoint"] = google.url
+                block["operation_poll_interval"] = 0
         else:
             block.pop("tenant_id", None)
             block.pop("storage_endpoint", None)

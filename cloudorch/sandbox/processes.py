@@ -1,4 +1,4 @@
-"""Emulator processes on 127.0.0.1: moto, fake-gcs-server, Azurite, and any other server.
+"""Emulator processes on 127.0.0.1: moto, fake-gcs-server, Azurite, the Google REST server, and any other.
 
 Owns finding the server binaries, their command lines, picking free ports, waiting until a
 server answers, and stopping exactly the process it started. The sandbox (`emulators`) builds on
@@ -358,6 +358,15 @@ def arm_argv(python: str | Path, port: int, cert: str | Path, key: str | Path) -
     return [str(python), "-m", "cloudorch.sandbox.arm", "--port", str(port), "--cert", str(cert), "--key", str(key)]
 
 
+# --------------------------------------------------------------------------- the sandbox's Google REST server
+
+
+def google_argv(python: str | Path, port: int) -> list[str]:
+    """The command line of the Google REST test server (`cloudorch_gcp.testserver`, shipped with the gcp
+    provider): Pub/Sub, Compute, IAM, Cloud Run and any other API googleapiclient describes."""
+    return [str(python), "-m", "cloudorch_gcp.testserver", "--port", str(port)]
+
+
 # --------------------------------------------------------------------------- which process is which
 
 
@@ -385,6 +394,9 @@ def built_argv_problem(name: str, argv: Sequence[str], port: int) -> str | None:
         program_ok = _looks_like(argv[0], "node") and Path(argv[1] if len(argv) > 1 else "").parts[-5:] == (
             "azurite", "dist", "src", "blob", "main.js"
         )  # fmt: skip
+    elif name == "google-apis":
+        expected = google_argv(argv[0], port)
+        program_ok = _looks_like(argv[0], "python")
     elif name == "arm":
         cert = argv[6] if len(argv) > 6 else ""
         key = argv[8] if len(argv) > 8 else ""

@@ -14,8 +14,9 @@ from cloudorch.sandbox.endpoints import client_env, provider_blocks
 
 def box(tmp_path: Path, *names: str) -> Sandbox:
     urls = {"moto": "http://127.0.0.1:1001", "fake-gcs-server": "http://127.0.0.1:1002",
-            "arm": "https://127.0.0.1:1003", "azurite": "http://127.0.0.1:1004/devstoreaccount1"}  # fmt: skip
-    clouds = {"moto": "aws", "fake-gcs-server": "gcp", "arm": "azure", "azurite": "azure"}
+            "arm": "https://127.0.0.1:1003", "azurite": "http://127.0.0.1:1004/devstoreaccount1",
+            "google-apis": "http://127.0.0.1:1005"}  # fmt: skip
+    clouds = {"moto": "aws", "fake-gcs-server": "gcp", "arm": "azure", "azurite": "azure", "google-apis": "gcp"}
     emulators = [Emulator(n, clouds[n], 1, 1, urls[n], [n], f"{n}.log") for n in names]
     return Sandbox(tmp_path, emulators, {"azurite": "install Node"}, str(tmp_path / "ca.pem"))
 
@@ -55,3 +56,11 @@ def test_a_block_whose_cloud_has_no_emulator_is_refused(tmp_path: Path) -> None:
 def test_client_env_names_only_running_emulators(tmp_path: Path) -> None:
     env = client_env(box(tmp_path, "fake-gcs-server"))
     assert env == {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1002"}
+
+
+def test_the_google_rest_server_serves_every_google_api_but_storage(tmp_path: Path) -> None:
+    out = provider_blocks(box(tmp_path, "fake-gcs-server", "google-apis"), {"gcp": {"project": "shop-prod"}})
+    assert out["gcp"] == {"project": "shop-prod", "endpoint": "http://127.0.0.1:1002",
+                          "api_endpoint": "http://127.0.0.1:1005", "operation_poll_interval": 0}  # fmt: skip
+    env = client_env(box(tmp_path, "fake-gcs-server", "google-apis"))
+    assert env == {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1002", "CLOUDORCH_GCP_API_ENDPOINT": "http://127.0.0.1:1005"}

@@ -23,7 +23,7 @@ import pytest
 from cloudorch.sandbox import Emulator, Sandbox, down
 
 MULTI_CLOUD = Path(__file__).parents[2] / "plans" / "multi-cloud.yaml"
-SERVERS = {"moto", "fake-gcs-server", "arm", "azurite"}
+SERVERS = {"moto", "fake-gcs-server", "google-apis", "arm", "azurite"}
 
 
 def _env(sandbox_dir: Path, **extra: str) -> dict[str, str]:
@@ -64,7 +64,7 @@ def test_up_starts_every_emulator_on_its_own_port_and_records_it(sandbox: tuple[
     directory, doc = sandbox
     assert doc["started"] is True
     assert {s["name"] for s in doc["servers"]} == SERVERS
-    assert len({s["port"] for s in doc["servers"]}) == 4
+    assert len({s["port"] for s in doc["servers"]}) == len(SERVERS)
     record = json.loads((directory / "servers.json").read_text())
     assert {(e["name"], e["pid"], e["port"]) for e in record["emulators"]} == {
         (s["name"], s["pid"], s["port"]) for s in doc["servers"]
@@ -186,6 +186,25 @@ def test_resource_manager_objects_round_trip_through_the_sandbox_arm_server(
         "/resourcegroups/sandbox-rg/providers/microsoft.network/virtualnetworks/sandbox-vnet"
     )
     # the tags and properties came back as written: a re-plan finds nothing to do
+    replanned = run(directory, "plan", str(plan), "--sandbox", "--detailed-exitcode", cwd=tmp_path)
+    assert replanned.returncode == 0, replanned.stdout + replanned.stderr
+    destroyed = run(directory, "destroy", str(plan), "--sandbox", "--auto-approve", cwd=tmp_path)
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    gone_now = run(directory, "plan", str(plan), "--sandbox", "--json", cwd=tmp_path)
+    assert {c["action"] for c in json.loads(gone_now.stdout)["changes"]} == {"create"}
+
+
+def test_google_apis_round_trip_through_the_sandbox_google_server(
+    sandbox: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    directory, _ = sandbox
+    plan = tmp_path / "google_only.yaml"
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "sandbox" / "google_only.yaml", plan)
+    applied = run(directory, "apply", str(plan), "--sandbox", "--auto-approve", "--json", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    outputs = json.loads(applied.stdout)["outputs"]
+    assert outputs["topic"] == "projects/cloudorch-sandbox/topics/sandbox-events"
+    assert outputs["network"].endswith("/compute/v1/projects/cloudorch-sandbox/global/networks/sandbox-net")
     replanned = run(directory, "plan", str(plan), "--sandbox", "--detailed-exitcode", cwd=tmp_path)
     assert replanned.returncode == 0, replanned.stdout + replanned.stderr
     destroyed = run(directory, "destroy", str(plan), "--sandbox", "--auto-approve", cwd=tmp_path)

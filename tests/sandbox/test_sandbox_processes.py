@@ -191,7 +191,7 @@ def test_the_record_is_replaced_atomically_and_the_folder_is_private(tmp_path: P
 
 
 def test_every_command_line_cloudorch_builds_is_recognised_and_a_changed_one_is_not() -> None:
-    from cloudorch.sandbox.processes import arm_argv, azurite_argv, built_argv_problem, fake_gcs_argv
+    from cloudorch.sandbox.processes import arm_argv, azurite_argv, built_argv_problem, fake_gcs_argv, google_argv
 
     main_js = "/x/node_modules/azurite/dist/src/blob/main.js"
     built = {
@@ -199,6 +199,7 @@ def test_every_command_line_cloudorch_builds_is_recognised_and_a_changed_one_is_
         "fake-gcs-server": fake_gcs_argv("/v/fake-gcs-server-linux-amd64", 5000),
         "azurite": azurite_argv("/usr/bin/node", main_js, 5000),
         "arm": arm_argv("/usr/bin/python3.11", 5000, "/s/arm-tls/arm-ca.pem", "/s/arm-tls/arm-key.pem"),
+        "google-apis": google_argv("/usr/bin/python3.11", 5000),
     }
     for name, argv in built.items():
         assert built_argv_problem(name, argv, 5000) is None, name

@@ -300,7 +300,10 @@ class Collection:
         operation = self.operation(method, answer)
         if operation is None:
             return answer
-        self.rest.wait(operation)
+        result = self.rest.wait(operation)
+        if operation.style == "longrunning" and str(result.get("name") or "") == path:
+            # google.longrunning answers the resource itself: no read back needed
+            return {k: v for k, v in result.items() if k != "@type"}
         raw = self.get(path)
         if raw is None:
             raise ProviderError(
@@ -340,7 +343,7 @@ class Collection:
                 if "updateMask" in wrapper:
                     request["updateMask"] = mask_text if mask_text is not None else ",".join(body)
         answer = self.call(method, path, request, **query)
-        return self._settled(method, path, answer) if self.operation(method, answer) else (self.get(path) or answer)
+        return self._settled(method, path, answer) if self.operation(method, answer) else answer
 
     def delete(self, path: str) -> bool:
         """Delete the resource and await its operation; False when it was already gone."""
@@ -546,6 +549,17 @@ def _error_doc(exc: Any) -> dict[str, Any]:
         return {}
     error = doc.get("error") if isinstance(doc, dict) else None
     return error if isinstance(error, dict) else {}
+
+
+def already_exists(exc: BaseException) -> bool:
+    """Whether `exc` is Google's 409 for a name that is taken (not an etag or a busy resource)."""
+    from googleapiclient.errors import HttpError
+
+    if not isinstance(exc, HttpError) or int(exc.resp.status) != 409:
+        return False
+    error = _error_doc(exc)
+    status = str(error.get("status") or "")
+    return status == "ALREADY_EXISTS" or (not status and "exist" in str(error.get("message") or "").lower())
 
 
 def not_found(exc: BaseException) -> bool:

@@ -31,6 +31,7 @@ from cloudorch_gcp.compute import ComputeFirewall, ComputeNetwork, ComputeSubnet
 from cloudorch_gcp.discovery import RestClients, classify_http_error
 from cloudorch_gcp.iam import ProjectIamMember, ServiceAccount
 from cloudorch_gcp.object import StorageObject
+from cloudorch_gcp.pubsub import PubSubSubscription, PubSubTopic
 from cloudorch_gcp.rest_resource import RestResource
 from cloudorch_gcp.run import CloudRunService
 
@@ -89,6 +90,8 @@ class GcpProvider(Provider):
         StorageBucket,
         StorageObject,
         RestResource,
+        PubSubTopic,
+        PubSubSubscription,
         ComputeNetwork,
         ComputeSubnetwork,
         ComputeFirewall,

@@ -182,20 +182,26 @@ class RestResource(ResourceType[RestResourceProperties]):
 
     # -- the contract
     def create(self, address: str, props: RestResourceProperties) -> Observed:
+        from cloudorch_gcp.discovery import already_exists
+
         coll = self.collection(props)
         path = self.path(props)
         with self.gcp.errors(address, f"create {props.collection} {path}"):
-            existing = coll.get(path)
-            if existing is not None:
-                if coll.has_labels and self._ours(address, coll, existing):
-                    return self.update(address, path, props, props)  # ours, from a crashed apply
+            try:
+                pending = coll.begin_create(path, self._body(address, coll, props))
+            except Exception as exc:
+                if not already_exists(exc):
+                    raise
+                # the name is taken: ours from a crashed apply (adopted), or another's (refused)
+                existing = coll.get(path)
+                if existing is not None and coll.has_labels and self._ours(address, coll, existing):
+                    return self.update(address, path, props, props)
                 raise ProviderError(
                     f"{address}: {path} already exists and was not made for this address",
                     kind=ErrorKind.FATAL,
                     address=address,
                     hint=f"import it: cloudorch import {address} {props.api}/{path}",
-                )
-            pending = coll.begin_create(path, self._body(address, coll, props))
+                ) from exc
         try:
             raw = self.finish_create(address, path, pending)
         except PartialCreate as exc:
