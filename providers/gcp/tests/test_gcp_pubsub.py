@@ -17,6 +17,7 @@ from google_testkit import sdk
 from googleapiclient.errors import HttpError
 
 from cloudorch.errors import ErrorKind, ProviderError
+from cloudorch.provider.contract import LookupQuery
 from cloudorch.run.apply import apply
 from cloudorch.run.options import RunOptions
 from cloudorch.run.plan import plan
@@ -151,3 +152,36 @@ def test_threads_never_share_a_connection(gcp_rest: GcpProvider) -> None:
     for t in threads:
         t.join()
     assert not errors and len(set(seen.values())) == 8
+
+
+def test_another_objects_name_is_refused_not_adopted(gcp_rest: GcpProvider, google_api: GoogleServer) -> None:
+    topics = sdk(google_api, "pubsub", "v1").projects().topics()
+    topics.create(name="projects/test-project/topics/theirs", body={"labels": {"owner": "other"}}).execute()
+    generic = {"api": "pubsub/v1", "collection": "projects.topics", "name": "theirs"}
+    for type_name, props in (("gcp.pubsub_topic", {"name": "theirs"}), ("gcp.resource", generic)):
+        rt = gcp_rest.resource_type(type_name)
+        model = rt.Properties.model_validate(props)
+        assert rt.find("dev.mine", model) is None
+        with pytest.raises(ProviderError) as taken:
+            rt.create("dev.mine", model)
+        assert taken.value.kind is ErrorKind.FATAL and "cloudorch import dev.mine" in (taken.value.hint or "")
+    got = topics.get(topic="projects/test-project/topics/theirs").execute()
+    assert got["labels"] == {"owner": "other"}  # untouched
+
+
+def test_lookup_by_id_and_by_filter(gcp_rest: GcpProvider) -> None:
+    topic = gcp_rest.resource_type("gcp.pubsub_topic")
+    for name, team in (("a-topic", "web"), ("b-topic", "data")):
+        topic.create(f"dev.{name}", topic.Properties.model_validate({"name": name, "labels": {"team": team}}))
+    found = topic.lookup("data.t", LookupQuery(filter={"labels": {"team": "data"}}))
+    assert [o.attributes["name"] for o in found] == ["projects/test-project/topics/b-topic"]
+    by_id = topic.lookup("data.t", LookupQuery(id="projects/test-project/topics/a-topic"))
+    assert [o.properties["labels"] for o in by_id] == [{"team": "web"}]
+    assert topic.lookup("data.t", LookupQuery(id="projects/test-project/topics/none")) == []
+
+    generic = gcp_rest.resource_type("gcp.resource")
+    listed = generic.lookup("data.g", LookupQuery(filter={"api": "pubsub/v1", "collection": "projects.topics",
+                                                          "labels": {"team": "web"}}))  # fmt: skip
+    assert [o.id for o in listed] == ["//pubsub.googleapis.com/projects/test-project/topics/a-topic"]
+    again = generic.lookup("data.g", LookupQuery(id=listed[0].id))
+    assert again[0].properties["name"] == "a-topic" and again[0].properties["api"] == "pubsub/v1"
