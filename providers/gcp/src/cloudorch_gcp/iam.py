@@ -14,6 +14,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cloudorch.provider.contract import (
@@ -235,6 +236,16 @@ ROLE_PATTERN = r"^(roles/[A-Za-z0-9_.]+|(projects|organizations)/[A-Za-z0-9_.:-]
 ETAG_ATTEMPTS = 12
 
 
+@dataclass(eq=False)
+class _QueuedChange:
+    """One writer's change of a project's policy, and what became of it once a batch wrote it."""
+
+    change: Callable[[dict[str, Any]], bool]
+    finished: bool = False
+    policy: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
 class IamMemberProperties(ResourceProperties):
     project: str | None = prop(None, force_new=True, description="The project; unset: providers.gcp.project.")
     role: str = prop(force_new=True, pattern=ROLE_PATTERN, description="`roles/NAME` or a custom role's full name.")
@@ -278,6 +289,8 @@ class ProjectIamMember(ApiType[IamMemberProperties]):
         super().__init__(provider)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
+        #: project -> changes waiting for the project's turn (see `_modify`)
+        self._queued: dict[str, list[_QueuedChange]] = defaultdict(list)
 
     @property
     def projects(self) -> Any:
@@ -314,24 +327,54 @@ class ProjectIamMember(ApiType[IamMemberProperties]):
     def _modify(
         self, address: str, project: str, what: str, change: Callable[[dict[str, Any]], bool]
     ) -> dict[str, Any] | None:
-        """Read the policy, let `change` edit it (False: nothing to write), write it back with
-        the etag it was read with; redone when the etag is stale. The final policy, or None if
-        the project is gone."""
+        """Apply `change` to the project's policy (it edits the policy it is given and says
+        whether it changed anything); the final policy, or None if the project is gone.
+
+        Changes of one project's policy made at once in this process are written together: a
+        writer that finds the policy's turn taken queues its change, and the writer holding the
+        turn applies every change queued by then in one read-modify-write. A queued change whose
+        batch failed is written again by its own writer, so an error it meets names its own address.
+        """
+        mine = _QueuedChange(change)
+        with self._locks_lock:
+            self._queued[project].append(mine)
         with self._lock(project):
-            for attempt in range(1, ETAG_ATTEMPTS + 1):
-                policy = self._policy(address, project)
-                if policy is None:
-                    return None
-                if not change(policy):
-                    return policy
-                request = self.projects.setIamPolicy(resource=project, body={"policy": policy})
-                try:
-                    written: dict[str, Any] = self.call(address, what, request)
-                    return written
-                except ProviderError as exc:
-                    if not self._stale_etag(exc) or attempt == ETAG_ATTEMPTS:
-                        raise
-                time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+            if mine.finished and mine.error is None:
+                return mine.policy  # written in another writer's batch
+            with self._locks_lock:
+                batch = [c for c in self._queued[project] if not c.finished] or [mine]
+                self._queued[project] = [c for c in self._queued[project] if c not in batch]
+            if mine not in batch:
+                batch.append(mine)
+            try:
+                policy = self._write(address, project, what, batch)
+            except BaseException as exc:
+                for queued in batch:
+                    queued.finished, queued.error = True, exc
+                raise
+            for queued in batch:
+                queued.finished, queued.policy, queued.error = True, policy, None
+            return policy
+
+    def _write(
+        self, address: str, project: str, what: str, batch: Sequence[_QueuedChange]
+    ) -> dict[str, Any] | None:
+        """Read the policy, apply every change of `batch`, write it back with the etag it was read
+        with; the whole read-modify-write redone when the etag is stale."""
+        for attempt in range(1, ETAG_ATTEMPTS + 1):
+            policy = self._policy(address, project)
+            if policy is None:
+                return None
+            if not any([queued.change(policy) for queued in batch]):  # every change applied
+                return policy
+            request = self.projects.setIamPolicy(resource=project, body={"policy": policy})
+            try:
+                written: dict[str, Any] = self.call(address, what, request)
+                return written
+            except ProviderError as exc:
+                if not self._stale_etag(exc) or attempt == ETAG_ATTEMPTS:
+                    raise
+            time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
 
     def _stale_etag(self, exc: ProviderError) -> bool:
