@@ -67,7 +67,9 @@ def _services(url: str) -> dict[str, Any]:
         options = {"api_endpoint": f"{url}/{api}/{service_path}"}
         return build(api, version, static_discovery=True, http=httplib2.Http(), client_options=options)
 
-    return {"pubsub": svc("pubsub", "v1"), "artifactregistry": svc("artifactregistry", "v1")}
+    return {"pubsub": svc("pubsub", "v1"), "artifactregistry": svc("artifactregistry", "v1"),
+            "compute": svc("compute", "v1", "compute/v1/"), "iam": svc("iam", "v1"),
+            "cloudresourcemanager": svc("cloudresourcemanager", "v1"), "run": svc("run", "v2")}  # fmt: skip
 
 
 def _await_longrunning(svc: Any, op: dict[str, Any]) -> None:
@@ -125,6 +127,70 @@ KINDS: list[Kind] = [
         read=lambda s, i: s["artifactregistry"].projects().locations().repositories().get(
             name=f"projects/{PROJECT}/locations/{LOCATION}/repositories/repo-{i:04d}"
         ).execute(),
+    ),
+    # compute, IAM and Cloud Run (cloudorch_gcp.compute, .iam, .run): ten of each
+    Kind(
+        type="gcp.compute_network",
+        count=10,
+        props=lambda i: {"name": f"net-{i:04d}", "auto_create_subnetworks": False, "routing_mode": "GLOBAL"},
+        methods=("compute.networks.", "compute.globalOperations."),
+        create=lambda s, i: s["compute"].networks().insert(project=PROJECT, body={
+            "name": f"net-{i:04d}", "autoCreateSubnetworks": False,
+            "routingConfig": {"routingMode": "GLOBAL"}}).execute(),
+        read=lambda s, i: s["compute"].networks().get(project=PROJECT, network=f"net-{i:04d}").execute(),
+    ),
+    Kind(
+        type="gcp.compute_subnetwork",
+        count=10,
+        props=lambda i: {"name": f"sub-{i:04d}", "region": LOCATION, "network": "${resources.compute_network_0.id}",
+                         "ip_cidr_range": f"10.{i % 250}.0.0/24"},
+        methods=("compute.subnetworks.", "compute.regionOperations."),
+        create=lambda s, i: s["compute"].subnetworks().insert(project=PROJECT, region=LOCATION, body={
+            "name": f"sub-{i:04d}", "network": f"projects/{PROJECT}/global/networks/net-0000",
+            "ipCidrRange": f"10.{i % 250}.0.0/24"}).execute(),
+        read=lambda s, i: s["compute"].subnetworks().get(project=PROJECT, region=LOCATION,
+                                                         subnetwork=f"sub-{i:04d}").execute(),
+    ),
+    Kind(
+        type="gcp.compute_firewall",
+        count=10,
+        props=lambda i: {"name": f"fw-{i:04d}", "network": "${resources.compute_network_0.id}",
+                         "allow": [{"protocol": "tcp", "ports": [str(8000 + i)]}], "target_tags": ["web"]},
+        methods=("compute.firewalls.",),
+        create=lambda s, i: s["compute"].firewalls().insert(project=PROJECT, body={
+            "name": f"fw-{i:04d}", "network": f"projects/{PROJECT}/global/networks/net-0000",
+            "allowed": [{"IPProtocol": "tcp", "ports": [str(8000 + i)]}], "targetTags": ["web"]}).execute(),
+        read=lambda s, i: s["compute"].firewalls().get(project=PROJECT, firewall=f"fw-{i:04d}").execute(),
+    ),
+    Kind(
+        type="gcp.service_account",
+        count=10,
+        props=lambda i: {"account_id": f"bench-sa-{i:04d}", "display_name": f"bench {i}"},
+        methods=("iam.projects.serviceAccounts.",),
+        create=lambda s, i: s["iam"].projects().serviceAccounts().create(name=f"projects/{PROJECT}", body={
+            "accountId": f"bench-sa-{i:04d}", "serviceAccount": {"displayName": f"bench {i}"}}).execute(),
+        read=lambda s, i: s["iam"].projects().serviceAccounts().get(
+            name=f"projects/{PROJECT}/serviceAccounts/bench-sa-{i:04d}@{PROJECT}.iam.gserviceaccount.com").execute(),
+    ),
+    Kind(
+        type="gcp.project_iam_member",
+        count=10,
+        props=lambda i: {"role": "roles/viewer", "member": f"user:bench-{i:04d}@example.com"},
+        methods=("cloudresourcemanager.projects.",),
+        create=lambda s, i: _grant(s, i),
+        read=lambda s, i: s["cloudresourcemanager"].projects().getIamPolicy(resource=PROJECT, body={}).execute(),
+    ),
+    Kind(
+        type="gcp.cloud_run_service",
+        count=10,
+        props=lambda i: {"name": f"svc-{i:04d}", "location": LOCATION,
+                         "containers": [{"image": f"europe-docker.pkg.dev/{PROJECT}/apps/web:{i}"}]},
+        methods=("run.projects.locations.",),
+        create=lambda s, i: _await_longrunning(s["run"], s["run"].projects().locations().services().create(
+            parent=f"projects/{PROJECT}/locations/{LOCATION}", serviceId=f"svc-{i:04d}", body={
+                "template": {"containers": [{"image": f"europe-docker.pkg.dev/{PROJECT}/apps/web:{i}"}]}}).execute()),
+        read=lambda s, i: s["run"].projects().locations().services().get(
+            name=f"projects/{PROJECT}/locations/{LOCATION}/services/svc-{i:04d}").execute(),
     ),
 ]
 
@@ -239,6 +305,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<{width}}  {value:<24} {target:<7} {verdict}")
     print("re-plan calls: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0 if all(ok is not False for *_, ok in rows) else 1
+
+
+def _grant(s: dict[str, Any], i: int) -> None:
+    """A user's loop adding one member: read the project's policy, add, write it back."""
+    projects = s["cloudresourcemanager"].projects()
+    policy = projects.getIamPolicy(resource=PROJECT, body={}).execute()
+    policy.setdefault("bindings", []).append({"role": "roles/viewer", "members": [f"user:bench-{i:04d}@example.com"]})
+    projects.setIamPolicy(resource=PROJECT, body={"policy": policy}).execute()
+
+
+def _sub_create(s: dict[str, Any], i: int, topics: int) -> None:
+    s["pubsub"].projects().subscriptions().create(
+        name=f"projects/{PROJECT}/subscriptions/sub-{i:04d}",
+        body={"topic": f"projects/{PROJECT}/topics/topic-{i % topics:04d}", "ackDeadlineSeconds": 30,
+              "labels": {"cloudorch-address": f"subscription_{i}"}},
+    ).execute()
 
 
 if __name__ == "__main__":

@@ -27,10 +27,13 @@ from cloudorch.provider.contract import (
     retry_after,
 )
 from cloudorch_gcp.bucket import StorageBucket
+from cloudorch_gcp.compute import ComputeFirewall, ComputeNetwork, ComputeSubnetwork
 from cloudorch_gcp.discovery import RestClients, classify_http_error
+from cloudorch_gcp.iam import ProjectIamMember, ServiceAccount
 from cloudorch_gcp.object import StorageObject
 from cloudorch_gcp.pubsub import PubSubSubscription, PubSubTopic
 from cloudorch_gcp.rest_resource import RestResource
+from cloudorch_gcp.run import CloudRunService
 
 #: The label (buckets) / metadata key (objects) naming the address; GCS label keys are lowercase.
 ADDRESS_LABEL = "cloudorch-address"
@@ -89,6 +92,12 @@ class GcpProvider(Provider):
         RestResource,
         PubSubTopic,
         PubSubSubscription,
+        ComputeNetwork,
+        ComputeSubnetwork,
+        ComputeFirewall,
+        ServiceAccount,
+        ProjectIamMember,
+        CloudRunService,
     )
     default_concurrency = 32
     default_max_attempts = 5
