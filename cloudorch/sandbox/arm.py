@@ -261,8 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {**tag_doc, "properties": {"tags": target.get("tags") or {}}})
 
 
-def serve(port: int, cert: Path, key: Path) -> None:
-    """Serve until killed."""
+def make_server(port: int, cert: Path, key: Path) -> ThreadingHTTPServer:
+    """The HTTPS server, bound to 127.0.0.1:`port` (0: any free port), not yet serving."""
 
     class Handler(_Handler):
         store = _Store()
@@ -272,7 +272,12 @@ def serve(port: int, cert: Path, key: Path) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    httpd.serve_forever()
+    return httpd
+
+
+def serve(port: int, cert: Path, key: Path) -> None:
+    """Serve until killed."""
+    make_server(port, cert, key).serve_forever()
 
 
 def main(argv: list[str] | None = None) -> None:
