@@ -107,7 +107,7 @@ class StaticTokenCredential:
 
 
 class AzureProvider(Provider):
-    """Azure Resource Manager (resource groups, any resource by id) and Blob Storage."""
+    """Azure Resource Manager (resource groups, any resource by id, typed resources) and Blob Storage."""
 
     name = "azure"
     package = "cloudorch-azure"
