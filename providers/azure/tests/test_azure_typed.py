@@ -358,3 +358,25 @@ def test_the_sandbox_server_serves_the_typed_types(
     vault = make(azure, "azure.key_vault", "s.kv", name="kv-sandbox", resource_group=RG, tenant_id=TENANT)
     assert vault.attributes["vault_uri"] == "https://kv-sandbox.vault.azure.net/"
     azure.close()
+
+
+def test_reads_report_exactly_what_was_asked(azure: AzureProvider, arm: ArmServer) -> None:
+    """ARM's defaults and spellings never show as a difference (the planner's rule: every key)."""
+    from azure_testkit import changed_keys
+
+    asked = {
+        "azure.storage_account": {"name": "stblock", "resource_group": RG, "kind": "blockblobstorage",
+                                  "sku": "premium_lrs"},
+        "azure.key_vault": {"name": "kv-exact", "resource_group": RG, "tenant_id": TENANT.upper()},
+        "azure.network_security_group": {"name": "nsg-exact", "resource_group": RG, "location": "West Europe",
+                                         "security_rules": [{"name": "b", "priority": 300, "direction": "Outbound",
+                                                             "access": "Deny"},
+                                                            {"name": "a", "priority": 200, "direction": "Inbound",
+                                                             "access": "Allow", "protocol": "Udp"}]},
+    }
+    for type_name, user in asked.items():
+        rt = azure.resource_type(type_name)
+        seen = rt.create("dev.exact", rt.Properties.model_validate(user))
+        assert changed_keys(rt, seen, user) == set(), type_name
+    stored = arm.state.resources[f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/stblock".lower()]
+    assert "accessTier" not in stored["properties"]  # ARM refuses a tier on this kind

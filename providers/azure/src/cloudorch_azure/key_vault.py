@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import field_validator
+
 from cloudorch.provider.contract import ConfigError, prop
 from cloudorch_azure.typed import GroupedProperties, TypedArmResource
 
@@ -36,6 +38,13 @@ class KeyVaultProperties(GroupedProperties):
     enable_rbac_authorization: bool = prop(
         True, description="Authorise data access with Azure roles (azure.role_assignment), not access policies."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if "--" in value:
+            raise ValueError(f"Key Vault name {value!r} must not hold two dashes in a row")
+        return value
 
 
 class KeyVault(TypedArmResource[KeyVaultProperties]):

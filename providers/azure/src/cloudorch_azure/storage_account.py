@@ -23,6 +23,8 @@ _NAME = re.compile(r"^[a-z0-9]{3,24}$")
 SKUS = ("Standard_LRS", "Standard_GRS", "Standard_RAGRS", "Standard_ZRS", "Standard_GZRS", "Standard_RAGZRS",
         "Premium_LRS", "Premium_ZRS")
 KINDS = ("StorageV2", "BlobStorage", "BlockBlobStorage", "FileStorage", "Storage")
+#: the kinds that have a default access tier (ARM refuses `accessTier` on the others)
+TIERED = frozenset({"StorageV2", "BlobStorage"})
 
 
 def _canonical(value: str, choices: tuple[str, ...]) -> str:
@@ -36,7 +38,9 @@ class StorageAccountProperties(GroupedProperties):
     )
     sku: str = prop("Standard_LRS", description=f"Replication SKU: one of {', '.join(SKUS)}.")
     kind: str = prop("StorageV2", force_new=True, description=f"Account kind: one of {', '.join(KINDS)}.")
-    access_tier: Literal["Hot", "Cool", "Cold"] = prop("Hot", description="Default blob access tier.")
+    access_tier: Literal["Hot", "Cool", "Cold"] = prop(
+        "Hot", description="Default blob access tier (StorageV2 and BlobStorage; ignored for other kinds)."
+    )
     https_only: bool = prop(True, description="Refuse plain-HTTP requests.")
     min_tls_version: Literal["TLS1_0", "TLS1_1", "TLS1_2"] = prop("TLS1_2", description="Oldest TLS accepted.")
     allow_blob_public_access: bool = prop(False, description="Whether containers may be made public.")
@@ -85,26 +89,27 @@ class StorageAccount(TypedArmResource[StorageAccountProperties]):
     recomputed_on_update = frozenset({"provisioning_state"})
 
     def to_arm(self, address: str, props: StorageAccountProperties, current: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            **self.base_body(address, props),
-            "sku": {"name": props.sku},
-            "kind": props.kind,
-            "properties": {
-                "accessTier": props.access_tier,
-                "supportsHttpsTrafficOnly": props.https_only,
-                "minimumTlsVersion": props.min_tls_version,
-                "allowBlobPublicAccess": props.allow_blob_public_access,
-            },
+        properties: dict[str, Any] = {
+            "supportsHttpsTrafficOnly": props.https_only,
+            "minimumTlsVersion": props.min_tls_version,
+            "allowBlobPublicAccess": props.allow_blob_public_access,
         }
+        if props.kind in TIERED:
+            properties["accessTier"] = props.access_tier
+        body = {**self.base_body(address, props), "sku": {"name": props.sku}, "kind": props.kind}
+        return {**body, "properties": properties}
 
     def from_arm(self, raw: dict[str, Any], applied: StorageAccountProperties | None) -> dict[str, Any]:
         p = raw.get("properties") or {}
         tier = p.get("accessTier")
+        if not tier:
+            # a kind without tiers: nothing to observe, so nothing to differ
+            tier = applied.access_tier if applied is not None else "Hot"
         return {
             **self.base_properties(raw, applied),
             "sku": _canonical(str((raw.get("sku") or {}).get("name")), SKUS),
             "kind": _canonical(str(raw.get("kind")), KINDS),
-            "access_tier": _canonical(str(tier), ("Hot", "Cool", "Cold")) if tier else None,
+            "access_tier": _canonical(str(tier), ("Hot", "Cool", "Cold")),
             "https_only": p.get("supportsHttpsTrafficOnly"),
             "min_tls_version": p.get("minimumTlsVersion"),
             "allow_blob_public_access": p.get("allowBlobPublicAccess"),
