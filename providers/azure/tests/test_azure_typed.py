@@ -25,6 +25,7 @@ from cloudorch.provider.contract import RECOMPUTED, ConfigError, LookupQuery, Ob
 from cloudorch.testing.arm import ArmServer
 
 VNET_ID = f"{RG_ID}/providers/Microsoft.Network/virtualNetworks/vnet-a"
+RULE = {"name": "https", "priority": 100, "direction": "Inbound", "access": "Allow", "destination_port_range": "443"}
 
 
 @pytest.fixture(autouse=True)
@@ -380,3 +381,48 @@ def test_reads_report_exactly_what_was_asked(azure: AzureProvider, arm: ArmServe
         assert changed_keys(rt, seen, user) == set(), type_name
     stored = arm.state.resources[f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/stblock".lower()]
     assert "accessTier" not in stored["properties"]  # ARM refuses a tier on this kind
+
+
+def test_a_wired_plan_applies_replans_clean_and_destroys(arm: ArmServer, tmp_path: Path) -> None:
+    """Every typed type in one plan, wired by references whose values Azure gives at create."""
+    resources = {
+        **NETWORK,
+        "nsg": {
+            "type": "azure.network_security_group",
+            "properties": {"name": "nsg-web", "resource_group": "${resources.rg.name}", "security_rules": [RULE]},
+        },
+        "identity": {
+            "type": "azure.user_assigned_identity",
+            "properties": {"name": "id-app", "resource_group": "${resources.rg.name}"},
+        },
+        "account": {
+            "type": "azure.storage_account",
+            "properties": {"name": "stwired", "resource_group": "${resources.rg.name}", "sku": "Standard_ZRS"},
+        },
+        "vault": {
+            "type": "azure.key_vault",
+            "properties": {"name": "kv-wired", "resource_group": "${resources.rg.name}", "tenant_id": TENANT},
+        },
+        "reader": {
+            "type": "azure.role_assignment",
+            "properties": {
+                "scope": "${resources.account.id}",
+                "role_definition_id": READER,
+                "principal_id": "${resources.identity.principal_id}",
+                "principal_type": "ServicePrincipal",
+            },
+        },
+    }
+    resources["web"] = json.loads(json.dumps(resources["web"]))
+    resources["web"]["properties"]["network_security_group_id"] = "${resources.nsg.id}"
+    plan_file = write_plan(tmp_path / "wired.yaml", arm, resources)
+    run_apply(plan_file)
+    assert changes(plan_file) == []
+    web = arm.state.resources[VNET_ID.lower() + "/subnets/web"]
+    assert web["properties"]["networkSecurityGroup"]["id"].endswith("/networkSecurityGroups/nsg-web")
+    kind = "Microsoft.Authorization/roleAssignments"
+    assignments = [r for r in arm.state.resources.values() if r.get("type") == kind]
+    assert len(assignments) == 1 and assignments[0]["properties"]["scope"].endswith("/storageAccounts/stwired")
+    run_apply(plan_file, destroy=True)
+    assert arm.state.resources == {}
+
