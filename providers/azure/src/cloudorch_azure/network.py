@@ -9,11 +9,12 @@ back unchanged; the network never reports or diffs its subnets.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
-from cloudorch.provider.contract import ConfigError, ResourceProperties, prop
+from cloudorch.provider.contract import ConfigError, Observed, ResourceProperties, prop
 from cloudorch_azure.arm_resource import arm_id, parse_arm_id
 from cloudorch_azure.typed import GroupedProperties, TypedArmResource, as_written
 
@@ -21,6 +22,18 @@ NETWORK_API_VERSION = "2024-05-01"
 
 #: what ARM adds to a subnet it reports and a PUT must not send back as the user's
 _SUBNET_READ_ONLY = frozenset({"provisioningState", "ipConfigurations", "purpose", "resourceNavigationLinks"})
+
+
+_GUARD = threading.Lock()
+_NETWORK_LOCKS: dict[str, threading.Lock] = {}
+
+
+def network_lock(vnet_id: str) -> threading.Lock:
+    """One lock per network in this process: a network's update (read its subnets, PUT them back)
+    and a write of one of its subnets never interleave, so the update never sends a subnet list
+    that misses a subnet made meanwhile (ARM also refuses concurrent writes in one network)."""
+    with _GUARD:
+        return _NETWORK_LOCKS.setdefault(vnet_id.lower(), threading.Lock())
 
 
 def _cidr(value: str) -> str:
@@ -70,6 +83,12 @@ class VirtualNetwork(TypedArmResource[VirtualNetworkProperties]):
         "location": "The region as ARM reports it.",
     }
     recomputed_on_update = frozenset({"provisioning_state"})
+
+    def update(
+        self, address: str, id: str, old: VirtualNetworkProperties, new: VirtualNetworkProperties
+    ) -> Observed:
+        with network_lock(self.rid(new)):
+            return super().update(address, id, old, new)
 
     def to_arm(self, address: str, props: VirtualNetworkProperties, current: dict[str, Any] | None) -> dict[str, Any]:
         properties: dict[str, Any] = {
@@ -157,6 +176,22 @@ class Subnet(TypedArmResource[SubnetProperties]):
     def rid(self, props: SubnetProperties) -> str:
         name = f"{props.virtual_network}/{props.name}"
         return arm_id(self.az.subscription_id, props.resource_group, self.arm_type, name)
+
+    def _network(self, props: SubnetProperties) -> threading.Lock:
+        return network_lock(arm_id(self.az.subscription_id, props.resource_group, VirtualNetwork.arm_type,
+                                   props.virtual_network))
+
+    def create(self, address: str, props: SubnetProperties) -> Observed:
+        with self._network(props):
+            return super().create(address, props)
+
+    def update(self, address: str, id: str, old: SubnetProperties, new: SubnetProperties) -> Observed:
+        with self._network(new):
+            return super().update(address, id, old, new)
+
+    def delete(self, address: str, id: str, props: SubnetProperties) -> None:
+        with self._network(props):
+            super().delete(address, id, props)
 
     def to_arm(self, address: str, props: SubnetProperties, current: dict[str, Any] | None) -> dict[str, Any]:
         # what ARM has and the type does not manage (delegations, policies, ...) is kept
