@@ -2,9 +2,13 @@
 
 No public emulator of Azure Resource Manager exists, so the sandbox serves the routes the `azure` provider
 uses, with ARM's documented shapes: resource groups, generic resources by id, tags at scope and
-resource-provider API versions. Everything completes synchronously (no polling) and lives in
-memory. The SDK refuses bearer tokens over http, hence HTTPS with a self-signed certificate made
-by `make_certificate`. The fault-injecting test double is `cloudorch/testing/arm.py`.
+resource-provider API versions, and the resource providers' own behaviour for the types the
+provider knows by name (`cloudorch/sandbox/arm_types.py`: server-set properties, subnets inside
+their network, role assignments at any scope). A storage account's PUT is answered as ARM does,
+201 + Azure-AsyncOperation (the operation has already succeeded when polled); everything else
+completes synchronously. Everything lives in memory. The SDK refuses bearer tokens over http,
+hence HTTPS with a self-signed certificate made by `make_certificate`. The fault-injecting test
+double is `cloudorch/testing/arm.py`.
 
 Run: `python -m cloudorch.sandbox.arm --port P --cert CERT --key KEY`.
 """
@@ -22,10 +26,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cloudorch.sandbox import arm_types
+
 #: API versions answered for GET /subscriptions/{s}/providers/{namespace}
 _API_VERSIONS = {
-    "microsoft.storage": ("Microsoft.Storage", {"storageAccounts": ["2024-01-01"]}),
-    "microsoft.network": ("Microsoft.Network", {"virtualNetworks": ["2024-05-01"]}),
+    **{ns.lower(): (ns, types) for ns, types in arm_types.API_VERSIONS.items()},
+    "microsoft.storage": ("Microsoft.Storage", {"storageAccounts": ["2024-01-01", "2023-05-01"]}),
     "microsoft.web": ("Microsoft.Web", {"sites": ["2024-04-01"], "serverfarms": ["2024-04-01"]}),
 }
 
@@ -80,11 +86,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: Any = None) -> None:
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.end_headers()
         if data and self.command != "HEAD":
             self.wfile.write(data)
@@ -104,6 +112,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(404, "InvalidResourceType", f"no route for {self.path}")
             if low[-3:] == ["microsoft.resources", "tags", "default"]:
                 return self._tags("/" + "/".join(parts[:-4]), body)
+            if arm_types.is_role_assignment(low):
+                return self._role_assignment(parts, body)
+            if self.command == "GET" and arm_types.is_role_assignment_list(low):
+                return self._send(200, arm_types.list_role_assignments(parts, self.store.resources))
+            if len(parts) == 6 and low[2:5] == ["providers", "microsoft.resources", "asyncoperations"]:
+                return self._send(200, {"status": "Succeeded"})  # every operation is done when polled
             if len(parts) == 4 and low[2] == "providers":
                 return self._provider(low[3])
             if len(parts) == 3 and low[2] == "resourcegroups":
@@ -170,20 +184,37 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command in {"GET", "PATCH"} and existing is None:
             return self._error(404, "ResourceNotFound", f"The Resource '{rid}' was not found.")
         if self.command == "GET":
-            return self._send(200, existing)
+            assert existing is not None
+            return self._send(200, arm_types.view(resources, existing))
         if self.command == "PUT":
+            rtype = "/".join([parts[5], *parts[6::2]])
+            if len(parts) > 8 and ("/" + "/".join(parts[:-2])).lower() not in resources:
+                return self._error(404, "ParentResourceNotFound", f"Parent resource of '{rid}' not found.")
+            try:
+                arm_types.check_put(rtype, key, body, existing, resources)
+            except arm_types.ArmError as err:
+                return self._error(err.status, err.code, err.message)
             resource: dict[str, Any] = {
                 "id": rid,
                 "name": parts[-1],
-                "type": "/".join([parts[5], *parts[6::2]]),
+                "type": rtype,
                 "tags": body.get("tags") or {},
                 "properties": {**(body.get("properties") or {}), "provisioningState": "Succeeded"},
             }
             for k in ("location", "sku", "kind"):
                 if body.get(k):
                     resource[k] = body[k]
+            arm_types.server_properties(rtype, rid, parts[-1], resource, existing, resources)
+            if rtype.lower() == arm_types.VNET:
+                arm_types.sync_subnets(resources, rid, body)
             resources[key] = resource
-            return self._send(200 if existing else 201, resource)
+            headers = None
+            if rtype.lower() == arm_types.STORAGE:
+                # asynchronous, as ARM answers it: the client polls the operation before it reads
+                operation = f"/subscriptions/{parts[1]}/providers/Microsoft.Resources/asyncoperations/{parts[-1]}"
+                host = self.headers.get("Host", "127.0.0.1")
+                headers = {"Azure-AsyncOperation": f"https://{host}{operation}?api-version=2024-03-01"}
+            return self._send(200 if existing else 201, arm_types.view(resources, resource), headers)
         if self.command == "PATCH":
             assert existing is not None
             for k in ("tags", "sku", "kind"):
@@ -198,6 +229,15 @@ class _Handler(BaseHTTPRequestHandler):
                 del resources[r]
             return self._send(200)
         return self._error(405, "MethodNotAllowed", self.command)
+
+    def _role_assignment(self, parts: list[str], body: dict[str, Any]) -> None:
+        try:
+            status, answer = arm_types.role_assignment(
+                self.command, parts, body, self.store.groups, self.store.resources
+            )
+        except arm_types.ArmError as err:
+            return self._error(err.status, err.code, err.message)
+        return self._send(status, answer)
 
     def _tags(self, scope: str, body: dict[str, Any]) -> None:
         low = scope.lower()
@@ -221,8 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {**tag_doc, "properties": {"tags": target.get("tags") or {}}})
 
 
-def serve(port: int, cert: Path, key: Path) -> None:
-    """Serve until killed."""
+def make_server(port: int, cert: Path, key: Path) -> ThreadingHTTPServer:
+    """The HTTPS server, bound to 127.0.0.1:`port` (0: any free port), not yet serving."""
 
     class Handler(_Handler):
         store = _Store()
@@ -232,7 +272,12 @@ def serve(port: int, cert: Path, key: Path) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    httpd.serve_forever()
+    return httpd
+
+
+def serve(port: int, cert: Path, key: Path) -> None:
+    """Serve until killed."""
+    make_server(port, cert, key).serve_forever()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,9 @@ documented shapes (https://learn.microsoft.com/rest/api/resources/), and point t
 `azure-mgmt-resource` client at it over HTTPS with a self-signed certificate made at start:
 resource groups, generic resources by id (PUT is asynchronous: 201 + Azure-AsyncOperation),
 tags at scope, resource provider API versions, DELETE as 202 + Location polling, ARM error
-bodies, and injected faults (N x 429 with Retry-After, or any status and code). Runs in the test
+bodies, the resource providers' own behaviour for the typed types (`cloudorch/sandbox/arm_types.py`:
+server-set properties, subnets inside their network, role assignments at any scope, answered
+synchronously as ARM does), and injected faults (N x 429 with Retry-After, or any status and code). Runs in the test
 process on a thread, so a test reaches into its state; the sandbox's ARM (`cloudorch/sandbox/arm.py`)
 is the product's own, without faults. Not product code.
 """
@@ -24,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from cloudorch.sandbox import arm_types
 
 
 @dataclass
@@ -54,8 +58,8 @@ class ArmState:
     #: namespace -> resource type -> api versions (newest first), for GET /providers/{ns}
     providers: dict[str, dict[str, list[str]]] = field(
         default_factory=lambda: {
+            **arm_types.API_VERSIONS,
             "Microsoft.Storage": {"storageAccounts": ["2024-01-01", "2023-05-01", "2025-01-01-preview"]},
-            "Microsoft.Network": {"virtualNetworks": ["2024-05-01"], "virtualNetworks/subnets": ["2024-05-01"]},
         }
     )
     #: how many polls an asynchronous operation answers "still running" before it completes
@@ -269,6 +273,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(404, "InvalidResourceType", f"no route for {path}")
             if "tags" in low and low[-3:] == ["microsoft.resources", "tags", "default"] and low[-4] == "providers":
                 return self._tags("/" + "/".join(parts[:-4]), body)
+            if arm_types.is_role_assignment(low):
+                return self._role_assignment(parts, body)
+            if self.command == "GET" and arm_types.is_role_assignment_list(low):
+                return self._send(200, arm_types.list_role_assignments(parts, self.arm.state.resources))
             if len(parts) == 6 and low[2:4] == ["providers", "microsoft.resources"]:
                 return self._poll(low[4], parts[5])
             if len(parts) == 4 and low[2] == "providers":
@@ -278,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
             if len(parts) == 4 and low[2] == "resourcegroups":
                 return self._group(parts[1], parts[3], body)
             if self.command == "GET" and (low[2:] == ["resources"] or (len(parts) == 5 and low[4] == "resources")):
-                return self._list_resources(parts)
+                return self._list_resources(parts, query)
             if len(parts) >= 8 and low[2] == "resourcegroups" and low[4] == "providers" and len(parts) % 2 == 0:
                 return self._resource(parts, body)
             return self._error(404, "InvalidResourceType", f"no route for {path}")
@@ -339,12 +347,20 @@ class _Handler(BaseHTTPRequestHandler):
             )
         return self._send(200, body)
 
-    def _list_resources(self, parts: list[str]) -> None:
+    def _list_resources(self, parts: list[str], query: dict[str, list[str]]) -> None:
         """The resources of a subscription or of one group (one page; data sources list them)."""
         if len(parts) == 5 and parts[3].lower() not in self.arm.state.groups:
             return self._error(404, "ResourceGroupNotFound", f"Resource group '{parts[3]}' could not be found.")
         prefix = ("/" + "/".join(parts[:-1])).lower() + "/"
-        found = [r for rid, r in sorted(self.arm.state.resources.items()) if rid.startswith(prefix)]
+        found = [
+            arm_types.view(self.arm.state.resources, r)
+            for rid, r in sorted(self.arm.state.resources.items())
+            if rid.startswith(prefix) and not arm_types.is_extension(rid)
+        ]
+        wanted = query.get("$filter", [""])[0]
+        if wanted.startswith("resourceType eq "):
+            rtype = wanted.split("'")[1].lower()
+            found = [r for r in found if str(r.get("type", "")).lower() == rtype]
         return self._send(200, {"value": found})
 
     def _group(self, sub: str, name: str, body: dict[str, Any]) -> None:
@@ -421,20 +437,28 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if self.command == "GET":
             assert existing is not None
-            return self._send(200, existing)
+            return self._send(200, arm_types.view(resources, existing))
         if self.command == "PUT":
             if group is None:
                 return self._error(404, "ResourceGroupNotFound", f"Resource group '{group_name}' could not be found.")
             if len(rest) > 2 and ("/" + "/".join(parts[:-2])).lower() not in resources:
                 return self._error(404, "ParentResourceNotFound", f"Parent resource of '{rid}' not found.")
+            try:
+                arm_types.check_put(rtype, key, body, existing, resources)
+            except arm_types.ArmError as err:
+                return self._error(err.status, err.code, err.message)
             resource = self._resource_body(rid, rtype, rest[-1], body, existing)
+            arm_types.server_properties(rtype, rid, rest[-1], resource, existing, resources)
+            if rtype.lower() == arm_types.VNET:
+                arm_types.sync_subnets(resources, rid, body)
             resource["properties"]["provisioningState"] = "Creating" if existing is None else "Updating"
             resources[key] = resource
 
             def done() -> None:
                 resource["properties"]["provisioningState"] = "Succeeded"
 
-            return self._send(200 if existing else 201, resource, self._operation(done, "asyncoperations"))
+            answer = arm_types.view(resources, resource)
+            return self._send(200 if existing else 201, answer, self._operation(done, "asyncoperations"))
         if self.command == "PATCH":
             assert existing is not None
             if "tags" in body:
@@ -452,6 +476,15 @@ class _Handler(BaseHTTPRequestHandler):
 
             return self._send(202, None, self._operation(done, "operationresults"))
         return self._error(405, "MethodNotAllowed", self.command)
+
+    def _role_assignment(self, parts: list[str], body: dict[str, Any]) -> None:
+        try:
+            status, answer = arm_types.role_assignment(
+                self.command, parts, body, self.arm.state.groups, self.arm.state.resources
+            )
+        except arm_types.ArmError as err:
+            return self._error(err.status, err.code, err.message)
+        return self._send(status, answer)
 
     def _resource_body(
         self, rid: str, rtype: str, name: str, body: dict[str, Any], existing: dict[str, Any] | None

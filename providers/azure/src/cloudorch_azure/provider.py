@@ -30,8 +30,13 @@ from cloudorch.provider.contract import (
 )
 from cloudorch_azure.arm_resource import ArmResource
 from cloudorch_azure.blob import StorageBlob, StorageContainer
+from cloudorch_azure.identity import UserAssignedIdentity
+from cloudorch_azure.key_vault import KeyVault
+from cloudorch_azure.network import NetworkSecurityGroup, Subnet, VirtualNetwork
 from cloudorch_azure.resource_group import ResourceGroup
+from cloudorch_azure.role_assignment import RoleAssignment
 from cloudorch_azure.shape import ADDRESS_TAG
+from cloudorch_azure.storage_account import StorageAccount
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +107,7 @@ class StaticTokenCredential:
 
 
 class AzureProvider(Provider):
-    """Azure Resource Manager (resource groups, any resource by id) and Blob Storage."""
+    """Azure Resource Manager (resource groups, any resource by id, typed resources) and Blob Storage."""
 
     name = "azure"
     package = "cloudorch-azure"
@@ -113,6 +118,13 @@ class AzureProvider(Provider):
         ArmResource,
         StorageContainer,
         StorageBlob,
+        VirtualNetwork,
+        Subnet,
+        NetworkSecurityGroup,
+        StorageAccount,
+        KeyVault,
+        UserAssignedIdentity,
+        RoleAssignment,
     )
     default_concurrency = 32
     default_max_attempts = 5
