@@ -100,7 +100,13 @@ def test_service_applies_replans_clean_changes_one_revision_and_destroys(
 
     code, out = cli(capsys, "destroy", plan, *secret, "--var", "image_tag=1.1.0", "--auto-approve")
     assert code == 0, out
-    assert aws("ecs").list_services(cluster=cluster["clusterArn"])["serviceArns"] == []
+    # a deleted service stays visible as INACTIVE for a while, as on AWS
+    gone = aws("ecs").describe_services(cluster=cluster["clusterArn"], services=["app"])["services"]
+    assert [s["status"] for s in gone] in ([], ["INACTIVE"])
+    assert aws("ecs").describe_clusters(clusters=["cloudorch-svc"])["clusters"] in (
+        [],
+        [{**aws("ecs").describe_clusters(clusters=["cloudorch-svc"])["clusters"][0], "status": "INACTIVE"}],
+    )
     assert aws("elbv2").describe_load_balancers()["LoadBalancers"] == []
     snapshots = aws("rds").describe_db_snapshots()["DBSnapshots"]
     assert [s["DBSnapshotIdentifier"] for s in snapshots] == ["cloudorch-svc-db-final"]

@@ -655,6 +655,33 @@ class SecurityGroupRuleResource(Ec2Resource):
             )
         return self._seen(address, id, new)
 
+    def _pair_descriptions(self, address: str | None, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rules, with the description of each rule naming another group filled in from
+        DescribeSecurityGroups where DescribeSecurityGroupRules left it out. moto (5.2) omits
+        it there, and an absent description reads as "none", so every refresh would report a
+        described group-referencing rule as changed outside cloudorch. One call covers all the
+        groups involved, and only when such a rule has no description."""
+        bare = [r for r in rules if r.get("ReferencedGroupInfo") and "Description" not in r]
+        if not bare:
+            return rules
+        groups = sorted({str(r["GroupId"]) for r in bare})
+        got = self.call(address, "describe_security_groups", GroupIds=groups, missing=SG_GONE)
+        said: dict[tuple[Any, ...], str] = {}
+        for g in (got or {}).get("SecurityGroups", []):
+            for egress, key in ((False, "IpPermissions"), (True, "IpPermissionsEgress")):
+                for perm in g.get(key, []):
+                    for pair in perm.get("UserIdGroupPairs", []):
+                        if pair.get("Description"):
+                            rule = (g["GroupId"], egress, perm.get("IpProtocol"), perm.get("FromPort"),
+                                    perm.get("ToPort"), pair.get("GroupId"))  # fmt: skip
+                            said[rule] = pair["Description"]
+        for r in bare:
+            rule = (r["GroupId"], bool(r.get("IsEgress")), r.get("IpProtocol"), r.get("FromPort"),
+                    r.get("ToPort"), r["ReferencedGroupInfo"].get("GroupId"))  # fmt: skip
+            if rule in said:
+                r["Description"] = said[rule]
+        return rules
+
     def _shape(self, r: Mapping[str, Any]) -> Observed:
         rule_id = str(r["SecurityGroupRuleId"])
         return Observed(rule_id, _rule_props(r), {"id": rule_id, "security_group_id": r["GroupId"]})
@@ -665,7 +692,7 @@ class SecurityGroupRuleResource(Ec2Resource):
             filters.append({"Name": "group-id", "Values": [group_id]})
         got = self.call(address, "describe_security_group_rules", Filters=filters, missing=RULE_GONE)
         rules = [r for r in (got or {}).get("SecurityGroupRules", []) if r.get("SecurityGroupRuleId") == rule_id]
-        return self._shape(rules[0]) if rules else None
+        return self._shape(self._pair_descriptions(address, rules)[0]) if rules else None
 
     def read(self, address: str, id: str, props: SecurityGroupRuleProperties) -> Observed | None:
         return self._observe(address, id, props.security_group_id)
@@ -674,7 +701,8 @@ class SecurityGroupRuleResource(Ec2Resource):
         # the rules of all the groups involved, one call per group (a gone group answers alone)
         groups = sorted({r.properties.security_group_id for r in requests})  # type: ignore[attr-defined]
         listed = self.parallel(lambda g: self._group_rules(None, g), groups)
-        by_id = {str(r["SecurityGroupRuleId"]): r for rules in listed for r in rules}
+        rules = self._pair_descriptions(None, [r for group_rules in listed for r in group_rules])
+        by_id = {str(r["SecurityGroupRuleId"]): r for r in rules}
         return [self._shape(by_id[r.id]) if r.id in by_id else None for r in requests]
 
     def _group_rules(self, address: str | None, group_id: str) -> list[dict[str, Any]]:
@@ -714,7 +742,7 @@ class SecurityGroupRuleResource(Ec2Resource):
             group = query.filter.get("security_group_id")
             filters = [{"Name": "group-id", "Values": [group]}] if isinstance(group, str) else []
             got = self.paginate(address, "describe_security_group_rules", "SecurityGroupRules", Filters=filters)
-            found = [self._shape(r) for r in got]
+            found = [self._shape(r) for r in self._pair_descriptions(address, list(got))]
         return [o for o in found if matches_filter(o, query.filter)]
 
     def find(self, address: str, props: SecurityGroupRuleProperties) -> Observed | None:
