@@ -1,6 +1,7 @@
 """plans/multi-cloud.yaml through the real CLI with all three clouds' local servers at once:
-moto (AWS), fake-gcs-server (GCS), Azurite (Azure Blob) and the ARM test server. It applies,
-re-plans clean and destroys, and the cross-cloud references land where the plan says.
+moto (AWS), fake-gcs-server (GCS), the Google REST test server (Pub/Sub, Compute), Azurite (Azure
+Blob) and the ARM test server. It applies, re-plans clean and destroys, and the cross-cloud
+references land where the plan says.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from pathlib import Path
 
 import boto3
 from cloudorch_azure.provider import TOKEN_ENV
+from cloudorch_gcp.testserver import GoogleServer
 
 from cloudorch.testing import RunningServer
 from cloudorch.testing.arm import ArmServer
 
 PLAN = Path(__file__).parents[3] / "plans" / "multi-cloud.yaml"
-ADDRESSES = {"site", "mirror", "rg", "assets", "arn_note", "azure_pointer", "release_note"}
+ADDRESSES = {
+    *("site", "mirror", "rg", "assets", "arn_note", "azure_pointer", "release_note"),
+    *("vpc", "app_subnet[a]", "app_subnet[b]", "app_sg", "gcp_net", "gcp_subnet", "vnet", "vnet_app"),
+    *("cluster", "task", "web", "events_queue", "deploys", "forward", "events_topic", "events_reader", "vault"),
+}
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -32,11 +38,22 @@ AWS_ENV = {
 def test_three_clouds_apply_replan_destroy(
     tmp_path: Path, arm: ArmServer, azurite: RunningServer, fake_gcs: RunningServer, moto: str
 ) -> None:
+    google = GoogleServer().start()
+    try:
+        _three_clouds(tmp_path, arm, azurite, fake_gcs, moto, google)
+    finally:
+        google.stop()
+
+
+def _three_clouds(
+    tmp_path: Path, arm: ArmServer, azurite: RunningServer, fake_gcs: RunningServer, moto: str, google: GoogleServer
+) -> None:
     plan = tmp_path / "multi-cloud.yaml"
     shutil.copy(PLAN, plan)
     variables = {
         "aws_endpoint": moto,
         "gcs_endpoint": fake_gcs.url,
+        "gcp_api_endpoint": google.url,
         "arm_endpoint": arm.url,
         "ca_bundle": str(arm.ca_bundle),
         "storage_connection_string": azurite.extra["connection_string"],
@@ -65,6 +82,17 @@ def test_three_clouds_apply_replan_destroy(
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     pointer = s3.get_object(Bucket="cloudorch-demo-dev-site", Key="azure-assets.txt")["Body"].read().decode()
     assert pointer == outputs["assets_url"] and pointer.endswith("/cloudorch-demo-dev-assets")  # Azure -> AWS
+
+    # the service runs in the VPC, and the Google topic is named after the EventBridge target
+    ecs = boto3.client("ecs", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    service = ecs.describe_services(cluster="cloudorch-demo-dev", services=["web"])["services"][0]
+    assert service["taskDefinition"].endswith("task-definition/cloudorch-demo-dev-web:1")
+    assert outputs["events_topic"] == "projects/cloudorch-demo/topics/cloudorch-demo-dev-deploy-events"
+    targets = boto3.client("events", endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
+                           aws_secret_access_key="testing").list_targets_by_rule(Rule="cloudorch-demo-dev-deploys")
+    assert [t["Id"] for t in targets["Targets"]] == ["deploy-events"]
+    assert outputs["vault_uri"].startswith("https://cloudorch-dev-kv.")
 
     replanned = cli("plan", "--json", "--detailed-exitcode")
     assert replanned.returncode == 0, replanned.stdout + replanned.stderr
