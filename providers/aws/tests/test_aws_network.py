@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from cloudorch.errors import CloudorchError
+from cloudorch.provider.contract import ReadRequest
 from cloudorch.run.options import RunOptions
 from cloudorch_aws.resource import ADDRESS_TAG
 
@@ -185,11 +186,6 @@ def test_a_rule_found_after_its_answer_was_lost(provider: Any, aws: Aws) -> None
     assert "import it" in (err.value.hint or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="moto 5.2 leaves the description out of DescribeSecurityGroupRules for a rule naming "
-    "another group (real EC2 returns it); see docs/providers.md",
-)
 def test_the_description_of_a_rule_naming_a_group_reads_back(provider: Any, aws: Aws) -> None:
     ec2 = aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.31.0.0/16")["Vpc"]["VpcId"]
@@ -207,8 +203,13 @@ def test_the_description_of_a_rule_naming_a_group_reads_back(provider: Any, aws:
             "description": "b to a",
         }
     )
+    # moto 5.2 leaves the description out of DescribeSecurityGroupRules for a rule naming another
+    # group (real EC2 returns it); the type reads it from DescribeSecurityGroups then
     made = rt.create("r", props)
     assert made.properties["description"] == "b to a"
+    assert rt.read("r", made.id, props).properties["description"] == "b to a"
+    [bulk] = rt.read_many([ReadRequest("r", made.id, props)])
+    assert bulk is not None and bulk.properties["description"] == "b to a"
 
 
 # ----------------------------------------------------------------------------- routing

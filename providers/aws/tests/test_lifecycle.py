@@ -548,6 +548,92 @@ CASES = [
 ]
 
 
+# ----------------------------------------------------------------------------- ECS and RDS
+
+
+def _ecs_and_db_network(aws: Aws, tmp: Path) -> Ctx:
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
+    a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.6.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.6.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    aws("ecs").create_cluster(clusterName="app")
+    task = aws("ecs").register_task_definition(
+        family="svc",
+        containerDefinitions=[{"name": "web", "image": "nginx:1.27", "memory": 512}],
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+    )["taskDefinition"]["taskDefinitionArn"]
+    return {"a": a, "b": b, "task": task}
+
+
+ECS_RDS_CASES = [
+    Case(
+        "aws.ecs_cluster",
+        props=lambda c: {"name": "app", "tags": {"a": "b"}},
+        update=lambda c: {"container_insights": "enabled", "tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("ecs").delete_cluster(cluster=id),
+    ),
+    Case(
+        "aws.ecs_task_definition",
+        props=lambda c: {
+            "family": "web",
+            "container_definitions": [{"name": "web", "image": "nginx:1.27", "memory": 256}],
+            "tags": {"a": "b"},
+        },
+        update=lambda c: {"tags": {"a": "c"}},
+        force_new="family",
+        delete_outside=lambda aws, id, c: aws("ecs").deregister_task_definition(taskDefinition=id),
+    ),
+    Case(
+        "aws.ecs_service",
+        setup=_ecs_and_db_network,
+        props=lambda c: {
+            "name": "web",
+            "cluster": "app",
+            "task_definition": c["task"],
+            "desired_count": 1,
+            "network_configuration": {"subnets": [c["a"]]},
+            "tags": {"a": "b"},
+        },
+        update=lambda c: {"desired_count": 2, "tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("ecs").delete_service(cluster="app", service=id, force=True),
+    ),
+    Case(
+        "aws.db_subnet_group",
+        setup=_ecs_and_db_network,
+        # tags only: moto's ModifyDBSubnetGroup loses the group (see test_aws_ecs_rds.py)
+        props=lambda c: {"name": "db", "description": "db", "subnet_ids": [c["a"], c["b"]], "tags": {"a": "b"}},
+        update=lambda c: {"tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("rds").delete_db_subnet_group(DBSubnetGroupName=id),
+    ),
+    Case(
+        "aws.rds_instance",
+        props=lambda c: {
+            "identifier": "db",
+            "engine": "postgres",
+            "instance_class": "db.t3.micro",
+            "allocated_storage": 20,
+            "username": "app",
+            "password": "pw-0123456789",
+            "skip_final_snapshot": True,
+            "tags": {"a": "b"},
+        },
+        update=lambda c: {"instance_class": "db.t3.small", "allocated_storage": 30, "tags": {"a": "c"}},
+        force_new="identifier",
+        delete_outside=lambda aws, id, c: aws("rds").delete_db_instance(
+            DBInstanceIdentifier=id, SkipFinalSnapshot=True
+        ),
+        import_skip={"password", "skip_final_snapshot", "final_snapshot_identifier"},
+    ),
+]
+CASES += ECS_RDS_CASES
+
+
 def test_every_type_has_a_case() -> None:
     assert sorted(c.type_name for c in CASES) == sorted(t.type_name for t in AwsProvider.resource_types)
 
@@ -596,8 +682,10 @@ def test_lifecycle(case: Case, provider: AwsProvider, aws: Aws, tmp_path: Path) 
     # recreate, import by cloud id, delete (twice: deleting what is gone is fine)
     again = rt.create(address, new)
     imported = rt.import_(address, again.id)
-    model.model_validate(imported.properties)  # import gives a complete, valid properties set
     wanted = new.model_dump(mode="json")
+    # import gives a complete, valid properties set, but for what the cloud never returns (an
+    # RDS password is write-only): the case lists those in import_skip
+    model.model_validate({**{k: wanted[k] for k in case.import_skip if k in wanted}, **imported.properties})
     mismatched = {
         k: (v, imported.properties.get(k))
         for k, v in wanted.items()
