@@ -70,6 +70,18 @@ TYPES: list[tuple[str, Props]] = [
                                      "key_id": ref("aws.kms_key", i, "arn"), "tags": TAGS}),
     ("aws.cloudwatch_log_group", lambda i: {"name": f"/bench/logs-{i}", "retention_in_days": 14, "tags": TAGS}),
     ("aws.ecr_repository", lambda i: {"name": f"bench/repo-{i}", "scan_on_push": True, "tags": TAGS}),
+    # networking, load balancing, containers and events; the VPC row only holds what they refer to
+    ("aws.vpc", lambda i: {"cidr_block": f"10.{i % 250}.0.0/16", "tags": TAGS}),
+    ("aws.internet_gateway", lambda i: {"vpc_id": ref("aws.vpc", i, "id"), "tags": TAGS}),
+    ("aws.route_table", lambda i: {"vpc_id": ref("aws.vpc", i, "id"), "tags": TAGS, "routes": [
+        {"destination_cidr_block": "0.0.0.0/0", "gateway_id": ref("aws.internet_gateway", i, "id")}]}),
+    ("aws.lb_target_group", lambda i: {"name": f"bench-tg-{i}", "port": 80, "protocol": "HTTP",
+                                       "vpc_id": ref("aws.vpc", i, "id"), "tags": TAGS}),
+    ("aws.ecs_cluster", lambda i: {"name": f"bench-{i}", "tags": TAGS}),
+    ("aws.ecs_task_definition", lambda i: {"family": f"bench-{i}", "tags": TAGS, "container_definitions": [
+        {"name": "web", "image": "nginx:1.27", "memory": 256}]}),
+    ("aws.eventbridge_rule", lambda i: {"name": f"bench-{i}", "schedule_expression": "rate(5 minutes)",
+                                        "tags": TAGS}),
 ]  # fmt: skip
 
 
