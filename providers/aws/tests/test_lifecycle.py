@@ -544,6 +544,92 @@ CASES = [
         ),
         import_skip={"password", "skip_final_snapshot", "final_snapshot_identifier"},
     ),
+    Case(
+        "aws.lb",
+        setup=_lb_network,
+        props=lambda c: {"name": "web", "subnets": [c["a"], c["b"]], "security_groups": [c["sg1"]], "tags": {"a": "b"}},
+        update=lambda c: {
+            "subnets": [c["a"], c["c"]],
+            "security_groups": [c["sg2"]],
+            "idle_timeout": 30,
+            "tags": {"a": "c"},
+        },
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("elbv2").delete_load_balancer(LoadBalancerArn=id),
+    ),
+    Case(
+        "aws.lb_target_group",
+        setup=_lb_network,
+        props=lambda c: {"name": "web", "port": 80, "protocol": "HTTP", "vpc_id": c["vpc"], "tags": {"a": "b"}},
+        update=lambda c: {"health_check": {"path": "/health", "interval": 10}, "tags": {"a": "c"}},
+        force_new="port",
+        delete_outside=lambda aws, id, c: aws("elbv2").delete_target_group(TargetGroupArn=id),
+    ),
+    Case(
+        "aws.lb_listener",
+        setup=_lb_and_group,
+        props=lambda c: {
+            "load_balancer_arn": c["lb"],
+            "port": 80,
+            "default_action": {"type": "forward", "target_group_arn": c["tg"]},
+        },
+        update=lambda c: {
+            "port": 8080,
+            "default_action": {"type": "fixed-response", "fixed_response": {"status_code": 404}},
+        },
+        force_new="load_balancer_arn",
+        delete_outside=lambda aws, id, c: aws("elbv2").delete_listener(ListenerArn=id),
+    ),
+    *NETWORK_CASES,
+    # the service types (kms.py, secretsmanager.py, ssm.py, logs.py, ecr.py)
+    Case(
+        "aws.kms_key",
+        props=lambda c: {"description": "app", "tags": {"a": "b"}},
+        update=lambda c: {"description": "app v2", "enable_key_rotation": True, "tags": {"a": "c"}},
+        force_new="key_spec",
+        delete_outside=lambda aws, id, c: aws("kms").schedule_key_deletion(KeyId=id, PendingWindowInDays=7),
+        import_skip={"deletion_window_in_days"},
+    ),
+    Case(
+        "aws.kms_alias",
+        setup=lambda aws, tmp: {k: aws("kms").create_key()["KeyMetadata"]["KeyId"] for k in ("k1", "k2")},
+        props=lambda c: {"name": "alias/app", "target_key_id": c["k1"]},
+        update=lambda c: {"target_key_id": c["k2"]},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("kms").delete_alias(AliasName=id),
+    ),
+    Case(
+        "aws.secretsmanager_secret",
+        props=lambda c: {"name": "app/db", "secret_string": "s3cr3t", "tags": {"a": "b"}},
+        update=lambda c: {"secret_string": "other", "description": "db", "tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("secretsmanager").delete_secret(
+            SecretId=id, ForceDeleteWithoutRecovery=True
+        ),
+        import_skip={"recovery_window_in_days"},
+    ),
+    Case(
+        "aws.ssm_parameter",
+        props=lambda c: {"name": "/app/url", "insecure_value": "http://a", "tags": {"a": "b"}},
+        update=lambda c: {"insecure_value": "http://b", "description": "url", "tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("ssm").delete_parameter(Name=id),
+    ),
+    Case(
+        "aws.cloudwatch_log_group",
+        props=lambda c: {"name": "/app/web", "retention_in_days": 7, "tags": {"a": "b"}},
+        update=lambda c: {"retention_in_days": 30, "tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("logs").delete_log_group(logGroupName=id),
+    ),
+    Case(
+        "aws.ecr_repository",
+        props=lambda c: {"name": "app/web", "tags": {"a": "b"}},
+        update=lambda c: {"image_tag_mutability": "IMMUTABLE", "scan_on_push": True, "tags": {"a": "c"}},
+        force_new="name",
+        delete_outside=lambda aws, id, c: aws("ecr").delete_repository(repositoryName=id, force=True),
+        import_skip={"force_delete"},
+    ),
 ]
 
 
