@@ -288,7 +288,9 @@ class Collection:
         else:
             target = f"{parent}/{self.segment}"  # on the collection (compute insert, Cloud Run create)
             params = spec.get("parameters") or {}
-            id_param = next((k for k, v in params.items() if v.get("location") == "query" and k.endswith("Id")), None)
+            # a compute insert's `requestId` is an idempotency token (a UUID), never the new name
+            ids = [k for k, v in params.items() if v.get("location") == "query" and k.endswith("Id")]
+            id_param = next((k for k in ids if k != "requestId"), None)
             if id_param is not None:
                 query[id_param] = short
             else:

@@ -247,7 +247,10 @@ def generic_create(call: Call) -> Answer:
     store, api, method = call.store, call.method.api, call.method
     body, _ = _resource_body(call)
     if method.on_collection:
-        id_param = next((q for q in sorted(method.query) if q.endswith("Id") and q in call.query), None)
+        # `requestId` (compute) is an idempotency token, not the new resource's name
+        id_param = next(
+            (q for q in sorted(method.query) if q.endswith("Id") and q != "requestId" and q in call.query), None
+        )
         short = call.query[id_param] if id_param else str(body.get("name") or "").rsplit("/", 1)[-1]
         if not short:
             raise ApiError(400, f"{method.id}: the new resource needs a name (body `name` or a `...Id` parameter)")

@@ -35,16 +35,26 @@ def _error(code: int, message: str) -> Exception:
     return ApiError(code, message)
 
 
+def _is_uuid(text: str) -> bool:
+    """Compute accepts any UUID but the nil one as a `requestId`."""
+    import uuid
+
+    try:
+        return uuid.UUID(text).int != 0
+    except ValueError:
+        return False
+
+
 def _deduplicated(handler: Any) -> Any:
     """Answer a repeated `requestId` with the first answer, without acting again."""
 
     def wrapped(call: Call, generic: Generic) -> Answer:
         request_id = call.query.get("requestId")
-        if not request_id or (call.method.name == "insert" and not call.body.get("name")):
-            # no request id, or an insert naming its resource by it (the generic store reads any
-            # `...Id` parameter as the new resource's name): the store's own behaviour
+        if not request_id:
             answer: Answer = handler(call, generic)
             return answer
+        if not _is_uuid(request_id):
+            raise _error(400, f"Invalid value for field 'requestId': '{request_id}'. Must be a valid UUID.")
         # an id to deduplicate by, never the new resource's name
         call.query.pop("requestId")
         key = f"{call.method.id}:{request_id}"
