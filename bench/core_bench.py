@@ -146,7 +146,9 @@ class Run:
             return {}
 
 
-def run_cli(argv: list[str], cwd: Path, timeout: float = 600.0, keep_stdout: bool = True) -> Run:
+def run_cli(
+    argv: list[str], cwd: Path, timeout: float = 600.0, keep_stdout: bool = True, env: dict[str, str] | None = None
+) -> Run:
     """Run one command; return wall time, the child's own peak RSS (wait4) and /proc/<pid>/io.
 
     stdout/stderr go to regular files (not pipes) so the child never blocks on us and so their
@@ -158,7 +160,7 @@ def run_cli(argv: list[str], cwd: Path, timeout: float = 600.0, keep_stdout: boo
     err_path = cwd / f".bench-stderr-{os.getpid()}"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         deadline = t0 + timeout
         while True:
             info = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -326,14 +328,20 @@ class Ctx:
 
 
 def warm_up(ctx: Ctx) -> None:
-    """One small apply so .pyc files and the page cache are warm before anything is timed."""
+    """One small apply so .pyc files and the page cache are warm before anything is timed.
+
+    The warm-up runs without PYTHONDONTWRITEBYTECODE: with it set (as in some sandboxes) and an
+    install that compiled nothing (an editable or `uv pip install` one), every timed command
+    would compile each module it imports from source, which no installed cloudorch does twice.
+    """
     d = ctx.case_dir("warmup")
     rng = random.Random(SEED)
     res = layered(3, 5, "null", rng)
     res.update({"w": wait_res()})
     plan = write_plan(d, plan_doc("warmup", res))
-    apply_ok(run_cli(apply_cmd(plan), d), "warm-up apply", len(res))
-    expect_ok(run_cli(plan_cmd(plan), d), "warm-up plan")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    apply_ok(run_cli(apply_cmd(plan), d, env=env), "warm-up apply", len(res))
+    expect_ok(run_cli(plan_cmd(plan), d, env=env), "warm-up plan")
 
 
 def cpu_note(cpu: float, target: float) -> str:

@@ -196,13 +196,21 @@ _FINISHED_VERB = {"create": "created", "update": "updated", "replace": "replaced
 class ProgressObserver(ApplyObserver):
     """Apply progress: a live panel on a terminal, one plain line per event elsewhere."""
 
+    #: plain lines off a terminal are written at most this often (seconds), many at once: one
+    #: write per operation, under the lock every worker thread takes, made a large apply queue
+    FLUSH_EVERY = 0.1
+
     def __init__(self, out: Output, total: int) -> None:
         self.out = out
         self.total = total
         self.done = 0
         self.failed = 0
-        self.running: dict[str, tuple[Change, float]] = {}
+        self.running: dict[str, tuple[Change, float]] = {}  # for the live panel only
         self._lock = threading.Lock()
+        self._lines: list[str] = []  # plain lines not written yet
+        self._written_at = time.monotonic()
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
         self.live: Live | None = None
         if out.interactive:
             self.live = Live(self._panel(), console=out.err, refresh_per_second=8, transient=True)
@@ -212,8 +220,28 @@ class ProgressObserver(ApplyObserver):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with self._lock:
+            self._write_lines()
+            self._ticker, self._stop = None, threading.Event()  # a later `with` starts its own
         if self.live is not None:
             self.live.stop()
+
+    def _write_lines(self) -> None:
+        """Write the buffered plain lines; called with the lock held."""
+        if self._lines:
+            text = "".join(self._lines)
+            self._lines.clear()
+            sys.stderr.write(text)
+        self._written_at = time.monotonic()
+
+    def _tick(self, stop: threading.Event) -> None:
+        # the last lines before a long wait (every running operation a slow cloud call) are
+        # written within FLUSH_EVERY too, not only when the next operation finishes
+        while not stop.wait(self.FLUSH_EVERY):
+            with self._lock:
+                if self._lines:
+                    self._write_lines()
 
     def _panel(self) -> Text:
         now = time.monotonic()
@@ -233,9 +261,12 @@ class ProgressObserver(ApplyObserver):
             self.live.update(self._panel())
         else:
             # plain lines off a terminal: rich's markup rendering costs too much per operation
-            sys.stderr.write(markdown.safe_line(Text.from_markup(text).plain) + "\n")
+            self._lines.append(markdown.safe_line(Text.from_markup(text).plain) + "\n")
+            self._write_lines()  # a message or a failure is shown at once, after the lines before it
 
     def op_started(self, change: Change) -> None:
+        if self.live is None:
+            return  # only the live panel shows what is running
         with self._lock:
             self.running[change.address] = (change, time.monotonic())
             if self.live is not None:
@@ -251,7 +282,14 @@ class ProgressObserver(ApplyObserver):
             if self.live is None:
                 # the line `_say` would write, without parsing markup: one per operation
                 line = f"{change.address}: {verb} ({seconds:.1f}s) [{self.done}/{self.total}]"
-                sys.stderr.write(markdown.safe_line(redact(line)) + "\n")
+                self._lines.append(markdown.safe_line(redact(line)) + "\n")
+                if time.monotonic() - self._written_at >= self.FLUSH_EVERY:
+                    self._write_lines()
+                elif self._ticker is None:
+                    self._ticker = threading.Thread(
+                        target=self._tick, args=(self._stop,), name="cloudorch-progress", daemon=True
+                    )
+                    self._ticker.start()
                 return
             self._say(f"{escape(change.address)}: {verb} ({seconds:.1f}s) [{self.done}/{self.total}]")
 

@@ -22,7 +22,7 @@ from cloudorch.engine.retry import call_with_retries
 from cloudorch.errors import ConfigError, Location, ProviderError, did_you_mean
 from cloudorch.planfile import Instance, PlanSpec, Reference, Unknown, contains_unknown, resolve
 from cloudorch.planfile.expand import instance_address, unexpanded
-from cloudorch.planfile.expressions import find_refs
+from cloudorch.planfile.expressions import escape, find_refs
 from cloudorch.planfile.source import paused_gc
 from cloudorch.provider.contract import (
     RECOMPUTED,
@@ -207,9 +207,15 @@ def _mask(value: Any, sensitive: bool) -> Any:
 
 
 def to_template(value: Any) -> Any:
-    """Replace Unknown leaves by their template text, for storing in a changeset."""
+    """A resolved value holding Unknown leaves as a template that apply resolves again.
+
+    Unknown leaves become their template text (which keeps its own `$${` escapes); a known
+    string is escaped (`${` -> `$${`), since resolving unescaped it once already: the second
+    resolution gives back exactly the text the first one made, never an evaluation of it."""
     if isinstance(value, Unknown):
         return value.expr
+    if isinstance(value, str):
+        return escape(value)
     if isinstance(value, dict):
         return {k: to_template(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -462,7 +468,10 @@ class Planner:
             "type": inst.type,
             "provider": inst.provider,
             # only a value holding an Unknown differs from its template
-            "after": {k: to_template(v) for k, v in desired.items()} if templated else dict(desired),
+            # apply resolves again only the properties listed in after_unknown
+            "after": {k: to_template(v) if k in unknown else v for k, v in desired.items()}
+            if templated
+            else dict(desired),
             "after_unknown": after_unknown,
             "depends_on": deps,
             "sensitive": sorted(sens),
@@ -525,7 +534,7 @@ class Planner:
                 PropertyDiff(
                     path=key,
                     before=_mask(have, key in sens or key in rec.sensitive),
-                    after=_mask(to_template(want), key in sens),
+                    after=_mask(to_template(want) if is_unknown else want, key in sens),
                     unknown=is_unknown,
                     sensitive=key in sens,
                     force_new=key in fnew,

@@ -397,5 +397,11 @@ def session(
     opts: RunOptions, *, fold: bool, lock: bool = True, quiet: bool = False, resume_undo: bool = False
 ) -> Iterator[Session]:
     """Load the plan, take the state lock, fold a crashed run's journal (`fold=True`), read state."""
-    with workspace(opts) as ws, locked(ws, fold=fold, lock=lock, quiet=quiet, resume_undo=resume_undo) as sess:
+    from cloudorch.engine.collector import collector_paused
+
+    with (
+        collector_paused(),
+        workspace(opts) as ws,
+        locked(ws, fold=fold, lock=lock, quiet=quiet, resume_undo=resume_undo) as sess,
+    ):
         yield sess
