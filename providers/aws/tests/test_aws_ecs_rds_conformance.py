@@ -258,5 +258,5 @@ EXAMPLES = (
 
 
 class TestAwsEcsRdsConformance(ConformanceSuite):
-    max_calls = 2
+    max_calls = 1
     examples = EXAMPLES

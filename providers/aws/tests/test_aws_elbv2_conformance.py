@@ -148,7 +148,7 @@ EXAMPLES = (
 
 
 class TestAwsElbv2Conformance(ConformanceSuite):
-    max_calls = 2
+    max_calls = 1
     examples = EXAMPLES
 
 

@@ -130,7 +130,7 @@ SSH = {"name": "ssh", "priority": 110, "direction": "Inbound", "access": "Deny",
 class TestAzureTypedConformance(ConformanceSuite):
     # one seeded sample of each operation's mutating calls (the last always in it): the typed
     # types make one or two, so this is every call but keeps a slow run bounded
-    max_calls = 2
+    max_calls = 1
     examples = (
         ConformanceExample(
             type="azure.virtual_network",
