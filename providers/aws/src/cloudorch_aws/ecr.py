@@ -162,18 +162,16 @@ class RepositoryResource(AwsResource[RepositoryProperties]):
         return self._observe(address, id, props)
 
     def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
-        if len(requests) < 2:
-            return [self.read(r.address, r.id, r.properties) for r in requests]  # type: ignore[arg-type]
-        repos = {
-            r["repositoryName"]: r
-            for r in self.paginate(None, "describe_repositories", "repositories", PaginationConfig={"PageSize": 1000})
-        }
-
-        def one(r: ReadRequest) -> Observed | None:
-            repo = repos.get(r.id)
-            return None if repo is None else self._with_tags(r.address, repo, r.properties)  # type: ignore[arg-type]
-
-        return self.parallel(one, list(requests))
+        return self.read_listed(
+            requests,
+            lambda: {
+                r["repositoryName"]: r
+                for r in self.paginate(
+                    None, "describe_repositories", "repositories", PaginationConfig={"PageSize": 1000}
+                )
+            },
+            lambda r, repo: self._with_tags(r.address, repo, r.properties),  # type: ignore[arg-type]
+        )
 
     def delete(self, address: str, id: str, props: RepositoryProperties) -> None:
         try:

@@ -161,15 +161,11 @@ class LogGroupResource(AwsResource[LogGroupProperties]):
         return self._observe(address, id, props)
 
     def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
-        if len(requests) < 2:
-            return [self.read(r.address, r.id, r.properties) for r in requests]  # type: ignore[arg-type]
-        groups = {g["logGroupName"]: g for g in self.paginate(None, "describe_log_groups", "logGroups")}
-
-        def one(r: ReadRequest) -> Observed | None:
-            group = groups.get(r.id)
-            return None if group is None else self._from(r.address, group, r.properties)  # type: ignore[arg-type]
-
-        return self.parallel(one, list(requests))
+        return self.read_listed(
+            requests,
+            lambda: {g["logGroupName"]: g for g in self.paginate(None, "describe_log_groups", "logGroups")},
+            lambda r, group: self._from(r.address, group, r.properties),  # type: ignore[arg-type]
+        )
 
     def delete(self, address: str, id: str, props: LogGroupProperties) -> None:
         self.call(address, "delete_log_group", logGroupName=id, missing=GONE)

@@ -130,15 +130,14 @@ class SubnetGroupResource(RdsResource):
         return self._observe(address, id, props)
 
     def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
-        if len(requests) < 2:
-            return [self.read(r.address, r.id, r.properties) for r in requests]  # type: ignore[arg-type]
-        groups = {g["DBSubnetGroupName"]: g for g in self.paginate(None, "describe_db_subnet_groups", "DBSubnetGroups")}
-
-        def one(r: ReadRequest) -> Observed | None:
-            g = groups.get(r.id)
-            return None if g is None else self._observed(r.address, g, r.properties)  # type: ignore[arg-type]
-
-        return self.parallel(one, list(requests))
+        return self.read_listed(
+            requests,
+            lambda: {
+                g["DBSubnetGroupName"]: g
+                for g in self.paginate(None, "describe_db_subnet_groups", "DBSubnetGroups")
+            },
+            lambda r, g: self._observed(r.address, g, r.properties),  # type: ignore[arg-type]
+        )
 
     def update(self, address: str, id: str, old: SubnetGroupProperties, new: SubnetGroupProperties) -> Observed:
         current = self._observe(address, id, new)

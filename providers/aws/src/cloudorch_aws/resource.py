@@ -136,6 +136,20 @@ class AwsResource(ResourceType[P]):
             found = [o for o in self.parallel(observe, list(dict.fromkeys(list_ids()))) if o is not None]
         return [o for o in found if matches_filter(o, query.filter)]
 
+    def read_listed(
+        self,
+        requests: Sequence[ReadRequest],
+        listed: Callable[[], Mapping[str, Any]],
+        shape: Callable[[ReadRequest, Any], Observed | None],
+    ) -> list[Observed | None]:
+        """A refresh answered by one listing: `listed()` maps each existing object's id to what
+        the list call said of it, and `shape` turns that into the request's observation (in
+        parallel, for the per-object calls it may still make). One request reads alone."""
+        if len(requests) < 2:
+            return [self.read(r.address, r.id, r.properties) for r in requests]  # type: ignore[arg-type]
+        found = listed()
+        return self.parallel(lambda r: None if r.id not in found else shape(r, found[r.id]), list(requests))
+
     def read_many(self, requests: Sequence[ReadRequest]) -> list[Observed | None]:
         """Reads run in parallel; types with a list call override this to batch further."""
         return self.parallel(lambda r: self.read(r.address, r.id, r.properties), list(requests))  # type: ignore[arg-type]
