@@ -146,6 +146,43 @@ class ElbResource(AwsResource[Any]):
 # ============================================================================ load balancer
 
 
+class NamedElbResource(ElbResource):
+    """A load balancer or target group: named by the user (unique in a region), so imported and
+    looked up by name as well as by ARN, and found through its name and the address tag."""
+
+    #: the Describe answer's name field, and what the type is called in messages
+    name_key = ""
+    noun = ""
+
+    def _by_name(self, address: str, name: str) -> list[str]:
+        got = self.call(address, self.describe_op, Names=[name], missing=self.gone)
+        return [str(x[self.arn_key]) for x in (got or {}).get(self.answer_key, []) if x[self.name_key] == name]
+
+    def import_(self, address: str, id: str) -> Observed:
+        arns = [id] if id.startswith("arn:") else self._by_name(address, id)
+        seen = self.observe(address, arns[0], None) if arns else None
+        if seen is None:
+            raise ProviderError(
+                f"no {self.noun} {id}", kind=ErrorKind.FATAL, address=address, hint="import by ARN or by name"
+            )
+        return seen
+
+    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
+        name = query.filter.get("name")
+
+        def listed() -> list[str]:
+            if isinstance(name, str):
+                return self._by_name(address, name)
+            return [str(x[self.arn_key]) for x in self.paginate(address, self.describe_op, self.answer_key)]
+
+        return self.lookup_listed(query, lambda arn: self.observe(address, arn, None), listed)
+
+    def find_all(self, address: str, props: Any) -> list[Observed]:
+        # the name is unique in a region, but a replace may leave an old one under another name:
+        # the address tag tells which are this address's
+        return self.owned(address, self._by_name(address, props.name), props)
+
+
 class LoadBalancerProperties(ResourceProperties):
     """An application (or network) load balancer."""
 
@@ -196,7 +233,7 @@ class LoadBalancerProperties(ResourceProperties):
 IDLE_TIMEOUT = "idle_timeout.timeout_seconds"
 
 
-class LoadBalancerResource(ElbResource):
+class LoadBalancerResource(NamedElbResource):
     """A load balancer; the id is its ARN."""
 
     type_name = "aws.lb"
@@ -217,6 +254,8 @@ class LoadBalancerResource(ElbResource):
     arns_param = "LoadBalancerArns"
     answer_key = "LoadBalancers"
     arn_key = "LoadBalancerArn"
+    name_key = "LoadBalancerName"
+    noun = "load balancer"
 
     def _check_zones(self, address: str, subnets: Sequence[str]) -> None:
         """At most one subnet per availability zone, and two zones at least: a located error
@@ -328,38 +367,6 @@ class LoadBalancerResource(ElbResource):
         self.call(address, "delete_load_balancer", LoadBalancerArn=id, missing=LB_GONE)
         self.wait(address, "load_balancers_deleted", delay=2, max_attempts=90, LoadBalancerArns=[id])
 
-    def _by_name(self, address: str, name: str) -> list[str]:
-        got = self.call(address, "describe_load_balancers", Names=[name], missing=LB_GONE)
-        return [
-            str(lb["LoadBalancerArn"]) for lb in (got or {}).get("LoadBalancers", []) if lb["LoadBalancerName"] == name
-        ]
-
-    def import_(self, address: str, id: str) -> Observed:
-        arns = [id] if id.startswith("arn:") else self._by_name(address, id)
-        seen = self.observe(address, arns[0], None) if arns else None
-        if seen is None:
-            raise ProviderError(
-                f"no load balancer {id}", kind=ErrorKind.FATAL, address=address, hint="import by ARN or by name"
-            )
-        return seen
-
-    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
-        name = query.filter.get("name")
-
-        def listed() -> list[str]:
-            if isinstance(name, str):
-                return self._by_name(address, name)
-            return [
-                str(lb["LoadBalancerArn"]) for lb in self.paginate(address, "describe_load_balancers", "LoadBalancers")
-            ]
-
-        return self.lookup_listed(query, lambda arn: self.observe(address, arn, None), listed)
-
-    def find_all(self, address: str, props: LoadBalancerProperties) -> list[Observed]:
-        # the name is unique in a region, but a replace may leave an old one under another name:
-        # the address tag tells which are this address's
-        return self.owned(address, self._by_name(address, props.name), props)
-
     def estimate_seconds(self, props: LoadBalancerProperties) -> float:
         return 120.0
 
@@ -465,7 +472,7 @@ def _health_kwargs(hc: HealthCheck) -> dict[str, Any]:
     return out
 
 
-class TargetGroupResource(ElbResource):
+class TargetGroupResource(NamedElbResource):
     """A target group; the id is its ARN."""
 
     type_name = "aws.lb_target_group"
@@ -482,6 +489,8 @@ class TargetGroupResource(ElbResource):
     arns_param = "TargetGroupArns"
     answer_key = "TargetGroups"
     arn_key = "TargetGroupArn"
+    name_key = "TargetGroupName"
+    noun = "target group"
 
     def create(self, address: str, props: TargetGroupProperties) -> Observed:
         kwargs: dict[str, Any] = {"TargetType": props.target_type, **_health_kwargs(props.health_check)}
@@ -540,36 +549,6 @@ class TargetGroupResource(ElbResource):
 
     def delete(self, address: str, id: str, props: TargetGroupProperties) -> None:
         self.call(address, "delete_target_group", TargetGroupArn=id, missing=TG_GONE)
-
-    def _by_name(self, address: str, name: str) -> list[str]:
-        got = self.call(address, "describe_target_groups", Names=[name], missing=TG_GONE)
-        return [
-            str(tg["TargetGroupArn"]) for tg in (got or {}).get("TargetGroups", []) if tg["TargetGroupName"] == name
-        ]
-
-    def import_(self, address: str, id: str) -> Observed:
-        arns = [id] if id.startswith("arn:") else self._by_name(address, id)
-        seen = self.observe(address, arns[0], None) if arns else None
-        if seen is None:
-            raise ProviderError(
-                f"no target group {id}", kind=ErrorKind.FATAL, address=address, hint="import by ARN or by name"
-            )
-        return seen
-
-    def lookup(self, address: str, query: LookupQuery) -> list[Observed]:
-        name = query.filter.get("name")
-
-        def listed() -> list[str]:
-            if isinstance(name, str):
-                return self._by_name(address, name)
-            return [
-                str(tg["TargetGroupArn"]) for tg in self.paginate(address, "describe_target_groups", "TargetGroups")
-            ]
-
-        return self.lookup_listed(query, lambda arn: self.observe(address, arn, None), listed)
-
-    def find_all(self, address: str, props: TargetGroupProperties) -> list[Observed]:
-        return self.owned(address, self._by_name(address, props.name), props)
 
     def estimate_seconds(self, props: TargetGroupProperties) -> float:
         return 2.0
