@@ -329,9 +329,12 @@ class Journal:
                 self.flush()  # the point is "N finished lines are stored", deferred ones too
                 _wait_at_hold(hold)
         self._append_many([("finished", _checked(record))], wait=not self.store.defer_results)
-        with self._cond:
-            self._finished += 1
-            self._cond.notify_all()
+        if hold is not None:
+            # only the seam waits for this count: a notify per operation would wake every thread
+            # waiting for its line to be stored, for nothing
+            with self._cond:
+                self._finished += 1
+                self._cond.notify_all()
 
     def failed(self, record: dict[str, Any]) -> None:
         """Record a failed operation (e.g. with `error`); durable on return."""
