@@ -238,7 +238,14 @@ class Journal:
         self.cipher = cipher
         self.lease = lease
         self._last_hash = last_hash
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = lock = threading.Lock()
+        #: for the flusher, close and the test seam; threads waiting for their own lines to be
+        #: stored wait on a batch's condition instead (same lock), so the end of a write wakes
+        #: only the threads it covers, and one thread to lead the next write
+        self._cond = threading.Condition(lock)
+        self._batch_cond = threading.Condition(lock)  # waiters whose lines the write under way carries
+        self._next_cond = threading.Condition(lock)  # waiters whose lines wait for the next write
+        self._flush_target = 0  # the last line the write under way carries
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._appended = 0  # lines handed to us
         self._durable = 0  # lines known to be stored
@@ -439,7 +446,7 @@ class Journal:
                     hint=_DISK_HINT + " The apply stops to keep state safe.",
                 ) from self._error
             if self._flushing:
-                self._cond.wait()  # the current leader's write may not cover us; re-check
+                (self._batch_cond if mine <= self._flush_target else self._next_cond).wait()
                 continue
             self._lead_flush()
 
@@ -448,6 +455,7 @@ class Journal:
 
         Lines are encoded (and chained) by the leader, in the order they will be stored."""
         self._flushing = True
+        self._flush_target = self._durable  # nothing taken yet: who comes now waits for the next batch
         if self.store.batch_window > 0:
             self._cond.release()
             try:
@@ -456,7 +464,9 @@ class Journal:
                 self._cond.acquire()
         items = list(self._pending)
         self._pending.clear()
-        target = self._appended
+        target = self._flush_target = self._appended
+        covered, self._next_cond = self._next_cond, threading.Condition(self._lock)
+        self._batch_cond = covered
         self._cond.release()
         error: BaseException | None = None
         chunks: list[bytes] = []
@@ -485,6 +495,11 @@ class Journal:
             self._bytes += sum(len(c) for c in chunks)
         else:
             self._error = error
+        covered.notify_all()
+        if error is not None:
+            self._next_cond.notify_all()  # every waiter learns of the error
+        elif self._pending:
+            self._next_cond.notify()  # one of those whose lines came meanwhile writes them
         self._cond.notify_all()
 
     def _flush_loop(self) -> None:

@@ -217,6 +217,47 @@ def test_sigkilled_writer_loses_no_acknowledged_line(journal_path: Path, run_chi
             assert op in seen, op
 
 
+def test_a_failed_write_reaches_the_callers_waiting_for_the_next_one(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers whose lines came while a write was under way wait for the next write, not for every
+    write's end: when the one under way fails, each of them still learns it, none waits forever."""
+    journal = Journal.start(journal_path, {})
+    writing, fail = threading.Event(), threading.Event()
+
+    def failing_fsync(fd: int) -> None:
+        writing.set()
+        assert fail.wait(30)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal_module, "_fsync", failing_fsync)
+    errors: list[BaseException] = []
+
+    def append(op: str) -> None:
+        try:
+            journal.started(_op(op))
+        except StateError as exc:
+            errors.append(exc)
+
+    leader = threading.Thread(target=append, args=("lead",), daemon=True)
+    leader.start()
+    assert writing.wait(30)
+    others = [threading.Thread(target=append, args=(f"w{i}",), daemon=True) for i in range(20)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(journal._pending) < len(others):  # every line queued behind the write under way
+        assert time.monotonic() < deadline, "the callers never queued their lines"
+        time.sleep(0.001)
+    fail.set()
+    for thread in [leader, *others]:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a caller still waits for a write that failed"
+    assert len(errors) == 1 + len(others)
+    assert all("could not write the journal" in str(e) for e in errors)
+    journal.abandon()
+
+
 def test_fsync_failure_stops_every_caller(journal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     journal = Journal.start(journal_path, {})
 
