@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cloudorch.errors import CloudorchError, ConfigError, Location, did_you_mean
-from cloudorch.planfile.expand import Instance, expand, unexpanded
+from cloudorch.planfile.expand import Instance, expand, template_strings, unexpanded
 from cloudorch.planfile.expressions import (
     Reference,
     Unknown,
@@ -22,7 +22,6 @@ from cloudorch.planfile.expressions import (
     find_refs,
     path_of,
     resolve,
-    strings_in,
 )
 from cloudorch.planfile.model import PlanSpec
 from cloudorch.planfile.source import paused_gc
@@ -157,6 +156,8 @@ def _is_int(annotation: Any) -> bool:
 
 
 def _check_ignore_changes(plan: PlanSpec, name: str, paths: list[str], cls: type[ResourceType[Any]]) -> None:
+    if not paths:
+        return
     fields = list(cls.Properties.model_fields)
     for i, path in enumerate(paths):
         head = _IGNORE_HEAD.split(path, maxsplit=1)[0]
@@ -170,9 +171,14 @@ def _check_ignore_changes(plan: PlanSpec, name: str, paths: list[str], cls: type
 
 def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any]]) -> None:
     model: type[BaseModel] = cls.Properties
-    props = resolve(inst.properties, _unknown)
-    pending = {k for k, v in props.items() if contains_unknown(v)}
-    known = {k: v for k, v in props.items() if k not in pending} if pending else props
+    pending: set[str] = set()
+    if _is_literal(inst.properties):
+        # nothing to resolve and nothing unknown: resolving would give an equal value
+        known = props = inst.properties
+    else:
+        props = resolve(inst.properties, _unknown)
+        pending = {k for k, v in props.items() if contains_unknown(v)}
+        known = {k: v for k, v in props.items() if k not in pending} if pending else props
     try:
         model.model_validate(known)
     except ValidationError as exc:
@@ -213,6 +219,25 @@ def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any
             location=where,
             hint=_field_hint(model, str(loc[0])),
         ) from None
+
+
+def _is_literal(value: Any) -> bool:
+    """True if no string in `value` holds `${` and no value is Unknown: `resolve` leaves it equal."""
+    if isinstance(value, str):
+        return "${" not in value
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return not isinstance(value, Unknown)
+    for v in items:
+        if isinstance(v, str):
+            if "${" in v:
+                return False
+        elif not _is_literal(v):
+            return False
+    return True
 
 
 def _clean_msg(msg: str) -> str:
@@ -260,8 +285,8 @@ def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]
     trees += [(("outputs", name), out.value) for name, out in plan.outputs.items()]
     seen: set[str] = set()
     for base, value in trees:
-        for s in strings_in(value):
-            if "resources" not in s or "${" not in s or s in seen:
+        for s in template_strings(value):
+            if "resources" not in s or s in seen:
                 continue
             seen.add(s)
             for ref in find_refs(s):  # references inside expressions too
