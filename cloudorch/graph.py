@@ -82,8 +82,11 @@ def find_cycle(g: Graph) -> list[str] | None:
     while still on the stack, so a node that only leads into a cycle is not part of the answer.
     """
     done: set[str] = set()
-    for root in g.nodes:
+    for root, succ in g._succ.items():
         if root in done:
+            continue
+        if not succ:  # most nodes of a wide plan lead nowhere: no path to walk from them
+            done.add(root)
             continue
         path = [root]
         on_path = {root: 0}
