@@ -28,7 +28,7 @@ from cloudorch.planfile.source import paused_gc
 _INSTANCE_ROOTS = frozenset({"var", "env", "stacks", "each", "local"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """One resource instance after for_each expansion.
 
@@ -296,12 +296,16 @@ def _expand(plan: PlanSpec) -> list[Instance]:
         props = spec.properties
         templates = template_strings(props)
         refs = find_refs(templates) if templates else []
-        check_resource_refs(plan, refs, base, props)
-        deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
-        dynamic = any(r.dynamic for r in refs)
-        # a local that reads resources brings its references into the instance
-        through_locals = any(r.root == "local" and not local_values.is_static(str(r.path[0])) for r in refs)
-        needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
+        if refs:
+            check_resource_refs(plan, refs, base, props)
+            deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
+            dynamic = any(r.dynamic for r in refs)
+            # a local that reads resources brings its references into the instance
+            through_locals = any(r.root == "local" and not local_values.is_static(str(r.path[0])) for r in refs)
+            needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
+        else:
+            deps = list(dict.fromkeys(spec.depends_on))
+            dynamic = through_locals = needs_resolve = False
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]
         # a property reads a sensitive value only through a reference to a sensitive source
