@@ -15,6 +15,7 @@ from cloudorch.planfile.conditional import null_disabled
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
+    Unknown,
     find_refs,
     iter_strings,
     navigate,
@@ -51,6 +52,9 @@ class Instance:
     #: top-level property names whose value comes from a sensitive variable (directly, or through
     #: `each.value` of a for_each over one); the planner adds those read from sensitive properties
     sensitive: frozenset[str] = frozenset()
+    #: `properties` are the resource's as written and hold no `${` and no Unknown, so resolving
+    #: them gives an equal value (set by `expand`; False tells nothing)
+    literal: bool = False
 
 
 def instance_address(name: str, key: str | None) -> str:
@@ -253,31 +257,38 @@ def check_output_sensitivity(plan: PlanSpec) -> None:
             )
 
 
-def template_strings(value: Any, out: list[str] | None = None) -> list[str]:
-    """The strings holding `${` in a value (inside dicts and lists), in order of appearance.
+def template_strings(value: Any) -> list[str]:
+    """The strings holding `${` in a value (inside dicts and lists), in order of appearance:
+    `find_refs` of these is `find_refs(value)`."""
+    found: list[str] = []
+    scan_templates(value, found)
+    return found
 
-    `find_refs` of these is `find_refs(value)`; most properties hold none, and this walk (no
-    generators) is what a plan of many resources pays per property tree.
+
+def scan_templates(value: Any, templates: list[str]) -> bool:
+    """Append the strings of `value` holding `${` to `templates`; True if `value` holds an Unknown.
+
+    Most properties of a large plan hold no template: this walk (no generators) is what such a
+    plan pays per property tree.
     """
-    found: list[str] = [] if out is None else out
     if isinstance(value, str):
         if "${" in value:
-            found.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            if isinstance(v, str):
-                if "${" in v:
-                    found.append(v)
-            elif isinstance(v, (dict, list)):
-                template_strings(v, found)
+            templates.append(value)
+        return False
+    if isinstance(value, dict):
+        items: Any = value.values()
     elif isinstance(value, list):
-        for v in value:
-            if isinstance(v, str):
-                if "${" in v:
-                    found.append(v)
-            elif isinstance(v, (dict, list)):
-                template_strings(v, found)
-    return found
+        items = value
+    else:
+        return isinstance(value, Unknown)
+    unknown = False
+    for v in items:
+        if isinstance(v, str):
+            if "${" in v:
+                templates.append(v)
+        elif scan_templates(v, templates):
+            unknown = True
+    return unknown
 
 
 def _expand(plan: PlanSpec) -> list[Instance]:
@@ -294,7 +305,8 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
-        templates = template_strings(props)
+        templates: list[str] = []
+        holds_unknown = scan_templates(props, templates)
         refs = find_refs(templates) if templates else []
         if refs:
             check_resource_refs(plan, refs, base, props)
@@ -378,6 +390,7 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     lifecycle=spec.lifecycle,
                     location=location,
                     sensitive=secret_keys | _holding_secret(resolved, texts) if texts else secret_keys,
+                    literal=resolved is props and not templates and not holds_unknown,
                 )
             )
     for name, output in plan.outputs.items():
@@ -480,7 +493,7 @@ def uses_roots(plan: PlanSpec, roots: frozenset[str]) -> bool:
     """Whether any resource property or output refers to one of `roots`."""
     templates: list[str] = []
     for spec in plan.resources.values():
-        template_strings(spec.properties, templates)
+        scan_templates(spec.properties, templates)
     for output in plan.outputs.values():
-        template_strings(output.value, templates)
+        scan_templates(output.value, templates)
     return any(r.root in roots for r in find_refs(templates))

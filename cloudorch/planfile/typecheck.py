@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cloudorch.errors import CloudorchError, ConfigError, Location, did_you_mean
-from cloudorch.planfile.expand import Instance, expand, template_strings, unexpanded
+from cloudorch.planfile.expand import Instance, expand, scan_templates, template_strings, unexpanded
 from cloudorch.planfile.expressions import (
     Reference,
     Unknown,
@@ -71,7 +71,8 @@ def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] |
     for name, keys in plan.for_each_keys.items():
         if not keys:  # no instances today, but its properties must still fit its type
             _check_properties(plan, unexpanded(plan, name), classes[plan.resources[name].type])
-    _check_attributes(plan, classes)
+    # a literal instance holds its resource's properties as written: they hold no `${`
+    _check_attributes(plan, classes, {inst.name for inst in instances if inst.literal})
 
 
 def _check_provider_blocks(plan: PlanSpec, registry: Registry, used: set[str]) -> None:
@@ -172,7 +173,7 @@ def _check_ignore_changes(plan: PlanSpec, name: str, paths: list[str], cls: type
 def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any]]) -> None:
     model: type[BaseModel] = cls.Properties
     pending: set[str] = set()
-    if _is_literal(inst.properties):
+    if inst.literal or _is_literal(inst.properties):
         # nothing to resolve and nothing unknown: resolving would give an equal value
         known = props = inst.properties
     else:
@@ -223,21 +224,8 @@ def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any
 
 def _is_literal(value: Any) -> bool:
     """True if no string in `value` holds `${` and no value is Unknown: `resolve` leaves it equal."""
-    if isinstance(value, str):
-        return "${" not in value
-    if isinstance(value, dict):
-        items: Any = value.values()
-    elif isinstance(value, list):
-        items = value
-    else:
-        return not isinstance(value, Unknown)
-    for v in items:
-        if isinstance(v, str):
-            if "${" in v:
-                return False
-        elif not _is_literal(v):
-            return False
-    return True
+    templates: list[str] = []
+    return not scan_templates(value, templates) and not templates
 
 
 def _clean_msg(msg: str) -> str:
@@ -269,7 +257,8 @@ def attribute_names(
     return names
 
 
-def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]]) -> None:
+def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]], literal: set[str]) -> None:
+    """`literal`: resources whose properties are known to hold no `${` (not walked again)."""
     attrs: dict[str, frozenset[str] | set[str]] = {}
 
     def names_of(target: str) -> frozenset[str] | set[str]:
@@ -280,7 +269,9 @@ def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]
         return got
 
     trees: list[tuple[tuple[str | int, ...], Any]] = [
-        (("resources", name, "properties"), spec.properties) for name, spec in plan.resources.items()
+        (("resources", name, "properties"), spec.properties)
+        for name, spec in plan.resources.items()
+        if name not in literal
     ]
     trees += [(("outputs", name), out.value) for name, out in plan.outputs.items()]
     seen: set[str] = set()
