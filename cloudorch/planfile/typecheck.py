@@ -175,7 +175,7 @@ def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any
     pending: set[str] = set()
     if inst.literal or _is_literal(inst.properties):
         # nothing to resolve and nothing unknown: resolving would give an equal value
-        known = props = inst.properties
+        known = inst.properties
     else:
         props = resolve(inst.properties, _unknown)
         pending = {k for k, v in props.items() if contains_unknown(v)}
