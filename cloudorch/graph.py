@@ -82,8 +82,11 @@ def find_cycle(g: Graph) -> list[str] | None:
     while still on the stack, so a node that only leads into a cycle is not part of the answer.
     """
     done: set[str] = set()
-    for root in g.nodes:
+    for root, succ in g._succ.items():
         if root in done:
+            continue
+        if not succ:  # most nodes of a wide plan lead nowhere: no path to walk from them
+            done.add(root)
             continue
         path = [root]
         on_path = {root: 0}
@@ -119,19 +122,34 @@ def check_acyclic(g: Graph, *, locate: Callable[[str], Location | None] | None =
 
 def order(g: Graph) -> list[str]:
     """A deterministic topological order: of the nodes ready at each step, the smallest name first."""
-    indeg = {n: len(pred) for n, pred in g._pred.items()}
+    succ, pred = g._succ, g._pred
+    # A node without edges is ready from the start and readies nothing: it comes out when it is the
+    # smallest name ready, so it is merged by name into the order of the other nodes, and the heap
+    # holds only those (a wide plan's nodes are nearly all alone: one sort instead of a heap of all).
+    alone = sorted(n for n in g.nodes if not succ[n] and not pred[n])
+    if len(alone) == len(g.nodes):
+        return alone
+    indeg = {n: len(p) for n, p in pred.items() if p or succ[n]}
     ready = [n for n, d in indeg.items() if d == 0]
     heapq.heapify(ready)
-    out: list[str] = []
+    linked: list[str] = []
     while ready:
         n = heapq.heappop(ready)
-        out.append(n)
-        for s in g._succ[n]:
+        linked.append(n)
+        for s in succ[n]:
             indeg[s] -= 1
             if indeg[s] == 0:
                 heapq.heappush(ready, s)
-    if len(out) != len(g.nodes):
+    if len(linked) != len(indeg):
         check_acyclic(g)  # names the cycle
+    out: list[str] = []
+    i = 0
+    for n in linked:
+        while i < len(alone) and alone[i] < n:
+            out.append(alone[i])
+            i += 1
+        out.append(n)
+    out.extend(alone[i:])
     return out
 
 

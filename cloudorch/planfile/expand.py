@@ -15,6 +15,7 @@ from cloudorch.planfile.conditional import null_disabled
 from cloudorch.planfile.expressions import (
     ExpressionError,
     Reference,
+    Unknown,
     find_refs,
     iter_strings,
     navigate,
@@ -28,7 +29,7 @@ from cloudorch.planfile.source import paused_gc
 _INSTANCE_ROOTS = frozenset({"var", "env", "stacks", "each", "local"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """One resource instance after for_each expansion.
 
@@ -51,6 +52,9 @@ class Instance:
     #: top-level property names whose value comes from a sensitive variable (directly, or through
     #: `each.value` of a for_each over one); the planner adds those read from sensitive properties
     sensitive: frozenset[str] = frozenset()
+    #: `properties` are the resource's as written and hold no `${` and no Unknown, so resolving
+    #: them gives an equal value (set by `expand`; False tells nothing)
+    literal: bool = False
 
 
 def instance_address(name: str, key: str | None) -> str:
@@ -159,17 +163,26 @@ def check_instance_count(plan: PlanSpec, limits: InputLimits | None = None) -> i
     return total
 
 
-def _sensitive_sources(plan: PlanSpec, name: str) -> frozenset[str]:
-    """The roots whose values are sensitive inside resource `name`: `var.X` and `env.X` names, and
-    `each` when its for_each is built from a sensitive variable or environment variable."""
+def _plan_sensitive_sources(plan: PlanSpec) -> frozenset[str]:
+    """The roots whose values are sensitive anywhere in the plan: `var.X`, `env.X`, stack outputs, locals."""
     secret = plan.sensitive_variables()
     found = {f"var.{v}" for v in secret} | {f"env.{v}" for v in plan.sensitive_env}
     found |= {f"stacks.{stack}.outputs.{out}" for stack, out in plan.stack_secrets}
     found |= {f"local.{n}" for n in plan.local_values.sensitive}
-    for_each = plan.resources[name].for_each
-    if for_each is not None and any(_is_sensitive_ref(r, frozenset(found)) for r in find_refs(for_each)):
-        found.add("each")
     return frozenset(found)
+
+
+def _sensitive_sources(plan: PlanSpec, name: str, in_plan: frozenset[str] | None = None) -> frozenset[str]:
+    """The roots whose values are sensitive inside resource `name`: `var.X` and `env.X` names, and
+    `each` when its for_each is built from a sensitive variable or environment variable.
+
+    `in_plan` passes `_plan_sensitive_sources(plan)` when the caller has it (it is the same for
+    every resource of the plan)."""
+    found = _plan_sensitive_sources(plan) if in_plan is None else in_plan
+    for_each = plan.resources[name].for_each
+    if for_each is not None and any(_is_sensitive_ref(r, found) for r in find_refs(for_each)):
+        return found | {"each"}
+    return found
 
 
 def _is_sensitive_ref(ref: Reference, sources: frozenset[str]) -> bool:
@@ -183,9 +196,13 @@ def _is_sensitive_ref(ref: Reference, sources: frozenset[str]) -> bool:
     return any(_is_sensitive_ref(inner, sources) for inner in ref.inner_refs())
 
 
-def sensitive_properties(plan: PlanSpec, name: str, properties: dict[str, Any]) -> frozenset[str]:
-    """Top-level property names of resource `name` that refer to a sensitive variable."""
-    sources = _sensitive_sources(plan, name)
+def sensitive_properties(
+    plan: PlanSpec, name: str, properties: dict[str, Any], in_plan: frozenset[str] | None = None
+) -> frozenset[str]:
+    """Top-level property names of resource `name` that refer to a sensitive variable.
+
+    `in_plan`: `_plan_sensitive_sources(plan)`, when the caller has computed it."""
+    sources = _sensitive_sources(plan, name, in_plan)
     if len(sources) == 0:
         return frozenset()
     return frozenset(
@@ -240,6 +257,40 @@ def check_output_sensitivity(plan: PlanSpec) -> None:
             )
 
 
+def template_strings(value: Any) -> list[str]:
+    """The strings holding `${` in a value (inside dicts and lists), in order of appearance:
+    `find_refs` of these is `find_refs(value)`."""
+    found: list[str] = []
+    scan_templates(value, found)
+    return found
+
+
+def scan_templates(value: Any, templates: list[str]) -> bool:
+    """Append the strings of `value` holding `${` to `templates`; True if `value` holds an Unknown.
+
+    Most properties of a large plan hold no template: this walk (no generators) is what such a
+    plan pays per property tree.
+    """
+    if isinstance(value, str):
+        if "${" in value:
+            templates.append(value)
+        return False
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return isinstance(value, Unknown)
+    unknown = False
+    for v in items:
+        if isinstance(v, str):
+            if "${" in v:
+                templates.append(v)
+        elif scan_templates(v, templates):
+            unknown = True
+    return unknown
+
+
 def _expand(plan: PlanSpec) -> list[Instance]:
     check_instance_count(plan)
     check_output_sensitivity(plan)
@@ -248,43 +299,53 @@ def _expand(plan: PlanSpec) -> list[Instance]:
     env_values = plan.env_values
     local_values = plan.local_values
     texts = _secret_texts(plan) if plan.has_secrets() else set()
+    secret_sources = _plan_sensitive_sources(plan)
     disabled = plan.disabled
     memo: dict[Any, Any] = {}  # expressions without `each` evaluate alike in every instance
     for name, spec in plan.resources.items():
         base = ("resources", name, "properties")
         props = spec.properties
-        refs = find_refs(props)
-        check_resource_refs(plan, refs, base, props)
-        deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
-        dynamic = any(r.dynamic for r in refs)
-        # a local that reads resources brings its references into the instance
-        through_locals = any(r.root == "local" and not local_values.is_static(str(r.path[0])) for r in refs)
-        needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
+        templates: list[str] = []
+        holds_unknown = scan_templates(props, templates)
+        refs = find_refs(templates) if templates else []
+        if refs:
+            check_resource_refs(plan, refs, base, props)
+            deps = list(dict.fromkeys([*spec.depends_on, *(str(r.path[0]) for r in refs if r.root == "resources")]))
+            dynamic = any(r.dynamic for r in refs)
+            # a local that reads resources brings its references into the instance
+            through_locals = any(r.root == "local" and not local_values.is_static(str(r.path[0])) for r in refs)
+            needs_resolve = dynamic or any(r.root in _INSTANCE_ROOTS for r in refs)
+        else:
+            deps = list(dict.fromkeys(spec.depends_on))
+            dynamic = through_locals = needs_resolve = False
         location = plan.location("resources", name)
         provider = spec.provider or spec.type.partition(".")[0]
-        secret_keys = sensitive_properties(plan, name, props)
+        # a property reads a sensitive value only through a reference to a sensitive source
+        secret_keys = (
+            sensitive_properties(plan, name, props, secret_sources) if refs and secret_sources else frozenset()
+        )
         keys = plan.for_each_keys.get(name)
         items: list[tuple[str | None, Any]] = list(keys.items()) if keys is not None else [(None, None)]
         for key, each_value in items:
             instance_deps: list[str] = []
-
-            def lookup(ref: Reference, key: str | None = key, each_value: Any = each_value) -> Any:
-                if ref.root == "var":
-                    return navigate(values[str(ref.path[0])], ref.path[1:], ref.text)
-                if ref.root == "env":
-                    return env_values[str(ref.path[0])]
-                if ref.root == "stacks":
-                    return navigate(plan.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
-                if ref.root == "local":
-                    return local_values.lookup(ref)
-                if ref.path[0] == "key":
-                    return key
-                return navigate(each_value, ref.path[1:], ref.text)
-
             address = instance_address(name, key)
             if disabled and address in disabled:
                 continue
             if needs_resolve:
+
+                def lookup(ref: Reference, key: str | None = key, each_value: Any = each_value) -> Any:
+                    if ref.root == "var":
+                        return navigate(values[str(ref.path[0])], ref.path[1:], ref.text)
+                    if ref.root == "env":
+                        return env_values[str(ref.path[0])]
+                    if ref.root == "stacks":
+                        return navigate(plan.stack_values[str(ref.path[0])], ref.path[1:], ref.text)
+                    if ref.root == "local":
+                        return local_values.lookup(ref)
+                    if ref.path[0] == "key":
+                        return key
+                    return navigate(each_value, ref.path[1:], ref.text)
+
                 try:
                     resolved = resolve_partial(props, lookup, _INSTANCE_ROOTS, memo)
                 except ExpressionError as exc:
@@ -323,10 +384,13 @@ def _expand(plan: PlanSpec) -> list[Instance]:
                     type=spec.type,
                     provider=provider,
                     properties=resolved,
-                    depends_on=list(deps) + [d for d in dict.fromkeys(instance_deps) if d not in deps],
+                    depends_on=list(deps) + [d for d in dict.fromkeys(instance_deps) if d not in deps]
+                    if instance_deps
+                    else list(deps),
                     lifecycle=spec.lifecycle,
                     location=location,
-                    sensitive=secret_keys | _holding_secret(resolved, texts),
+                    sensitive=secret_keys | _holding_secret(resolved, texts) if texts else secret_keys,
+                    literal=resolved is props and not templates and not holds_unknown,
                 )
             )
     for name, output in plan.outputs.items():
@@ -427,5 +491,9 @@ def bind_stage(plan: PlanSpec, context: dict[str, Any]) -> PlanSpec:
 
 def uses_roots(plan: PlanSpec, roots: frozenset[str]) -> bool:
     """Whether any resource property or output refers to one of `roots`."""
-    trees: list[Any] = [s.properties for s in plan.resources.values()] + [o.value for o in plan.outputs.values()]
-    return any(r.root in roots for t in trees for r in find_refs(t))
+    templates: list[str] = []
+    for spec in plan.resources.values():
+        scan_templates(spec.properties, templates)
+    for output in plan.outputs.values():
+        scan_templates(output.value, templates)
+    return any(r.root in roots for r in find_refs(templates))

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cloudorch.errors import CloudorchError, ConfigError, Location, did_you_mean
-from cloudorch.planfile.expand import Instance, expand, unexpanded
+from cloudorch.planfile.expand import Instance, expand, scan_templates, template_strings, unexpanded
 from cloudorch.planfile.expressions import (
     Reference,
     Unknown,
@@ -22,7 +22,6 @@ from cloudorch.planfile.expressions import (
     find_refs,
     path_of,
     resolve,
-    strings_in,
 )
 from cloudorch.planfile.model import PlanSpec
 from cloudorch.planfile.source import paused_gc
@@ -72,7 +71,8 @@ def _check_types(plan: PlanSpec, registry: Registry, instances: list[Instance] |
     for name, keys in plan.for_each_keys.items():
         if not keys:  # no instances today, but its properties must still fit its type
             _check_properties(plan, unexpanded(plan, name), classes[plan.resources[name].type])
-    _check_attributes(plan, classes)
+    # a literal instance holds its resource's properties as written: they hold no `${`
+    _check_attributes(plan, classes, {inst.name for inst in instances if inst.literal})
 
 
 def _check_provider_blocks(plan: PlanSpec, registry: Registry, used: set[str]) -> None:
@@ -157,6 +157,8 @@ def _is_int(annotation: Any) -> bool:
 
 
 def _check_ignore_changes(plan: PlanSpec, name: str, paths: list[str], cls: type[ResourceType[Any]]) -> None:
+    if not paths:
+        return
     fields = list(cls.Properties.model_fields)
     for i, path in enumerate(paths):
         head = _IGNORE_HEAD.split(path, maxsplit=1)[0]
@@ -170,9 +172,14 @@ def _check_ignore_changes(plan: PlanSpec, name: str, paths: list[str], cls: type
 
 def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any]]) -> None:
     model: type[BaseModel] = cls.Properties
-    props = resolve(inst.properties, _unknown)
-    pending = {k for k, v in props.items() if contains_unknown(v)}
-    known = {k: v for k, v in props.items() if k not in pending} if pending else props
+    pending: set[str] = set()
+    if inst.literal or _is_literal(inst.properties):
+        # nothing to resolve and nothing unknown: resolving would give an equal value
+        known = inst.properties
+    else:
+        props = resolve(inst.properties, _unknown)
+        pending = {k for k, v in props.items() if contains_unknown(v)}
+        known = {k: v for k, v in props.items() if k not in pending} if pending else props
     try:
         model.model_validate(known)
     except ValidationError as exc:
@@ -215,6 +222,12 @@ def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any
         ) from None
 
 
+def _is_literal(value: Any) -> bool:
+    """True if no string in `value` holds `${` and no value is Unknown: `resolve` leaves it equal."""
+    templates: list[str] = []
+    return not scan_templates(value, templates) and not templates
+
+
 def _clean_msg(msg: str) -> str:
     # pydantic prefixes a validator's ValueError with "Value error, "
     return msg.removeprefix("Value error, ")
@@ -244,7 +257,8 @@ def attribute_names(
     return names
 
 
-def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]]) -> None:
+def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]], literal: set[str]) -> None:
+    """`literal`: resources whose properties are known to hold no `${` (not walked again)."""
     attrs: dict[str, frozenset[str] | set[str]] = {}
 
     def names_of(target: str) -> frozenset[str] | set[str]:
@@ -255,13 +269,15 @@ def _check_attributes(plan: PlanSpec, classes: dict[str, type[ResourceType[Any]]
         return got
 
     trees: list[tuple[tuple[str | int, ...], Any]] = [
-        (("resources", name, "properties"), spec.properties) for name, spec in plan.resources.items()
+        (("resources", name, "properties"), spec.properties)
+        for name, spec in plan.resources.items()
+        if name not in literal
     ]
     trees += [(("outputs", name), out.value) for name, out in plan.outputs.items()]
     seen: set[str] = set()
     for base, value in trees:
-        for s in strings_in(value):
-            if "resources" not in s or "${" not in s or s in seen:
+        for s in template_strings(value):
+            if "resources" not in s or s in seen:
                 continue
             seen.add(s)
             for ref in find_refs(s):  # references inside expressions too

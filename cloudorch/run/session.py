@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloudorch.errors import ConfigError
+from cloudorch.errors import ConfigError, Location
 from cloudorch.planfile.stages import stages_of
 from cloudorch.run.options import RunOptions
 
@@ -79,16 +79,29 @@ def load(opts: RunOptions) -> Loaded:
     instances = expand(plan)
     registry = Registry()
     check_types(plan, registry, instances)
-    by_name: dict[str, list[str]] = {}
-    for inst in instances:
-        by_name.setdefault(inst.name, []).append(inst.address)
-    edges = [
-        (dep, inst.address) for inst in instances for name in inst.depends_on for dep in by_name.get(name, ())
-    ]
-    nodes = [(i.address, {"type": i.type, "provider": i.provider, "kind": "resource", **_module(i)}) for i in instances]
-    locations = {i.address: i.location for i in instances}
-    g = graphs.build(nodes, edges, locate=locations.get)
+    edges: list[tuple[str, str]] = []
+    if any(inst.depends_on for inst in instances):
+        by_name: dict[str, list[str]] = {}
+        for inst in instances:
+            by_name.setdefault(inst.name, []).append(inst.address)
+        edges = [
+            (dep, inst.address) for inst in instances for name in inst.depends_on for dep in by_name.get(name, ())
+        ]
+    nodes = [(i.address, _node_attrs(i)) for i in instances]
+    g = graphs.build(nodes, edges, locate=lambda address: _location_of(instances, address))
     return Loaded(plan, instances, registry, g)
+
+
+def _node_attrs(inst: Instance) -> dict[str, str]:
+    attrs = {"type": inst.type, "provider": inst.provider, "kind": "resource"}
+    if inst.address.startswith("module."):  # see module_of: only such addresses are in a module
+        attrs.update(_module(inst))
+    return attrs
+
+
+def _location_of(instances: list[Instance], address: str) -> Location | None:
+    """Where the instance at `address` was written (looked up only to report a cycle)."""
+    return next((i.location for i in reversed(instances) if i.address == address), None)
 
 
 def load_all_stages(plan: PlanSpec, opts: RunOptions) -> Loaded:
