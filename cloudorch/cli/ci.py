@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -137,6 +134,10 @@ class GitLabApi:
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
+        # imported here: urllib.request pulls in http.client, email and ssl, which every other command would pay for
+        import urllib.error
+        import urllib.request
+
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=dict(self.headers))
         if data is not None:
@@ -158,8 +159,10 @@ def upsert_note(api: GitLabApi, project: str, mr: str, body: str, *, author_id: 
     """Create the note, or update the one whose first line is the same marker and whose author is
     the identity this job writes as (anyone can write a note that starts with the marker).
     Returns ("created" | "updated", note id)."""
+    from urllib.parse import quote
+
     marker = body.split("\n", 1)[0]
-    base = f"/projects/{urllib.parse.quote(project, safe='')}/merge_requests/{urllib.parse.quote(mr, safe='')}/notes"
+    base = f"/projects/{quote(project, safe='')}/merge_requests/{quote(mr, safe='')}/notes"
     if author_id is None and not api.job_token:
         me, _ = api.call("GET", "/user")
         author_id = int(me["id"])

@@ -112,7 +112,11 @@ def dumps_document(doc: Any) -> bytes:
     import pydantic_core
 
     try:
-        return pydantic_core.to_json(doc, indent=1, ensure_ascii=True, fallback=str)
+        data = pydantic_core.to_json(doc, indent=1, fallback=str)
+        if not data.isascii():
+            # escaping costs ~10% of the whole write: only a document holding non-ASCII text pays it
+            data = pydantic_core.to_json(doc, indent=1, ensure_ascii=True, fallback=str)
+        return data
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError):
         return json.dumps(_plain(doc), indent=1, default=str, sort_keys=False).encode("ascii")
 

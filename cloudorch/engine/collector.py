@@ -21,16 +21,22 @@ from contextlib import contextmanager
 
 #: frozen objects after the last collection this module made (0: none made yet)
 _baseline = 0
+#: `_baseline` is to be taken when the next run starts: counting the frozen objects walks every one
+#: of them (millions at the end of a large run), while at the next start the count is taken anyway.
+#: The first run takes what the process froze before it (the CLI freezes what its imports made)
+_count_at_start = True
 
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Run the body with the cyclic collector off; nested uses (and a collector already off) are no-ops."""
-    global _baseline
+    global _baseline, _count_at_start
     if not gc.isenabled():
         yield
         return
     frozen = gc.get_freeze_count()
+    if _count_at_start:
+        _baseline, _count_at_start = frozen, False
     if frozen and frozen > 2 * _baseline:
         gc.unfreeze()
         gc.collect()
@@ -41,5 +47,5 @@ def collector_paused() -> Iterator[None]:
     finally:
         gc.freeze()
         if not _baseline:
-            _baseline = gc.get_freeze_count()
+            _count_at_start = True
         gc.enable()

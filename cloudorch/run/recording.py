@@ -275,16 +275,19 @@ class Outcome:
         if error is not None:
             self._error(error)
             return self
+        from cloudorch.run.plan import Planned
+
+        if isinstance(result, Planned):
+            self._planned(result)
+            return self
+        # imported only now: a plan never loads the applier or drift detection just to be recorded
         from cloudorch.engine.drift import DriftReport
         from cloudorch.run.apply import ApplyResult, RecoverOutcome
-        from cloudorch.run.plan import Planned
 
         if result is None:
             self.run.result, self.run.exit_code = DECLINED, int(ExitCode.ERROR)
         elif isinstance(result, ApplyResult):
             self._applied(result)
-        elif isinstance(result, Planned):
-            self._planned(result)
         elif isinstance(result, DriftReport):
             self._drifted(result)
         elif isinstance(result, RecoverOutcome):

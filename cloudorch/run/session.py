@@ -375,7 +375,6 @@ def locked(
     lock): first fold a killed run's journal into state. `fold=False`: leave it, and say it waits.
     `resume_undo`: the operation finishes an undo a kill cut short (`recover`); without it such a
     journal is refused rather than folded. `lock=False`: read state only."""
-    from cloudorch.engine.recovery import recover
     from cloudorch.state.lock import LockInfo
     from cloudorch.state.model import State
 
@@ -390,7 +389,11 @@ def locked(
         if took_over is not None and notify:
             notify(f"took over a stale state lock held by {took_over.describe()}")
         folding = fold and lock
-        report = recover(backend, ws.providers, resume_undo=resume_undo) if folding else None
+        report = None
+        if folding:
+            from cloudorch.engine.recovery import recover  # (a command that only reads never folds)
+
+            report = recover(backend, ws.providers, resume_undo=resume_undo)
         waiting = None if folding else waiting_in(backend, loaded.plan, opts)
         if folding:
             log.debug("recovery checked %s", backend.describe())
