@@ -48,6 +48,22 @@ def test_duplicate_nested_key_is_an_error() -> None:
     assert (info.value.location.line, info.value.location.field) == (3, "a.name")
 
 
+@pytest.mark.parametrize(
+    "text, message, line",
+    [
+        ("a: 1\nb: 2\nc: 3\nb: 4\n", "duplicate key `b` (first written on line 2)", 4),
+        # keys equal as values are duplicates whatever their spelling (`1` and `true` are one key)
+        ("x: 0\n1: a\ny: 0\ntrue: b\n", "duplicate key `True` (first written on line 2)", 4),
+        ("s: {k: 1, '1': 2, 1: 3, 1.0: 4}\n", "duplicate key `1.0` (first written on line 1)", 1),
+    ],
+)
+def test_duplicate_key_names_the_first_line(text: str, message: str, line: int) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text, "x")
+    assert info.value.message == message
+    assert info.value.location is not None and info.value.location.line == line
+
+
 def test_merge_keys_let_own_keys_win() -> None:
     data, _ = parse_yaml("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n", "x")
     assert data["c"] == {"x": 1, "y": 3}
