@@ -42,6 +42,9 @@ _IMPLICIT_FIRST: frozenset[str] = (
     else frozenset(chr(c) for c in range(0x110000))  # a wildcard resolver: never take the fast path
 )
 
+#: how many distinct plain words `MarkedLoader.resolve` remembers as strings
+_MAX_PLAIN_WORDS = 1024
+
 
 def dotted(path: FieldPath) -> str:
     """`("resources", "web", "properties", "tags", 0)` -> `resources.web.properties.tags.0`."""
@@ -85,6 +88,7 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         self._containers: dict[int, bool] = {}  # id(node) -> still being built
         self._in_alias = 0
         self._alias_nodes = 0
+        self._plain_words: set[str] = set()
 
     def load_marked(self) -> Any:
         node = self.get_single_node()
@@ -109,7 +113,15 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         if kind is ScalarNode:
             if not implicit[0] or (value and value[0] not in _IMPLICIT_FIRST):
                 return _STR_TAG
-            return super().resolve(kind, value, implicit)
+            # Words such as `type` or `name` start like a bool or null: remember those that are
+            # strings rather than run the resolvers' patterns on every resource's `type:` again
+            # (the answer depends on the value alone; the set is bounded against hostile input).
+            if value in self._plain_words:
+                return _STR_TAG
+            tag = super().resolve(kind, value, implicit)
+            if tag == _STR_TAG and len(self._plain_words) < _MAX_PLAIN_WORDS:
+                self._plain_words.add(value)
+            return tag
         return _MAP_TAG if kind is MappingNode else _SEQ_TAG
 
     def _build(self, node: Node, path: FieldPath, depth: int) -> Any:

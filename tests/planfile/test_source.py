@@ -41,6 +41,16 @@ def test_scalars_keep_yaml_types() -> None:
     assert data == {"a": 1, "b": 1.5, "c": True, "d": None, "e": "1", "f": True, "g": None}
 
 
+def test_repeated_words_keep_their_types_however_many() -> None:
+    # words that start like a bool or null (`type`, `no`) are resolved once each and remembered
+    # when they are strings; past the bound of remembered words they are resolved each time
+    words = [f"t{i}" for i in range(1500)]
+    text = "a: [" + ", ".join([*words, "type", "true", "type", "no", "name", "null", "name", "'true'", "t3"]) + "]\n"
+    data, _ = parse_yaml(text, "x")
+    assert data["a"][:1500] == words
+    assert data["a"][1500:] == ["type", True, "type", False, "name", None, "name", "true", "t3"]
+
+
 def test_duplicate_nested_key_is_an_error() -> None:
     with pytest.raises(ConfigError, match="duplicate key `name`") as info:
         parse_yaml("a:\n  name: 1\n  name: 2\n", "x")
