@@ -89,6 +89,10 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         self._in_alias = 0
         self._alias_nodes = 0
         self._plain_words: set[str] = set()
+        # Whether a mapping may hold a merge key, so that mappings need a look for one: an
+        # implicit `<<` goes through `resolve` (which sets this), an explicit `!!merge` needs
+        # a `!` in the text (every tag is written with one).
+        self._may_merge = not isinstance(stream, str) or "!" in stream
 
     def load_marked(self) -> Any:
         node = self.get_single_node()
@@ -121,6 +125,8 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             tag = super().resolve(kind, value, implicit)
             if tag == _STR_TAG and len(self._plain_words) < _MAX_PLAIN_WORDS:
                 self._plain_words.add(value)
+            elif tag == _MERGE_TAG:
+                self._may_merge = True
             return tag
         return _MAP_TAG if kind is MappingNode else _SEQ_TAG
 
@@ -157,9 +163,10 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             if isinstance(node, MappingNode):
                 if node.tag != _MAP_TAG:
                     raise self._tag_error(node, path)
-                for key_node, _ in node.value:
-                    if key_node.tag == _MERGE_TAG:
-                        return self._build_merged(node, path, depth)
+                if self._may_merge:
+                    for key_node, _ in node.value:
+                        if key_node.tag == _MERGE_TAG:
+                            return self._build_merged(node, path, depth)
                 return self._build_mapping_entries(node.value, path, depth, check=True)
             if isinstance(node, SequenceNode):
                 if node.tag != _SEQ_TAG:

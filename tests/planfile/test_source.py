@@ -79,6 +79,16 @@ def test_merge_keys_let_own_keys_win() -> None:
     assert data["c"] == {"x": 1, "y": 3}
 
 
+@pytest.mark.parametrize(
+    "merge_key", ["<<", "!!merge <<", "!<tag:yaml.org,2002:merge> <<", "!!merge any"]
+)
+def test_merge_keys_however_tagged_are_merged(merge_key: str) -> None:
+    text = f"base: &b {{x: 1, y: 2}}\nc:\n  y: 3\n  {merge_key}: *b\n"
+    data, source = parse_yaml(text, "x")
+    assert data["c"] == {"x": 1, "y": 3}
+    assert source.marks[("c", "x")] == (1, 11)
+
+
 def test_recursive_alias_is_an_error() -> None:
     with pytest.raises(ConfigError, match="recursive"):
         parse_yaml("a: &a [*a]\n", "x")
