@@ -84,8 +84,10 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         # Aliases share one node: a container built a second time is an alias expansion, and
         # everything built inside it counts against `max_alias_nodes` (a "billion laughs" file
         # of a few hundred bytes would otherwise expand to billions of values). A container met
-        # again while it is still being built is a recursive alias.
+        # again while it is still being built is a recursive alias. An alias is written with a
+        # `*`: without one in the text every node is built once, and none needs tracking.
         self._containers: dict[int, bool] = {}  # id(node) -> still being built
+        self._may_alias = not isinstance(stream, str) or "*" in stream
         self._in_alias = 0
         self._alias_nodes = 0
         self._plain_words: set[str] = set()
@@ -140,7 +142,7 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 raise self._tag_error(node, path)
             return self.construct_object(node, deep=True)
         node_id = id(node)
-        building = self._containers.get(node_id)
+        building = self._containers.get(node_id) if self._may_alias else None
         if building:
             raise ConfigError(
                 "recursive YAML alias",
@@ -158,7 +160,8 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         if aliased:
             self._in_alias += 1
             self._count_alias(1, node, path)
-        self._containers[node_id] = True
+        if self._may_alias:
+            self._containers[node_id] = True
         try:
             if isinstance(node, MappingNode):
                 if node.tag != _MAP_TAG:
@@ -184,7 +187,8 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                         items.append(self._build(child, sub, depth + 1))
                 return items
         finally:
-            self._containers[node_id] = False
+            if self._may_alias:
+                self._containers[node_id] = False
             if aliased:
                 self._in_alias -= 1
         raise self._tag_error(node, path)  # pragma: no cover - no other node kinds
