@@ -31,7 +31,6 @@ from cloudorch.planfile.expressions import (
     path_of,
     resolve,
     resolve_partial,
-    strings_in,
 )
 from cloudorch.planfile.limits import InputLimits
 from cloudorch.planfile.locals import Locals, compute_locals
@@ -417,6 +416,25 @@ def _shown(value: Any) -> str:
 # --------------------------------------------------------------------------- references
 
 
+def _templates_in(value: Any) -> list[str]:
+    """The strings holding a `$` in a value (inside dicts and lists), in `strings_in` order.
+
+    Walked with a stack rather than nested generators: this runs on every resource's properties.
+    """
+    out: list[str] = []
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if "$" in item:
+                out.append(item)
+        elif isinstance(item, dict):
+            todo.extend(reversed(item.values()))
+        elif isinstance(item, list):
+            todo.extend(reversed(item))
+    return out
+
+
 class _LazyPath:
     """Where a string sits under `base`; searched for only when an error needs it."""
 
@@ -491,6 +509,9 @@ class _ReferenceChecker:
             self._check_tree(block, ("providers", key), _LOAD_ROOTS, "a provider block")
         self._check_tree(m.backend, ("backend",), _LOAD_ROOTS, "the backend")
         self._check_tree(m.notifications, ("notifications",), _LOAD_ROOTS, "notifications")
+        in_properties = frozenset({"var", "env", "local", "stacks", "resources", "stage", "release", "data"})
+        # `${modules.net[each.key].out}` is left by `modules.expand_modules` in for_each resources
+        in_for_each_properties = in_properties | {"each"} | ({"modules"} if m.modules else set())
         for name, spec in m.resources.items():
             base = ("resources", name)
             if spec.for_each is not None:
@@ -499,12 +520,8 @@ class _ReferenceChecker:
             if isinstance(spec.enabled, str):
                 scope = _LOAD_ROOTS | {"each"} if spec.for_each is not None else _LOAD_ROOTS
                 self._check_tree(spec.enabled, (*base, "enabled"), scope, "enabled")
-            allowed = {"var", "env", "local", "stacks", "resources", "stage", "release", "data"}
-            if spec.for_each is not None:
-                allowed.add("each")
-                if m.modules:  # `${modules.net[each.key].out}`, left by `modules.expand_modules`
-                    allowed.add("modules")
-            self._check_tree(spec.properties, (*base, "properties"), frozenset(allowed), None, name)
+            allowed = in_properties if spec.for_each is None else in_for_each_properties
+            self._check_tree(spec.properties, (*base, "properties"), allowed, None, name)
             for i, dep in enumerate(spec.depends_on):
                 if dep not in m.resources:
                     raise ConfigError(
@@ -530,11 +547,12 @@ class _ReferenceChecker:
         known_early: str | None,
         resource: str | None = None,
     ) -> None:
-        if value is None:
+        templates = _templates_in(value)
+        if not templates:
             return
         scope = f"{','.join(sorted(allowed))}|{resource or ''}"
-        for s in strings_in(value):
-            if "$" not in s or (scope, s) in self._checked:
+        for s in templates:
+            if (scope, s) in self._checked:
                 continue
             where = _LazyPath(base, value, s)
             try:

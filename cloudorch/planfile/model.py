@@ -34,8 +34,10 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 def _drop_empty(data: Any, keys: tuple[str, ...]) -> Any:
     """`section:` with nothing under it (YAML null) means an empty section, not an error."""
-    if isinstance(data, dict) and any(data.get(k, 0) is None for k in keys):
-        return {k: v for k, v in data.items() if not (k in keys and v is None)}
+    if isinstance(data, dict):
+        for key in keys:  # a loop, not any(): this runs once per resource of the plan
+            if data.get(key, 0) is None:
+                return {k: v for k, v in data.items() if not (k in keys and v is None)}
     return data
 
 
@@ -70,6 +72,11 @@ class Lifecycle(_Strict):
     create_before_destroy: bool = Field(False, description="On replace, create the new one before deleting.")
 
 
+#: the lifecycle of every resource that writes none: frozen, so one instance serves them all
+#: (a default instance per resource cost a model validation each)
+_NO_LIFECYCLE = Lifecycle()
+
+
 class ResourceSpec(_Strict):
     """One resource as written; for_each makes one instance per key, addressed `name[key]`."""
 
@@ -86,7 +93,7 @@ class ResourceSpec(_Strict):
         default_factory=list, description="Resources to create first, beyond those referenced."
     )
     for_each: Any = Field(None, description="A list of strings or a mapping (or `${var.x}`): one instance per key.")
-    lifecycle: Lifecycle = Field(default_factory=Lifecycle, description="Replacement and protection rules.")
+    lifecycle: Lifecycle = Field(default_factory=lambda: _NO_LIFECYCLE, description="Replacement and protection rules.")
     enabled: bool | str | None = Field(
         None,
         description="false (or a `${...}` expression giving false, known at plan: var, env, local, each) "

@@ -42,6 +42,9 @@ _IMPLICIT_FIRST: frozenset[str] = (
     else frozenset(chr(c) for c in range(0x110000))  # a wildcard resolver: never take the fast path
 )
 
+#: how many distinct plain words `MarkedLoader.resolve` remembers as strings
+_MAX_PLAIN_WORDS = 1024
+
 
 def dotted(path: FieldPath) -> str:
     """`("resources", "web", "properties", "tags", 0)` -> `resources.web.properties.tags.0`."""
@@ -78,13 +81,20 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         super().__init__(stream)
         self.source_map = source_map
         self.limits = limits or InputLimits()
-        self._building: set[int] = set()
         # Aliases share one node: a container built a second time is an alias expansion, and
         # everything built inside it counts against `max_alias_nodes` (a "billion laughs" file
-        # of a few hundred bytes would otherwise expand to billions of values).
-        self._built: set[int] = set()
+        # of a few hundred bytes would otherwise expand to billions of values). A container met
+        # again while it is still being built is a recursive alias. An alias is written with a
+        # `*`: without one in the text every node is built once, and none needs tracking.
+        self._containers: dict[int, bool] = {}  # id(node) -> still being built
+        self._may_alias = not isinstance(stream, str) or "*" in stream
         self._in_alias = 0
         self._alias_nodes = 0
+        self._plain_words: set[str] = set()
+        # Whether a mapping may hold a merge key, so that mappings need a look for one: an
+        # implicit `<<` goes through `resolve` (which sets this), an explicit `!!merge` needs
+        # a `!` in the text (every tag is written with one).
+        self._may_merge = not isinstance(stream, str) or "!" in stream
 
     def load_marked(self) -> Any:
         node = self.get_single_node()
@@ -93,12 +103,34 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         self.source_map.marks[()] = _pos(node)
         return self._build(node, (), 0)
 
+    # The C composer calls these three for every node, so they answer without the general
+    # machinery where it cannot change the answer: this loader has no path resolvers.
+    yaml_path_resolvers: dict[Any, Any] = {}
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        # The C composer asks this for every scalar. Most plan values are strings whose first
-        # character no implicit resolver (int, bool, null, ...) starts with: answer those fast.
-        if kind is ScalarNode and (not implicit[0] or (value and value[0] not in _IMPLICIT_FIRST)):
-            return _STR_TAG
-        return super().resolve(kind, value, implicit)
+        # Most plan values are strings whose first character no implicit resolver (int, bool,
+        # null, ...) starts with: answer those fast. Collections get the default tags.
+        if kind is ScalarNode:
+            if not implicit[0] or (value and value[0] not in _IMPLICIT_FIRST):
+                return _STR_TAG
+            # Words such as `type` or `name` start like a bool or null: remember those that are
+            # strings rather than run the resolvers' patterns on every resource's `type:` again
+            # (the answer depends on the value alone; the set is bounded against hostile input).
+            if value in self._plain_words:
+                return _STR_TAG
+            tag = super().resolve(kind, value, implicit)
+            if tag == _STR_TAG and len(self._plain_words) < _MAX_PLAIN_WORDS:
+                self._plain_words.add(value)
+            elif tag == _MERGE_TAG:
+                self._may_merge = True
+            return tag
+        return _MAP_TAG if kind is MappingNode else _SEQ_TAG
 
     def _build(self, node: Node, path: FieldPath, depth: int) -> Any:
         if self._in_alias:
@@ -109,7 +141,9 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             if node.tag not in _SCALAR_TAGS:
                 raise self._tag_error(node, path)
             return self.construct_object(node, deep=True)
-        if id(node) in self._building:
+        node_id = id(node)
+        building = self._containers.get(node_id) if self._may_alias else None
+        if building:
             raise ConfigError(
                 "recursive YAML alias",
                 hint="an anchor cannot contain an alias to itself",
@@ -122,29 +156,39 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 hint="flatten the structure; " + raise_hint("max_depth"),
                 location=Location(self.source_map.file, line, col, dotted(path) or None),
             )
-        aliased = id(node) in self._built
+        aliased = building is not None
         if aliased:
             self._in_alias += 1
             self._count_alias(1, node, path)
-        else:
-            self._built.add(id(node))
-        self._building.add(id(node))
+        if self._may_alias:
+            self._containers[node_id] = True
         try:
+            if isinstance(node, MappingNode):
+                if node.tag != _MAP_TAG:
+                    raise self._tag_error(node, path)
+                if self._may_merge:
+                    for key_node, _ in node.value:
+                        if key_node.tag == _MERGE_TAG:
+                            return self._build_merged(node, path, depth)
+                return self._build_mapping_entries(node.value, path, depth, check=True)
             if isinstance(node, SequenceNode):
                 if node.tag != _SEQ_TAG:
                     raise self._tag_error(node, path)
                 items: list[Any] = []
+                marks = self.source_map.marks
+                inline = not self._in_alias
                 for i, child in enumerate(node.value):
                     sub = (*path, i)
-                    self.source_map.marks[sub] = _pos(child)
-                    items.append(self._build(child, sub, depth + 1))
+                    mark = child.start_mark
+                    marks[sub] = (mark.line + 1, mark.column + 1)
+                    if inline and child.tag == _STR_TAG and isinstance(child, ScalarNode):
+                        items.append(child.value)  # what `_build` gives a plain string, without the call
+                    else:
+                        items.append(self._build(child, sub, depth + 1))
                 return items
-            if isinstance(node, MappingNode):
-                if node.tag != _MAP_TAG:
-                    raise self._tag_error(node, path)
-                return self._build_mapping(node, path, depth)
         finally:
-            self._building.discard(id(node))
+            if self._may_alias:
+                self._containers[node_id] = False
             if aliased:
                 self._in_alias -= 1
         raise self._tag_error(node, path)  # pragma: no cover - no other node kinds
@@ -171,56 +215,75 @@ class MarkedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             location=Location(self.source_map.file, line, col, dotted(path) or None),
         )
 
-    def _build_mapping(self, node: MappingNode, path: FieldPath, depth: int) -> dict[Any, Any]:
-        merged = any(k.tag == _MERGE_TAG for k, _ in node.value)
-        if merged:
-            own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
-            self._build_mapping_entries(own, path, depth, check=True)
-            # merge keys (`<<: *base`) put the merged entries first, so the node's own keys win
-            self.flatten_mapping(node)
-            # every merged entry is an alias expansion, however deep it came from
-            self._count_alias(len(node.value) - len(own), node, path)
-        return self._build_mapping_entries(node.value, path, depth, check=not merged)
+    def _build_merged(self, node: MappingNode, path: FieldPath, depth: int) -> dict[Any, Any]:
+        """A mapping with merge keys (`<<: *base`): its own entries are checked for duplicates
+        first, then the merged entries go first, so the node's own keys win."""
+        own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+        self._build_mapping_entries(own, path, depth, check=True)
+        self.flatten_mapping(node)
+        # every merged entry is an alias expansion, however deep it came from
+        self._count_alias(len(node.value) - len(own), node, path)
+        return self._build_mapping_entries(node.value, path, depth, check=False)
 
     def _build_mapping_entries(
         self, entries: list[tuple[Node, Node]], path: FieldPath, depth: int, *, check: bool
     ) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        first_line: dict[Any, int] = {}
         marks = self.source_map.marks
+        # A plain string value (most values of a plan) is taken here, without a call to
+        # `_build`; inside an alias expansion every value goes through `_build` to be counted.
+        inline = not self._in_alias
         for key_node, value_node in entries:
-            if not isinstance(key_node, ScalarNode):
-                raise ConfigError(
-                    "a mapping key must be a plain value",
-                    location=Location(self.source_map.file, *_pos(key_node), dotted(path) or None),
-                    hint="write keys as strings or numbers",
-                )
-            if key_node.tag == _STR_TAG:
+            if key_node.tag == _STR_TAG and isinstance(key_node, ScalarNode):
                 key = key_node.value
-            elif key_node.tag in _SCALAR_TAGS:
-                key = self.construct_object(key_node, deep=True)
             else:
-                raise self._tag_error(key_node, path)
-            try:
-                duplicate = check and key in first_line
-            except TypeError:
-                raise ConfigError(
-                    "a mapping key must be a plain value",
-                    location=self.source_map.location(path),
-                    hint="write keys as strings or numbers",
-                ) from None
+                key = self._key(key_node, path)
+            if check:
+                try:
+                    duplicate = key in out
+                except TypeError:
+                    raise ConfigError(
+                        "a mapping key must be a plain value",
+                        location=self.source_map.location(path),
+                        hint="write keys as strings or numbers",
+                    ) from None
+                if duplicate:
+                    raise self._duplicate_error(entries, key_node, key, path)
             sub = (*path, key)
-            line, col = _pos(key_node)
-            if duplicate:
-                raise ConfigError(
-                    f"duplicate key `{key}` (first written on line {first_line[key]})",
-                    hint="YAML keeps only one of them; remove or rename the other",
-                    location=Location(self.source_map.file, line, col, dotted(sub)),
-                )
-            first_line[key] = line
-            marks[sub] = (line, col)
-            out[key] = self._build(value_node, sub, depth + 1)
+            mark = key_node.start_mark
+            marks[sub] = (mark.line + 1, mark.column + 1)
+            if inline and value_node.tag == _STR_TAG and isinstance(value_node, ScalarNode):
+                out[key] = value_node.value
+            else:
+                out[key] = self._build(value_node, sub, depth + 1)
         return out
+
+    def _key(self, key_node: Node, path: FieldPath) -> Any:
+        """The value of a mapping key other than a plain string, or the error it is."""
+        if not isinstance(key_node, ScalarNode):
+            raise ConfigError(
+                "a mapping key must be a plain value",
+                location=Location(self.source_map.file, *_pos(key_node), dotted(path) or None),
+                hint="write keys as strings or numbers",
+            )
+        if key_node.tag == _STR_TAG:
+            return key_node.value
+        if key_node.tag in _SCALAR_TAGS:
+            return self.construct_object(key_node, deep=True)
+        raise self._tag_error(key_node, path)
+
+    def _duplicate_error(
+        self, entries: list[tuple[Node, Node]], key_node: Node, key: Any, path: FieldPath
+    ) -> ConfigError:
+        # the first entry with an equal key (as a dict compares keys: `1` and `true` are equal);
+        # the entries before `key_node` are all different, so there is exactly one
+        first = next(k for k, _ in entries if (found := self._key(k, path)) is key or found == key)
+        line, col = _pos(key_node)
+        return ConfigError(
+            f"duplicate key `{key}` (first written on line {_pos(first)[0]})",
+            hint="YAML keeps only one of them; remove or rename the other",
+            location=Location(self.source_map.file, line, col, dotted((*path, key))),
+        )
 
 
 def _pos(node: Node) -> tuple[int, int]:

@@ -52,6 +52,20 @@ def test_merge_keys_count_as_alias_expansion() -> None:
     assert data["u199"]["k999"] == 999
 
 
+@pytest.mark.parametrize(
+    "text, expanded",
+    [
+        ("a: &a [x, y, z]\nb: *a\n", 4),  # the list and its three strings
+        ("a: &a {k: x, l: y}\nb: *a\n", 3),  # the mapping and its two values
+        ("a: &a [[x, y]]\nb: [*a, *a]\n", 10),  # nested: an inner list counts as built again, its strings too
+    ],
+)
+def test_every_value_an_alias_expands_to_counts(text: str, expanded: int) -> None:
+    parse_yaml(text, "ok.yaml", InputLimits(max_alias_nodes=expanded))
+    with pytest.raises(ConfigError, match="aliases expand"):
+        parse_yaml(text, "over.yaml", InputLimits(max_alias_nodes=expanded - 1))
+
+
 def test_ordinary_anchors_and_merges_are_fine() -> None:
     text = "d: &d {x: 1, tags: [a, b]}\n" + "".join(f"r{i}: {{<<: *d, y: {i}}}\n" for i in range(100))
     data, _ = parse_yaml(text, "ok.yaml")
