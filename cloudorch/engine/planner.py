@@ -193,8 +193,10 @@ def _read_one_job(rt: ResourceType[Any], req: ReadRequest) -> Callable[[], list[
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a == b:
+        return True  # equal values are the same whether or not they are markers: the common case, fast
     if type(a) is not dict and type(b) is not dict:
-        return bool(a == b)  # only a dict can be a sensitive marker: the common case, fast
+        return False  # only a dict can be a sensitive marker
     if is_sensitive_marker(a) or is_sensitive_marker(b):
         ma = a if is_sensitive_marker(a) else sensitive_marker(a)
         mb = b if is_sensitive_marker(b) else sensitive_marker(b)
@@ -234,6 +236,16 @@ def _unsettled(value: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _TypeFacts:
+    """What the diff needs of a resource type, worked out once per type rather than per resource."""
+
+    rt: ResourceType[Any]
+    force_new: frozenset[str]
+    sensitive: frozenset[str]
+    computed: frozenset[str]  # attribute names the type computes
+
+
 @dataclass
 class _Planned:
     action: Action
@@ -268,7 +280,7 @@ class Planner:
         # whether any property can be read as sensitive yet: most plans have none, and then
         # looking for references into one is skipped
         self._any_sensitive = any(r.sensitive for r in state.resources.values())
-        self._types: dict[tuple[str, str], ResourceType[Any]] = {}
+        self._types: dict[tuple[str, str], _TypeFacts] = {}
 
     # -- references -------------------------------------------------------------------
 
@@ -434,15 +446,22 @@ class Planner:
         observed: Mapping[str, Observed | None],
         force_replace: bool,
     ) -> Change:
-        rt = self._types.get((inst.provider, inst.type))
-        if rt is None:
-            rt = self._types[(inst.provider, inst.type)] = self.providers.resource_type(inst.provider, inst.type)
+        facts = self._types.get((inst.provider, inst.type))
+        if facts is None:
+            rt = self.providers.resource_type(inst.provider, inst.type)
+            facts = self._types[(inst.provider, inst.type)] = _TypeFacts(
+                rt, force_new_fields(rt.Properties), sensitive_fields(rt.Properties), frozenset(rt.attributes)
+            )
+        rt, fnew, computed = facts.rt, facts.force_new, facts.computed
         model = rt.Properties
-        fnew = force_new_fields(model)
-        sens = sensitive_fields(model) | inst.sensitive | self.derived_sensitive(inst)
+        sens = facts.sensitive
+        if inst.sensitive:
+            sens = sens | inst.sensitive
+        derived = self.derived_sensitive(inst)
+        if derived:
+            sens = sens | derived
         self.sensitive_of[inst.address] = sens
         self._any_sensitive = self._any_sensitive or bool(sens)
-        computed = frozenset(rt.attributes)
         resolved = resolve(inst.properties, self.lookup)
 
         def locate(prop_name: str) -> Location | None:
@@ -481,7 +500,10 @@ class Planner:
             self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(action=Action.CREATE, reasons=[], **base)
         obs = observed.get(inst.address, _NOT_REFRESHED)
-        before = {k: _mask(v, k in sens or k in rec.sensitive) for k, v in rec.properties.items()}
+        if sens or rec.sensitive:
+            before = {k: _mask(v, k in sens or k in rec.sensitive) for k, v in rec.properties.items()}
+        else:
+            before = dict(rec.properties)  # nothing to mask: the common case
         if obs is None:
             self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(

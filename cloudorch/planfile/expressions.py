@@ -874,13 +874,12 @@ def cel_literal(value: Any) -> str:
 
 def contains_unknown(value: Any) -> bool:
     """True if `value` is or holds an `Unknown` anywhere."""
-    if isinstance(value, Unknown):
-        return True
+    # map rather than a generator: called for every property of every resource of a plan
     if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
+        return any(map(contains_unknown, value.values()))
     if isinstance(value, list):
-        return any(contains_unknown(v) for v in value)
-    return False
+        return any(map(contains_unknown, value))
+    return isinstance(value, Unknown)
 
 
 def unknown_paths(value: dict[str, Any]) -> list[str]:
