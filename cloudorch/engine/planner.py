@@ -647,16 +647,29 @@ def adopt_refreshed(state: State, observed: Mapping[str, Any], providers: Provid
     differs (tags, attributes) repairs drift instead of comparing two copies of the plan. Run
     after the diff: the planner tells drift from plan changes by the values state recorded.
     """
+    of_type: dict[tuple[str, str], frozenset[str]] = {}  # sensitive property names, per type
     for address, obs in observed.items():
         rec = state.resources.get(address)
         if rec is None or not isinstance(obs, Observed):
             continue
-        sens = sensitive_fields(providers.resource_type(rec.provider, rec.type).Properties) | set(rec.sensitive)
-        props = dict(rec.properties)
+        sens = of_type.get((rec.provider, rec.type))
+        if sens is None:
+            sens = of_type[(rec.provider, rec.type)] = sensitive_fields(
+                providers.resource_type(rec.provider, rec.type).Properties
+            )
+        if rec.sensitive:
+            sens = sens | set(rec.sensitive)
+        old = rec.properties
+        props: dict[str, Any] | None = None  # a copy, made at the first value the cloud changed
         for key, value in obs.properties.items():
-            if key in props:
-                props[key] = sensitive_marker(value) if key in sens and not is_sensitive_marker(value) else value
-        rec.properties = props
+            if key in old:
+                now = sensitive_marker(value) if key in sens and not is_sensitive_marker(value) else value
+                if now is not old[key]:
+                    if props is None:
+                        props = dict(old)
+                    props[key] = now
+        if props is not None:
+            rec.properties = props
 
 
 def adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
