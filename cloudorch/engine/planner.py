@@ -692,13 +692,14 @@ def adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
 def make_changeset(
     plan: PlanSpec, planner_changes: list[Change], state: State, request: PlanRequest, *, state_key: str
 ) -> ChangeSet:
-    sensitive_of = {c.address: set(c.sensitive) for c in planner_changes if c.deposed is None}
-    for address, rec in state.resources.items():
-        sensitive_of.setdefault(address, set(rec.sensitive))
     outputs: dict[str, Any] = {}
-    for name, out in (plan.outputs or {}).items():
-        check_output_reads(plan, name, sensitive_of)
-        outputs[name] = SENSITIVE if out.sensitive else out.value
+    if plan.outputs:  # what is sensitive where matters only to outputs
+        sensitive_of = {c.address: set(c.sensitive) for c in planner_changes if c.deposed is None}
+        for address, rec in state.resources.items():
+            sensitive_of.setdefault(address, set(rec.sensitive))
+        for name, out in plan.outputs.items():
+            check_output_reads(plan, name, sensitive_of)
+            outputs[name] = SENSITIVE if out.sensitive else out.value
     return ChangeSet(
         plan_name=plan.name or plan.path.stem,
         plan_file=str(plan.path),
