@@ -547,30 +547,33 @@ class Planner:
         ignore = set(inst.lifecycle.ignore_changes)
         diffs: list[PropertyDiff] = []
         drift = False
-        for key, want in desired.items():
-            if key in ignore:
-                continue
-            is_unknown = key in unknown
-            if key in seen_props:
-                have = seen_props[key]
-            elif key in rec.properties:
-                have = rec.properties[key]
-            else:
-                continue
-            if not is_unknown and _same(want, have):
-                continue
-            if not is_unknown and key in rec.properties and _same(want, rec.properties[key]):
-                drift = True  # the plan did not change: the cloud did
-            diffs.append(
-                PropertyDiff(
-                    path=key,
-                    before=_mask(have, key in sens or key in rec.sensitive),
-                    after=_mask(to_template(want) if is_unknown else want, key in sens),
-                    unknown=is_unknown,
-                    sensitive=key in sens,
-                    force_new=key in fnew,
+        # a refresh that reads back exactly the plan's values (the usual no-change plan) leaves
+        # nothing to compare: every value is equal to what was read, and equal values are the same
+        if unknown or ignore or desired != seen_props:
+            for key, want in desired.items():
+                if key in ignore:
+                    continue
+                is_unknown = key in unknown
+                if key in seen_props:
+                    have = seen_props[key]
+                elif key in rec.properties:
+                    have = rec.properties[key]
+                else:
+                    continue
+                if not is_unknown and _same(want, have):
+                    continue
+                if not is_unknown and key in rec.properties and _same(want, rec.properties[key]):
+                    drift = True  # the plan did not change: the cloud did
+                diffs.append(
+                    PropertyDiff(
+                        path=key,
+                        before=_mask(have, key in sens or key in rec.sensitive),
+                        after=_mask(to_template(want) if is_unknown else want, key in sens),
+                        unknown=is_unknown,
+                        sensitive=key in sens,
+                        force_new=key in fnew,
+                    )
                 )
-            )
         reasons: list[str] = []
         if rec.tainted:
             # its create made the object but did not finish: it cannot be trusted, as in Terraform
