@@ -59,6 +59,7 @@ class NullProperties(ResourceProperties):
 
 _NULL_FIELDS = tuple(NullProperties.model_fields)  # read once: `model_fields` is a property, per call
 
+
 def _fail(op: str, address: str) -> ProviderError:
     return ProviderError(
         f"{op} of {address} failed (fail_on_{op} is set)", kind=ErrorKind.FATAL, address=address
