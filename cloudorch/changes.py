@@ -173,12 +173,13 @@ class ChangeSet(BaseModel):
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}
         for c in self.changes:
-            out[c.action.value] += 1
+            out[c.action] += 1  # a StrEnum member finds its value's key (`.value` is slow, per change)
         return out
 
     @property
     def has_changes(self) -> bool:
-        return any(c.is_change for c in self.changes) or bool(self.moves) or bool(self.imports)
+        noop = Action.NOOP
+        return any(c.action is not noop for c in self.changes) or bool(self.moves) or bool(self.imports)
 
     def by_address(self) -> dict[str, Change]:
         """The change of each address's current object (deposed deletes are not listed)."""

@@ -79,7 +79,7 @@ def validate_properties(
     unknown = {k for k, v in props.items() if contains_unknown(v)}
     if not unknown:
         try:
-            return model.model_validate(props).model_dump(mode="json"), unknown
+            return _validated_json(model, props), unknown
         except ValidationError as exc:
             raise _property_error(model, exc, locate) from exc
     known = {k: v for k, v in props.items() if k not in unknown}
@@ -104,6 +104,15 @@ def validate_properties(
         elif not info.is_required():
             out[name] = info.get_default(call_default_factory=True)
     return out, unknown
+
+
+def _validated_json(model: type[BaseModel], props: Mapping[str, Any]) -> dict[str, Any]:
+    """`model.model_validate(props).model_dump(mode="json")`, made by the same validator and
+    serializer called directly: without the two wrappers' keyword handling, which costs as much as
+    the validation itself for a small model, once per resource of a plan."""
+    validated = model.__pydantic_validator__.validate_python(props)
+    dumped: dict[str, Any] = model.__pydantic_serializer__.to_python(validated, mode="json")
+    return dumped
 
 
 def _property_error(
@@ -193,8 +202,10 @@ def _read_one_job(rt: ResourceType[Any], req: ReadRequest) -> Callable[[], list[
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a == b:
+        return True  # equal values are the same whether or not they are markers: the common case, fast
     if type(a) is not dict and type(b) is not dict:
-        return bool(a == b)  # only a dict can be a sensitive marker: the common case, fast
+        return False  # only a dict can be a sensitive marker
     if is_sensitive_marker(a) or is_sensitive_marker(b):
         ma = a if is_sensitive_marker(a) else sensitive_marker(a)
         mb = b if is_sensitive_marker(b) else sensitive_marker(b)
@@ -234,6 +245,16 @@ def _unsettled(value: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _TypeFacts:
+    """What the diff needs of a resource type, worked out once per type rather than per resource."""
+
+    rt: ResourceType[Any]
+    force_new: frozenset[str]
+    sensitive: frozenset[str]
+    computed: frozenset[str]  # attribute names the type computes
+
+
 @dataclass
 class _Planned:
     action: Action
@@ -268,7 +289,7 @@ class Planner:
         # whether any property can be read as sensitive yet: most plans have none, and then
         # looking for references into one is skipped
         self._any_sensitive = any(r.sensitive for r in state.resources.values())
-        self._types: dict[tuple[str, str], ResourceType[Any]] = {}
+        self._types: dict[tuple[str, str], _TypeFacts] = {}
 
     # -- references -------------------------------------------------------------------
 
@@ -434,15 +455,22 @@ class Planner:
         observed: Mapping[str, Observed | None],
         force_replace: bool,
     ) -> Change:
-        rt = self._types.get((inst.provider, inst.type))
-        if rt is None:
-            rt = self._types[(inst.provider, inst.type)] = self.providers.resource_type(inst.provider, inst.type)
+        facts = self._types.get((inst.provider, inst.type))
+        if facts is None:
+            rt = self.providers.resource_type(inst.provider, inst.type)
+            facts = self._types[(inst.provider, inst.type)] = _TypeFacts(
+                rt, force_new_fields(rt.Properties), sensitive_fields(rt.Properties), frozenset(rt.attributes)
+            )
+        rt, fnew, computed = facts.rt, facts.force_new, facts.computed
         model = rt.Properties
-        fnew = force_new_fields(model)
-        sens = sensitive_fields(model) | inst.sensitive | self.derived_sensitive(inst)
+        sens = facts.sensitive
+        if inst.sensitive:
+            sens = sens | inst.sensitive
+        derived = self.derived_sensitive(inst)
+        if derived:
+            sens = sens | derived
         self.sensitive_of[inst.address] = sens
         self._any_sensitive = self._any_sensitive or bool(sens)
-        computed = frozenset(rt.attributes)
         resolved = resolve(inst.properties, self.lookup)
 
         def locate(prop_name: str) -> Location | None:
@@ -481,7 +509,10 @@ class Planner:
             self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(action=Action.CREATE, reasons=[], **base)
         obs = observed.get(inst.address, _NOT_REFRESHED)
-        before = {k: _mask(v, k in sens or k in rec.sensitive) for k, v in rec.properties.items()}
+        if sens or rec.sensitive:
+            before = {k: _mask(v, k in sens or k in rec.sensitive) for k, v in rec.properties.items()}
+        else:
+            before = dict(rec.properties)  # nothing to mask: the common case
         if obs is None:
             self.planned[inst.address] = _Planned(Action.CREATE, desired, rt.plan_create(desired), computed)
             return Change(
@@ -516,30 +547,33 @@ class Planner:
         ignore = set(inst.lifecycle.ignore_changes)
         diffs: list[PropertyDiff] = []
         drift = False
-        for key, want in desired.items():
-            if key in ignore:
-                continue
-            is_unknown = key in unknown
-            if key in seen_props:
-                have = seen_props[key]
-            elif key in rec.properties:
-                have = rec.properties[key]
-            else:
-                continue
-            if not is_unknown and _same(want, have):
-                continue
-            if not is_unknown and key in rec.properties and _same(want, rec.properties[key]):
-                drift = True  # the plan did not change: the cloud did
-            diffs.append(
-                PropertyDiff(
-                    path=key,
-                    before=_mask(have, key in sens or key in rec.sensitive),
-                    after=_mask(to_template(want) if is_unknown else want, key in sens),
-                    unknown=is_unknown,
-                    sensitive=key in sens,
-                    force_new=key in fnew,
+        # a refresh that reads back exactly the plan's values (the usual no-change plan) leaves
+        # nothing to compare: every value is equal to what was read, and equal values are the same
+        if unknown or ignore or desired != seen_props:
+            for key, want in desired.items():
+                if key in ignore:
+                    continue
+                is_unknown = key in unknown
+                if key in seen_props:
+                    have = seen_props[key]
+                elif key in rec.properties:
+                    have = rec.properties[key]
+                else:
+                    continue
+                if not is_unknown and _same(want, have):
+                    continue
+                if not is_unknown and key in rec.properties and _same(want, rec.properties[key]):
+                    drift = True  # the plan did not change: the cloud did
+                diffs.append(
+                    PropertyDiff(
+                        path=key,
+                        before=_mask(have, key in sens or key in rec.sensitive),
+                        after=_mask(to_template(want) if is_unknown else want, key in sens),
+                        unknown=is_unknown,
+                        sensitive=key in sens,
+                        force_new=key in fnew,
+                    )
                 )
-            )
         reasons: list[str] = []
         if rec.tainted:
             # its create made the object but did not finish: it cannot be trusted, as in Terraform
@@ -625,16 +659,29 @@ def adopt_refreshed(state: State, observed: Mapping[str, Any], providers: Provid
     differs (tags, attributes) repairs drift instead of comparing two copies of the plan. Run
     after the diff: the planner tells drift from plan changes by the values state recorded.
     """
+    of_type: dict[tuple[str, str], frozenset[str]] = {}  # sensitive property names, per type
     for address, obs in observed.items():
         rec = state.resources.get(address)
         if rec is None or not isinstance(obs, Observed):
             continue
-        sens = sensitive_fields(providers.resource_type(rec.provider, rec.type).Properties) | set(rec.sensitive)
-        props = dict(rec.properties)
+        sens = of_type.get((rec.provider, rec.type))
+        if sens is None:
+            sens = of_type[(rec.provider, rec.type)] = sensitive_fields(
+                providers.resource_type(rec.provider, rec.type).Properties
+            )
+        if rec.sensitive:
+            sens = sens | set(rec.sensitive)
+        old = rec.properties
+        props: dict[str, Any] | None = None  # a copy, made at the first value the cloud changed
         for key, value in obs.properties.items():
-            if key in props:
-                props[key] = sensitive_marker(value) if key in sens and not is_sensitive_marker(value) else value
-        rec.properties = props
+            if key in old:
+                now = sensitive_marker(value) if key in sens and not is_sensitive_marker(value) else value
+                if now is not old[key]:
+                    if props is None:
+                        props = dict(old)
+                    props[key] = now
+        if props is not None:
+            rec.properties = props
 
 
 def adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
@@ -657,13 +704,14 @@ def adopt_seen_in_diffs(state: State, cs: ChangeSet) -> None:
 def make_changeset(
     plan: PlanSpec, planner_changes: list[Change], state: State, request: PlanRequest, *, state_key: str
 ) -> ChangeSet:
-    sensitive_of = {c.address: set(c.sensitive) for c in planner_changes if c.deposed is None}
-    for address, rec in state.resources.items():
-        sensitive_of.setdefault(address, set(rec.sensitive))
     outputs: dict[str, Any] = {}
-    for name, out in (plan.outputs or {}).items():
-        check_output_reads(plan, name, sensitive_of)
-        outputs[name] = SENSITIVE if out.sensitive else out.value
+    if plan.outputs:  # what is sensitive where matters only to outputs
+        sensitive_of = {c.address: set(c.sensitive) for c in planner_changes if c.deposed is None}
+        for address, rec in state.resources.items():
+            sensitive_of.setdefault(address, set(rec.sensitive))
+        for name, out in plan.outputs.items():
+            check_output_reads(plan, name, sensitive_of)
+            outputs[name] = SENSITIVE if out.sensitive else out.value
     return ChangeSet(
         plan_name=plan.name or plan.path.stem,
         plan_file=str(plan.path),

@@ -57,6 +57,9 @@ class NullProperties(ResourceProperties):
     fail_on_delete: bool = prop(False, description="Make delete fail (to test failure paths).")
 
 
+_NULL_FIELDS = tuple(NullProperties.model_fields)  # read once: `model_fields` is a property, per call
+
+
 def _fail(op: str, address: str) -> ProviderError:
     return ProviderError(
         f"{op} of {address} failed (fail_on_{op} is set)", kind=ErrorKind.FATAL, address=address
@@ -89,7 +92,7 @@ class NullResource(ResourceType[NullProperties]):
         # no-change plan, and model_dump copies what nobody changes
         return Observed(
             id=id,
-            properties={name: getattr(props, name) for name in NullProperties.model_fields},
+            properties={name: getattr(props, name) for name in _NULL_FIELDS},
             attributes={**props.values, "id": id, "values": props.values},
         )
 
