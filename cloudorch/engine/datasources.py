@@ -143,7 +143,7 @@ def substitute(
             ) from None
 
     out = [
-        replace(i, properties=resolve_partial(i.properties, lookup, _DATA))
+        replace(i, properties=resolve_partial(i.properties, lookup, _DATA), literal=False)
         # a plain `${data.x.id}`, or a CEL expression that reads one among other things
         if any("${" in s and "data" in s for s in strings_in(i.properties))
         else i

@@ -520,7 +520,8 @@ def reference_dependencies(instances: list[Instance], version: State) -> list[In
         if not refs:
             out.append(inst)
             continue
-        out.append(dataclasses.replace(inst, properties=_swap_values(inst.properties, refs)))
+        # references again: no longer the properties as written (`literal`)
+        out.append(dataclasses.replace(inst, properties=_swap_values(inst.properties, refs), literal=False))
     return out
 
 
