@@ -48,7 +48,7 @@ _MAX_PLAIN_WORDS = 1024
 
 def dotted(path: FieldPath) -> str:
     """`("resources", "web", "properties", "tags", 0)` -> `resources.web.properties.tags.0`."""
-    return ".".join(str(p) for p in path)
+    return ".".join(map(str, path))
 
 
 @dataclass

@@ -181,7 +181,9 @@ def _check_properties(plan: PlanSpec, inst: Instance, cls: type[ResourceType[Any
         pending = {k for k, v in props.items() if contains_unknown(v)}
         known = {k: v for k, v in props.items() if k not in pending} if pending else props
     try:
-        model.model_validate(known)
+        # the validator itself, as `model_validate` calls it (same errors), without the wrapper's
+        # keyword handling: as costly as validating a small model, once per resource of a plan
+        model.__pydantic_validator__.validate_python(known)
     except ValidationError as exc:
         # an error with no `loc` comes from a check across properties: when a value it may read
         # is still unknown it runs at apply instead, once every value is known
