@@ -153,6 +153,12 @@ def refresh(
         for (pkey, tname), recs in groups.items():
             provider = providers.get(pkey)
             rt = provider.resource_type(tname)
+            if rt.state_only:
+                # nothing to read: the object is its record (shared, as nothing changes a
+                # record's properties in place)
+                for r in recs:
+                    out.observed[r.address] = Observed(r.id, r.properties, r.attributes)
+                continue
             model = rt.Properties
             reqs = [ReadRequest(r.address, r.id, model.model_construct(**r.properties)) for r in recs]
             if type(rt).read_many is not ResourceType.read_many:
@@ -672,6 +678,8 @@ def adopt_refreshed(state: State, observed: Mapping[str, Any], providers: Provid
         if rec.sensitive:
             sens = sens | set(rec.sensitive)
         old = rec.properties
+        if obs.properties is old:
+            continue  # the record itself (a state-only type): nothing read to take in
         props: dict[str, Any] | None = None  # a copy, made at the first value the cloud changed
         for key, value in obs.properties.items():
             if key in old:

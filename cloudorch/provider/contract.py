@@ -243,6 +243,10 @@ class ResourceType(ABC, Generic[P]):
     attributes: ClassVar[Mapping[str, str]] = {}
     #: one sentence for `cloudorch providers` and the JSON Schema
     description: ClassVar[str] = ""
+    #: True for a type whose objects exist only in state (no cloud object): its `read` gives
+    #: back exactly the recorded id, properties and attributes, so a refresh takes the record
+    #: as it is without calling the type
+    state_only: ClassVar[bool] = False
 
     def __init__(self, provider: Provider) -> None:
         self.provider = provider

@@ -74,6 +74,7 @@ class NullResource(ResourceType[NullProperties]):
     description = "A resource with no effect: holds `values` as attributes; `triggers` force replacement."
     attributes = {"id": "A random id chosen at create.", "values": "The values mapping."}
     recomputed_on_update = frozenset()
+    state_only = True  # `read` answers from the properties it is given: it reads nothing
 
     def plan_update(self, prior: Observed, desired: Mapping[str, Any]) -> dict[str, Any]:
         # every attribute is the new `values` or the id, which an update keeps

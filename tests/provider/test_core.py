@@ -68,3 +68,25 @@ def test_wait_reads_many_without_sleeping(tmp_path: Path) -> None:
     seen = rt.read_many([ReadRequest("w1", "id1", props), ReadRequest("w2", "id2", props)])
     assert [s.id for s in seen if s is not None] == ["id1", "id2"]
     assert rt.estimate_seconds(props) == 30
+
+
+def test_null_reads_back_exactly_its_record(tmp_path: Path) -> None:
+    # refresh takes a state-only type's record as it is, without calling `read`: that is right
+    # only while `read` of what was recorded gives back the record itself, after any change
+    rt = core_type("core.null", tmp_path)
+    assert rt.state_only
+    first = rt.Properties.model_validate({"values": {"k": "v", "n": [1, {"x": None}]}, "triggers": {"t": "1"}})
+    made = rt.create("a", first)
+    second = rt.Properties.model_validate({"values": {"k": "w"}, "triggers": {"t": "1"}})
+    for props, seen in ((first, made), (second, rt.update("a", made.id, first, second))):
+        recorded = props.model_dump(mode="json")  # what state keeps of the properties
+        back = rt.read("a", seen.id, rt.Properties.model_construct(**recorded))
+        assert back is not None
+        assert (back.id, back.properties, back.attributes) == (seen.id, recorded, seen.attributes)
+        many = rt.read_many([ReadRequest("a", seen.id, rt.Properties.model_construct(**recorded))])
+        assert many == [back]
+
+
+def test_no_other_core_type_claims_to_live_only_in_state(tmp_path: Path) -> None:
+    # core.file reads the file on disk and core.wait is checked by read_many: both must be read
+    assert [n for n in Registry().type_names("core") if core_type(n, tmp_path).state_only] == ["core.null"]
