@@ -62,6 +62,19 @@ def current_user() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
+def _is_zombie(pid: int) -> bool:
+    """A holder killed but not yet reaped by its parent: it still answers signal 0, and can do
+    nothing more. Linux shows it in state Z; elsewhere (no /proc) it counts as alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # `pid (command) state ...`: the command may itself hold `) `, so the state follows the last `)`
+    end = stat.rfind(b")")
+    return end > 0 and stat[end + 2 : end + 3] == b"Z"
+
+
 @dataclass(frozen=True)
 class LockInfo:
     """Who holds (or wants) a state lock. Times are ISO 8601 UTC."""
@@ -115,7 +128,7 @@ class LockInfo:
             return False
         except OSError:  # pragma: no cover - platforms without signal 0
             return False
-        return False
+        return _is_zombie(self.pid)
 
     def on_this_host(self) -> bool:
         return self.host == hostname()

@@ -113,6 +113,27 @@ def test_stale_lock_of_dead_pid_is_taken_over(backend: LocalBackend) -> None:
         assert current is not None and current.id == handle.info.id
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to tell a zombie")
+def test_a_killed_holder_not_yet_reaped_is_dead(backend: LocalBackend) -> None:
+    # its parent has not waited for it yet: signal 0 still reaches it, but it holds nothing
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = replace(LockInfo.new("cloudorch apply"), pid=child.pid).with_lease(3600)
+        assert not alive.holder_is_dead() and alive.holder_is_alive_here()
+        child.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_bytes().rsplit(b")", 1)[1][1:2] != b"Z":
+            assert time.monotonic() < deadline, "the killed child never became a zombie"
+            time.sleep(0.01)
+        assert alive.holder_is_dead() and not alive.holder_is_alive_here()
+        _plant(backend, alive)
+        with backend.lock(LockInfo.new("cloudorch recover"), timeout=0) as handle:
+            assert handle.took_over == alive
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_lock_from_another_host_is_not_judged_by_pid(backend: LocalBackend) -> None:
     foreign = replace(LockInfo.new("cloudorch apply"), host="other-host", pid=_dead_pid()).with_lease(3600)
     _plant(backend, foreign)
